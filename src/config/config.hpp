@@ -1,0 +1,89 @@
+// The one Config value: everything a run, doctor, report or dump needs, after
+// profiles and flags are merged and validated. Built by cli::parse (which uses
+// config::load_profile and config::merge) and never changed afterwards.
+//
+// Field names mirror the profile keys of SPEC section 2; the dump in
+// config/profile.hpp writes them back as TOML that loads to an equal Config.
+#pragma once
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/addr.hpp"
+
+namespace cf {
+
+enum class Mode : uint8_t { Run, Doctor, Report, DumpProfile, Cleanup };
+enum class Backend : uint8_t { RootlessInternal, Rootful };
+enum class CapturePoint : uint8_t { Child, Egress, WireEgress, Both };
+enum class TextOrJson : uint8_t { Text, Json };
+enum class ReportFormat : uint8_t { Text, Markdown, Json };
+enum class DefaultPolicy : uint8_t { Allow, Deny };
+enum class ProxyScheme : uint8_t { Http, Https, Socks5 };
+
+const char* name(Backend b);        // "rootless-internal" | "rootful"
+const char* name(CapturePoint c);   // "child" | "egress" | "wire-egress" | "both"
+const char* name(TextOrJson f);     // "text" | "json"
+const char* name(ReportFormat f);   // "text" | "markdown" | "json"
+const char* name(DefaultPolicy p);  // "allow" | "deny"
+const char* name(ProxyScheme s);    // "http" | "https" | "socks5"
+
+struct ProxyUri {
+  ProxyScheme scheme = ProxyScheme::Http;
+  std::string host;  // name or address literal, without brackets
+  uint16_t port = 0;
+  std::string str() const;  // scheme://host:port, IPv6 in brackets
+  friend bool operator==(const ProxyUri&, const ProxyUri&) = default;
+};
+
+struct Config {
+  Mode mode = Mode::Run;
+
+  // Sandbox and artefacts.
+  Backend backend = Backend::RootlessInternal;
+  std::optional<std::string> capture;  // absolute path
+  CapturePoint capture_point = CapturePoint::Child;
+  std::optional<IpAddr> dns;
+  std::optional<std::string> hosts_file;  // absolute path
+  std::optional<std::string> iface;
+  bool summary = false;
+  TextOrJson summary_format = TextOrJson::Text;
+  std::optional<std::string> flow_log;  // absolute path
+
+  // Proxy.
+  std::optional<ProxyUri> proxy;
+  std::optional<std::string> proxy_user;
+  std::optional<std::string> proxy_password;
+  bool proxy_insecure = false;
+
+  // Policy.
+  bool offline = false;
+  bool block_private = false;
+  bool block_metadata = false;
+  DefaultPolicy default_policy = DefaultPolicy::Allow;
+  std::vector<Cidr> allow_cidrs;
+  std::vector<Cidr> deny_cidrs;
+  std::vector<std::string> allow_domains;  // normalised names
+  std::vector<std::string> allow_domains_exact;
+  std::vector<std::string> deny_domains;
+  std::vector<std::string> deny_domains_exact;
+  bool proxy_only = false;
+  bool fail_on_leak = false;
+
+  // beyond.
+  bool allow_host_loopback = false;
+  uint32_t mtu = 65520;
+
+  // The command tree.
+  std::vector<std::string> command;
+
+  // Other modes.
+  TextOrJson doctor_format = TextOrJson::Text;
+  std::optional<std::string> report;  // flow log to read
+  ReportFormat report_format = ReportFormat::Text;
+
+  friend bool operator==(const Config&, const Config&) = default;
+};
+
+}  // namespace cf
