@@ -1,0 +1,173 @@
+// Theory of operation: each request builds a libnl object (rtnl_link,
+// rtnl_addr, rtnl_route, rtnl_neigh), sends it on the socket and waits for
+// the kernel's ack (libnl's *_add/_change calls do nl_send_auto + wait_for_ack).
+// libnl objects and addresses are reference counted; every reference taken
+// here is owned by a unique_ptr with the matching put/free, so an early return
+// leaks nothing. Errors become "netlink: <RTM_*> on <ifname>: <nl_geterror>"
+// so a setup failure names the step and the cause.
+#include "netlink/netlink.hpp"
+
+#include <linux/if_arp.h>
+#include <linux/neighbour.h>
+#include <linux/rtnetlink.h>
+#include <linux/if.h>
+#include <netlink/addr.h>
+#include <netlink/errno.h>
+#include <netlink/netlink.h>
+#include <netlink/route/addr.h>
+#include <netlink/route/link.h>
+#include <netlink/route/neighbour.h>
+#include <netlink/route/nexthop.h>
+#include <netlink/route/route.h>
+#include <sys/socket.h>
+
+#include <fmt/format.h>
+
+namespace cf::netlink {
+namespace {
+
+struct PutAddr {
+  void operator()(nl_addr* a) const { nl_addr_put(a); }
+};
+struct PutLink {
+  void operator()(rtnl_link* l) const { rtnl_link_put(l); }
+};
+struct PutRtAddr {
+  void operator()(rtnl_addr* a) const { rtnl_addr_put(a); }
+};
+struct PutRoute {
+  void operator()(rtnl_route* r) const { rtnl_route_put(r); }
+};
+struct PutNeigh {
+  void operator()(rtnl_neigh* n) const { rtnl_neigh_put(n); }
+};
+using AddrPtr = std::unique_ptr<nl_addr, PutAddr>;
+using LinkPtr = std::unique_ptr<rtnl_link, PutLink>;
+
+int af_of(const IpAddr& ip) { return ip.is_v4() ? AF_INET : AF_INET6; }
+
+AddrPtr to_nl(const IpAddr& ip) {
+  return AddrPtr(nl_addr_build(af_of(ip), ip.bytes.data(), ip.size()));
+}
+
+std::string fail(const char* request, const std::string& ifname, int nl_err) {
+  return fmt::format("netlink: {} on {}: {}", request, ifname, nl_geterror(nl_err));
+}
+std::string out_of_memory(const char* request, const std::string& ifname) {
+  return fmt::format("netlink: {} on {}: out of memory", request, ifname);
+}
+
+}  // namespace
+
+void Socket::Free::operator()(nl_sock* s) const { nl_socket_free(s); }
+
+std::variant<Socket, std::string> Socket::open() {
+  nl_sock* s = nl_socket_alloc();
+  if (!s) return std::string("netlink: socket: out of memory");
+  Socket sock(s);
+  if (int err = nl_connect(s, NETLINK_ROUTE); err < 0)
+    return fmt::format("netlink: connect NETLINK_ROUTE: {}", nl_geterror(err));
+  return sock;
+}
+
+std::variant<Link, std::string> Socket::find_link(std::string_view name) {
+  std::string n(name);
+  rtnl_link* raw = nullptr;
+  if (int err = rtnl_link_get_kernel(sock_.get(), 0, n.c_str(), &raw); err < 0)
+    return fmt::format("netlink: no link {}: {}", n, nl_geterror(err));
+  LinkPtr l(raw);
+  return Link{n, rtnl_link_get_ifindex(l.get())};
+}
+
+namespace {
+MaybeError change_link(nl_sock* sock, const Link& link, rtnl_link* changes) {
+  LinkPtr orig(rtnl_link_alloc());
+  if (!orig) return out_of_memory("RTM_NEWLINK", link.name);
+  rtnl_link_set_ifindex(orig.get(), link.index);
+  rtnl_link_set_name(orig.get(), link.name.c_str());
+  if (int err = rtnl_link_change(sock, orig.get(), changes, 0); err < 0)
+    return fail("RTM_NEWLINK", link.name, err);
+  return std::nullopt;
+}
+}  // namespace
+
+MaybeError Socket::set_mac_and_mtu(const Link& link, const Mac& mac, uint32_t mtu) {
+  LinkPtr changes(rtnl_link_alloc());
+  AddrPtr lladdr(nl_addr_build(AF_LLC, mac.data(), mac.size()));
+  if (!changes || !lladdr) return out_of_memory("RTM_NEWLINK", link.name);
+  rtnl_link_set_addr(changes.get(), lladdr.get());
+  rtnl_link_set_mtu(changes.get(), mtu);
+  return change_link(sock_.get(), link, changes.get());
+}
+
+MaybeError Socket::set_up(const Link& link) {
+  LinkPtr changes(rtnl_link_alloc());
+  if (!changes) return out_of_memory("RTM_NEWLINK", link.name);
+  rtnl_link_set_flags(changes.get(), IFF_UP);
+  return change_link(sock_.get(), link, changes.get());
+}
+
+MaybeError Socket::add_address(const Link& link, const IpAddr& addr, uint8_t prefix,
+                               bool nodad) {
+  std::unique_ptr<rtnl_addr, PutRtAddr> a(rtnl_addr_alloc());
+  AddrPtr local = to_nl(addr);
+  if (!a || !local) return out_of_memory("RTM_NEWADDR", link.name);
+  nl_addr_set_prefixlen(local.get(), prefix);
+  rtnl_addr_set_ifindex(a.get(), link.index);
+  rtnl_addr_set_family(a.get(), af_of(addr));
+  if (int err = rtnl_addr_set_local(a.get(), local.get()); err < 0)
+    return fail("RTM_NEWADDR", link.name, err);
+  rtnl_addr_set_prefixlen(a.get(), prefix);
+  if (nodad) rtnl_addr_set_flags(a.get(), IFA_F_NODAD);
+  if (int err = rtnl_addr_add(sock_.get(), a.get(), NLM_F_EXCL); err < 0)
+    return fail("RTM_NEWADDR", link.name, err);
+  return std::nullopt;
+}
+
+MaybeError Socket::add_default_route(const Link& link, const IpAddr& gateway) {
+  std::unique_ptr<rtnl_route, PutRoute> r(rtnl_route_alloc());
+  IpAddr any;
+  any.family = gateway.family;  // all-zero bytes: 0.0.0.0 or ::
+  AddrPtr dst = to_nl(any);
+  AddrPtr gw = to_nl(gateway);
+  rtnl_nexthop* nh = rtnl_route_nh_alloc();
+  if (!r || !dst || !gw || !nh) {
+    if (nh) rtnl_route_nh_free(nh);
+    return out_of_memory("RTM_NEWROUTE", link.name);
+  }
+  nl_addr_set_prefixlen(dst.get(), 0);
+  rtnl_route_set_family(r.get(), static_cast<uint8_t>(af_of(gateway)));
+  rtnl_route_set_table(r.get(), RT_TABLE_MAIN);
+  rtnl_route_set_scope(r.get(), RT_SCOPE_UNIVERSE);
+  rtnl_route_set_protocol(r.get(), RTPROT_STATIC);
+  rtnl_route_set_type(r.get(), RTN_UNICAST);
+  if (int err = rtnl_route_set_dst(r.get(), dst.get()); err < 0) {
+    rtnl_route_nh_free(nh);
+    return fail("RTM_NEWROUTE", link.name, err);
+  }
+  rtnl_route_nh_set_ifindex(nh, link.index);
+  rtnl_route_nh_set_gateway(nh, gw.get());
+  rtnl_route_add_nexthop(r.get(), nh);  // the route owns nh from here on
+  if (int err = rtnl_route_add(sock_.get(), r.get(), NLM_F_EXCL); err < 0)
+    return fail("RTM_NEWROUTE", link.name, err);
+  return std::nullopt;
+}
+
+MaybeError Socket::add_permanent_neighbour(const Link& link, const IpAddr& addr,
+                                           const Mac& mac) {
+  std::unique_ptr<rtnl_neigh, PutNeigh> n(rtnl_neigh_alloc());
+  AddrPtr dst = to_nl(addr);
+  AddrPtr lladdr(nl_addr_build(AF_LLC, mac.data(), mac.size()));
+  if (!n || !dst || !lladdr) return out_of_memory("RTM_NEWNEIGH", link.name);
+  rtnl_neigh_set_ifindex(n.get(), link.index);
+  rtnl_neigh_set_family(n.get(), af_of(addr));
+  if (int err = rtnl_neigh_set_dst(n.get(), dst.get()); err < 0)
+    return fail("RTM_NEWNEIGH", link.name, err);
+  rtnl_neigh_set_lladdr(n.get(), lladdr.get());
+  rtnl_neigh_set_state(n.get(), NUD_PERMANENT);
+  if (int err = rtnl_neigh_add(sock_.get(), n.get(), NLM_F_CREATE | NLM_F_REPLACE); err < 0)
+    return fail("RTM_NEWNEIGH", link.name, err);
+  return std::nullopt;
+}
+
+}  // namespace cf::netlink
