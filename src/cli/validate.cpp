@@ -1,0 +1,98 @@
+// Cross-field validation of a merged Config; see validate.hpp.
+//
+// Each message names the flag (profiles use the same names with `_`), says
+// what is wrong and how to fix it. The order of the checks is the order a
+// user would fix them in: capture, proxy credentials, proxy options, backend.
+#include "cli/validate.hpp"
+
+#include <sys/stat.h>
+
+#include <filesystem>
+#include <fmt/format.h>
+
+namespace cf::cli {
+
+std::optional<std::string> check_combinations(const Config& c) {
+  if (c.capture_point != CapturePoint::Child && !c.capture)
+    return fmt::format(
+        "--capture-point {} needs --capture FILE: add e.g. --capture out.pcapng, or drop "
+        "--capture-point",
+        name(c.capture_point));
+
+  if (c.capture && c.flow_log && *c.capture == *c.flow_log)
+    return fmt::format(
+        "--capture and --flow-log both name {}: give them different files", *c.capture);
+
+  if (c.proxy_user && !c.proxy_password)
+    return std::string(
+        "--proxy-user is given without --proxy-password: give both (-U USER -P PASSWORD) "
+        "or neither");
+  if (c.proxy_password && !c.proxy_user)
+    return std::string(
+        "--proxy-password is given without --proxy-user: give both (-U USER -P PASSWORD) "
+        "or neither");
+
+  if (!c.proxy) {
+    const char* needs = c.proxy_user       ? "--proxy-user"
+                        : c.proxy_password ? "--proxy-password"
+                        : c.proxy_insecure ? "--proxy-insecure"
+                        : c.proxy_only     ? "--proxy-only"
+                                           : nullptr;
+    if (needs)
+      return fmt::format(
+          "{} needs a proxy: add -p/--proxy URI (e.g. http://proxy.example:3128), or drop {}",
+          needs, needs);
+  } else {
+    if (c.proxy_insecure && c.proxy->scheme != ProxyScheme::Https)
+      return fmt::format(
+          "--proxy-insecure only applies to https:// proxies, and the proxy is {}: drop "
+          "--proxy-insecure",
+          c.proxy->str());
+    if (c.proxy_user) {
+      if (c.proxy->scheme == ProxyScheme::Socks5) {
+        if (c.proxy_user->size() > 255)
+          return std::string(
+              "--proxy-user is longer than 255 bytes, the SOCKS5 limit (RFC 1929)");
+        if (c.proxy_password->empty() || c.proxy_password->size() > 255)
+          return std::string(
+              "--proxy-password must be 1 to 255 bytes for a SOCKS5 proxy (RFC 1929)");
+      } else if (c.proxy_user->find(':') != std::string::npos) {
+        return std::string(
+            "--proxy-user contains `:`, which HTTP Basic authentication cannot carry: use a "
+            "user name without `:`");
+      }
+    }
+  }
+
+  if (c.iface && c.backend != Backend::Rootful)
+    return fmt::format(
+        "--iface {} needs the rootful backend: add --root (or backend = \"rootful\" in the "
+        "profile), or drop --iface",
+        *c.iface);
+  return std::nullopt;
+}
+
+static std::optional<std::string> check_parent_dir(const char* flag, const std::string& path) {
+  std::string dir = std::filesystem::path(path).parent_path().string();
+  if (dir.empty()) dir = "/";
+  struct stat st {};
+  if (::stat(dir.c_str(), &st) != 0)
+    return fmt::format("{} {}: the directory {} does not exist: create it first (mkdir -p {})",
+                       flag, path, dir, dir);
+  if (!S_ISDIR(st.st_mode))
+    return fmt::format("{} {}: {} is not a directory", flag, path, dir);
+  struct stat target {};
+  if (::stat(path.c_str(), &target) == 0 && S_ISDIR(target.st_mode))
+    return fmt::format("{} {}: that is a directory: give a file name", flag, path);
+  return std::nullopt;
+}
+
+std::optional<std::string> check_output_dirs(const Config& c) {
+  if (c.capture)
+    if (auto e = check_parent_dir("--capture", *c.capture)) return e;
+  if (c.flow_log)
+    if (auto e = check_parent_dir("--flow-log", *c.flow_log)) return e;
+  return std::nullopt;
+}
+
+}  // namespace cf::cli

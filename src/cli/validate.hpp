@@ -1,0 +1,20 @@
+// Cross-field checks on a merged Config: the rejected combinations of SPEC
+// section 1 that do not depend on where a value came from (flag or profile).
+// Mode-specific checks (a command is needed, --report runs none, ...) live in
+// cli.cpp because they depend on the command line itself.
+#pragma once
+#include <optional>
+#include <string>
+
+#include "config/config.hpp"
+
+namespace cf::cli {
+
+// The first problem as "<what is wrong and how to fix it>", or nullopt.
+std::optional<std::string> check_combinations(const Config& c);
+
+// Run mode only: the directories that will hold --capture and --flow-log
+// exist (checked before anything is created; nothing is created here).
+std::optional<std::string> check_output_dirs(const Config& c);
+
+}  // namespace cf::cli
