@@ -1,0 +1,94 @@
+// The doctor's checks (SPEC section 10). Each check reads the host only
+// through Host (host.hpp) and yields one Check: a stable key, a label, a
+// status (ok / warning / fatal), a detail that says what was found and, when
+// not ok, a hint that says what to do. docs/doctor-schema.md lists every key.
+//
+// Checks fall in two sections (the two arrays of the JSON report):
+//   Capability  what the kernel and the installed tools allow (namespaces,
+//               quotas, switches, trials, /dev/net/tun, ICMP, nftables, TPROXY,
+//               packet sockets);
+//   Preflight   this user, this configuration and this host's current state
+//               (sub-id ranges, resolver, default routes, root, forwarding
+//               sysctls, leftovers of killed runs).
+//
+// diagnose() runs the backend's checks in a fixed order; the order puts the
+// specific checks (quota, distribution switches) before the generic trial so
+// that the first fatal one -- the one preflight reports -- has the most
+// precise hint.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "config/config.hpp"
+#include "doctor/host.hpp"
+
+namespace cf::doctor {
+
+enum class Status : uint8_t { Ok, Warning, Fatal };
+enum class Section : uint8_t { Capability, Preflight };
+enum class Overall : uint8_t { Ready, ReadyWithWarnings, Blocked };
+
+const char* name(Status s);   // "ok" | "warning" | "fatal"
+const char* name(Overall o);  // "ready" | "ready with warnings" | "blocked"
+
+struct Check {
+  std::string key;
+  std::string label;
+  Section section = Section::Capability;
+  Status status = Status::Ok;
+  std::string detail;
+  std::string hint;  // empty when ok
+};
+
+struct Report {
+  Backend backend = Backend::RootlessInternal;
+  uid_t uid = 0;
+  uid_t euid = 0;
+  std::vector<Check> checks;
+  Overall overall() const;
+};
+
+// What diagnose() runs: everything (--doctor) or only the checks that can be
+// fatal for this configuration (preflight: fast and silent).
+enum class Scope : uint8_t { All, FatalOnly };
+
+Report diagnose(Host& host, const Config& c, Scope scope = Scope::All);
+
+// --- individual checks (exposed for the unit tests) ------------------------
+
+// Rootless-internal.
+Check check_namespace(Host& h, const std::string& ns);  // "user" | "net" | "mnt" | "pid"
+Check check_max_user_namespaces(Host& h);
+Check check_unprivileged_userns_clone(Host& h, const Identity& id);
+Check check_apparmor_restrict_userns(Host& h, const Identity& id);
+Check check_userns_trial(Host& h);
+Check check_newuidmap(Host& h, const Identity& id);
+Check check_subid(Host& h, const Identity& id, bool gid_ranges);  // /etc/subuid or /etc/subgid
+Check check_tun(Host& h);
+Check check_ping_group_range(Host& h, const Identity& id);
+
+// Both backends.
+Check check_resolver(Host& h, const Config& c);
+Check check_ipv4_route(Host& h);
+Check check_ipv6_route(Host& h);
+Check check_packet_socket(Host& h, const Identity& id, const Config& c);
+
+// Rootful.
+Check check_root(const Identity& id);
+Check check_nftables(Host& h, const Identity& id);
+Check check_forwarding(Host& h, const Identity& id, bool ipv6);
+Check check_tproxy(Host& h, const Identity& id, const Config& c);
+Check check_leftover_state(Host& h, const Identity& id);
+
+// Which ICMP echo path the engine will use (SPEC section 3, ENGINE-NOTES).
+enum class IcmpPath : uint8_t { PingSocket, RawSocket, AdminProhibited };
+IcmpPath icmp_path(Host& h, const Identity& id);
+const char* describe(IcmpPath p);
+
+// Prefixes of what a rootful run creates; leftovers match these.
+inline constexpr const char* kNftTablePrefix = "childflow";
+inline constexpr const char* kLinkPrefix = "cf";
+inline constexpr const char* kStateDir = "/run/childflow";
+
+}  // namespace cf::doctor
