@@ -1,0 +1,267 @@
+// The reactor of the userspace network engine.
+//
+// Theory of operation. The engine runs in the parent, in the host's network
+// namespace, as the calling user. The command tree's only route out is tap0,
+// whose fd the engine owns. One epoll set serves everything; each registered
+// fd carries a {kind, slot} tag and one switch dispatches it:
+//
+//   tap fd ──frames──► packet::parse ──► ARP / NDP / ping-the-gateway (here)
+//                                    ├─► TCP   (tcp.cpp: translator to host sockets)
+//                                    ├─► UDP   (udp.cpp: connected socket per flow)
+//                                    ├─► DNS   (dns_relay.cpp: gateway:53 relay)
+//                                    └─► ICMP  (icmp.cpp: ping sockets)
+//   host sockets ──► the protocol file that owns the slot ──► frames to tap
+//
+// Every new flow is judged once by policy::Policy and logged by the Recorder.
+// Timers (TCP RTO, idle expiry, DNS timeouts) live in one min-heap driven by
+// one timerfd; stale entries are skipped when they fire. The tap is read in
+// batches of at most kTapBudget frames per turn so a flooding child cannot
+// starve host sockets; ACKs owed to the child are sent once per batch.
+//
+// Frames that are malformed, fragmented, spoofed (source not the child's
+// address) or addressed to nothing we serve are counted in Stats and dropped.
+#include "engine/engine.hpp"
+
+#include <fcntl.h>
+#include <sys/random.h>
+#include <sys/signalfd.h>
+#include <sys/timerfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <memory>
+#include <fmt/format.h>
+
+#include "engine/engine_impl.hpp"
+
+namespace cf::engine {
+
+namespace {
+constexpr int kTapBudget = 256;
+}
+
+uint64_t monotonic_ms() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return uint64_t(ts.tv_sec) * 1000 + uint64_t(ts.tv_nsec) / 1'000'000;
+}
+
+uint32_t random_u32() {
+  uint32_t v = 0;
+  if (getrandom(&v, sizeof v, GRND_NONBLOCK) != sizeof v) v = uint32_t(monotonic_ms() * 2654435761u);
+  return v;
+}
+
+Engine::Engine(const Config& c, const Options& o, UniqueFd t, policy::Policy& p,
+               observe::Recorder& r, Stats* s)
+    : cfg(c), opts(o), tap(std::move(t)), pol(p), rec(r), st(*s) {}
+
+std::optional<std::string> Engine::init() {
+  ep.reset(epoll_create1(EPOLL_CLOEXEC));
+  if (!ep) return fmt::format("engine: epoll_create1: {}", strerror(errno));
+  timerfd.reset(timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC));
+  if (!timerfd) return fmt::format("engine: timerfd_create: {}", strerror(errno));
+  int fl = fcntl(tap.get(), F_GETFL);
+  fcntl(tap.get(), F_SETFL, fl | O_NONBLOCK);
+  epoll_event ev{};
+  ev.events = EPOLLIN;
+  ev.data.u64 = tag(Tag::Tap, 0);
+  if (epoll_ctl(ep.get(), EPOLL_CTL_ADD, tap.get(), &ev) < 0)
+    return fmt::format("engine: epoll_ctl(tap): {}", strerror(errno));
+  ev.data.u64 = tag(Tag::Timer, 0);
+  epoll_ctl(ep.get(), EPOLL_CTL_ADD, timerfd.get(), &ev);
+
+  tcp.resize(16384);
+  for (uint32_t i = uint32_t(tcp.size()); i-- > 0;) tcp_free.push_back(i);
+  tcp_map.reserve(tcp.size() * 2);
+  tcp_ack_list.reserve(tcp.size());
+  udp.resize(4096);
+  for (uint32_t i = uint32_t(udp.size()); i-- > 0;) udp_free.push_back(i);
+  udp_map.reserve(udp.size() * 2);
+  icmp.resize(256);
+  for (uint32_t i = uint32_t(icmp.size()); i-- > 0;) icmp_free.push_back(i);
+  isn_state = random_u32();
+  return dns_init();
+}
+
+void Engine::send_frame(size_t len) {
+  if (len == 0) return;
+  ssize_t n = ::write(tap.get(), tx, len);
+  if (n == ssize_t(len)) ++st.frames_out;
+  // A full tap queue drops the frame, as a real link would; TCP retransmits.
+}
+
+void Engine::program_timerfd(uint64_t when) {
+  timer_armed_at_ = when;
+  itimerspec its{};
+  uint64_t delta = when > now ? when - now : 1;
+  its.it_value.tv_sec = time_t(delta / 1000);
+  its.it_value.tv_nsec = long(delta % 1000) * 1'000'000;
+  timerfd_settime(timerfd.get(), 0, &its, nullptr);
+}
+
+void Engine::arm(Tag k, uint32_t slot, uint64_t when) {
+  timers_.push(Timer{when, k, slot});
+  if (timer_armed_at_ == 0 || when < timer_armed_at_) program_timerfd(when);
+}
+
+void Engine::run_timers() {
+  uint64_t expirations;
+  while (::read(timerfd.get(), &expirations, sizeof expirations) > 0) {
+  }
+  timer_armed_at_ = 0;
+  while (!timers_.empty() && timers_.top().when <= now) {
+    Timer t = timers_.top();
+    timers_.pop();
+    switch (t.kind) {
+      case Tag::Tcp: tcp_timer(t.slot, t.when); break;
+      case Tag::Udp: udp_timer(t.slot, t.when); break;
+      case Tag::Icmp: icmp_timer(t.slot, t.when); break;
+      case Tag::DnsUpstream: dns_timer(t.slot, t.when); break;
+      case Tag::Tap:
+      case Tag::Timer:
+      case Tag::Pidfd:
+      case Tag::Signal: break;
+    }
+  }
+  if (!timers_.empty() && (timer_armed_at_ == 0 || timers_.top().when < timer_armed_at_))
+    program_timerfd(timers_.top().when);
+}
+
+void Engine::icmp_error_to_child(const IpAddr& from, const IpAddr& child, uint8_t type4,
+                                 uint8_t code4, uint8_t type6, uint8_t code6,
+                                 std::span<const uint8_t> quoted) {
+  bool v4 = child.is_v4();
+  send_frame(packet::build_icmp_error(tx, opts.plan.gw_mac, child_mac, from, child,
+                                      v4 ? type4 : type6, v4 ? code4 : code6, quoted));
+}
+
+void Engine::deny(uint64_t flow_id, policy::Proto p, const IpAddr& ip,
+                  std::optional<uint16_t> port, const policy::Verdict& v) {
+  std::string remote = port ? format_endpoint(ip, *port) : ip.str();
+  rec.policy_violation(flow_id, p, remote, ip, port, v, pol.names_for(ip, now));
+}
+
+void Engine::handle_frame(const uint8_t* frame, size_t len) {
+  packet::Parsed p;
+  if (!packet::parse({frame, len}, &p)) {
+    ++st.dropped_malformed;
+    return;
+  }
+  const auto& plan = opts.plan;
+  switch (p.kind) {
+    case packet::Kind::Arp:
+      child_mac = p.src_mac;
+      if (p.arp_op == 1 && p.arp_target_ip == plan.gw4)
+        send_frame(packet::build_arp_reply(tx, plan.gw_mac, plan.gw4, p.arp_sender_mac,
+                                           p.arp_sender_ip));
+      return;
+    case packet::Kind::Fragment: ++st.dropped_fragment; return;
+    case packet::Kind::Other: ++st.dropped_other; return;
+    case packet::Kind::Ip: break;
+  }
+  child_mac = p.src_mac;
+  // Neighbour discovery for the gateway (source may be :: or link-local).
+  if (p.proto == packet::kProtoIcmp6 && p.icmp_type == packet::icmp6::kNeighborSolicit) {
+    if (p.l4_len >= 24) {
+      IpAddr target = IpAddr::v6_bytes(frame + p.l4_off + 8);
+      if (plan.ipv6 && target == plan.gw6) {
+        IpAddr dst = p.src;
+        IpAddr unspecified;
+        unspecified.family = Family::V6;
+        if (dst == unspecified) dst = *IpAddr::parse("ff02::1");
+        send_frame(packet::build_neighbor_advert(tx, plan.gw_mac, plan.gw6, p.src_mac, dst));
+      }
+    }
+    return;
+  }
+  if (p.src != child_ip(p.src.family)) {
+    // Link-local chatter (router solicitations, MLD) and spoofed sources.
+    ++st.dropped_spoofed;
+    return;
+  }
+  if (p.dst.is_v4() ? (p.dst.bytes[0] >= 224) : (p.dst.bytes[0] == 0xff)) {
+    ++st.dropped_other;  // multicast / broadcast: nothing to relay
+    return;
+  }
+  switch (p.proto) {
+    case packet::kProtoTcp: tcp_input(frame, p); return;
+    case packet::kProtoUdp:
+      if (is_gateway(p.dst) && p.dport == 53) dns_input(frame, p);
+      else udp_input(frame, p);
+      return;
+    case packet::kProtoIcmp:
+    case packet::kProtoIcmp6: icmp_input(frame, p); return;
+    default: ++st.dropped_other; return;
+  }
+}
+
+void Engine::tap_readable() {
+  for (int i = 0; i < kTapBudget; ++i) {
+    ssize_t n = ::read(tap.get(), rx_, sizeof rx_);
+    if (n <= 0) break;
+    ++st.frames_in;
+    handle_frame(rx_, size_t(n));
+  }
+  tcp_flush_acks();
+}
+
+std::optional<std::string> Engine::loop(int pidfd, int sigfd,
+                                        const std::function<void(int)>& on_sig) {
+  epoll_event ev{};
+  ev.events = EPOLLIN;
+  ev.data.u64 = tag(Tag::Pidfd, 0);
+  if (epoll_ctl(ep.get(), EPOLL_CTL_ADD, pidfd, &ev) < 0)
+    return fmt::format("engine: epoll_ctl(pidfd): {}", strerror(errno));
+  if (sigfd >= 0) {
+    ev.data.u64 = tag(Tag::Signal, 0);
+    epoll_ctl(ep.get(), EPOLL_CTL_ADD, sigfd, &ev);
+  }
+  constexpr int kEvents = 256;
+  epoll_event evs[kEvents];
+  for (;;) {
+    int n = epoll_wait(ep.get(), evs, kEvents, -1);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return fmt::format("engine: epoll_wait: {}", strerror(errno));
+    }
+    now = monotonic_ms();
+    bool tree_exited = false;
+    for (int i = 0; i < n; ++i) {
+      uint64_t t = evs[i].data.u64;
+      uint32_t slot = uint32_t(t);
+      switch (Tag(t >> 32)) {
+        case Tag::Tap: tap_readable(); break;
+        case Tag::Timer: run_timers(); break;
+        case Tag::Pidfd: tree_exited = true; break;
+        case Tag::Signal: {
+          signalfd_siginfo si;
+          while (::read(sigfd, &si, sizeof si) == sizeof si) on_sig(int(si.ssi_signo));
+          break;
+        }
+        case Tag::Tcp: tcp_event(slot, evs[i].events); break;
+        case Tag::Udp: udp_event(slot, evs[i].events); break;
+        case Tag::Icmp: icmp_event(slot, evs[i].events); break;
+        case Tag::DnsUpstream: dns_event(slot); break;
+      }
+    }
+    tcp_flush_acks();
+    rec.flush();
+    if (tree_exited) break;
+  }
+  tcp_close_all();
+  rec.flush();
+  return std::nullopt;
+}
+
+std::optional<std::string> run(const Config& cfg, const Options& opts, UniqueFd tap, int pidfd,
+                               int sigfd, const std::function<void(int)>& on_signal,
+                               policy::Policy& policy, observe::Recorder& rec, Stats* stats) {
+  auto eng = std::make_unique<Engine>(cfg, opts, std::move(tap), policy, rec, stats);
+  eng->now = monotonic_ms();
+  if (auto err = eng->init()) return err;
+  return eng->loop(pidfd, sigfd, on_signal);
+}
+
+}  // namespace cf::engine

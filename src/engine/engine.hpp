@@ -1,0 +1,44 @@
+// The userspace network engine: serves tap0 for the command tree from the
+// parent's (host) network namespace. See engine.cpp for the theory of
+// operation.
+#pragma once
+#include <functional>
+#include <optional>
+#include <string>
+
+#include "common/addr.hpp"
+#include "common/unique_fd.hpp"
+#include "config/config.hpp"
+#include "sandbox/sandbox.hpp"
+
+namespace cf::observe {
+class Recorder;
+}
+namespace cf::policy {
+class Policy;
+}
+
+namespace cf::engine {
+
+struct Options {
+  sandbox::NetPlan plan;
+  std::optional<IpAddr> resolver;  // upstream DNS; none: SERVFAIL
+  bool host_has_ipv6 = true;       // false: AAAA queries get empty answers
+};
+
+struct Stats {
+  uint64_t frames_in = 0, frames_out = 0;
+  uint64_t dropped_malformed = 0, dropped_fragment = 0, dropped_spoofed = 0,
+           dropped_other = 0;
+  uint64_t tcp_flows = 0, udp_flows = 0, icmp_flows = 0, dns_queries = 0;
+  uint64_t tcp_refused_overload = 0;
+};
+
+// Runs the reactor on `tap` until `pidfd` becomes readable (the tree's init
+// exited). Signals read from `sigfd` (a signalfd) are passed to on_signal.
+// Returns an error string when the engine itself fails.
+std::optional<std::string> run(const Config& cfg, const Options& opts, UniqueFd tap,
+                               int pidfd, int sigfd, const std::function<void(int)>& on_signal,
+                               policy::Policy& policy, observe::Recorder& rec, Stats* stats);
+
+}  // namespace cf::engine

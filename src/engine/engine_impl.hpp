@@ -1,0 +1,223 @@
+// Engine internals shared by engine.cpp, tcp.cpp, udp.cpp, icmp.cpp and
+// dns_relay.cpp. Not part of the module's interface.
+#pragma once
+#include <sys/epoll.h>
+
+#include <cstdint>
+#include <cstring>
+#include <functional>
+#include <queue>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "common/addr.hpp"
+#include "common/unique_fd.hpp"
+#include "config/config.hpp"
+#include "engine/engine.hpp"
+#include "engine/packet.hpp"
+#include "observe/recorder.hpp"
+#include "policy/policy.hpp"
+
+namespace cf::engine {
+
+// epoll tag: {kind, slot} packed in epoll_event.data.u64.
+enum class Tag : uint32_t { Tap, Timer, Pidfd, Signal, Tcp, Udp, Icmp, DnsUpstream };
+inline uint64_t tag(Tag k, uint32_t slot) { return uint64_t(k) << 32 | slot; }
+
+// Key of a flow: child end and remote end (as the child addressed it).
+struct FlowKey {
+  IpAddr caddr, raddr;
+  uint16_t cport = 0, rport = 0;  // for ICMP: cport = echo id, rport = 0
+  friend bool operator==(const FlowKey&, const FlowKey&) = default;
+};
+struct FlowKeyHash {
+  size_t operator()(const FlowKey& k) const noexcept {
+    uint64_t h = 1469598103934665603ull;
+    auto mix = [&](const uint8_t* p, size_t n) {
+      for (size_t i = 0; i < n; ++i) h = (h ^ p[i]) * 1099511628211ull;
+    };
+    mix(k.caddr.bytes.data(), k.caddr.size());
+    mix(k.raddr.bytes.data(), k.raddr.size());
+    uint32_t ports = uint32_t(k.cport) << 16 | k.rport;
+    mix(reinterpret_cast<const uint8_t*>(&ports), 4);
+    return size_t(h);
+  }
+};
+
+// TCP flow states. Per state, what may happen:
+//  Free        slot unused.
+//  Connecting  child SYN seen, host connect() in progress; child SYN
+//              retransmits are ignored; nothing is sent to the child.
+//  SynAckSent  host connected, SYN-ACK sent; waiting for the child's ACK
+//              (SYN-ACK is retransmitted on RTO).
+//  Established data both ways; FINs tracked by the flags below (half close).
+//  Closing     both directions finished; held briefly (TIME_WAIT-like) to
+//              absorb the child's last retransmits, then freed.
+enum class TcpState : uint8_t { Free, Connecting, SynAckSent, Established, Closing };
+
+struct TcpFlow {
+  TcpState state = TcpState::Free;
+  FlowKey key;
+  IpAddr connect_ip;  // what the host socket connected to (gateway remaps)
+  uint16_t connect_port = 0;
+  UniqueFd sock;
+  uint64_t flow_id = 0;
+  uint64_t started_ms = 0;
+  // Sequence space towards the child (ours) and from the child.
+  uint32_t isn = 0, snd_una = 0, snd_nxt = 0;
+  uint32_t rcv_nxt = 0;
+  uint32_t child_wnd = 0;  // bytes, already scaled
+  uint16_t child_mss = 536;
+  uint8_t child_wscale = 0;
+  uint8_t our_wscale = 0;
+  bool wscale_ok = false;
+  bool child_fin = false;     // child's FIN received and passed on (SHUT_WR)
+  bool host_eof = false;      // host socket reached EOF
+  bool fin_sent = false;      // our FIN is in flight (counted in snd_nxt)
+  bool fin_acked = false;
+  bool in_blocked = false;    // host send buffer was full; window update owed
+  bool ack_pending = false;   // an ACK is owed at the end of this batch
+  bool ack_queued = false;    // slot is in tcp_ack_list
+  bool last_wnd_zero = false;
+  uint8_t dupacks = 0;
+  uint8_t retries = 0;
+  uint16_t last_child_win_raw = 0;
+  uint32_t rto_ms = 200;
+  uint64_t rto_deadline = 0;  // monotonic ms; 0 = not armed
+  uint64_t rto_queued = 0;    // earliest heap entry for this flow; 0 = none
+  uint64_t bytes_up = 0, bytes_down = 0;
+  // The child's SYN (IP header + start of TCP), quoted by ICMP errors.
+  uint8_t syn_quote[120];
+  uint8_t syn_quote_len = 0;
+};
+
+struct UdpFlow {
+  bool used = false;
+  bool dns = false;  // unused for now: DNS to the gateway is the relay
+  FlowKey key;
+  UniqueFd sock;
+  uint64_t flow_id = 0;
+  uint64_t started_ms = 0, last_ms = 0, queued = 0;
+  uint8_t ttl = 64;
+  uint64_t bytes_up = 0, bytes_down = 0;
+  uint8_t ip_hdr[40];  // the child's last IP header (quoted by ICMP errors)
+  uint8_t ip_hdr_len = 0;
+};
+
+struct IcmpFlow {
+  bool used = false;
+  FlowKey key;  // cport = child's echo id
+  UniqueFd sock;
+  uint64_t flow_id = 0;
+  uint64_t started_ms = 0, last_ms = 0, queued = 0;
+  uint8_t ttl = 64;
+  uint64_t sent = 0, received = 0;
+  uint8_t ip_hdr[40];
+  uint8_t ip_hdr_len = 0;
+};
+
+struct DnsPending {
+  bool used = false;
+  uint16_t child_id = 0;
+  IpAddr caddr, server;  // server: the gateway address the child asked
+  uint16_t cport = 0;
+  uint16_t qtype = 0;
+  std::string qname;
+  uint64_t deadline = 0;
+  uint8_t query[512];  // for SERVFAIL on timeout
+  uint16_t query_len = 0;
+};
+
+struct Timer {
+  uint64_t when;
+  Tag kind;
+  uint32_t slot;
+  bool operator>(const Timer& o) const { return when > o.when; }
+};
+
+class Engine {
+ public:
+  Engine(const Config& cfg, const Options& opts, UniqueFd tap, policy::Policy& pol,
+         observe::Recorder& rec, Stats* stats);
+  std::optional<std::string> init();
+  std::optional<std::string> loop(int pidfd, int sigfd, const std::function<void(int)>& on_sig);
+
+  // Shared by the protocol files.
+  const Config& cfg;
+  Options opts;
+  UniqueFd tap;
+  policy::Policy& pol;
+  observe::Recorder& rec;
+  Stats& st;
+  UniqueFd ep, timerfd;
+  uint64_t now = 0;  // monotonic ms, updated once per reactor turn
+  alignas(64) uint8_t tx[packet::kFrameMax];
+  packet::Mac child_mac{};  // learnt from the child's frames
+
+  void send_frame(size_t len);
+  void arm(Tag k, uint32_t slot, uint64_t when);
+  bool is_gateway(const IpAddr& ip) const {
+    return ip == opts.plan.gw4 || (opts.plan.ipv6 && ip == opts.plan.gw6);
+  }
+  const IpAddr& child_ip(Family f) const {
+    return f == Family::V4 ? opts.plan.child4 : opts.plan.child6;
+  }
+  void icmp_error_to_child(const IpAddr& from, const IpAddr& child, uint8_t type4,
+                           uint8_t code4, uint8_t type6, uint8_t code6,
+                           std::span<const uint8_t> quoted);
+  // Logs and counts a policy denial.
+  void deny(uint64_t flow_id, policy::Proto p, const IpAddr& ip, std::optional<uint16_t> port,
+            const policy::Verdict& v);
+
+  // Per protocol (tcp.cpp, udp.cpp, icmp.cpp, dns_relay.cpp).
+  void tcp_input(const uint8_t* frame, const packet::Parsed& p);
+  void tcp_event(uint32_t slot, uint32_t events);
+  void tcp_timer(uint32_t slot, uint64_t when);
+  void tcp_flush_acks();
+  void tcp_close_all();
+  void udp_input(const uint8_t* frame, const packet::Parsed& p);
+  void udp_event(uint32_t slot, uint32_t events);
+  void udp_timer(uint32_t slot, uint64_t when);
+  void icmp_input(const uint8_t* frame, const packet::Parsed& p);
+  void icmp_event(uint32_t slot, uint32_t events);
+  void icmp_timer(uint32_t slot, uint64_t when);
+  void dns_input(const uint8_t* frame, const packet::Parsed& p);
+  void dns_event(uint32_t which);
+  void dns_timer(uint32_t slot, uint64_t when);
+  std::optional<std::string> dns_init();
+
+  // TCP state (tcp.cpp).
+  std::vector<TcpFlow> tcp;
+  std::vector<uint32_t> tcp_free;
+  std::unordered_map<FlowKey, uint32_t, FlowKeyHash> tcp_map;
+  std::vector<uint32_t> tcp_ack_list;
+  uint32_t tcp_connecting = 0;
+  uint32_t isn_state = 0;
+  // UDP state.
+  std::vector<UdpFlow> udp;
+  std::vector<uint32_t> udp_free;
+  std::unordered_map<FlowKey, uint32_t, FlowKeyHash> udp_map;
+  // ICMP state.
+  std::vector<IcmpFlow> icmp;
+  std::vector<uint32_t> icmp_free;
+  std::unordered_map<FlowKey, uint32_t, FlowKeyHash> icmp_map;
+  // DNS relay state.
+  UniqueFd dns_up;  // connected UDP socket to the resolver
+  std::vector<DnsPending> dns;  // indexed by upstream id
+  uint32_t dns_rand = 0;
+
+ private:
+  void tap_readable();
+  void handle_frame(const uint8_t* frame, size_t len);
+  void run_timers();
+  void program_timerfd(uint64_t when);
+  std::priority_queue<Timer, std::vector<Timer>, std::greater<Timer>> timers_;
+  uint64_t timer_armed_at_ = 0;
+  alignas(64) uint8_t rx_[packet::kFrameMax];
+};
+
+uint64_t monotonic_ms();
+uint32_t random_u32();
+
+}  // namespace cf::engine

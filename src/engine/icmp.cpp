@@ -1,0 +1,184 @@
+// ICMP echo: relayed through the host's unprivileged ICMP ("ping") sockets.
+//
+// Theory of operation. Each (child, echo id, destination) gets a ping socket
+// (SOCK_DGRAM, IPPROTO_ICMP / IPPROTO_ICMPV6) connected to the destination,
+// judged by the policy once, when it is opened. The kernel rewrites the echo
+// id to the socket's own, so replies are mapped back to the child's id; the
+// sequence number and payload pass unchanged. The child's TTL / hop limit is
+// applied per request, and with IP_RECVERR the kernel queues TTL-exceeded and
+// unreachable errors, which become ICMP errors to the child from the
+// offending router, quoting the child's request (traceroute -I, mtr).
+//
+// Ping sockets need the engine's gid in net.ipv4.ping_group_range (one knob
+// for both families). When the host refuses them, the request is answered
+// with ICMP administratively prohibited, so ping fails at once and says why;
+// `--doctor` reports which path is in use. Echo requests to the gateway are
+// answered by the engine itself. Flows idle for kIcmpIdleMs are closed.
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <cerrno>
+
+#include "engine/engine_impl.hpp"
+
+namespace cf::engine {
+
+int open_dgram(const IpAddr& dst, uint16_t port, int proto);
+ssize_t read_icmp_error(int fd, uint8_t* data, size_t cap, uint8_t* type, uint8_t* code,
+                        IpAddr* offender);
+size_t build_quote(uint8_t* out, size_t cap, const uint8_t* ip_hdr, size_t ip_len,
+                   const uint8_t* l4, size_t l4_len);
+
+namespace {
+constexpr uint64_t kIcmpIdleMs = 30'000;
+}
+
+void Engine::icmp_input(const uint8_t* frame, const packet::Parsed& p) {
+  bool v4 = p.src.is_v4();
+  uint8_t echo = v4 ? packet::icmp4::kEcho : packet::icmp6::kEcho;
+  if (p.icmp_type != echo || p.l4_len < 8) {
+    ++st.dropped_other;  // only echo requests leave the tree
+    return;
+  }
+  std::span<const uint8_t> data{frame + p.payload_off, p.payload_len};
+  if (is_gateway(p.dst)) {
+    send_frame(packet::build_icmp_echo(tx, opts.plan.gw_mac, p.src_mac, p.dst, p.src, true,
+                                       p.icmp_id, p.icmp_seq, data));
+    return;
+  }
+  policy::Proto proto = v4 ? policy::Proto::Icmp4 : policy::Proto::Icmp6;
+  FlowKey key{p.src, p.dst, p.icmp_id, 0};
+  auto it = icmp_map.find(key);
+  uint32_t slot;
+  std::span<const uint8_t> request{frame + p.l3_off,
+                                   std::min<size_t>(p.l4_off - p.l3_off + p.l4_len, 576)};
+  if (it == icmp_map.end()) {
+    uint64_t id = rec.next_flow_id();
+    auto v = pol.judge_addr(proto, p.dst, false, now);
+    if (!v.allow) {
+      deny(id, proto, p.dst, std::nullopt, v);
+      icmp_error_to_child(p.dst, p.src, packet::icmp4::kUnreach,
+                          packet::icmp4::kAdminProhibited, packet::icmp6::kUnreach,
+                          packet::icmp6::kAdminProhibited, request);
+      return;
+    }
+    int fd = icmp_free.empty() ? -1
+                               : open_dgram(p.dst, 0, v4 ? int(IPPROTO_ICMP) : int(IPPROTO_ICMPV6));
+    if (fd < 0) {
+      int err = errno;
+      if (err == ENETUNREACH || err == EHOSTUNREACH) {
+        icmp_error_to_child(p.dst, p.src, packet::icmp4::kUnreach,
+                            err == ENETUNREACH ? packet::icmp4::kNetUnreach
+                                               : packet::icmp4::kHostUnreach,
+                            packet::icmp6::kUnreach, packet::icmp6::kNoRoute, request);
+      } else {
+        // No ping socket for us (ping_group_range) or too many flows.
+        icmp_error_to_child(p.dst, p.src, packet::icmp4::kUnreach,
+                            packet::icmp4::kAdminProhibited, packet::icmp6::kUnreach,
+                            packet::icmp6::kAdminProhibited, request);
+      }
+      ++st.dropped_other;
+      return;
+    }
+    slot = icmp_free.back();
+    icmp_free.pop_back();
+    IcmpFlow& f = icmp[slot];
+    f.used = true;
+    f.key = key;
+    f.sock.reset(fd);
+    f.flow_id = id;
+    f.started_ms = f.last_ms = now;
+    f.ttl = 64;
+    icmp_map.emplace(key, slot);
+    ++st.icmp_flows;
+    epoll_event ev{};
+    ev.events = EPOLLIN | EPOLLERR;
+    ev.data.u64 = tag(Tag::Icmp, slot);
+    epoll_ctl(ep.get(), EPOLL_CTL_ADD, fd, &ev);
+    rec.flow_start(id, proto, {p.dst, 0}, pol.names_for(p.dst, now));
+    f.queued = now + kIcmpIdleMs;
+    arm(Tag::Icmp, slot, f.queued);
+  } else {
+    slot = it->second;
+  }
+  IcmpFlow& f = icmp[slot];
+  f.last_ms = now;
+  if (p.ttl != f.ttl) {
+    int ttl = p.ttl;
+    if (v4) setsockopt(f.sock.get(), IPPROTO_IP, IP_TTL, &ttl, sizeof ttl);
+    else setsockopt(f.sock.get(), IPPROTO_IPV6, IPV6_UNICAST_HOPS, &ttl, sizeof ttl);
+    f.ttl = p.ttl;
+  }
+  size_t hl = std::min<size_t>(p.l4_off - p.l3_off, sizeof f.ip_hdr);
+  std::memcpy(f.ip_hdr, frame + p.l3_off, hl);
+  f.ip_hdr_len = uint8_t(hl);
+  if (send(f.sock.get(), frame + p.l4_off, p.l4_len, MSG_DONTWAIT) > 0) ++f.sent;
+}
+
+void Engine::icmp_event(uint32_t slot, uint32_t events) {
+  IcmpFlow& f = icmp[slot];
+  if (!f.used) return;
+  f.last_ms = now;
+  bool v4 = f.key.raddr.is_v4();
+  if (events & EPOLLERR) {
+    uint8_t data[1500];
+    uint8_t type, code;
+    IpAddr offender;
+    ssize_t n;
+    while ((n = read_icmp_error(f.sock.get(), data, sizeof data, &type, &code, &offender)) >= 0) {
+      if (n < 8) continue;
+      // The error queue returns our request as sent; put the child's id back
+      // and quote it behind the child's IP header.
+      data[4] = uint8_t(f.key.cport >> 8);
+      data[5] = uint8_t(f.key.cport);
+      data[2] = data[3] = 0;
+      size_t l4len = std::min<size_t>(size_t(n), 64);
+      if (v4) {
+        uint16_t c = packet::csum_fold(packet::csum_partial(data, size_t(n), 0));
+        data[2] = uint8_t(c >> 8);
+        data[3] = uint8_t(c);
+      }
+      uint8_t quote[40 + 64];
+      size_t q = build_quote(quote, sizeof quote, f.ip_hdr, f.ip_hdr_len, data, l4len);
+      send_frame(packet::build_icmp_error(tx, opts.plan.gw_mac, child_mac, offender, f.key.caddr,
+                                          type, code, {quote, q}));
+    }
+  }
+  if (events & EPOLLIN) {
+    uint8_t buf[65536];
+    for (int i = 0; i < 64; ++i) {
+      ssize_t n = recv(f.sock.get(), buf, sizeof buf, MSG_DONTWAIT);
+      if (n < 0) {
+        if (errno == ECONNREFUSED || errno == EHOSTUNREACH || errno == ENETUNREACH) continue;
+        break;
+      }
+      if (n < 8) continue;
+      uint8_t reply = v4 ? packet::icmp4::kEchoReply : packet::icmp6::kEchoReply;
+      if (buf[0] != reply) continue;
+      ++f.received;
+      uint16_t seq = uint16_t(buf[6] << 8 | buf[7]);
+      send_frame(packet::build_icmp_echo(tx, opts.plan.gw_mac, child_mac, f.key.raddr,
+                                         f.key.caddr, true, f.key.cport, seq,
+                                         {buf + 8, size_t(n) - 8}));
+    }
+  }
+}
+
+void Engine::icmp_timer(uint32_t slot, uint64_t when) {
+  IcmpFlow& f = icmp[slot];
+  if (!f.used || when != f.queued) return;
+  uint64_t idle_at = f.last_ms + kIcmpIdleMs;
+  if (idle_at > now) {
+    f.queued = idle_at;
+    arm(Tag::Icmp, slot, idle_at);
+    return;
+  }
+  rec.flow_end(f.flow_id, f.key.raddr.is_v4() ? policy::Proto::Icmp4 : policy::Proto::Icmp6,
+               {f.key.raddr, 0}, f.sent, f.received, now - f.started_ms, observe::Close::Timeout);
+  epoll_ctl(ep.get(), EPOLL_CTL_DEL, f.sock.get(), nullptr);
+  icmp_map.erase(f.key);
+  f = IcmpFlow{};
+  icmp_free.push_back(slot);
+}
+
+}  // namespace cf::engine

@@ -1,0 +1,569 @@
+// TCP: a translator between the child's TCP and a host socket, not a stack.
+//
+// Theory of operation (see ENGINE-NOTES.md for the invariants).
+//
+// Handshake. The child's SYN starts a non-blocking connect() (after the policy
+// allowed it); retransmitted SYNs are ignored while it is pending. Only when
+// the host connect succeeds does the child get a SYN-ACK (random ISN, our MSS
+// = MTU - 40/60, window scale 7 when the child offered scaling). Refused
+// becomes RST+ACK, host/net unreachable an ICMP error quoting the SYN, a
+// timeout silence (the child times out as it would natively).
+//
+// Child -> host. An in-order segment is written with send(MSG_DONTWAIT) and we
+// ACK exactly what the socket accepted; the child retransmits the rest. The
+// window we advertise is the free space of the host send buffer (SO_SNDBUF -
+// SIOCOUTQ). When a write is short, we owe a window update: on EPOLLOUT we
+// send it followed by three duplicate ACKs so the child fast-retransmits the
+// bytes we could not take instead of waiting for its RTO. Out-of-order
+// segments are dropped with a duplicate ACK. The child's FIN becomes
+// shutdown(SHUT_WR) once everything before it was written.
+//
+// Host -> child. Data stays in the host socket's receive queue until the child
+// ACKs it: we read with MSG_PEEK at SO_PEEK_OFF (the first byte not yet sent),
+// cut segments of at most the child's MSS, never past snd_una + the child's
+// window, and discard bytes with recv(MSG_TRUNC) as ACKs arrive. On RTO (200
+// ms, doubling to 10 s, 10 tries) or three duplicate ACKs we rewind the peek
+// offset to snd_una and resend. A zero window is probed on the same timer. Host
+// EOF becomes our FIN once all data is acknowledged.
+//
+// Resets. Host ECONNRESET becomes RST to the child; the child's RST becomes
+// SO_LINGER{1,0} + close, which resets the host connection.
+//
+// Cleanup. When both directions are closed and our FIN is acknowledged, the
+// socket is closed and the slot lingers 2 s in Closing to absorb the child's
+// last retransmits (TIME_WAIT-like). Established flows have no idle timeout:
+// keepalive is the child's business. Pending connects are capped at
+// kMaxConnecting; SYNs beyond that get RST and are counted.
+//
+// Sequence numbers wrap: compare only with seq_lt / seq_le (serial arithmetic).
+#include <linux/sockios.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <cerrno>
+
+#include "engine/engine_impl.hpp"
+#include "engine/tcp_seq.hpp"
+
+namespace cf::engine {
+
+namespace {
+
+constexpr uint32_t kMaxConnecting = 1024;
+constexpr uint32_t kRtoInitialMs = 200, kRtoMaxMs = 10'000;
+constexpr uint8_t kMaxRetries = 10;
+constexpr uint64_t kLingerMs = 2'000;
+constexpr uint8_t kOurWscale = 7;
+
+const char* connect_error_text(int err) {
+  switch (err) {
+    case ECONNREFUSED: return "connection refused";
+    case EHOSTUNREACH: return "host unreachable";
+    case ENETUNREACH: return "network unreachable";
+    case ETIMEDOUT: return "timed out";
+    default: return strerror(err);
+  }
+}
+
+}  // namespace
+
+struct TcpOps {
+  Engine& e;
+
+  observe::Target target(const TcpFlow& f) const { return {f.key.raddr, f.key.rport}; }
+
+  uint16_t our_window(const TcpFlow& f, bool syn) const {
+    uint32_t space = 0;
+    if (!f.in_blocked && f.sock) {
+      int sndbuf = 0, outq = 0;
+      socklen_t sl = sizeof sndbuf;
+      getsockopt(f.sock.get(), SOL_SOCKET, SO_SNDBUF, &sndbuf, &sl);
+      ioctl(f.sock.get(), SIOCOUTQ, &outq);
+      space = sndbuf > outq ? uint32_t(sndbuf - outq) : 0;
+    }
+    uint32_t scaled = syn ? space : space >> f.our_wscale;
+    return uint16_t(std::min<uint32_t>(scaled, 65535));
+  }
+
+  void send_seg(TcpFlow& f, uint8_t flags, uint32_t seq, size_t payload_len,
+                bool syn_opts = false) {
+    packet::TcpSeg s;
+    s.src = f.key.raddr;
+    s.dst = f.key.caddr;
+    s.sport = f.key.rport;
+    s.dport = f.key.cport;
+    s.seq = seq;
+    s.ack = f.rcv_nxt;
+    s.flags = flags;
+    s.window = our_window(f, syn_opts);
+    f.last_wnd_zero = s.window == 0;
+    if (syn_opts) {
+      uint32_t mtu = e.opts.plan.mtu;
+      s.mss = uint16_t(std::min<uint32_t>(mtu - (f.key.raddr.is_v4() ? 40 : 60), 65535));
+      s.wscale = f.wscale_ok ? int8_t(f.our_wscale) : int8_t(-1);
+    }
+    e.send_frame(packet::build_tcp(e.tx, e.opts.plan.gw_mac, e.child_mac, s, payload_len));
+  }
+
+  void send_ack(TcpFlow& f) {
+    send_seg(f, packet::kAck, f.snd_nxt, 0);
+    f.ack_pending = false;
+  }
+
+  void rst_for(const packet::Parsed& p) {
+    packet::TcpSeg s;
+    s.src = p.dst;
+    s.dst = p.src;
+    s.sport = p.dport;
+    s.dport = p.sport;
+    if (p.flags & packet::kAck) {
+      s.seq = p.ack;
+      s.ack = 0;
+      s.flags = packet::kRst;
+    } else {
+      s.seq = 0;
+      uint32_t len = uint32_t(p.payload_len) + ((p.flags & packet::kSyn) ? 1 : 0) +
+                     ((p.flags & packet::kFin) ? 1 : 0);
+      s.ack = p.seq + len;
+      s.flags = packet::kRst | packet::kAck;
+    }
+    s.window = 0;
+    e.send_frame(packet::build_tcp(e.tx, e.opts.plan.gw_mac, p.src_mac, s, 0));
+  }
+
+  void arm(TcpFlow& f, uint32_t slot, uint64_t deadline) {
+    f.rto_deadline = deadline;
+    if (deadline && (f.rto_queued == 0 || deadline < f.rto_queued)) {
+      f.rto_queued = deadline;
+      e.arm(Tag::Tcp, slot, deadline);
+    }
+  }
+
+  uint32_t slot_of(const TcpFlow& f) const { return uint32_t(&f - e.tcp.data()); }
+
+  void release(TcpFlow& f, bool log, observe::Close close) {
+    if (f.state == TcpState::Connecting && e.tcp_connecting) --e.tcp_connecting;
+    if (log)
+      e.rec.flow_end(f.flow_id, policy::Proto::Tcp, target(f), f.bytes_up, f.bytes_down,
+                     e.now - f.started_ms, close);
+    if (f.sock) epoll_ctl(e.ep.get(), EPOLL_CTL_DEL, f.sock.get(), nullptr);
+    f.sock.reset();
+    e.tcp_map.erase(f.key);
+    uint32_t slot = slot_of(f);
+    f = TcpFlow{};
+    e.tcp_free.push_back(slot);
+  }
+
+  void abort_host(TcpFlow& f) {
+    if (!f.sock) return;
+    linger l{1, 0};
+    setsockopt(f.sock.get(), SOL_SOCKET, SO_LINGER, &l, sizeof l);
+  }
+
+  // Resets both ends and frees the flow.
+  void reset_both(TcpFlow& f, observe::Close close) {
+    send_seg(f, packet::kRst | packet::kAck, f.snd_nxt, 0);
+    abort_host(f);
+    release(f, true, close);
+  }
+
+  void discard(TcpFlow& f, uint32_t n) {
+    while (n > 0) {
+      ssize_t r = recv(f.sock.get(), nullptr, n, MSG_TRUNC | MSG_DONTWAIT);
+      if (r <= 0) break;
+      n -= uint32_t(r);
+    }
+  }
+
+  void rewind(TcpFlow& f) {
+    f.snd_nxt = f.snd_una;
+    if (f.fin_sent && !f.fin_acked) f.fin_sent = false;
+    int zero = 0;
+    setsockopt(f.sock.get(), SOL_SOCKET, SO_PEEK_OFF, &zero, sizeof zero);
+    f.dupacks = 0;
+  }
+
+  // Sends what the child's window allows from the host socket's queue.
+  // Returns false when the flow was freed.
+  bool push(TcpFlow& f) {
+    if (f.state != TcpState::Established || !f.sock) return true;
+    uint32_t slot = slot_of(f);
+    Family fam = f.key.raddr.family;
+    size_t off = packet::payload_offset(fam, packet::kProtoTcp);
+    size_t cap = packet::kFrameMax - off;
+    for (;;) {
+      uint32_t inflight = f.snd_nxt - f.snd_una;
+      if (inflight >= f.child_wnd) break;
+      size_t n = std::min<size_t>({f.child_wnd - inflight, f.child_mss, cap});
+      ssize_t r = recv(f.sock.get(), e.tx + off, n, MSG_PEEK | MSG_DONTWAIT);
+      if (r > 0) {
+        send_seg(f, packet::kAck | packet::kPsh, f.snd_nxt, size_t(r));
+        f.snd_nxt += uint32_t(r);
+        f.ack_pending = false;
+        if (size_t(r) < n) break;
+        continue;
+      }
+      if (r == 0) {
+        f.host_eof = true;
+        break;
+      }
+      if (errno == EAGAIN || errno == EINTR) break;
+      reset_both(f, observe::Close::Rst);
+      return false;
+    }
+    if (f.host_eof && !f.fin_sent && f.snd_una == f.snd_nxt) {
+      send_seg(f, packet::kFin | packet::kAck, f.snd_nxt, 0);
+      f.snd_nxt += 1;
+      f.fin_sent = true;
+      f.ack_pending = false;
+    }
+    if (f.snd_nxt != f.snd_una || f.child_wnd == 0) {
+      if (!f.rto_deadline) arm(f, slot, e.now + f.rto_ms);
+    }
+    return true;
+  }
+
+  // Both directions done: close the socket and linger.
+  void maybe_finish(TcpFlow& f) {
+    if (f.state != TcpState::Established) return;
+    if (!(f.child_fin && f.fin_acked)) return;
+    e.rec.flow_end(f.flow_id, policy::Proto::Tcp, target(f), f.bytes_up, f.bytes_down,
+                   e.now - f.started_ms, observe::Close::Fin);
+    epoll_ctl(e.ep.get(), EPOLL_CTL_DEL, f.sock.get(), nullptr);
+    f.sock.reset();
+    f.state = TcpState::Closing;
+    arm(f, slot_of(f), e.now + kLingerMs);
+  }
+
+  void connected(TcpFlow& f) {
+    if (e.tcp_connecting) --e.tcp_connecting;
+    int one = 1, zero = 0;
+    setsockopt(f.sock.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    setsockopt(f.sock.get(), SOL_SOCKET, SO_PEEK_OFF, &zero, sizeof zero);
+    f.state = TcpState::SynAckSent;
+    f.snd_una = f.isn;
+    f.snd_nxt = f.isn + 1;
+    send_seg(f, packet::kSyn | packet::kAck, f.isn, 0, true);
+    f.rto_ms = kRtoInitialMs;
+    arm(f, slot_of(f), e.now + f.rto_ms);
+    e.rec.connect_result(f.flow_id, target(f), false, e.pol.names_for(f.key.raddr, e.now),
+                         nullptr);
+  }
+
+  void connect_failed(TcpFlow& f, int err) {
+    e.rec.connect_result(f.flow_id, target(f), false, e.pol.names_for(f.key.raddr, e.now),
+                         connect_error_text(err));
+    switch (err) {
+      case ETIMEDOUT: break;  // silence: the child times out by itself
+      case EHOSTUNREACH:
+        e.icmp_error_to_child(f.key.raddr, f.key.caddr, packet::icmp4::kUnreach,
+                              packet::icmp4::kHostUnreach, packet::icmp6::kUnreach,
+                              packet::icmp6::kAddrUnreach, {f.syn_quote, f.syn_quote_len});
+        break;
+      case ENETUNREACH:
+        e.icmp_error_to_child(f.key.raddr, f.key.caddr, packet::icmp4::kUnreach,
+                              packet::icmp4::kNetUnreach, packet::icmp6::kUnreach,
+                              packet::icmp6::kNoRoute, {f.syn_quote, f.syn_quote_len});
+        break;
+      default:
+        send_seg(f, packet::kRst | packet::kAck, 0, 0);
+        break;
+    }
+    release(f, false, observe::Close::Error);
+  }
+
+  void new_flow(const uint8_t* frame, const packet::Parsed& p) {
+    if (e.tcp_free.empty() || e.tcp_connecting >= kMaxConnecting) {
+      ++e.st.tcp_refused_overload;
+      rst_for(p);
+      return;
+    }
+    IpAddr cip = p.dst;
+    uint16_t cport = p.dport;
+    bool to_resolver = false;
+    if (e.is_gateway(p.dst)) {
+      if (p.dport == 53 && e.opts.resolver) {
+        cip = *e.opts.resolver;
+        to_resolver = true;
+      } else if (e.cfg.allow_host_loopback) {
+        cip = p.dst.is_v4() ? *IpAddr::parse("127.0.0.1") : *IpAddr::parse("::1");
+      } else {
+        rst_for(p);
+        return;
+      }
+    }
+    uint64_t id = e.rec.next_flow_id();
+    observe::Target t{p.dst, p.dport};
+    auto names = e.pol.names_for(p.dst, e.now);
+    e.rec.connect_attempt(id, t, false, names);
+    policy::Verdict v;
+    if (to_resolver) {
+      if (e.cfg.offline) v = e.pol.judge_name(".", false);
+    } else {
+      v = e.pol.judge_addr(policy::Proto::Tcp, cip, false, e.now);
+    }
+    if (!v.allow) {
+      e.deny(id, policy::Proto::Tcp, p.dst, p.dport, v);
+      e.rec.connect_result(id, t, false, names, "denied by policy");
+      rst_for(p);
+      return;
+    }
+    int fd = socket(cip.is_v4() ? AF_INET : AF_INET6,
+                    SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+      e.rec.connect_result(id, t, false, names, strerror(errno));
+      rst_for(p);
+      return;
+    }
+    uint32_t slot = e.tcp_free.back();
+    e.tcp_free.pop_back();
+    TcpFlow& f = e.tcp[slot];
+    f.sock.reset(fd);
+    f.key = FlowKey{p.src, p.dst, p.sport, p.dport};
+    f.connect_ip = cip;
+    f.connect_port = cport;
+    f.flow_id = id;
+    f.started_ms = e.now;
+    f.isn = random_u32();
+    f.rcv_nxt = p.seq + 1;
+    f.child_mss = p.opts.mss ? p.opts.mss : (p.src.is_v4() ? 536 : 1220);
+    f.wscale_ok = p.opts.wscale >= 0;
+    f.child_wscale = f.wscale_ok ? uint8_t(p.opts.wscale) : 0;
+    f.our_wscale = f.wscale_ok ? kOurWscale : 0;
+    f.child_wnd = p.window;
+    f.last_child_win_raw = p.window;
+    size_t qlen = std::min<size_t>(p.l4_off - p.l3_off + 8 + 20, sizeof f.syn_quote);
+    qlen = std::min(qlen, p.l4_off + p.l4_len - p.l3_off);
+    std::memcpy(f.syn_quote, frame + p.l3_off, qlen);
+    f.syn_quote_len = uint8_t(qlen);
+    e.tcp_map.emplace(f.key, slot);
+    ++e.st.tcp_flows;
+
+    epoll_event ev{};
+    ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
+    ev.data.u64 = tag(Tag::Tcp, slot);
+    epoll_ctl(e.ep.get(), EPOLL_CTL_ADD, fd, &ev);
+
+    sockaddr_storage ss;
+    socklen_t sl = to_sockaddr(cip, cport, &ss);
+    int r = connect(fd, reinterpret_cast<sockaddr*>(&ss), sl);
+    f.state = TcpState::Connecting;
+    ++e.tcp_connecting;
+    if (r == 0) {
+      connected(f);
+    } else if (errno != EINPROGRESS) {
+      connect_failed(f, errno);
+    }
+  }
+
+  void input(const uint8_t* frame, const packet::Parsed& p) {
+    FlowKey key{p.src, p.dst, p.sport, p.dport};
+    auto it = e.tcp_map.find(key);
+    if (it == e.tcp_map.end()) {
+      if (p.flags & packet::kRst) return;
+      if ((p.flags & packet::kSyn) && !(p.flags & packet::kAck)) new_flow(frame, p);
+      else rst_for(p);
+      return;
+    }
+    uint32_t slot = it->second;
+    TcpFlow& f = e.tcp[slot];
+    if (p.flags & packet::kRst) {
+      if (f.state == TcpState::Closing) {
+        release(f, false, observe::Close::Rst);
+        return;
+      }
+      abort_host(f);
+      release(f, true, observe::Close::Rst);
+      return;
+    }
+    switch (f.state) {
+      case TcpState::Free:
+      case TcpState::Connecting: return;  // SYN retransmits while connecting
+      case TcpState::Closing:
+        if ((p.flags & packet::kSyn) && !(p.flags & packet::kAck)) {
+          release(f, false, observe::Close::Fin);  // port reuse after close
+          new_flow(frame, p);
+          return;
+        }
+        if (p.payload_len || (p.flags & packet::kFin)) send_ack(f);
+        return;
+      case TcpState::SynAckSent:
+        if (p.flags & packet::kSyn) {
+          if (!(p.flags & packet::kAck)) send_seg(f, packet::kSyn | packet::kAck, f.isn, 0, true);
+          return;
+        }
+        if (!(p.flags & packet::kAck) || p.ack != f.isn + 1) return;
+        f.state = TcpState::Established;
+        f.snd_una = f.snd_nxt = f.isn + 1;
+        f.rto_deadline = 0;
+        f.retries = 0;
+        f.rto_ms = kRtoInitialMs;
+        break;
+      case TcpState::Established: break;
+    }
+    if (p.flags & packet::kSyn) return;
+
+    // ACK processing.
+    if (p.flags & packet::kAck) {
+      uint32_t ack = p.ack;
+      if (seq_lt(f.snd_una, ack) && seq_le(ack, f.snd_nxt)) {
+        uint32_t acked = ack - f.snd_una;
+        if (f.fin_sent && ack == f.snd_nxt) {
+          f.fin_acked = true;
+          acked -= 1;
+        }
+        discard(f, acked);
+        f.bytes_down += acked;
+        f.snd_una = ack;
+        f.dupacks = 0;
+        f.retries = 0;
+        f.rto_ms = kRtoInitialMs;
+        f.rto_deadline = 0;
+        if (f.snd_una != f.snd_nxt) arm(f, slot, e.now + f.rto_ms);
+      } else if (ack == f.snd_una && p.payload_len == 0 && !(p.flags & packet::kFin) &&
+                 f.snd_nxt != f.snd_una && p.window == f.last_child_win_raw) {
+        if (++f.dupacks == 3) rewind(f);
+      }
+      f.last_child_win_raw = p.window;
+      f.child_wnd = uint32_t(p.window) << f.child_wscale;
+    }
+
+    // Data from the child.
+    if (p.payload_len > 0) {
+      if (p.seq == f.rcv_nxt && !f.child_fin && f.sock) {
+        ssize_t n = send(f.sock.get(), frame + p.payload_off, p.payload_len,
+                         MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (n < 0) {
+          if (errno != EAGAIN && errno != EINTR) {
+            reset_both(f, observe::Close::Rst);
+            return;
+          }
+          n = 0;
+        }
+        if (size_t(n) < p.payload_len) f.in_blocked = true;
+        f.rcv_nxt += uint32_t(n);
+        f.bytes_up += uint64_t(n);
+      }
+      f.ack_pending = true;
+    }
+    if (p.flags & packet::kFin) {
+      if (p.seq + uint32_t(p.payload_len) == f.rcv_nxt && !f.child_fin) {
+        if (f.sock) shutdown(f.sock.get(), SHUT_WR);
+        f.child_fin = true;
+        f.rcv_nxt += 1;
+      }
+      f.ack_pending = true;
+    }
+    if (!push(f)) return;
+    if (f.ack_pending && !f.ack_queued) {
+      f.ack_queued = true;
+      e.tcp_ack_list.push_back(slot);
+    }
+    maybe_finish(f);
+  }
+
+  void event(uint32_t slot, uint32_t events) {
+    TcpFlow& f = e.tcp[slot];
+    if (!f.sock) return;
+    if (f.state == TcpState::Connecting) {
+      if (!(events & (EPOLLOUT | EPOLLERR | EPOLLHUP))) return;
+      int err = 0;
+      socklen_t sl = sizeof err;
+      getsockopt(f.sock.get(), SOL_SOCKET, SO_ERROR, &err, &sl);
+      if (err == 0) connected(f);
+      else connect_failed(f, err);
+      return;
+    }
+    if (events & EPOLLERR) {
+      int err = 0;
+      socklen_t sl = sizeof err;
+      getsockopt(f.sock.get(), SOL_SOCKET, SO_ERROR, &err, &sl);
+      if (err) {
+        reset_both(f, observe::Close::Rst);
+        return;
+      }
+    }
+    if (f.state != TcpState::Established) return;
+    if ((events & EPOLLOUT) && f.in_blocked) {
+      f.in_blocked = false;
+      // Window update, then duplicate ACKs so the child resends what the
+      // full buffer refused without waiting for its RTO.
+      for (int i = 0; i < 4; ++i) send_ack(f);
+    }
+    if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP)) {
+      if (!push(f)) return;
+      maybe_finish(f);
+    }
+  }
+
+  void timer(uint32_t slot, uint64_t when) {
+    TcpFlow& f = e.tcp[slot];
+    if (f.state == TcpState::Free || when != f.rto_queued) return;
+    f.rto_queued = 0;
+    if (f.rto_deadline == 0) return;
+    if (f.rto_deadline > e.now) {
+      arm(f, slot, f.rto_deadline);
+      return;
+    }
+    f.rto_deadline = 0;
+    switch (f.state) {
+      case TcpState::Free:
+      case TcpState::Connecting: return;
+      case TcpState::Closing: release(f, false, observe::Close::Fin); return;
+      case TcpState::SynAckSent:
+        if (++f.retries > kMaxRetries) {
+          abort_host(f);
+          release(f, true, observe::Close::Timeout);
+          return;
+        }
+        send_seg(f, packet::kSyn | packet::kAck, f.isn, 0, true);
+        break;
+      case TcpState::Established:
+        if (f.snd_nxt != f.snd_una) {
+          if (++f.retries > kMaxRetries) {
+            reset_both(f, observe::Close::Timeout);
+            return;
+          }
+          rewind(f);
+          if (!push(f)) return;
+        } else if (f.child_wnd == 0) {
+          send_seg(f, packet::kAck, f.snd_una - 1, 0);  // zero-window probe
+        } else {
+          return;
+        }
+        break;
+    }
+    f.rto_ms = std::min(f.rto_ms * 2, kRtoMaxMs);
+    arm(f, slot, e.now + f.rto_ms);
+  }
+};
+
+void Engine::tcp_input(const uint8_t* frame, const packet::Parsed& p) { TcpOps{*this}.input(frame, p); }
+void Engine::tcp_event(uint32_t slot, uint32_t events) { TcpOps{*this}.event(slot, events); }
+void Engine::tcp_timer(uint32_t slot, uint64_t when) { TcpOps{*this}.timer(slot, when); }
+
+void Engine::tcp_flush_acks() {
+  TcpOps ops{*this};
+  for (uint32_t slot : tcp_ack_list) {
+    TcpFlow& f = tcp[slot];
+    f.ack_queued = false;
+    if (f.ack_pending && (f.state == TcpState::Established || f.state == TcpState::Closing))
+      ops.send_ack(f);
+  }
+  tcp_ack_list.clear();
+}
+
+void Engine::tcp_close_all() {
+  TcpOps ops{*this};
+  for (auto& f : tcp) {
+    if (f.state == TcpState::Free) continue;
+    bool live = f.state != TcpState::Closing;
+    ops.abort_host(f);
+    ops.release(f, live, observe::Close::Rst);
+  }
+}
+
+}  // namespace cf::engine
