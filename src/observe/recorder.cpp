@@ -1,0 +1,251 @@
+// Flow-log writer and counters; see recorder.hpp.
+#include "observe/recorder.hpp"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <fmt/format.h>
+
+namespace cf::observe {
+
+const char* name(Close c) {
+  switch (c) {
+    case Close::Fin: return "fin";
+    case Close::Rst: return "rst";
+    case Close::Timeout: return "timeout";
+    case Close::Error: return "error";
+  }
+  return "?";
+}
+
+uint64_t now_epoch_ms() {
+  timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return uint64_t(ts.tv_sec) * 1000 + uint64_t(ts.tv_nsec) / 1'000'000;
+}
+
+void append_json_string(std::string& out, std::string_view s) {
+  out.push_back('"');
+  for (unsigned char ch : s) {
+    switch (ch) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\n': out += "\\n"; break;
+      case '\r': out += "\\r"; break;
+      case '\t': out += "\\t"; break;
+      default:
+        if (ch < 0x20 || ch == 0x7f) out += fmt::format("\\u{:04x}", ch);
+        else out.push_back(char(ch));
+    }
+  }
+  out.push_back('"');
+}
+
+namespace {
+
+void kv_str(std::string& b, std::string_view k, std::string_view v) {
+  b += ",\"";
+  b += k;
+  b += "\":";
+  append_json_string(b, v);
+}
+void kv_raw(std::string& b, std::string_view k, std::string_view v) {
+  b += ",\"";
+  b += k;
+  b += "\":";
+  b += v;
+}
+void kv_num(std::string& b, std::string_view k, uint64_t v) { kv_raw(b, k, fmt::format("{}", v)); }
+void kv_names(std::string& b, const std::vector<std::string>& names) {
+  b += ",\"names\":[";
+  for (size_t i = 0; i < names.size(); ++i) {
+    if (i) b.push_back(',');
+    append_json_string(b, names[i]);
+  }
+  b.push_back(']');
+}
+void kv_target(std::string& b, const Target& t) {
+  kv_str(b, "remote_addr", format_endpoint(t.ip, t.port));
+  kv_str(b, "remote_ip", t.ip.str());
+  kv_num(b, "remote_port", t.port);
+}
+
+}  // namespace
+
+Recorder::Recorder(const Config& c) : cfg_(c) { buf_.reserve(1 << 16); }
+
+std::optional<std::string> Recorder::open() {
+  if (!cfg_.flow_log) return std::nullopt;
+  int fd = ::open(cfg_.flow_log->c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_APPEND,
+                  0644);
+  if (fd < 0)
+    return fmt::format("flow log: cannot open {}: {}", *cfg_.flow_log, std::strerror(errno));
+  fd_.reset(fd);
+  return std::nullopt;
+}
+
+void Recorder::begin(std::string_view event) {
+  ++counts_.events[std::string(event)];
+  if (!fd_) {
+    mark_ = buf_.size();
+    return;
+  }
+  mark_ = buf_.size();
+  buf_ += fmt::format("{{\"schema_version\":1,\"ts_ms\":{}", now_epoch_ms());
+  kv_str(buf_, "event", event);
+}
+
+void Recorder::end() {
+  if (!fd_) {
+    buf_.resize(mark_);
+    return;
+  }
+  buf_ += "}\n";
+  if (buf_.size() > (1 << 15)) flush();
+}
+
+void Recorder::flush() {
+  if (!fd_ || buf_.empty()) {
+    buf_.clear();
+    return;
+  }
+  const char* p = buf_.data();
+  size_t left = buf_.size();
+  while (left > 0) {
+    ssize_t n = ::write(fd_.get(), p, left);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      break;  // disk full or similar: the run goes on without a complete log
+    }
+    p += n;
+    left -= size_t(n);
+  }
+  buf_.clear();
+}
+
+void Recorder::dns_query(std::string_view proto, const IpAddr& server, uint16_t port,
+                         std::string_view qname, std::string_view qtype) {
+  ++counts_.dns_names[std::string(qname)];
+  begin("dns_query");
+  kv_str(buf_, "protocol", proto);
+  kv_str(buf_, "server", format_endpoint(server, port));
+  kv_str(buf_, "server_ip", server.str());
+  kv_num(buf_, "server_port", port);
+  kv_str(buf_, "qname", qname);
+  kv_str(buf_, "qtype", qtype);
+  end();
+}
+
+void Recorder::dns_answer(std::string_view proto, const IpAddr& server, uint16_t port,
+                          std::string_view qname, std::string_view qtype, bool relayed,
+                          size_t bytes, std::span<const IpAddr> ips, int rcode) {
+  begin("dns_answer");
+  kv_str(buf_, "protocol", proto);
+  kv_str(buf_, "server", format_endpoint(server, port));
+  kv_str(buf_, "server_ip", server.str());
+  kv_num(buf_, "server_port", port);
+  kv_str(buf_, "qname", qname);
+  kv_str(buf_, "qtype", qtype);
+  kv_str(buf_, "mode", relayed ? "relayed" : "synthetic_empty");
+  kv_num(buf_, "bytes", bytes);
+  buf_ += ",\"answer_ips\":[";
+  for (size_t i = 0; i < ips.size(); ++i) {
+    if (i) buf_.push_back(',');
+    append_json_string(buf_, ips[i].str());
+  }
+  buf_.push_back(']');
+  kv_num(buf_, "rcode", uint64_t(rcode));
+  end();
+}
+
+void Recorder::connect_attempt(uint64_t id, const Target& t, bool via_proxy,
+                               const std::vector<std::string>& names) {
+  ++counts_.targets[format_endpoint(t.ip, t.port)];
+  begin("connect_attempt");
+  kv_num(buf_, "flow_id", id);
+  kv_str(buf_, "protocol", "tcp");
+  kv_target(buf_, t);
+  kv_raw(buf_, "via_proxy", via_proxy ? "true" : "false");
+  kv_names(buf_, names);
+  end();
+}
+
+void Recorder::connect_result(uint64_t id, const Target& t, bool via_proxy,
+                              const std::vector<std::string>& names, const char* error) {
+  if (error) ++counts_.connect_errors[fmt::format("{}: {}", format_endpoint(t.ip, t.port), error)];
+  begin("connect_result");
+  kv_num(buf_, "flow_id", id);
+  kv_str(buf_, "protocol", "tcp");
+  kv_target(buf_, t);
+  kv_raw(buf_, "via_proxy", via_proxy ? "true" : "false");
+  kv_names(buf_, names);
+  kv_str(buf_, "status", error ? "error" : "ok");
+  if (error) kv_str(buf_, "error", error);
+  else kv_raw(buf_, "error", "null");
+  end();
+}
+
+void Recorder::flow_start(uint64_t id, policy::Proto p, const Target& t,
+                          const std::vector<std::string>& names) {
+  ++counts_.targets[format_endpoint(t.ip, t.port)];
+  begin("flow_start");
+  kv_num(buf_, "flow_id", id);
+  kv_str(buf_, "protocol", policy::name(p));
+  kv_target(buf_, t);
+  kv_names(buf_, names);
+  end();
+}
+
+void Recorder::flow_end(uint64_t id, policy::Proto p, const Target& t, uint64_t sent,
+                        uint64_t received, uint64_t duration_ms, Close close) {
+  begin("flow_end");
+  kv_num(buf_, "flow_id", id);
+  kv_str(buf_, "protocol", policy::name(p));
+  kv_target(buf_, t);
+  kv_num(buf_, "bytes_sent", sent);
+  kv_num(buf_, "bytes_received", received);
+  kv_num(buf_, "duration_ms", duration_ms);
+  kv_str(buf_, "close", name(close));
+  end();
+}
+
+void Recorder::policy_violation(uint64_t id, policy::Proto p, std::string_view remote,
+                                const std::optional<IpAddr>& ip, std::optional<uint16_t> port,
+                                const policy::Verdict& v, const std::vector<std::string>& names) {
+  ++counts_.violations_total;
+  ++counts_.violations[fmt::format("{} {}", v.reason_code, remote)];
+  begin("policy_violation");
+  if (id) kv_num(buf_, "flow_id", id);
+  kv_str(buf_, "protocol", policy::name(p));
+  kv_str(buf_, "remote", remote);
+  if (ip) kv_str(buf_, "remote_ip", ip->str());
+  else kv_raw(buf_, "remote_ip", "null");
+  if (port) kv_num(buf_, "remote_port", *port);
+  else kv_raw(buf_, "remote_port", "null");
+  kv_str(buf_, "action", "deny");
+  kv_str(buf_, "reason_code", v.reason_code);
+  kv_str(buf_, "control", v.control);
+  if (v.matched_cidr) kv_str(buf_, "matched_cidr", v.matched_cidr->str());
+  else kv_raw(buf_, "matched_cidr", "null");
+  if (v.matched_domain) kv_str(buf_, "matched_domain", *v.matched_domain);
+  else kv_raw(buf_, "matched_domain", "null");
+  kv_str(buf_, "reason", v.reason);
+  kv_names(buf_, names);
+  end();
+}
+
+void Recorder::runtime_failure(std::string_view phase, std::string_view reason_code,
+                               std::string_view detail) {
+  begin("runtime_failure");
+  kv_str(buf_, "phase", phase);
+  kv_str(buf_, "reason_code", reason_code);
+  kv_str(buf_, "detail", detail);
+  end();
+  flush();
+}
+
+}  // namespace cf::observe

@@ -1,0 +1,90 @@
+// The Recorder turns engine events into flow-log lines (SPEC section 6) and
+// keeps the counters the post-run summary needs (SPEC section 9).
+//
+// Flow-log lines are formatted into one reusable buffer and written with one
+// write(2) per event burst (flush() at the end of every reactor turn and at
+// exit), so the log is readable while the run goes on and complete when the
+// tree crashes. Passwords never reach it: the Recorder is never given one.
+#pragma once
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/addr.hpp"
+#include "common/unique_fd.hpp"
+#include "config/config.hpp"
+#include "policy/policy.hpp"
+
+namespace cf::observe {
+
+enum class Close : uint8_t { Fin, Rst, Timeout, Error };
+const char* name(Close c);
+
+struct Target {
+  IpAddr ip;
+  uint16_t port;  // 0 for ICMP
+};
+
+class Recorder {
+ public:
+  explicit Recorder(const Config& c);
+  // Opens the flow log (truncating it). Error text names the path and cause.
+  std::optional<std::string> open();
+
+  uint64_t next_flow_id() { return ++last_flow_id_; }
+
+  void dns_query(std::string_view proto, const IpAddr& server, uint16_t port,
+                 std::string_view qname, std::string_view qtype);
+  void dns_answer(std::string_view proto, const IpAddr& server, uint16_t port,
+                  std::string_view qname, std::string_view qtype, bool relayed, size_t bytes,
+                  std::span<const IpAddr> ips, int rcode);
+  void connect_attempt(uint64_t id, const Target& t, bool via_proxy,
+                       const std::vector<std::string>& names);
+  void connect_result(uint64_t id, const Target& t, bool via_proxy,
+                      const std::vector<std::string>& names, const char* error);
+  void flow_start(uint64_t id, policy::Proto p, const Target& t,
+                  const std::vector<std::string>& names);
+  void flow_end(uint64_t id, policy::Proto p, const Target& t, uint64_t sent, uint64_t received,
+                uint64_t duration_ms, Close close);
+  void policy_violation(uint64_t id, policy::Proto p, std::string_view remote,
+                        const std::optional<IpAddr>& ip, std::optional<uint16_t> port,
+                        const policy::Verdict& v, const std::vector<std::string>& names);
+  void runtime_failure(std::string_view phase, std::string_view reason_code,
+                       std::string_view detail);
+
+  // Writes what is buffered to the flow log.
+  void flush();
+
+  // Counters for the summary.
+  struct Counts {
+    std::map<std::string, uint64_t> events;        // by event name
+    std::map<std::string, uint64_t> targets;       // "ip:port" of connects / flows
+    std::map<std::string, uint64_t> violations;    // "reason_code remote"
+    std::map<std::string, uint64_t> connect_errors;  // "remote: error"
+    std::map<std::string, uint64_t> dns_names;
+    uint64_t violations_total = 0;
+  };
+  const Counts& counts() const { return counts_; }
+
+ private:
+  void begin(std::string_view event);
+  void end();
+  const Config& cfg_;
+  UniqueFd fd_;
+  std::string buf_;
+  size_t mark_ = 0;
+  uint64_t last_flow_id_ = 0;
+  Counts counts_;
+};
+
+// Now as Unix epoch milliseconds.
+uint64_t now_epoch_ms();
+
+// Appends `s` as a JSON string literal.
+void append_json_string(std::string& out, std::string_view s);
+
+}  // namespace cf::observe

@@ -1,0 +1,64 @@
+// Outbound policy (SPEC section 4): a pure function of the Config, the flow's
+// destination, and the names the engine saw for that destination in DNS
+// answers it relayed. First match wins, in the SPEC's order.
+#pragma once
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "common/addr.hpp"
+#include "config/config.hpp"
+
+namespace cf::policy {
+
+enum class Proto : uint8_t { Tcp, Udp, Dns, Icmp4, Icmp6 };
+const char* name(Proto p);  // "tcp" | "udp" | "dns" | "icmpv4" | "icmpv6"
+
+struct Verdict {
+  bool allow = true;
+  const char* reason_code = nullptr;  // e.g. "deny_cidr"; null when allowed
+  const char* control = nullptr;      // e.g. "--deny-cidr"
+  std::optional<Cidr> matched_cidr;
+  std::optional<std::string> matched_domain;
+  std::string reason;  // "blocked by `--deny-cidr 10.0.0.0/8`"
+};
+
+// How long a name<->address mapping outlives its DNS TTL.
+constexpr uint64_t kNameGraceMs = 60'000;
+
+class Policy {
+ public:
+  explicit Policy(const Config& c);
+
+  // A connection, datagram flow or echo towards `ip`. `carried_by_proxy` is
+  // true when the flow goes through the upstream proxy.
+  Verdict judge_addr(Proto proto, const IpAddr& ip, bool carried_by_proxy,
+                     uint64_t now_ms) const;
+  // A DNS query for `qname` (normalised: lowercase, no trailing dot).
+  Verdict judge_name(std::string_view qname, bool carried_by_proxy) const;
+
+  // Records that a relayed DNS answer mapped `name` to `ip` for ttl seconds.
+  void learn(const std::string& name, const IpAddr& ip, uint32_t ttl_s, uint64_t now_ms);
+  // Names currently mapped to `ip` (for logs), most recent first.
+  std::vector<std::string> names_for(const IpAddr& ip, uint64_t now_ms) const;
+
+  bool has_domain_allow_rules() const;
+
+ private:
+  struct NameEntry {
+    std::string name;
+    uint64_t expires_ms;
+  };
+  Verdict deny(const char* code, const char* control, std::string reason) const;
+  std::optional<Verdict> judge_domains(const std::vector<std::string>& names) const;
+  const Config& cfg_;
+  std::unordered_map<std::string, std::vector<NameEntry>> by_ip_;  // key: IpAddr bytes
+};
+
+// True when `name` equals `rule` or is a subdomain of it.
+bool domain_matches(std::string_view name, std::string_view rule);
+
+}  // namespace cf::policy
