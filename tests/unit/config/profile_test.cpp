@@ -1,0 +1,366 @@
+// Profiles: every key, type and value errors naming file/line/key, extends
+// chains and cycles, relative paths, overlay/apply precedence, the Rust
+// fixtures, and the dump format.
+#include "config/profile.hpp"
+
+#include <gtest/gtest.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <toml++/toml.h>
+
+namespace cf::config {
+namespace {
+
+namespace fs = std::filesystem;
+
+#define EXPECT_HAS(haystack, needle) \
+  EXPECT_NE(std::string(haystack).find(needle), std::string::npos) << (haystack)
+
+class ProfileTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/cf-profile-test-XXXXXX";
+    ASSERT_NE(mkdtemp(tmpl), nullptr);
+    dir_ = tmpl;
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  std::string write(const std::string& name, const std::string& text) {
+    std::string path = dir_ + "/" + name;
+    fs::create_directories(fs::path(path).parent_path());
+    std::ofstream(path) << text;
+    return path;
+  }
+  ProfileLayer load_ok(const std::string& path) {
+    auto r = load_profile(path);
+    if (auto* e = std::get_if<std::string>(&r)) {
+      ADD_FAILURE() << *e;
+      return {};
+    }
+    return std::get<ProfileLayer>(r);
+  }
+  std::string load_err(const std::string& path) {
+    auto r = load_profile(path);
+    EXPECT_TRUE(std::holds_alternative<std::string>(r)) << path;
+    return std::holds_alternative<std::string>(r) ? std::get<std::string>(r) : "";
+  }
+
+  std::string dir_;
+};
+
+TEST_F(ProfileTest, EveryKey) {
+  std::string hosts = write("hosts", "198.51.100.1 a.example\n");
+  std::string p = write("all.toml", R"(
+capture = "cap/out.pcapng"
+capture_point = "both"
+backend = "rootful"
+dns = "2001:db8::53"
+hosts_file = "hosts"
+proxy = "https://Proxy.Example:8443/"
+proxy_user = "u"
+proxy_password = "p w"
+proxy_insecure = true
+summary = true
+summary_format = "json"
+flow_log = "/var/tmp/../tmp/flows.jsonl"
+offline = true
+block_private = true
+block_metadata = true
+default_policy = "deny"
+allow_cidrs = ["198.51.100.0/24", "2001:db8::/32"]
+deny_cidrs = ["203.0.113.0/24"]
+allow_domains = ["Example.COM."]
+allow_domains_exact = ["www.example.org"]
+deny_domains = ["bad.example"]
+deny_domains_exact = ["x.bad.example"]
+proxy_only = true
+fail_on_leak = true
+iface = "eth1"
+allow_host_loopback = true
+mtu = 1500
+command = ["curl", "-fsS", "http://www.example.test/"]
+)");
+  ProfileLayer l = load_ok(p);
+  EXPECT_EQ(l.capture, dir_ + "/cap/out.pcapng");
+  EXPECT_EQ(l.capture_point, CapturePoint::Both);
+  EXPECT_EQ(l.backend, Backend::Rootful);
+  EXPECT_EQ(l.dns->str(), "2001:db8::53");
+  EXPECT_EQ(l.hosts_file, hosts);
+  EXPECT_EQ(l.proxy->str(), "https://proxy.example:8443");
+  EXPECT_EQ(l.proxy_user, "u");
+  EXPECT_EQ(l.proxy_password, "p w");
+  EXPECT_EQ(l.proxy_insecure, true);
+  EXPECT_EQ(l.summary, true);
+  EXPECT_EQ(l.summary_format, TextOrJson::Json);
+  EXPECT_EQ(l.flow_log, "/var/tmp/flows.jsonl");  // lexically normalised
+  EXPECT_EQ(l.offline, true);
+  EXPECT_EQ(l.block_private, true);
+  EXPECT_EQ(l.block_metadata, true);
+  EXPECT_EQ(l.default_policy, DefaultPolicy::Deny);
+  ASSERT_EQ(l.allow_cidrs->size(), 2u);
+  EXPECT_EQ((*l.allow_cidrs)[1].str(), "2001:db8::/32");
+  EXPECT_EQ(l.deny_cidrs->at(0).str(), "203.0.113.0/24");
+  EXPECT_EQ(*l.allow_domains, std::vector<std::string>{"example.com"});
+  EXPECT_EQ(*l.allow_domains_exact, std::vector<std::string>{"www.example.org"});
+  EXPECT_EQ(*l.deny_domains, std::vector<std::string>{"bad.example"});
+  EXPECT_EQ(*l.deny_domains_exact, std::vector<std::string>{"x.bad.example"});
+  EXPECT_EQ(l.proxy_only, true);
+  EXPECT_EQ(l.fail_on_leak, true);
+  EXPECT_EQ(l.iface, "eth1");
+  EXPECT_EQ(l.allow_host_loopback, true);
+  EXPECT_EQ(l.mtu, 1500u);
+  EXPECT_EQ(l.command->size(), 3u);
+}
+
+TEST_F(ProfileTest, EmptyProfileSetsNothing) {
+  EXPECT_EQ(load_ok(write("empty.toml", "# nothing\n")), ProfileLayer{});
+}
+
+TEST_F(ProfileTest, WrongTypesNameFileLineAndKey) {
+  std::string p = write("a.toml", "offline = true\n\nmtu = \"1500\"\n");
+  EXPECT_EQ(load_err(p), "profile " + p + " line 3: key `mtu`: expected an integer");
+  p = write("b.toml", "summary = 1\n");
+  EXPECT_EQ(load_err(p), "profile " + p + " line 1: key `summary`: expected a boolean (true or false)");
+  p = write("c.toml", "allow_cidrs = \"10.0.0.0/8\"\n");
+  EXPECT_EQ(load_err(p), "profile " + p + " line 1: key `allow_cidrs`: expected an array of strings");
+  p = write("d.toml", "command = [\n  \"a\",\n  2,\n]\n");
+  EXPECT_EQ(load_err(p), "profile " + p + " line 3: key `command`: element 2: expected a string");
+  p = write("e.toml", "proxy = 3128\n");
+  EXPECT_HAS(load_err(p), "line 1: key `proxy`: expected a string");
+  p = write("f.toml", "mtu = 1500.0\n");
+  EXPECT_HAS(load_err(p), "line 1: key `mtu`: expected an integer");
+  p = write("g.toml", "capture = false\n");
+  EXPECT_HAS(load_err(p), "key `capture`: expected a string (a path)");
+  p = write("h.toml", "[proxy]\nhost = \"x\"\n");
+  EXPECT_HAS(load_err(p), "line 1: key `proxy`: expected a string");
+}
+
+TEST_F(ProfileTest, BadValuesNameFileLineAndKey) {
+  std::string p = write("a.toml", "mtu = 100\n");
+  EXPECT_HAS(load_err(p), "profile " + p + " line 1: key `mtu`: MTU 100 is out of range");
+  p = write("b.toml", "deny_cidrs = [\n  \"10.0.0.0/8\",\n  \"10.1.2.3/8\",\n]\n");
+  std::string e = load_err(p);
+  EXPECT_HAS(e, "line 3: key `deny_cidrs`: element 2: `10.1.2.3/8` has host bits set");
+  EXPECT_HAS(e, "10.0.0.0/8?");
+  p = write("c.toml", "proxy = \"http://proxy:3128/path\"\n");
+  EXPECT_HAS(load_err(p), "line 1: key `proxy`: `http://proxy:3128/path` has a path");
+  p = write("d.toml", "allow_domains = [\"bad_name.example\"]\n");
+  EXPECT_HAS(load_err(p), "key `allow_domains`: element 1: `bad_name.example` is not a DNS name");
+  p = write("e.toml", "backend = \"root\"\n");
+  EXPECT_HAS(load_err(p), "key `backend`: `root` is not a backend");
+  p = write("f.toml", "hosts_file = \"missing-hosts\"\n");
+  EXPECT_HAS(load_err(p), "key `hosts_file`: cannot read " + dir_ + "/missing-hosts");
+  p = write("g.toml", "dns = \"resolver.example\"\n");
+  EXPECT_HAS(load_err(p), "key `dns`: `resolver.example` is not an IP address");
+  p = write("h.toml", "iface = \"eth0:1\"\n");
+  EXPECT_HAS(load_err(p), "key `iface`");
+  p = write("i.toml", "capture_point = \"wire\"\n");
+  EXPECT_HAS(load_err(p), "key `capture_point`");
+  p = write("j.toml", "capture = \"\"\n");
+  EXPECT_HAS(load_err(p), "key `capture`: the path is empty");
+}
+
+TEST_F(ProfileTest, UnknownKeysNameFileLineAndSuggest) {
+  std::string p = write("a.toml", "offline = true\nallow_cidr = [\"10.0.0.0/8\"]\n");
+  EXPECT_EQ(load_err(p),
+            "profile " + p + " line 2: unknown key `allow_cidr`: did you mean `allow_cidrs`?");
+  p = write("b.toml", "root = true\n");
+  EXPECT_HAS(load_err(p), "unknown key `root`: the backend is chosen with backend = \"rootful\"");
+  p = write("c.toml", "block-private = true\n");
+  EXPECT_HAS(load_err(p), "unknown key `block-private`: did you mean `block_private`?");
+  p = write("d.toml", "[something]\nx = 1\n");
+  EXPECT_HAS(load_err(p), "line 1: unknown key `something`");
+  // The first problem in file order is reported, not the first in key order.
+  p = write("e.toml", "zzz = 1\naaa = 2\n");
+  EXPECT_HAS(load_err(p), "line 1: unknown key `zzz`");
+}
+
+TEST_F(ProfileTest, SyntaxErrorsNameFileAndLine) {
+  std::string p = write("a.toml", "offline = true\nmtu = = 3\n");
+  EXPECT_HAS(load_err(p), "profile " + p + " line 2: ");
+  p = write("b.toml", "offline = true\noffline = false\n");
+  EXPECT_HAS(load_err(p), "profile " + p + " line 2: ");
+  std::string e = load_err(dir_ + "/missing.toml");
+  EXPECT_HAS(e, "cannot read profile " + dir_ + "/missing.toml: No such file");
+  EXPECT_HAS(load_err(dir_), "is a directory");
+}
+
+TEST_F(ProfileTest, ExtendsChainChildWinsListsReplace) {
+  write("base/grand.toml", "mtu = 1400\nallow_domains = [\"a.example\", \"b.example\"]\n"
+                           "flow_log = \"logs/grand.jsonl\"\noffline = true\n");
+  write("base/parent.toml", "extends = \"grand.toml\"\nmtu = 1300\n"
+                            "capture = \"parent.pcapng\"\n");
+  std::string child = write("child/child.toml",
+                            "extends = \"../base/parent.toml\"\nallow_domains = [\"c.example\"]\n"
+                            "offline = false\n");
+  ProfileLayer l = load_ok(child);
+  EXPECT_EQ(l.mtu, 1300u);                                        // parent over grandparent
+  EXPECT_EQ(*l.allow_domains, std::vector<std::string>{"c.example"});  // replaced
+  EXPECT_EQ(l.offline, false);                                    // child over grandparent
+  EXPECT_EQ(l.flow_log, dir_ + "/base/logs/grand.jsonl");         // relative to grand.toml
+  EXPECT_EQ(l.capture, dir_ + "/base/parent.pcapng");             // relative to parent.toml
+}
+
+TEST_F(ProfileTest, ExtendsAbsoluteAndMissing) {
+  std::string base = write("b.toml", "mtu = 9000\n");
+  std::string child = write("sub/c.toml", "extends = \"" + base + "\"\n");
+  EXPECT_EQ(load_ok(child).mtu, 9000u);
+  std::string bad = write("d.toml", "\nextends = \"nope.toml\"\n");
+  EXPECT_EQ(load_err(bad), "profile " + bad + " line 2: key `extends`: " + dir_ +
+                               "/nope.toml does not exist");
+  std::string wrong = write("e.toml", "extends = [\"a.toml\"]\n");
+  EXPECT_HAS(load_err(wrong), "line 1: key `extends`: expected a string");
+  // An error in a parent names the parent's file.
+  std::string parent = write("p.toml", "mtu = true\n");
+  std::string c2 = write("c2.toml", "extends = \"p.toml\"\n");
+  EXPECT_HAS(load_err(c2), "profile " + parent + " line 1: key `mtu`");
+}
+
+TEST_F(ProfileTest, CyclesPrintTheChain) {
+  std::string a = write("a.toml", "extends = \"b.toml\"\n");
+  std::string b = write("b.toml", "extends = \"./a.toml\"\n");
+  std::string e = load_err(a);
+  EXPECT_HAS(e, "profile inheritance cycle: " + a + " -> " + b + " -> " + a);
+  std::string self = write("self.toml", "extends = \"self.toml\"\n");
+  EXPECT_HAS(load_err(self), "cycle: " + self + " -> " + self);
+  // A cycle through a symlink is found too.
+  std::string x = write("x.toml", "extends = \"link.toml\"\n");
+  fs::create_symlink(x, dir_ + "/link.toml");
+  EXPECT_HAS(load_err(x), "profile inheritance cycle: " + x + " -> " + dir_ + "/link.toml");
+}
+
+TEST_F(ProfileTest, RelativeProfilePathUsesCwd) {
+  write("rel/r.toml", "capture = \"c.pcapng\"\n");
+  std::string old = fs::current_path().string();
+  ASSERT_EQ(chdir(dir_.c_str()), 0);
+  auto r = load_profile("rel/r.toml");
+  ASSERT_EQ(chdir(old.c_str()), 0);
+  ASSERT_TRUE(std::holds_alternative<ProfileLayer>(r)) << std::get<std::string>(r);
+  EXPECT_EQ(std::get<ProfileLayer>(r).capture, dir_ + "/rel/c.pcapng");
+}
+
+TEST(Overlay, TopWinsAndUnsetKeepsBase) {
+  ProfileLayer base, top;
+  base.mtu = 1400;
+  base.offline = true;
+  base.allow_domains = std::vector<std::string>{"a.example", "b.example"};
+  base.command = std::vector<std::string>{"a"};
+  top.mtu = 1300;
+  top.allow_domains = std::vector<std::string>{};
+  top.offline = false;
+  overlay(base, top);
+  EXPECT_EQ(base.mtu, 1300u);
+  EXPECT_EQ(base.offline, false);
+  EXPECT_TRUE(base.allow_domains->empty());
+  EXPECT_EQ(*base.command, std::vector<std::string>{"a"});
+}
+
+TEST(Apply, DefaultsForUnset) {
+  Config c;
+  apply(ProfileLayer{}, c);
+  EXPECT_EQ(c, Config{});
+  ProfileLayer l;
+  l.backend = Backend::Rootful;
+  l.mtu = 1280;
+  l.deny_cidrs = std::vector<Cidr>{std::get<Cidr>(Cidr::parse("10.0.0.0/8"))};
+  apply(l, c);
+  EXPECT_EQ(c.backend, Backend::Rootful);
+  EXPECT_EQ(c.mtu, 1280u);
+  EXPECT_EQ(c.deny_cidrs.size(), 1u);
+  EXPECT_EQ(c.capture_point, CapturePoint::Child);
+}
+
+// The Rust project's demo profiles load unchanged.
+const std::string kFixtures = std::string(CHILDFLOW_SOURCE_DIR) + "/tests/fixtures/profiles";
+
+TEST(RustFixtures, HttpOriginExtendsBase) {
+  auto r = load_profile(kFixtures + "/http-origin.toml");
+  ASSERT_TRUE(std::holds_alternative<ProfileLayer>(r)) << std::get<std::string>(r);
+  const ProfileLayer& l = std::get<ProfileLayer>(r);
+  EXPECT_EQ(l.proxy->str(), "http://proxy-http:3128");
+  EXPECT_EQ(l.proxy_user, "demo");
+  EXPECT_EQ(l.proxy_password, "demo");
+  EXPECT_EQ(l.default_policy, DefaultPolicy::Deny);
+  ASSERT_EQ(l.allow_cidrs->size(), 2u);
+  EXPECT_EQ(l.allow_cidrs->at(0).str(), "10.243.0.10/32");
+  EXPECT_EQ(l.capture, kFixtures + "/captures/http-origin.pcapng");
+  EXPECT_EQ(l.flow_log, kFixtures + "/logs/http-origin.jsonl");
+  ASSERT_EQ(l.command->size(), 7u);
+  EXPECT_EQ(l.command->back(), "http://origin-http.demo:8080/");
+}
+
+TEST(RustFixtures, DomainProfiles) {
+  struct Case {
+    const char* file;
+    DefaultPolicy policy;
+    std::optional<std::vector<std::string>> ProfileLayer::*list;
+    const char* name;
+  };
+  const Case cases[] = {
+      {"domain-allow-origin.toml", DefaultPolicy::Deny, &ProfileLayer::allow_domains,
+       "demo.invalid"},
+      {"domain-allow-origin-exact.toml", DefaultPolicy::Deny,
+       &ProfileLayer::allow_domains_exact, "origin-http.exact.invalid"},
+      {"domain-deny-origin.toml", DefaultPolicy::Allow, &ProfileLayer::deny_domains,
+       "demo.invalid"},
+      {"domain-deny-origin-exact.toml", DefaultPolicy::Allow, &ProfileLayer::deny_domains_exact,
+       "origin-http.exact.invalid"},
+  };
+  for (const Case& c : cases) {
+    auto r = load_profile(kFixtures + "/" + c.file);
+    ASSERT_TRUE(std::holds_alternative<ProfileLayer>(r)) << std::get<std::string>(r);
+    const ProfileLayer& l = std::get<ProfileLayer>(r);
+    EXPECT_EQ(l.backend, Backend::RootlessInternal) << c.file;
+    EXPECT_EQ(l.default_policy, c.policy) << c.file;
+    EXPECT_EQ(*(l.*c.list), std::vector<std::string>{c.name}) << c.file;
+    EXPECT_EQ(l.command->front(), "curl") << c.file;
+    EXPECT_EQ(l.flow_log->rfind(kFixtures + "/logs/", 0), 0u) << *l.flow_log;
+  }
+}
+
+TEST(Dump, QuotesEveryString) {
+  EXPECT_EQ(toml_quote("plain"), "\"plain\"");
+  EXPECT_EQ(toml_quote("a\"b\\c"), "\"a\\\"b\\\\c\"");
+  EXPECT_EQ(toml_quote("\n\t\r\b\f"), "\"\\n\\t\\r\\b\\f\"");
+  EXPECT_EQ(toml_quote(std::string("\x01\x7f", 2)), "\"\\u0001\\u007F\"");
+  EXPECT_EQ(toml_quote("é日本"), "\"é日本\"");
+  for (std::string s : {std::string("'''\"\"\"#=[]{}"), std::string("\\u0041"),
+                        std::string("x\x1b[31my"), std::string("😀 é \\\" ' ")}) {
+    auto t = toml::parse("v = " + toml_quote(s));
+    EXPECT_EQ(t["v"].value<std::string>(), s);
+  }
+}
+
+TEST(Dump, DefaultConfigListsEveryKeyButUnsetOptionals) {
+  std::string d = dump_profile(Config{});
+  auto t = toml::parse(d);
+  for (const auto& key : profile_keys()) {
+    bool optional = key == "extends" || key == "capture" || key == "dns" ||
+                    key == "hosts_file" || key == "proxy" || key == "proxy_user" ||
+                    key == "proxy_password" || key == "flow_log" || key == "iface";
+    EXPECT_EQ(t.contains(key), !optional) << key;
+  }
+  EXPECT_EQ(t["mtu"].value<int64_t>(), 65520);
+  EXPECT_EQ(t["backend"].value<std::string>(), "rootless-internal");
+}
+
+TEST_F(ProfileTest, DumpLoadsBackAsTheSameLayer) {
+  Config c;
+  c.capture = dir_ + "/q\"uote\\d é.pcapng";
+  c.capture_point = CapturePoint::Egress;
+  c.proxy = ProxyUri{ProxyScheme::Socks5, "2001:db8::1", 1080};
+  c.proxy_user = "ü";
+  c.proxy_password = "p\"w\\";
+  c.command = {"sh", "-c", "printf '%s\\n' \"$x\"\n", "\x1b", ""};
+  c.mtu = 1280;
+  std::string p = write("dump.toml", dump_profile(c));
+  Config back;
+  apply(load_ok(p), back);
+  EXPECT_EQ(back, c);
+}
+
+}  // namespace
+}  // namespace cf::config

@@ -1,0 +1,186 @@
+// Single-value parsers shared by flags and profile keys: proxy URIs, domain
+// rule normalisation, MTU, interface names, enums, DNS, paths.
+#include "config/values.hpp"
+
+#include <gtest/gtest.h>
+
+namespace cf::config {
+namespace {
+
+template <class T>
+T must(const Parsed<T>& p) {
+  EXPECT_FALSE(failed(p)) << (failed(p) ? error_of(p) : "");
+  return failed(p) ? T{} : value_of(p);
+}
+
+template <class T>
+std::string must_fail(const Parsed<T>& p) {
+  EXPECT_TRUE(failed(p));
+  return failed(p) ? error_of(p) : "";
+}
+
+#define EXPECT_HAS(haystack, needle) \
+  EXPECT_NE(std::string(haystack).find(needle), std::string::npos) << (haystack)
+
+TEST(ProxyUri, AcceptsTheThreeSchemes) {
+  auto p = must(parse_proxy_uri("http://proxy.example:3128"));
+  EXPECT_EQ(p.scheme, ProxyScheme::Http);
+  EXPECT_EQ(p.host, "proxy.example");
+  EXPECT_EQ(p.port, 3128);
+  EXPECT_EQ(must(parse_proxy_uri("https://p.example:443")).scheme, ProxyScheme::Https);
+  EXPECT_EQ(must(parse_proxy_uri("socks5://198.51.100.1:1080")).scheme, ProxyScheme::Socks5);
+  EXPECT_EQ(must(parse_proxy_uri("HTTP://Proxy.Example:8080")).str(),
+            "http://proxy.example:8080");
+  EXPECT_EQ(must(parse_proxy_uri("http://proxy-http:3128")).host, "proxy-http");
+}
+
+TEST(ProxyUri, Ipv6InBrackets) {
+  auto p = must(parse_proxy_uri("socks5://[2001:DB8::1]:1080"));
+  EXPECT_EQ(p.host, "2001:db8::1");
+  EXPECT_EQ(p.str(), "socks5://[2001:db8::1]:1080");
+  EXPECT_HAS(must_fail(parse_proxy_uri("http://2001:db8::1:3128")), "without brackets");
+  EXPECT_HAS(must_fail(parse_proxy_uri("http://[2001:db8::1]")), "no port");
+  EXPECT_HAS(must_fail(parse_proxy_uri("http://[198.51.100.1]:80")), "not an IPv6");
+  EXPECT_HAS(must_fail(parse_proxy_uri("http://[2001:db8::1:80")), "unclosed");
+  EXPECT_HAS(must_fail(parse_proxy_uri("http://[2001:db8::1]80")), "expected `:PORT`");
+}
+
+TEST(ProxyUri, OneTrailingSlashIsAccepted) {
+  EXPECT_EQ(must(parse_proxy_uri("http://proxy:3128/")).str(), "http://proxy:3128");
+  EXPECT_HAS(must_fail(parse_proxy_uri("http://proxy:3128//")), "path");
+}
+
+TEST(ProxyUri, RejectsPathQueryFragment) {
+  EXPECT_HAS(must_fail(parse_proxy_uri("http://proxy:3128/x")), "has a path `/x`");
+  EXPECT_HAS(must_fail(parse_proxy_uri("http://proxy:3128?a=b")), "has a query");
+  EXPECT_HAS(must_fail(parse_proxy_uri("http://proxy:3128/?a=b")), "path");
+  EXPECT_HAS(must_fail(parse_proxy_uri("http://proxy:3128#frag")), "has a fragment");
+}
+
+TEST(ProxyUri, RejectsBadPorts) {
+  EXPECT_HAS(must_fail(parse_proxy_uri("http://proxy")), "no port");
+  EXPECT_HAS(must_fail(parse_proxy_uri("http://proxy:")), "no port");
+  EXPECT_HAS(must_fail(parse_proxy_uri("socks5://proxy")), ":1080");
+  for (const char* bad : {"http://proxy:0", "http://proxy:65536", "http://proxy:99999999999",
+                          "http://proxy:-1", "http://proxy:80a", "http://proxy:+80"})
+    EXPECT_HAS(must_fail(parse_proxy_uri(bad)), "bad port");
+  EXPECT_EQ(must(parse_proxy_uri("http://proxy:65535")).port, 65535);
+  EXPECT_EQ(must(parse_proxy_uri("http://proxy:1")).port, 1);
+}
+
+TEST(ProxyUri, RejectsSchemesHostsAndUserinfo) {
+  EXPECT_HAS(must_fail(parse_proxy_uri("ftp://proxy:21")), "unknown scheme `ftp`");
+  EXPECT_HAS(must_fail(parse_proxy_uri("socks4://proxy:1080")), "unknown scheme");
+  EXPECT_HAS(must_fail(parse_proxy_uri("proxy:3128")), "no scheme");
+  EXPECT_HAS(must_fail(parse_proxy_uri("")), "empty");
+  EXPECT_HAS(must_fail(parse_proxy_uri("http://:3128")), "no host");
+  EXPECT_HAS(must_fail(parse_proxy_uri("http://bad_host:3128")), "not a DNS name");
+  EXPECT_HAS(must_fail(parse_proxy_uri("http://pro xy:3128")), "white space");
+  std::string e = must_fail(parse_proxy_uri("http://user:secret@proxy:3128"));
+  EXPECT_HAS(e, "-U/--proxy-user");
+  EXPECT_EQ(e.find("secret"), std::string::npos) << "the password must not be echoed: " << e;
+}
+
+TEST(Domain, Normalises) {
+  EXPECT_EQ(must(normalise_domain("Example.COM")), "example.com");
+  EXPECT_EQ(must(normalise_domain("  example.com.\t")), "example.com");
+  EXPECT_EQ(must(normalise_domain("localhost")), "localhost");
+  EXPECT_EQ(must(normalise_domain("a-b.c0.example")), "a-b.c0.example");
+  EXPECT_EQ(must(normalise_domain("123.example")), "123.example");
+}
+
+TEST(Domain, LabelAndLengthRules) {
+  std::string l63(63, 'a'), l64(64, 'a');
+  EXPECT_EQ(must(normalise_domain(l63 + ".example")), l63 + ".example");
+  EXPECT_HAS(must_fail(normalise_domain(l64 + ".example")), "at most 63");
+  std::string n253 = l63 + "." + l63 + "." + l63 + "." + std::string(61, 'b');
+  ASSERT_EQ(n253.size(), 253u);
+  EXPECT_EQ(must(normalise_domain(n253)), n253);
+  EXPECT_EQ(must(normalise_domain(n253 + ".")), n253);
+  EXPECT_HAS(must_fail(normalise_domain(n253 + "b")), "at most 253");
+  EXPECT_HAS(must_fail(normalise_domain("-a.example")), "starts or ends with `-`");
+  EXPECT_HAS(must_fail(normalise_domain("a-.example")), "starts or ends with `-`");
+  EXPECT_HAS(must_fail(normalise_domain("a..example")), "empty label");
+  EXPECT_HAS(must_fail(normalise_domain(".example")), "empty label");
+  EXPECT_HAS(must_fail(normalise_domain("example.com..")), "empty label");
+  EXPECT_HAS(must_fail(normalise_domain("under_score.example")), "contains `_`");
+  EXPECT_HAS(must_fail(normalise_domain("ex ample.com")), "contains ` `");
+  EXPECT_HAS(must_fail(normalise_domain("")), "empty");
+  EXPECT_HAS(must_fail(normalise_domain("   ")), "empty");
+  EXPECT_HAS(must_fail(normalise_domain(".")), "empty");
+  EXPECT_HAS(must_fail(normalise_domain("*.example.com")), "drop the `*.`");
+  EXPECT_HAS(must_fail(normalise_domain("198.51.100.1")), "CIDR");
+  EXPECT_HAS(must_fail(normalise_domain("2001:db8::1")), "CIDR");
+  EXPECT_HAS(must_fail(normalise_domain("bad\nname")), "\\x0a");
+}
+
+TEST(Values, Mtu) {
+  EXPECT_EQ(must(parse_mtu("576")), 576u);
+  EXPECT_EQ(must(parse_mtu("65520")), 65520u);
+  EXPECT_EQ(must(parse_mtu("1500")), 1500u);
+  EXPECT_HAS(must_fail(parse_mtu("575")), "out of range");
+  EXPECT_HAS(must_fail(parse_mtu("65521")), "out of range");
+  EXPECT_HAS(must_fail(parse_mtu("99999999999999999999")), "not a number");
+  for (const char* bad : {"", "-1500", "1500x", "0x500", " 1500"})
+    EXPECT_HAS(must_fail(parse_mtu(bad)), "not a number");
+  EXPECT_HAS(must_fail(check_mtu(-1)), "out of range");
+}
+
+TEST(Values, Iface) {
+  EXPECT_EQ(must(parse_iface("eth0")), "eth0");
+  EXPECT_EQ(must(parse_iface("enp0s31f6.100")), "enp0s31f6.100");
+  EXPECT_HAS(must_fail(parse_iface("")), "empty");
+  EXPECT_HAS(must_fail(parse_iface("averyveryverylong0")), "too long");
+  EXPECT_HAS(must_fail(parse_iface("a/b")), "contains `/`");
+  EXPECT_HAS(must_fail(parse_iface("a b")), "contains ` `");
+  EXPECT_HAS(must_fail(parse_iface("eth0:1")), "contains `:`");
+  EXPECT_FALSE(must_fail(parse_iface("..")).empty());
+}
+
+TEST(Values, Enums) {
+  EXPECT_EQ(must(parse_backend("rootful")), Backend::Rootful);
+  EXPECT_EQ(must(parse_backend("rootless-internal")), Backend::RootlessInternal);
+  EXPECT_HAS(must_fail(parse_backend("rootless")), "rootless-internal or rootful");
+  EXPECT_EQ(must(parse_capture_point("wire-egress")), CapturePoint::WireEgress);
+  EXPECT_EQ(must(parse_capture_point("both")), CapturePoint::Both);
+  EXPECT_HAS(must_fail(parse_capture_point("Child")), "child, egress, wire-egress or both");
+  EXPECT_EQ(must(parse_text_or_json("json")), TextOrJson::Json);
+  EXPECT_HAS(must_fail(parse_text_or_json("yaml")), "text or json");
+  EXPECT_EQ(must(parse_report_format("markdown")), ReportFormat::Markdown);
+  EXPECT_HAS(must_fail(parse_report_format("md")), "text, markdown or json");
+  EXPECT_EQ(must(parse_default_policy("deny")), DefaultPolicy::Deny);
+  EXPECT_HAS(must_fail(parse_default_policy("block")), "allow or deny");
+  // Every name() spelling parses back to its value.
+  for (auto b : {Backend::RootlessInternal, Backend::Rootful})
+    EXPECT_EQ(must(parse_backend(name(b))), b);
+  for (auto c : {CapturePoint::Child, CapturePoint::Egress, CapturePoint::WireEgress,
+                 CapturePoint::Both})
+    EXPECT_EQ(must(parse_capture_point(name(c))), c);
+  for (auto f : {ReportFormat::Text, ReportFormat::Markdown, ReportFormat::Json})
+    EXPECT_EQ(must(parse_report_format(name(f))), f);
+}
+
+TEST(Values, Dns) {
+  EXPECT_EQ(must(parse_dns("198.51.100.53")).str(), "198.51.100.53");
+  EXPECT_EQ(must(parse_dns("2001:db8::53")).str(), "2001:db8::53");
+  EXPECT_HAS(must_fail(parse_dns("198.51.100.53:53")), "not an IP address");
+  EXPECT_HAS(must_fail(parse_dns("dns.example")), "not an IP address");
+  EXPECT_HAS(must_fail(parse_dns("[::1]")), "not an IP address");
+}
+
+TEST(Values, CredentialsAndPaths) {
+  EXPECT_EQ(must(parse_proxy_user("alice")), "alice");
+  EXPECT_HAS(must_fail(parse_proxy_user("")), "empty");
+  EXPECT_HAS(must_fail(parse_proxy_user("a\nb")), "control");
+  EXPECT_EQ(must(parse_proxy_password("-s3cret \"x\"")), "-s3cret \"x\"");
+  EXPECT_HAS(must_fail(parse_proxy_password("a\r\nb")), "control");
+  EXPECT_EQ(must(resolve_path("x/../y.pcap", "/base/dir")), "/base/dir/y.pcap");
+  EXPECT_EQ(must(resolve_path("./logs/a.jsonl", "/p")), "/p/logs/a.jsonl");
+  EXPECT_EQ(must(resolve_path("/abs//a", "/p")), "/abs/a");
+  EXPECT_HAS(must_fail(resolve_path("", "/p")), "empty");
+  EXPECT_HAS(must_fail(check_readable_file("/nonexistent/file")), "No such file");
+  EXPECT_HAS(must_fail(check_readable_file("/")), "directory");
+}
+
+}  // namespace
+}  // namespace cf::config
