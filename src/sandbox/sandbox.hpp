@@ -1,8 +1,16 @@
 // The rootless sandbox: a user + network + mount + PID namespace tree whose
 // pid 1 is a small init stub. The stub builds the tree's view (private mount
-// propagation, resolv.conf/hosts overlays, lo and tap0 through netlink), hands
-// the tap fd to the parent over SCM_RIGHTS, waits for "engine ready", then
-// forks + execs the command and reaps orphans until it exits.
+// propagation, a fresh /proc, resolv.conf/hosts overlays, lo and tap0 through
+// netlink), hands the tap fd to the parent over SCM_RIGHTS, waits for "engine
+// ready", then forks + execs the command and reaps orphans until it exits.
+// docs/sandbox.md lists the privilege steps in order and the fail-closed
+// argument.
+//
+// Call order in the parent (the thread that calls launch must live as long as
+// the tree: the stub's parent-death signal follows that thread):
+//   launch (while still single-threaded) -> engine setup on tree.tap ->
+//   prctl(PR_SET_DUMPABLE, 0) -> release -> loop { pidfd readable ->
+//   try_reap; signals -> forward_signal } -> Tree destroyed.
 #pragma once
 #include <sys/types.h>
 
@@ -38,15 +46,35 @@ struct Overlays {
   std::optional<std::string> hosts;
 };
 
+// How the tree's user ids were mapped (docs/sandbox.md, "Id maps").
+enum class IdMap : uint8_t {
+  Identity,  // caller is root: every id the caller's namespace maps, to itself
+  SubIds,    // newuidmap/newgidmap: 0 -> caller, 1.. -> /etc/subuid, /etc/subgid
+  Single,    // written directly: 0 -> caller's uid and gid (setgroups denied)
+  UidOnly,   // gid_map could not be written: gids show as the overflow gid
+};
+const char* name(IdMap m);  // "identity" | "subids" | "single" | "uid-only"
+
+// One running tree. Move-only; destroying a Tree whose stub has not been
+// reaped kills the stub (and with it the whole PID namespace) and reaps it.
 struct Tree {
-  pid_t init_pid = -1;
-  UniqueFd pidfd;    // pidfd of the init stub (readable when it exits)
-  UniqueFd tap;      // tap0, non-blocking, owned by the engine
-  UniqueFd control;  // parent end of the stub's control socket
+  pid_t init_pid = -1;  // the stub, as the parent's PID namespace sees it
+  UniqueFd pidfd;       // pidfd of the init stub (readable when it exits)
+  UniqueFd tap;         // tap0, O_NONBLOCK, owned by the engine
+  UniqueFd control;     // parent end of the stub's control socket
+  IdMap id_map = IdMap::Single;
+  std::optional<int> exit_code;  // set by try_reap once the stub is reaped
+
+  Tree() = default;
+  Tree(Tree&& o) noexcept;
+  Tree& operator=(Tree&& o) noexcept;
+  ~Tree();
 };
 
 // Creates the namespaces and the stub, maps ids, and returns once the stub has
-// configured tap0 and sent its fd. Error: "phase: cause" (e.g.
+// configured tap0 and sent its fd. Overlay temp files are already removed when
+// it returns (the bind mounts keep their contents alive); on failure nothing is
+// left behind. Error: "phase: cause" (e.g.
 // "netlink: RTM_NEWADDR on tap0: Operation not permitted").
 std::variant<Tree, std::string> launch(const Config& c, const NetPlan& plan,
                                        const Overlays& overlays);
@@ -54,11 +82,17 @@ std::variant<Tree, std::string> launch(const Config& c, const NetPlan& plan,
 // Tells the stub the engine is ready: it then runs the command.
 bool release(Tree& t);
 
-// Forwards a signal (SIGINT, SIGTERM, SIGHUP, SIGQUIT) to the tree.
+// Forwards a signal (SIGINT, SIGTERM, SIGHUP, SIGQUIT) to the command (the
+// stub sends it to the command's process, not to the whole tree). Do not
+// forward signals the terminal generated (signalfd_siginfo.ssi_code ==
+// SI_KERNEL): the terminal sent those to the whole foreground process group,
+// which the tree's processes are members of, so they already got it.
 void forward_signal(const Tree& t, int sig);
 
 // Reaps the stub (non-blocking) and maps its status to childflow's exit code
-// (SPEC section 1); nullopt while it still runs.
+// (SPEC section 1): the command's exit code, 128 + N when it was killed by
+// signal N, 126/127 when it could not be executed/found. nullopt while it
+// still runs. Once reaped, returns the same code again.
 std::optional<int> try_reap(Tree& t);
 
 }  // namespace cf::sandbox

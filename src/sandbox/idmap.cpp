@@ -1,0 +1,271 @@
+// Theory of operation: see idmap.hpp for the order. A map file of a user
+// namespace can be written once, in one write(2); so each step notes whether
+// uid_map is already written and later steps only complete the gid side.
+// newuidmap/newgidmap are set-uid helpers from the shadow suite (uidmap
+// package); they check /etc/subuid and /etc/subgid themselves, we check first
+// only to skip them cleanly and to name what is missing. Their stderr is
+// captured into the error message.
+#include "sandbox/idmap.hpp"
+
+#include <fcntl.h>
+#include <pwd.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <charconv>
+#include <cstring>
+#include <vector>
+
+#include <fmt/format.h>
+
+extern char** environ;
+
+namespace cf::sandbox::idmap {
+namespace {
+
+std::optional<std::string> read_text(const char* path) {
+  int fd = ::open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return std::nullopt;
+  UniqueFd owned(fd);
+  std::string out;
+  char buf[4096];
+  ssize_t n;
+  while ((n = ::read(fd, buf, sizeof buf)) > 0) out.append(buf, static_cast<size_t>(n));
+  if (n < 0) return std::nullopt;
+  return out;
+}
+
+// 0 on success, else errno.
+int write_text(const std::string& path, std::string_view text) {
+  int fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC);
+  if (fd < 0) return errno;
+  UniqueFd owned(fd);
+  ssize_t n = ::write(fd, text.data(), text.size());
+  if (n < 0) return errno;
+  return n == static_cast<ssize_t>(text.size()) ? 0 : EIO;
+}
+
+std::string one_line(std::string_view text) {
+  while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.remove_suffix(1);
+  std::string s;
+  for (char ch : text) s += (ch == '\n') ? ' ' : ch;
+  return s;
+}
+
+std::optional<std::string> find_in_path(const char* prog) {
+  std::string path_env = getenv("PATH") ? getenv("PATH") : "";
+  // Helpers live in /usr/bin; keep finding them when PATH was trimmed (sudo).
+  path_env += ":/usr/bin:/bin:/usr/sbin:/sbin";
+  size_t pos = 0;
+  while (pos <= path_env.size()) {
+    size_t end = path_env.find(':', pos);
+    if (end == std::string::npos) end = path_env.size();
+    std::string dir = path_env.substr(pos, end - pos);
+    if (!dir.empty()) {
+      std::string candidate = dir + "/" + prog;
+      if (::access(candidate.c_str(), X_OK) == 0) return candidate;
+    }
+    pos = end + 1;
+  }
+  return std::nullopt;
+}
+
+// Runs a helper; "" on exit 0, else a description with its stderr.
+std::string run_helper(const std::string& path, const std::vector<std::string>& args) {
+  std::vector<char*> argv;
+  for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
+  int err_pipe[2];
+  if (pipe2(err_pipe, O_CLOEXEC) != 0) return fmt::format("pipe: {}", strerror(errno));
+  UniqueFd rd(err_pipe[0]), wr(err_pipe[1]);
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_adddup2(&fa, wr.get(), STDERR_FILENO);
+  pid_t pid = -1;
+  int rc = posix_spawn(&pid, path.c_str(), &fa, nullptr, argv.data(), environ);
+  posix_spawn_file_actions_destroy(&fa);
+  wr.reset();
+  if (rc != 0) return fmt::format("cannot run {}: {}", path, strerror(rc));
+  std::string err;
+  char buf[1024];
+  ssize_t n;
+  while ((n = ::read(rd.get(), buf, sizeof buf)) > 0 && err.size() < 4096)
+    err.append(buf, static_cast<size_t>(n));
+  int status = 0;
+  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return "";
+  std::string why = WIFEXITED(status) ? fmt::format("exit status {}", WEXITSTATUS(status))
+                                      : fmt::format("killed by signal {}", WTERMSIG(status));
+  if (!err.empty()) why += ": " + one_line(err);
+  return why;
+}
+
+std::string user_name(uid_t uid) {
+  passwd pw{};
+  passwd* found = nullptr;
+  std::vector<char> buf(16384);
+  if (getpwuid_r(uid, &pw, buf.data(), buf.size(), &found) == 0 && found) return pw.pw_name;
+  return std::to_string(uid);
+}
+
+}  // namespace
+
+std::optional<SubIdRange> find_subid_range(std::string_view text, std::string_view user,
+                                           uint32_t id) {
+  std::string id_text = std::to_string(id);
+  size_t pos = 0;
+  while (pos < text.size()) {
+    size_t end = text.find('\n', pos);
+    if (end == std::string_view::npos) end = text.size();
+    std::string_view line = text.substr(pos, end - pos);
+    pos = end + 1;
+    size_t c1 = line.find(':');
+    if (c1 == std::string_view::npos) continue;
+    size_t c2 = line.find(':', c1 + 1);
+    if (c2 == std::string_view::npos) continue;
+    std::string_view owner = line.substr(0, c1);
+    if (owner != user && owner != id_text) continue;
+    std::string_view start_text = line.substr(c1 + 1, c2 - c1 - 1);
+    std::string_view count_text = line.substr(c2 + 1);
+    while (!count_text.empty() && (count_text.back() == ' ' || count_text.back() == '\r'))
+      count_text.remove_suffix(1);
+    SubIdRange r;
+    auto a = std::from_chars(start_text.data(), start_text.data() + start_text.size(), r.start);
+    auto b = std::from_chars(count_text.data(), count_text.data() + count_text.size(), r.count);
+    if (a.ec != std::errc() || a.ptr != start_text.data() + start_text.size() ||
+        b.ec != std::errc() || b.ptr != count_text.data() + count_text.size() || r.count == 0)
+      continue;
+    return r;
+  }
+  return std::nullopt;
+}
+
+std::string identity_map(std::string_view proc_map_text) {
+  std::string out;
+  size_t pos = 0;
+  while (pos < proc_map_text.size()) {
+    size_t end = proc_map_text.find('\n', pos);
+    if (end == std::string_view::npos) end = proc_map_text.size();
+    std::string_view line = proc_map_text.substr(pos, end - pos);
+    pos = end + 1;
+    uint64_t v[3];
+    int got = 0;
+    size_t i = 0;
+    while (got < 3 && i < line.size()) {
+      while (i < line.size() && line[i] == ' ') ++i;
+      auto r = std::from_chars(line.data() + i, line.data() + line.size(), v[got]);
+      if (r.ec != std::errc()) break;
+      i = static_cast<size_t>(r.ptr - line.data());
+      ++got;
+    }
+    if (got != 3) continue;
+    // Our ids are the inside column; map each to itself.
+    out += fmt::format("{} {} {}\n", v[0], v[0], v[2]);
+  }
+  return out;
+}
+
+std::variant<IdMap, std::string> map_ids(pid_t pid) {
+  const uid_t uid = geteuid();
+  const gid_t gid = getegid();
+  const std::string proc = fmt::format("/proc/{}/", pid);
+  std::vector<std::string> failures;
+  bool uid_written = false;
+
+  // Completes the gid side directly with a single-id map; 0 or errno.
+  auto write_single_gid = [&]() -> int {
+    int err = write_text(proc + "setgroups", "deny");
+    if (err != 0 && err != ENOENT) {  // ENOENT: kernel without setgroups (< 3.19)
+      failures.push_back(fmt::format("setgroups \"deny\": {}", strerror(err)));
+      return err;
+    }
+    std::string gmap = fmt::format("0 {} 1", gid);
+    err = write_text(proc + "gid_map", gmap);
+    if (err != 0) failures.push_back(fmt::format("gid_map \"{}\": {}", gmap, strerror(err)));
+    return err;
+  };
+
+  // 1. Root: identity over every id we have.
+  if (uid == 0) {
+    auto umap = read_text("/proc/self/uid_map");
+    auto gmap = read_text("/proc/self/gid_map");
+    if (!umap || !gmap) {
+      failures.push_back("cannot read /proc/self/uid_map or gid_map");
+    } else {
+      std::string u = identity_map(*umap), g = identity_map(*gmap);
+      int err = write_text(proc + "uid_map", u);
+      if (err != 0) {
+        failures.push_back(fmt::format("identity uid_map \"{}\": {}", one_line(u), strerror(err)));
+      } else {
+        uid_written = true;
+        err = write_text(proc + "gid_map", g);
+        if (err == 0) return IdMap::Identity;
+        failures.push_back(fmt::format("identity gid_map \"{}\": {}", one_line(g), strerror(err)));
+      }
+    }
+  }
+
+  // 2. newuidmap/newgidmap with this user's subordinate ranges.
+  if (!uid_written) {
+    const std::string user = user_name(uid);
+    auto newuidmap = find_in_path("newuidmap");
+    auto newgidmap = find_in_path("newgidmap");
+    auto subuid_text = read_text("/etc/subuid");
+    auto subgid_text = read_text("/etc/subgid");
+    std::optional<SubIdRange> ur, gr;
+    if (subuid_text) ur = find_subid_range(*subuid_text, user, uid);
+    if (subgid_text) gr = find_subid_range(*subgid_text, user, uid);
+    std::vector<std::string> missing;
+    if (!newuidmap) missing.push_back("newuidmap not found in PATH (package uidmap)");
+    if (!newgidmap) missing.push_back("newgidmap not found in PATH (package uidmap)");
+    if (!ur) missing.push_back(fmt::format("no range for {} in /etc/subuid", user));
+    if (!gr) missing.push_back(fmt::format("no range for {} in /etc/subgid", user));
+    if (!missing.empty()) {
+      std::string joined;
+      for (const auto& m : missing) joined += (joined.empty() ? "" : ", ") + m;
+      failures.push_back("subordinate ids: " + joined);
+    } else {
+      std::string p = std::to_string(pid);
+      std::string why = run_helper(*newuidmap, {"newuidmap", p, "0", std::to_string(uid), "1",
+                                                "1", std::to_string(ur->start),
+                                                std::to_string(ur->count)});
+      if (!why.empty()) {
+        failures.push_back("newuidmap: " + why);
+      } else {
+        uid_written = true;
+        why = run_helper(*newgidmap, {"newgidmap", p, "0", std::to_string(gid), "1", "1",
+                                      std::to_string(gr->start), std::to_string(gr->count)});
+        if (why.empty()) return IdMap::SubIds;
+        failures.push_back("newgidmap: " + why);
+        if (write_single_gid() == 0) return IdMap::SubIds;
+        return IdMap::UidOnly;
+      }
+    }
+  }
+
+  // 3. Direct single-id maps; 4. uid only.
+  if (!uid_written) {
+    std::string umap = fmt::format("0 {} 1", uid);
+    int err = write_text(proc + "uid_map", umap);
+    if (err != 0) {
+      failures.push_back(fmt::format("uid_map \"{}\": {}", umap, strerror(err)));
+    } else {
+      uid_written = true;
+      if (write_single_gid() == 0) return IdMap::Single;
+      return IdMap::UidOnly;
+    }
+  } else if (write_single_gid() == 0) {
+    return uid == 0 ? IdMap::Identity : IdMap::Single;
+  } else {
+    return IdMap::UidOnly;
+  }
+
+  std::string msg = "sandbox: cannot map user ids: ";
+  for (size_t i = 0; i < failures.size(); ++i) msg += (i ? "; " : "") + failures[i];
+  return msg;
+}
+
+}  // namespace cf::sandbox::idmap

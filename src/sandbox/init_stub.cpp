@@ -1,0 +1,265 @@
+// Theory of operation: the init stub, step by step (docs/sandbox.md has the
+// same list from the parent's side).
+//
+//  1. Hygiene: close every inherited fd except 0, 1, 2 and the control
+//     socket (the command must not inherit the parent's fds: engine sockets,
+//     capture files); reset every signal disposition to SIG_DFL; block only
+//     SIGCHLD (read through a signalfd later).
+//  2. PR_SET_PDEATHSIG(SIGKILL): if childflow dies, the kernel kills the stub,
+//     and pid 1 dying kills the whole PID namespace. The classic getppid()
+//     check for a parent that died before prctl cannot work here (the parent
+//     is outside our PID namespace, getppid() is 0); the control socket
+//     covers that race: the next step reads from it and a dead parent means
+//     end of file, so the stub exits.
+//  3. Wait for MapsDone (the parent writes our uid/gid maps); then become
+//     non-dumpable so the tree cannot ptrace its own init to reach the
+//     control socket.
+//  4. Mounts: make / recursively private (nothing propagates to or from the
+//     host), mount a fresh /proc for the new PID namespace, bind the overlay
+//     files over /etc/resolv.conf and /etc/hosts.
+//  5. Network through netlink (netlink/): lo up; tap0 from /dev/net/tun
+//     (IFF_TAP | IFF_NO_PI); IPv6 sysctls of tap0 (accept_ra=0: no router
+//     solicitations; accept_dad=0 and dad_transmits=0: no DAD, the link-local
+//     address is not even briefly tentative; or disable_ipv6=1 when the plan
+//     has no IPv6); MAC and
+//     MTU; up; addresses (IPv6 with IFA_F_NODAD); default routes via the
+//     gateways; permanent neighbour entries gateway -> gateway MAC.
+//  6. Send the tap fd (TapReady, SCM_RIGHTS) and close our copy: from now on
+//     the engine holds the only reference, so when the engine goes, tap0 goes.
+//  7. Wait for Release; fork; the child resets its signal mask and execvp()s
+//     the command (127 / 126 with a shell-like message when it cannot).
+//  8. Loop: reap every child (pid 1 inherits all orphans of the tree); forward
+//     Signal messages to the command's pid; when the command is reaped, exit
+//     with its exit code or 128 + N, which kills whatever remains in the
+//     namespace. End of file on the control socket (the parent is gone):
+//     exit at once.
+//
+// Any failure in 1-6 is sent to the parent as SetupFailed("phase: cause").
+#include "sandbox/init_stub.hpp"
+
+#include <fcntl.h>
+#include <linux/if.h>
+#include <linux/if_tun.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <variant>
+
+#include <fmt/format.h>
+
+#include "netlink/netlink.hpp"
+#include "sandbox/control.hpp"
+#include "sandbox/overlay.hpp"
+
+namespace cf::sandbox {
+namespace {
+
+constexpr const char* kTapName = "tap0";
+
+[[noreturn]] void fail_setup(int ctl, const std::string& why) {
+  control::send(ctl, control::Tag::SetupFailed, 0, why);
+  _exit(1);
+}
+
+void close_all_but(int keep) {
+  if (keep > 3) ::close_range(3, static_cast<unsigned>(keep - 1), 0);
+  ::close_range(static_cast<unsigned>(keep < 3 ? 3 : keep + 1), ~0U, 0);
+}
+
+void reset_signal_dispositions() {
+  struct sigaction dfl{};
+  dfl.sa_handler = SIG_DFL;
+  sigemptyset(&dfl.sa_mask);
+  for (int sig = 1; sig < NSIG; ++sig) {
+    if (sig == SIGKILL || sig == SIGSTOP) continue;
+    ::sigaction(sig, &dfl, nullptr);  // EINVAL for libc-reserved signals: fine
+  }
+}
+
+// Writes a sysctl of the current network namespace; ENOENT is reported as
+// such so the caller can decide.
+std::optional<std::string> write_sysctl(const std::string& key, const char* value,
+                                        int* err_out) {
+  std::string path = "/proc/sys/" + key;
+  int fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC);
+  int err = 0;
+  if (fd < 0) {
+    err = errno;
+  } else {
+    UniqueFd owned(fd);
+    if (::write(fd, value, strlen(value)) < 0) err = errno;
+  }
+  if (err_out) *err_out = err;
+  if (err == 0) return std::nullopt;
+  return fmt::format("sandbox: sysctl {}={}: {}", key, value, strerror(err));
+}
+
+std::variant<UniqueFd, std::string> setup_network(const NetPlan& plan) {
+  auto opened = netlink::Socket::open();
+  if (auto* e = std::get_if<std::string>(&opened)) return *e;
+  netlink::Socket& nl = std::get<netlink::Socket>(opened);
+
+  auto lo = nl.find_link("lo");
+  if (auto* e = std::get_if<std::string>(&lo)) return *e;
+  if (auto e = nl.set_up(std::get<netlink::Link>(lo))) return *e;
+
+  int fd = ::open("/dev/net/tun", O_RDWR | O_CLOEXEC);
+  if (fd < 0) {
+    int err = errno;
+    struct stat st{};
+    std::string mode;
+    if (::stat("/dev/net/tun", &st) == 0)
+      mode = fmt::format(" (mode {:04o}; run childflow --doctor)", st.st_mode & 07777);
+    return fmt::format("sandbox: open /dev/net/tun: {}{}", strerror(err), mode);
+  }
+  UniqueFd tap(fd);
+  ifreq ifr{};
+  ifr.ifr_flags = IFF_TAP | IFF_NO_PI;
+  std::memcpy(ifr.ifr_name, kTapName, strlen(kTapName));
+  if (::ioctl(tap.get(), TUNSETIFF, &ifr) != 0)
+    return fmt::format("sandbox: TUNSETIFF {}: {}", kTapName, strerror(errno));
+
+  // IPv6 behaviour of tap0, set while it is down (before any address).
+  const std::string conf = fmt::format("net/ipv6/conf/{}/", kTapName);
+  int err = 0;
+  if (plan.ipv6) {
+    for (const char* key : {"accept_ra", "accept_dad", "dad_transmits"})
+      if (auto e = write_sysctl(conf + key, "0", &err))
+        return err == ENOENT ? *e + " (is IPv6 disabled in this kernel?)" : *e;
+  } else if (auto e = write_sysctl(conf + "disable_ipv6", "1", &err); e && err != ENOENT) {
+    return *e;  // ENOENT: no IPv6 in this kernel at all, nothing to disable
+  }
+
+  auto found = nl.find_link(kTapName);
+  if (auto* e = std::get_if<std::string>(&found)) return *e;
+  const netlink::Link& link = std::get<netlink::Link>(found);
+  if (auto e = nl.set_mac_and_mtu(link, plan.child_mac, plan.mtu)) return *e;
+  if (auto e = nl.set_up(link)) return *e;
+  if (auto e = nl.add_address(link, plan.child4, plan.prefix4, false)) return *e;
+  if (plan.ipv6)
+    if (auto e = nl.add_address(link, plan.child6, plan.prefix6, true)) return *e;
+  if (auto e = nl.add_default_route(link, plan.gw4)) return *e;
+  if (plan.ipv6)
+    if (auto e = nl.add_default_route(link, plan.gw6)) return *e;
+  if (auto e = nl.add_permanent_neighbour(link, plan.gw4, plan.gw_mac)) return *e;
+  if (plan.ipv6)
+    if (auto e = nl.add_permanent_neighbour(link, plan.gw6, plan.gw_mac)) return *e;
+  return tap;
+}
+
+[[noreturn]] void exec_command(char* const* argv) {
+  reset_signal_dispositions();
+  sigset_t none;
+  sigemptyset(&none);
+  ::sigprocmask(SIG_SETMASK, &none, nullptr);
+  ::execvp(argv[0], argv);
+  int err = errno;
+  std::string msg = (err == ENOENT && !std::strchr(argv[0], '/'))
+                        ? fmt::format("childflow: {}: command not found\n", argv[0])
+                        : fmt::format("childflow: {}: {}\n", argv[0], strerror(err));
+  (void)!::write(STDERR_FILENO, msg.data(), msg.size());
+  _exit(exit_code_for_exec_errno(err));
+}
+
+[[noreturn]] void supervise(int ctl, pid_t command, int sigchld_fd) {
+  for (;;) {
+    pollfd fds[2] = {{sigchld_fd, POLLIN, 0}, {ctl, POLLIN, 0}};
+    if (::poll(fds, 2, -1) < 0) {
+      if (errno == EINTR) continue;
+      _exit(1);
+    }
+    if (fds[0].revents) {
+      signalfd_siginfo si;
+      while (::read(sigchld_fd, &si, sizeof si) == sizeof si) {
+      }
+      int status = 0;
+      pid_t pid;
+      while ((pid = ::waitpid(-1, &status, WNOHANG)) > 0)
+        if (pid == command) _exit(exit_code_from_wait_status(status));
+    }
+    if (fds[1].revents) {
+      auto msg = control::receive(ctl);
+      if (!msg) _exit(1);  // childflow is gone: end the tree now
+      if (msg->tag == control::Tag::Signal && msg->value > 0 && msg->value < NSIG)
+        ::kill(command, msg->value);
+    }
+  }
+}
+
+}  // namespace
+
+int exit_code_for_exec_errno(int err) { return err == ENOENT ? 127 : 126; }
+
+int exit_code_from_wait_status(int status) {
+  if (WIFEXITED(status)) return WEXITSTATUS(status);
+  if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
+  return 1;
+}
+
+void run_init_stub(const StubArgs& a) {
+  const int ctl = a.control_fd;
+  // 1. Hygiene.
+  close_all_but(ctl);
+  reset_signal_dispositions();
+  sigset_t only_chld;
+  sigemptyset(&only_chld);
+  sigaddset(&only_chld, SIGCHLD);
+  ::sigprocmask(SIG_SETMASK, &only_chld, nullptr);
+
+  // 2. Die with childflow (the race with an already dead parent is covered by
+  //    the read below: end of file).
+  if (::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0)
+    fail_setup(ctl, fmt::format("sandbox: prctl(PR_SET_PDEATHSIG): {}", strerror(errno)));
+
+  // 3. Id maps.
+  auto go = control::receive(ctl);
+  if (!go || go->tag != control::Tag::MapsDone) _exit(1);
+  ::prctl(PR_SET_DUMPABLE, 0);
+
+  // 4. Mounts.
+  if (::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0)
+    fail_setup(ctl, fmt::format("sandbox: make / private (mount --make-rprivate /): {}",
+                                strerror(errno)));
+  if (::mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr) != 0)
+    fail_setup(ctl, fmt::format("sandbox: mount a fresh /proc: {}", strerror(errno)));
+  if (a.resolv_conf)
+    if (auto e = bind_file(*a.resolv_conf, "/etc/resolv.conf")) fail_setup(ctl, *e);
+  if (a.hosts)
+    if (auto e = bind_file(*a.hosts, "/etc/hosts")) fail_setup(ctl, *e);
+
+  // 5. Network.
+  auto net = setup_network(a.plan);
+  if (auto* e = std::get_if<std::string>(&net)) fail_setup(ctl, *e);
+  UniqueFd tap = std::move(std::get<UniqueFd>(net));
+
+  // 6. Hand tap0 to the engine.
+  if (!control::send(ctl, control::Tag::TapReady, 0, {}, tap.get())) _exit(1);
+  tap.reset();
+
+  // 7. Wait for the engine, then run the command.
+  auto release = control::receive(ctl);
+  if (!release || release->tag != control::Tag::Release) _exit(1);
+  int sfd = ::signalfd(-1, &only_chld, SFD_CLOEXEC | SFD_NONBLOCK);
+  if (sfd < 0) _exit(1);
+  pid_t command = ::fork();
+  if (command < 0) {
+    std::string msg = fmt::format("childflow: fork: {}\n", strerror(errno));
+    (void)!::write(STDERR_FILENO, msg.data(), msg.size());
+    _exit(1);
+  }
+  if (command == 0) exec_command(a.argv.data());
+
+  // 8. Reap and forward until the command exits.
+  supervise(ctl, command, sfd);
+}
+
+}  // namespace cf::sandbox

@@ -1,0 +1,32 @@
+// The init stub: pid 1 of the tree's PID namespace. It runs in the child of
+// clone(NEWUSER|NEWNET|NEWNS|NEWPID) with a copy of the parent's memory and
+// never returns (it _exit()s, so the parent's atexit handlers and stdio
+// buffers are never run twice).
+#pragma once
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "sandbox/sandbox.hpp"
+
+namespace cf::sandbox {
+
+// Everything the stub needs, prepared by the parent before clone.
+struct StubArgs {
+  int control_fd = -1;       // the stub's end of the control socketpair
+  std::vector<char*> argv;   // the command, nullptr-terminated
+  NetPlan plan;
+  std::optional<std::string> resolv_conf;  // overlay sources (OverlayDir)
+  std::optional<std::string> hosts;
+};
+
+[[noreturn]] void run_init_stub(const StubArgs& args);
+
+// Exit code of a command that exec could not start (as a shell does):
+// 127 when it was not found, 126 when it was found but cannot be executed.
+int exit_code_for_exec_errno(int err);
+
+// Exit code for a wait status: the exit code, or 128 + N when killed by N.
+int exit_code_from_wait_status(int status);
+
+}  // namespace cf::sandbox
