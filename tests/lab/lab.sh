@@ -187,7 +187,7 @@ lab__write_dnsmasq_conf() {
     echo "local=/example.test/"
     echo "host-record=www.example.test,$LAB_WWW4,$LAB_WWW6"
     echo "host-record=echo.example.test,$LAB_ECHO4,$LAB_ECHO6"
-    echo "host-record=proxy.example.test,$LAB_PROXY4,$LAB_PROXY6"
+    echo "host-record=proxy.example.test,$LAB_PROXY4" # A only: the proxies listen on IPv4
     echo "host-record=v4only.example.test,$LAB_WWW4"
     echo "host-record=v6only.example.test,$LAB_WWW6"
     echo "host-record=shortttl.example.test,$LAB_WWW4,$LAB_WWW6,2"
