@@ -1,7 +1,199 @@
-// PLACEHOLDER: replaced by the rootless run (issue 3).
+// Running a command tree on the rootless-internal backend.
+//
+// Order of work (each step names itself in the error that stops it):
+//   1. preflight   the doctor's checks, silently; the first fatal one stops us
+//   2. plan        per-run addresses: a /30 in 10.240.0.0/16, a /64 in fd42::/16
+//   3. overlays    resolv.conf (gateways as nameservers) and hosts (--hosts-file)
+//   4. flow log    opened (created) only now, after all validation passed
+//   5. sandbox     namespaces + init stub; tap0 comes back over SCM_RIGHTS
+//   6. engine      the reactor serves tap0 until the stub exits; signals
+//                  SIGINT/SIGTERM/SIGHUP/SIGQUIT are forwarded to the tree
+//   7. report      exit code mapping, --fail-on-leak, summary
+// The parent turns non-dumpable before the tree runs any command, so nothing
+// in the tree can ptrace or read the engine's memory.
 #include "app/run.hpp"
+
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
 #include <cstdio>
+#include <fmt/format.h>
+#include <fstream>
+#include <sstream>
+
+#include "app/overlays.hpp"
+#include "doctor/doctor.hpp"
+#include "engine/engine.hpp"
+#include "observe/recorder.hpp"
+#include "observe/summary.hpp"
+#include "policy/policy.hpp"
+#include "sandbox/sandbox.hpp"
+
 namespace cf::app {
-int run_tree(const Config&) { std::fputs("childflow: error: running is not built yet\n", stderr); return 1; }
-int run_cleanup(const Config&) { return 0; }
+namespace {
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+void error(std::string_view phase, std::string_view msg) {
+  std::fputs(fmt::format("childflow: error: {}: {}\n", phase, msg).c_str(), stderr);
+}
+
+bool host_has_default_route6() {
+  std::ifstream in("/proc/net/ipv6_route");
+  std::string dst, plen;
+  std::string line;
+  while (std::getline(in, line)) {
+    std::istringstream ls(line);
+    ls >> dst >> plen;
+    if (dst == std::string(32, '0') && plen == "00" && line.find(" lo") == std::string::npos &&
+        line.find("ffffffff") == std::string::npos)
+      return true;
+  }
+  return false;
+}
+
+sandbox::NetPlan make_plan(const Config& c) {
+  sandbox::NetPlan p;
+  uint32_t r = engine::random_u32();
+  uint32_t base = (10u << 24) | (240u << 16) | ((r & 0x3fff) << 2);
+  p.gw4 = IpAddr::v4(base + 1);
+  p.child4 = IpAddr::v4(base + 2);
+  p.prefix4 = 30;
+  uint32_t r6 = engine::random_u32();
+  std::array<uint8_t, 16> b{};
+  b[0] = 0xfd;
+  b[1] = 0x42;
+  b[2] = uint8_t(r6 >> 24);
+  b[3] = uint8_t(r6 >> 16);
+  b[4] = uint8_t(r6 >> 8);
+  b[5] = uint8_t(r6);
+  b[15] = 1;
+  p.gw6 = IpAddr::v6_bytes(b.data());
+  b[15] = 2;
+  p.child6 = IpAddr::v6_bytes(b.data());
+  p.prefix6 = 64;
+  p.gw_mac = {0x02, 0x63, 0x66, uint8_t(r >> 16), uint8_t(r >> 8), 0x01};
+  p.child_mac = {0x02, 0x63, 0x66, uint8_t(r >> 16), uint8_t(r >> 8), 0x02};
+  p.mtu = c.mtu;
+  p.ipv6 = true;
+  return p;
+}
+
+}  // namespace
+
+
+int run_tree(const Config& c) {
+  uint64_t started = engine::monotonic_ms();
+  if (c.backend == Backend::Rootful) {
+    error("backend", "the rootful backend (--root) is not available in this build; "
+                     "drop --root or `backend = \"rootful\"` to use rootless-internal");
+    return 1;
+  }
+  if (auto fatal = doctor::preflight(c)) {
+    error("preflight", *fatal);
+    return 1;
+  }
+  sandbox::NetPlan plan = make_plan(c);
+
+  std::string host_resolv = read_file("/etc/resolv.conf");
+  engine::Options eo;
+  eo.plan = plan;
+  eo.resolver = c.dns ? c.dns : first_nameserver(host_resolv);
+  eo.host_has_ipv6 = host_has_default_route6();
+
+  sandbox::Overlays ov;
+  ov.resolv_conf = make_resolv_conf(host_resolv, plan.gw4,
+                                    plan.ipv6 ? std::optional<IpAddr>(plan.gw6) : std::nullopt,
+                                    !c.dns.has_value());
+  if (c.hosts_file) ov.hosts = make_hosts(read_file(*c.hosts_file), read_file("/etc/hosts"));
+
+  observe::Recorder rec(c);
+  if (auto err = rec.open()) {
+    error("flow log", *err);
+    return 1;
+  }
+  policy::Policy pol(c);
+
+  // Signals for the tree arrive through a signalfd in the reactor.
+  sigset_t fwd;
+  sigemptyset(&fwd);
+  for (int s : {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGCHLD}) sigaddset(&fwd, s);
+  sigset_t old;
+  sigprocmask(SIG_BLOCK, &fwd, &old);
+  signal(SIGPIPE, SIG_IGN);
+  sigset_t only_fwd = fwd;
+  sigdelset(&only_fwd, SIGCHLD);
+  UniqueFd sigfd(signalfd(-1, &only_fwd, SFD_NONBLOCK | SFD_CLOEXEC));
+
+  auto launched = sandbox::launch(c, plan, ov);
+  if (auto* err = std::get_if<std::string>(&launched)) {
+    error("sandbox", *err);
+    rec.runtime_failure("sandbox", "launch_failed", *err);
+    sigprocmask(SIG_SETMASK, &old, nullptr);
+    return 1;
+  }
+  sandbox::Tree tree = std::move(std::get<sandbox::Tree>(launched));
+  prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+  if (!sandbox::release(tree)) {
+    error("sandbox", "the init stub did not take the release message");
+    return 1;
+  }
+  engine::Stats stats;
+  auto on_signal = [&](int sig, int code) {
+    if (code == SI_KERNEL) return;  // the terminal already signalled the group
+    sandbox::forward_signal(tree, sig);
+  };
+  auto err = engine::run(c, eo, std::move(tree.tap), tree.pidfd.get(), sigfd.get(), on_signal,
+                         pol, rec, &stats);
+  std::optional<int> code;
+  if (err) {
+    error("engine", *err);
+    rec.runtime_failure("engine", "engine_failed", *err);
+    tree = sandbox::Tree{};  // kills and reaps the tree: fail closed
+    code = 1;
+  } else {
+    code = sandbox::try_reap(tree);
+    if (!code) code = 1;
+  }
+  sigprocmask(SIG_SETMASK, &old, nullptr);
+
+  int exit_code = *code;
+  bool leak = false;
+  if (c.fail_on_leak && exit_code == 0 && rec.counts().violations_total > 0) {
+    leak = true;
+    exit_code = 1;
+    std::fputs(fmt::format("childflow: warning: --fail-on-leak: policy blocked {} "
+                           "connection(s); exiting 1\n",
+                           rec.counts().violations_total)
+                   .c_str(),
+               stderr);
+  }
+  rec.flush();
+  if (c.summary) {
+    observe::RunFacts facts;
+    facts.exit_code = exit_code;
+    facts.duration_ms = engine::monotonic_ms() - started;
+    facts.leak_failure = leak;
+    facts.dropped_frames = stats.dropped_malformed + stats.dropped_fragment +
+                           stats.dropped_spoofed;
+    std::string s = observe::render_summary(c, rec.counts(), facts);
+    std::fwrite(s.data(), 1, s.size(), stderr);
+  }
+  return exit_code;
+}
+
+int run_cleanup(const Config&) {
+  std::fputs("childflow: nothing to clean up: the rootful backend is not available in this "
+             "build, and rootless runs leave no host state\n",
+             stderr);
+  return 0;
+}
+
 }  // namespace cf::app

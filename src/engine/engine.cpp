@@ -208,7 +208,7 @@ void Engine::tap_readable() {
 }
 
 std::optional<std::string> Engine::loop(int pidfd, int sigfd,
-                                        const std::function<void(int)>& on_sig) {
+                                        const std::function<void(int, int)>& on_sig) {
   epoll_event ev{};
   ev.events = EPOLLIN;
   ev.data.u64 = tag(Tag::Pidfd, 0);
@@ -237,7 +237,7 @@ std::optional<std::string> Engine::loop(int pidfd, int sigfd,
         case Tag::Pidfd: tree_exited = true; break;
         case Tag::Signal: {
           signalfd_siginfo si;
-          while (::read(sigfd, &si, sizeof si) == sizeof si) on_sig(int(si.ssi_signo));
+          while (::read(sigfd, &si, sizeof si) == sizeof si) on_sig(int(si.ssi_signo), si.ssi_code);
           break;
         }
         case Tag::Tcp: tcp_event(slot, evs[i].events); break;
@@ -256,7 +256,7 @@ std::optional<std::string> Engine::loop(int pidfd, int sigfd,
 }
 
 std::optional<std::string> run(const Config& cfg, const Options& opts, UniqueFd tap, int pidfd,
-                               int sigfd, const std::function<void(int)>& on_signal,
+                               int sigfd, const std::function<void(int, int)>& on_signal,
                                policy::Policy& policy, observe::Recorder& rec, Stats* stats) {
   auto eng = std::make_unique<Engine>(cfg, opts, std::move(tap), policy, rec, stats);
   eng->now = monotonic_ms();

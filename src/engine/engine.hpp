@@ -34,11 +34,15 @@ struct Stats {
   uint64_t tcp_refused_overload = 0;
 };
 
+// Monotonic milliseconds and a random 32-bit value (getrandom).
+uint64_t monotonic_ms();
+uint32_t random_u32();
+
 // Runs the reactor on `tap` until `pidfd` becomes readable (the tree's init
-// exited). Signals read from `sigfd` (a signalfd) are passed to on_signal.
+// exited). Signals read from `sigfd` (a signalfd) are passed to on_signal(signo, si_code).
 // Returns an error string when the engine itself fails.
 std::optional<std::string> run(const Config& cfg, const Options& opts, UniqueFd tap,
-                               int pidfd, int sigfd, const std::function<void(int)>& on_signal,
+                               int pidfd, int sigfd, const std::function<void(int, int)>& on_signal,
                                policy::Policy& policy, observe::Recorder& rec, Stats* stats);
 
 }  // namespace cf::engine

@@ -141,7 +141,7 @@ class Engine {
   Engine(const Config& cfg, const Options& opts, UniqueFd tap, policy::Policy& pol,
          observe::Recorder& rec, Stats* stats);
   std::optional<std::string> init();
-  std::optional<std::string> loop(int pidfd, int sigfd, const std::function<void(int)>& on_sig);
+  std::optional<std::string> loop(int pidfd, int sigfd, const std::function<void(int, int)>& on_sig);
 
   // Shared by the protocol files.
   const Config& cfg;

@@ -1,0 +1,24 @@
+// The post-run summary (SPEC section 9), as text or one JSON object.
+#pragma once
+#include <cstdint>
+#include <string>
+
+#include "config/config.hpp"
+#include "observe/recorder.hpp"
+
+namespace cf::observe {
+
+struct RunFacts {
+  int exit_code = 0;
+  uint64_t duration_ms = 0;
+  bool leak_failure = false;     // --fail-on-leak turned 0 into 1
+  uint64_t dropped_frames = 0;   // malformed, fragments, spoofed, other
+};
+
+std::string render_summary(const Config& c, const Recorder::Counts& counts,
+                           const RunFacts& facts);
+
+// The controls in force, as flags (e.g. "--offline", "--deny-cidr 10.0.0.0/8").
+std::vector<std::string> active_controls(const Config& c);
+
+}  // namespace cf::observe
