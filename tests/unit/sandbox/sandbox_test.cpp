@@ -54,6 +54,14 @@ std::string cannot_run() {
   return "";
 }
 
+bool wait_for_path(const std::string& path) {
+  for (int i = 0; i < 200; ++i) {
+    if (access(path.c_str(), F_OK) == 0) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return false;
+}
+
 NetPlan test_plan() {
   NetPlan p;
   p.child4 = *IpAddr::parse("10.240.0.2");
@@ -118,14 +126,6 @@ class SandboxTest : public ::testing::Test {
     }
     ADD_FAILURE() << "tree did not exit within 30 s";
     return -1;
-  }
-
-  bool wait_for_file(const std::string& path) {
-    for (int i = 0; i < 200; ++i) {
-      if (access(path.c_str(), F_OK) == 0) return true;
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    }
-    return false;
   }
 
   std::string dir_, runtime_;
@@ -215,7 +215,7 @@ TEST_F(SandboxTest, ForwardedSignalGives128PlusN) {
     const std::string ready = dir_ + "/ready" + std::to_string(sig);
     int code = run({"sh", "-c", "touch " + ready + "; exec sleep 30"}, {}, test_plan(),
                    [&](Tree& t) {
-                     ASSERT_TRUE(wait_for_file(ready));
+                     ASSERT_TRUE(wait_for_path(ready));
                      forward_signal(t, sig);
                    });
     EXPECT_EQ(code, 128 + sig) << "signal " << sig;
@@ -266,12 +266,14 @@ TEST_F(SandboxTest, DestroyingTreeKillsIt) {
   EXPECT_EQ(waitpid(-1, &status, WNOHANG), -1);
 }
 
-TEST_F(SandboxTest, SigkillOfChildflowKillsTheTree) {
-  // P plays childflow; the test is a subreaper so the orphaned stub comes to
-  // us and we can see how it died.
+// P plays childflow and is SIGKILLed; the test is a subreaper so the
+// orphaned stub comes to us and we can see how it died. With
+// keep_control_open, P first forks a helper that holds P's end of the control
+// socket, so only PR_SET_PDEATHSIG can end the stub.
+void sigkill_of_parent_kills_tree(const std::string& dir, bool keep_control_open) {
   ASSERT_EQ(prctl(PR_SET_CHILD_SUBREAPER, 1), 0);
-  const std::string ready = dir_ + "/ready";
-  const std::string marker = "1000.4242";
+  const std::string ready = dir + "/ready";
+  const std::string marker = keep_control_open ? "1000.4243" : "1000.4242";
   int pipefd[2];
   ASSERT_EQ(pipe(pipefd), 0);
   pid_t p = fork();
@@ -283,7 +285,12 @@ TEST_F(SandboxTest, SigkillOfChildflowKillsTheTree) {
     if (!std::holds_alternative<Tree>(launched)) _exit(1);
     Tree& t = std::get<Tree>(launched);
     release(t);
-    (void)!write(pipefd[1], &t.init_pid, sizeof t.init_pid);
+    pid_t holder = -1;
+    if (keep_control_open && (holder = fork()) == 0) {
+      for (;;) pause();  // holds the control socket (and the tap) open
+    }
+    pid_t pids[2] = {t.init_pid, holder};
+    (void)!write(pipefd[1], pids, sizeof pids);
     char frame[70000];
     for (;;) {
       pollfd fd{t.tap.get(), POLLIN, 0};
@@ -293,32 +300,49 @@ TEST_F(SandboxTest, SigkillOfChildflowKillsTheTree) {
     }
   }
   close(pipefd[1]);
-  pid_t stub = -1;
-  ASSERT_EQ(read(pipefd[0], &stub, sizeof stub), static_cast<ssize_t>(sizeof stub));
+  pid_t pids[2] = {-1, -1};
+  ASSERT_EQ(read(pipefd[0], pids, sizeof pids), static_cast<ssize_t>(sizeof pids));
   close(pipefd[0]);
-  ASSERT_TRUE(wait_for_file(ready));
+  const pid_t stub = pids[0], holder = pids[1];
+  ASSERT_TRUE(wait_for_path(ready));
   kill(p, SIGKILL);
   int status = 0;
   ASSERT_EQ(waitpid(p, &status, 0), p);
-  // The stub must die within seconds: by SIGKILL (PR_SET_PDEATHSIG) or by
-  // its own exit on end of file of the control socket, whichever the kernel
-  // delivers first while tearing P down.
   pid_t r = 0;
   for (int i = 0; i < 100 && r == 0; ++i) {
     r = waitpid(stub, &status, WNOHANG);
     if (r == 0) std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
-  ASSERT_EQ(r, stub);
-  EXPECT_TRUE((WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL) ||
-              (WIFEXITED(status) && WEXITSTATUS(status) == 1))
-      << "stub status " << status;
-  // And nothing of the tree survives.
+  if (holder > 0) {
+    kill(holder, SIGKILL);
+    int hs;
+    waitpid(holder, &hs, 0);
+  }
+  ASSERT_EQ(r, stub) << "the stub outlived childflow";
+  if (keep_control_open) {
+    EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL) << "stub status " << status;
+  } else {
+    // SIGKILL (PR_SET_PDEATHSIG) or its own exit on end of file of the
+    // control socket, whichever the kernel delivers first while tearing P down.
+    EXPECT_TRUE((WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL) ||
+                (WIFEXITED(status) && WEXITSTATUS(status) == 1))
+        << "stub status " << status;
+  }
+  // Nothing of the tree survives.
   for (const auto& pid : dir_entries("/proc")) {
     if (pid.find_first_not_of("0123456789") != std::string::npos) continue;
     std::string cmdline = read_all("/proc/" + pid + "/cmdline");
     EXPECT_EQ(cmdline.find(marker), std::string::npos) << "pid " << pid << " survived";
   }
   prctl(PR_SET_CHILD_SUBREAPER, 0);
+}
+
+TEST_F(SandboxTest, SigkillOfChildflowKillsTheTree) {
+  sigkill_of_parent_kills_tree(dir_, false);
+}
+
+TEST_F(SandboxTest, ParentDeathSignalAloneKillsTheTree) {
+  sigkill_of_parent_kills_tree(dir_, true);
 }
 
 }  // namespace
