@@ -26,8 +26,9 @@
 //     gateways; permanent neighbour entries gateway -> gateway MAC.
 //  6. Send the tap fd (TapReady, SCM_RIGHTS) and close our copy: from now on
 //     the engine holds the only reference, so when the engine goes, tap0 goes.
-//  7. Wait for Release; fork; the child resets its signal mask and execvp()s
-//     the command (127 / 126 with a shell-like message when it cannot).
+//  7. Wait for Release; fork; the child resets its signal dispositions and
+//     mask and executes the command, searching PATH as a shell does (127 /
+//     126 with a shell-like message when it cannot).
 //  8. Loop: reap every child (pid 1 inherits all orphans of the tree); forward
 //     Signal messages to the command's pid; when the command is reaped, exit
 //     with its exit code or 128 + N, which kills whatever remains in the
@@ -53,12 +54,15 @@
 #include <cerrno>
 #include <cstring>
 #include <variant>
+#include <vector>
 
 #include <fmt/format.h>
 
 #include "netlink/netlink.hpp"
 #include "sandbox/control.hpp"
 #include "sandbox/overlay.hpp"
+
+extern char** environ;
 
 namespace cf::sandbox {
 namespace {
@@ -156,16 +160,55 @@ std::variant<UniqueFd, std::string> setup_network(const NetPlan& plan) {
   return tap;
 }
 
+// execve, and for a file without a #! line (ENOEXEC) run it with /bin/sh as
+// execvp does. Returns errno.
+int try_exec(const char* path, char* const* argv) {
+  ::execve(path, argv, environ);
+  int err = errno;
+  if (err != ENOEXEC) return err;
+  std::vector<char*> sh_argv{const_cast<char*>("/bin/sh"), const_cast<char*>(path)};
+  for (char* const* a = argv + 1; *a; ++a) sh_argv.push_back(*a);
+  sh_argv.push_back(nullptr);
+  ::execve("/bin/sh", sh_argv.data(), environ);
+  return ENOEXEC;
+}
+
+// Runs the command like a shell does: a name with '/' is executed as is; a
+// bare name is searched in PATH, skipping directories we cannot search and
+// files we cannot execute, so "not found" (127) and "found but not
+// executable" (126) mean what they mean in bash. (execvp would report EACCES
+// for an unreadable PATH directory such as another user's ~/bin.)
 [[noreturn]] void exec_command(char* const* argv) {
   reset_signal_dispositions();
   sigset_t none;
   sigemptyset(&none);
   ::sigprocmask(SIG_SETMASK, &none, nullptr);
-  ::execvp(argv[0], argv);
-  int err = errno;
-  std::string msg = (err == ENOENT && !std::strchr(argv[0], '/'))
-                        ? fmt::format("childflow: {}: command not found\n", argv[0])
-                        : fmt::format("childflow: {}: {}\n", argv[0], strerror(err));
+
+  const std::string cmd = argv[0];
+  int err = ENOENT;
+  if (cmd.find('/') != std::string::npos) {
+    err = try_exec(cmd.c_str(), argv);
+  } else if (!cmd.empty()) {
+    const char* path_env = getenv("PATH");
+    std::string path = path_env ? path_env : "/usr/local/bin:/usr/bin:/bin";
+    int first_failure = 0;  // a file that exists but cannot be executed
+    size_t pos = 0;
+    while (pos <= path.size()) {
+      size_t end = path.find(':', pos);
+      if (end == std::string::npos) end = path.size();
+      std::string dir = path.substr(pos, end - pos);
+      pos = end + 1;
+      std::string candidate = (dir.empty() ? "." : dir) + "/" + cmd;
+      struct stat st{};
+      if (::stat(candidate.c_str(), &st) != 0 || S_ISDIR(st.st_mode)) continue;
+      int e = try_exec(candidate.c_str(), argv);
+      if (!first_failure) first_failure = e;
+    }
+    if (first_failure) err = first_failure;
+  }
+  std::string msg = (err == ENOENT && cmd.find('/') == std::string::npos)
+                        ? fmt::format("childflow: {}: command not found\n", cmd)
+                        : fmt::format("childflow: {}: {}\n", cmd, strerror(err));
   (void)!::write(STDERR_FILENO, msg.data(), msg.size());
   _exit(exit_code_for_exec_errno(err));
 }

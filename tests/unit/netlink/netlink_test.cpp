@@ -35,6 +35,14 @@ std::string sh(const std::string& cmd) {
   return out;
 }
 
+bool write_file(const char* path, const std::string& text) {
+  int fd = open(path, O_WRONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  bool ok = write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
+  close(fd);
+  return ok;
+}
+
 // Runs body in a child inside a new network namespace; returns "" on success,
 // "SKIP: why" when the host cannot do it, or the failure text.
 std::string in_new_netns(const std::function<std::string()>& body) {
@@ -44,9 +52,15 @@ std::string in_new_netns(const std::function<std::string()>& body) {
   if (pid == 0) {
     close(pipefd[0]);
     std::string result;
-    int flags = geteuid() == 0 ? CLONE_NEWNET : (CLONE_NEWUSER | CLONE_NEWNET);
-    if (unshare(flags) != 0)
+    const bool root = geteuid() == 0;
+    const uid_t uid = geteuid();
+    const gid_t gid = getegid();
+    if (unshare(root ? CLONE_NEWNET : (CLONE_NEWUSER | CLONE_NEWNET)) != 0)
       result = std::string("SKIP: cannot create a network namespace: ") + strerror(errno);
+    else if (!root && !(write_file("/proc/self/uid_map", "0 " + std::to_string(uid) + " 1") &&
+                        write_file("/proc/self/setgroups", "deny") &&
+                        write_file("/proc/self/gid_map", "0 " + std::to_string(gid) + " 1")))
+      result = std::string("cannot map ids: ") + strerror(errno);
     else
       result = body();
     (void)!write(pipefd[1], result.data(), result.size());

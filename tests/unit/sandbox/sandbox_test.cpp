@@ -5,6 +5,8 @@
 // openable /dev/net/tun; otherwise the tests skip and say why.
 #include "sandbox/sandbox.hpp"
 
+#include <pwd.h>
+
 #include <dirent.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -17,13 +19,17 @@
 
 #include <chrono>
 #include <fstream>
+#include <iostream>
 #include <functional>
 #include <set>
 #include <sstream>
 #include <string>
 #include <thread>
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
+
+#include "sandbox/idmap.hpp"
 
 namespace cf::sandbox {
 namespace {
@@ -105,6 +111,7 @@ class SandboxTest : public ::testing::Test {
       return -1;
     }
     Tree& t = std::get<Tree>(launched);
+    last_id_map_ = t.id_map;
     EXPECT_TRUE(dir_entries(runtime_).empty()) << "overlay temp files still on disk";
     EXPECT_TRUE(fcntl(t.tap.get(), F_GETFL) & O_NONBLOCK);
     EXPECT_TRUE(release(t));
@@ -129,7 +136,39 @@ class SandboxTest : public ::testing::Test {
   }
 
   std::string dir_, runtime_;
+  IdMap last_id_map_ = IdMap::UidOnly;
 };
+
+TEST_F(SandboxTest, IdMapsFollowTheCaller) {
+  const std::string out = dir_ + "/out";
+  ASSERT_EQ(run({"sh", "-c", "cat /proc/self/uid_map /proc/self/gid_map >" + out}), 0);
+  std::string seen = read_all(out);
+  auto count = [&](const std::string& needle) {
+    size_t n = 0;
+    for (size_t pos = seen.find(needle); pos != std::string::npos; pos = seen.find(needle, pos + 1))
+      ++n;
+    return n;
+  };
+  if (geteuid() == 0) {
+    EXPECT_EQ(last_id_map_, IdMap::Identity);
+    EXPECT_EQ(count("         0          0 4294967295"), 2u) << seen;  // uid and gid
+  } else {
+    // With ranges for us and the helpers installed, subordinate ids are used.
+    passwd* pw = getpwuid(geteuid());
+    const std::string user = pw ? pw->pw_name : "";
+    const bool have_ranges =
+        idmap::find_subid_range(read_all("/etc/subuid"), user, geteuid()) &&
+        idmap::find_subid_range(read_all("/etc/subgid"), user, geteuid()) &&
+        access("/usr/bin/newuidmap", X_OK) == 0 && access("/usr/bin/newgidmap", X_OK) == 0;
+    EXPECT_EQ(name(last_id_map_), name(have_ranges ? IdMap::SubIds : IdMap::Single));
+    std::cout << "id map: " << name(last_id_map_) << "\n" << seen;
+    std::string uid_line = fmt::format("{:>10} {:>10} {:>10}", 0, geteuid(), 1);
+    EXPECT_NE(seen.find(uid_line), std::string::npos) << seen;
+    if (last_id_map_ == IdMap::SubIds) {
+      EXPECT_EQ(count("         1 "), 2u) << seen;
+    }
+  }
+}
 
 TEST_F(SandboxTest, CommandSeesPlannedNetworkOverlaysAndOwnPids) {
   const std::string host_resolv = read_all("/etc/resolv.conf");
@@ -198,11 +237,38 @@ TEST_F(SandboxTest, MissingCommandIs127) {
   EXPECT_EQ(run({"childflow-no-such-command-xyz"}), 127);
 }
 
+TEST_F(SandboxTest, MissingCommandIs127EvenWithUnsearchablePathDirs) {
+  // A PATH directory we cannot search is skipped, as bash does.
+  const std::string closed = dir_ + "/closed";
+  ASSERT_EQ(mkdir(closed.c_str(), 0), 0);
+  const char* old = getenv("PATH");
+  std::string saved = old ? old : "";
+  setenv("PATH", (closed + ":/usr/bin:/bin").c_str(), 1);
+  int code = run({"childflow-no-such-command-xyz"});
+  setenv("PATH", saved.c_str(), 1);
+  EXPECT_EQ(code, 127);
+  EXPECT_EQ(run({dir_ + "/no-such-file"}), 127);
+}
+
 TEST_F(SandboxTest, NonExecutableCommandIs126) {
   std::string path = dir_ + "/not-executable";
   std::ofstream(path) << "#!/bin/sh\nexit 0\n";
   chmod(path.c_str(), 0644);
   EXPECT_EQ(run({path}), 126);
+  // Found in PATH but not executable anywhere: 126, like bash.
+  const char* old = getenv("PATH");
+  std::string saved = old ? old : "";
+  setenv("PATH", (dir_ + ":/usr/bin:/bin").c_str(), 1);
+  int code = run({"not-executable"});
+  setenv("PATH", saved.c_str(), 1);
+  EXPECT_EQ(code, 126);
+}
+
+TEST_F(SandboxTest, ScriptWithoutShebangRunsWithSh) {
+  std::string path = dir_ + "/plain-script";
+  std::ofstream(path) << "exit 7\n";
+  chmod(path.c_str(), 0755);
+  EXPECT_EQ(run({path}), 7);
 }
 
 TEST_F(SandboxTest, ExitCodePassesThrough) {
