@@ -4,12 +4,13 @@
 //   1. split_argv walks argv like getopt: options (and the values of options
 //      that take one) up to the first non-option word or `--`; that word and
 //      everything after it is the command, untouched (`childflow sh -c 'echo
-//      -p'` runs `sh -c 'echo -p'`). Values are rewritten to `--long=value` so
-//      a value that starts with '-' (a password, say) is never taken for an
-//      option. Unknown options and missing values are reported here, and -h /
-//      -V win as soon as they are seen.
-//   2. CLI11 parses the option words into plain strings and flags (it also
-//      renders --help). Its exceptions are rewritten into our one-line form.
+//      -p'` runs `sh -c 'echo -p'`). An option that takes a value always
+//      takes the next word (or what follows `=`), so a value that starts
+//      with '-' (a password, say) or is empty stays a value. Unknown options
+//      and missing values are reported here; -h / -V win as soon as seen.
+//   2. The options CLI11 knows (it also renders --help) receive the values
+//      as results and CLI11 stores them into plain strings and flags; its
+//      exceptions are rewritten into our one-line form.
 //   3. Every given value is parsed by config/values.hpp (the same parsers the
 //      profile keys use) into the command-line ProfileLayer; paths are made
 //      absolute against the current directory.
@@ -171,7 +172,8 @@ void build_app(CLI::App& app, RawFlags& f) {
 }
 
 struct Split {
-  std::vector<std::string> option_words;  // canonical, for CLI11
+  // Each option seen, in order, with its value ("true" for flags).
+  std::vector<std::pair<CLI::Option*, std::string>> options;
   std::vector<std::string> command;
   bool help = false;
   bool version = false;
@@ -182,13 +184,10 @@ std::string long_name(const CLI::Option* o) { return "--" + o->get_lnames().fron
 // Takes a value? (CLI11 flags expect zero items.)
 bool takes_value(const CLI::Option* o) { return o->get_items_expected_max() > 0; }
 
-std::variant<Split, std::string> split_argv(const CLI::App& app, int argc,
+std::variant<Split, std::string> split_argv(CLI::App& app, int argc,
                                             const char* const* argv) {
   Split s;
   int i = 1;
-  auto value_word = [](const CLI::Option* o, const std::string& v) {
-    return long_name(o) + "=" + v;
-  };
   for (; i < argc; ++i) {
     std::string w = argv[i] ? argv[i] : "";
     if (w == "--") {
@@ -201,7 +200,7 @@ std::variant<Split, std::string> split_argv(const CLI::App& app, int argc,
       std::string name = w.substr(0, eq);
       if (name == "--help") { s.help = true; return s; }
       if (name == "--version") { s.version = true; return s; }
-      const CLI::Option* o = app.get_option_no_throw(name);
+      CLI::Option* o = app.get_option_no_throw(name);
       if (!o)
         return fmt::format("unknown option `{}`: run `childflow --help` for the list, or put "
                            "`--` before the command",
@@ -209,16 +208,16 @@ std::variant<Split, std::string> split_argv(const CLI::App& app, int argc,
       if (!takes_value(o)) {
         if (eq != std::string::npos)
           return fmt::format("{} takes no value: write just {}", name, name);
-        s.option_words.push_back(name);
+        s.options.emplace_back(o, "true");
         continue;
       }
       if (eq != std::string::npos) {
-        s.option_words.push_back(value_word(o, w.substr(eq + 1)));
+        s.options.emplace_back(o, w.substr(eq + 1));
         continue;
       }
       if (i + 1 >= argc)
         return fmt::format("{} needs a value (see `childflow --help`)", name);
-      s.option_words.push_back(value_word(o, argv[++i]));
+      s.options.emplace_back(o, argv[++i] ? argv[i] : "");
       continue;
     }
     // Short options, possibly bundled: -hV, -cfile, -c file.
@@ -226,21 +225,21 @@ std::variant<Split, std::string> split_argv(const CLI::App& app, int argc,
       std::string name = std::string("-") + w[k];
       if (name == "-h") { s.help = true; return s; }
       if (name == "-V") { s.version = true; return s; }
-      const CLI::Option* o = app.get_option_no_throw(name);
+      CLI::Option* o = app.get_option_no_throw(name);
       if (!o)
         return fmt::format("unknown option `{}`: run `childflow --help` for the list, or put "
                            "`--` before the command",
                            name);
       if (!takes_value(o)) {
-        s.option_words.push_back(long_name(o));
+        s.options.emplace_back(o, "true");
         continue;
       }
       if (k + 1 < w.size()) {
         std::string v = w.substr(k + 1);
         if (v.front() == '=') v.erase(0, 1);
-        s.option_words.push_back(value_word(o, v));
+        s.options.emplace_back(o, v);
       } else if (i + 1 < argc) {
-        s.option_words.push_back(value_word(o, argv[++i]));
+        s.options.emplace_back(o, argv[++i] ? argv[i] : "");
       } else {
         return fmt::format("{} ({}) needs a value (see `childflow --help`)", name,
                            long_name(o));
@@ -313,9 +312,12 @@ Parsed parse(int argc, const char* const* argv) {
     return {std::nullopt, 0};
   }
 
-  std::vector<std::string> reversed(split.option_words.rbegin(), split.option_words.rend());
+  // The values go to CLI11 as results (no second tokenisation: an empty value
+  // or one that starts with '-' stays what it is).
   try {
-    app.parse(reversed);
+    for (auto& [opt, value] : split.options) opt->add_result(value);
+    std::vector<std::string> none;
+    app.parse(none);
   } catch (const CLI::ParseError& e) {
     return {std::nullopt, fail(fmt::format("{} (see `childflow --help`)", e.what()))};
   }
