@@ -80,3 +80,9 @@ assert_contains "$out" "Destination Host Unreachable" "ping of LAB_UNREACH4 gets
 # lab_inet and lab_router run where they say.
 assert_contains "$(lab_inet ip -br addr show eth0)" "$LAB_WWW4/24" "lab_inet runs in the inet namespace"
 assert_eq 1 "$(lab_router sysctl -n net.ipv4.ip_forward)" "router forwards"
+
+# The iperf3 server answers a short test over IPv4 and IPv6.
+for a in "$LAB_WWW4" "$LAB_WWW6"; do
+  out=$(lab_root timeout 20 iperf3 -c "$a" -p "$LAB_IPERF_PORT" -n 4M -J) || fail "iperf3 to $a"
+  assert_contains "$out" '"sum_received"' "iperf3 server answers on $a"
+done

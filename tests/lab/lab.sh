@@ -22,9 +22,9 @@
 # The inet ns runs real daemons, each started here, tracked by pid, logging into
 # LAB_DIR/log: dnsmasq (lab DNS), six proxies (tinyproxy for HTTP CONNECT, socat
 # TLS in front of tinyproxy for HTTPS, microsocks for SOCKS5; each without and
-# with auth), and servers/labsrv.py (HTTP/HTTPS origin, echo, half-close, broken
-# proxies). servers/ready.py then probes every endpoint from the host ns (so the
-# routed path is proven too), polling every 50 ms for at most 10 s; a server that
+# with auth), servers/labsrv.py (HTTP/HTTPS origin, echo, half-close, broken
+# proxies) and an iperf3 server. servers/ready.py then probes every endpoint
+# from the host ns (so the routed path is proven too), polling every 50 ms for at most 10 s; a server that
 # does not come up fails lab_up with its log printed. Nothing sleep-waits.
 #
 # lab_down (run by the EXIT trap that lab_up installs, also on failure and on
@@ -60,6 +60,7 @@ export LAB_BAD_PROXY_CLOSE=$LAB_PROXY4:3140 LAB_BAD_PROXY_GARBAGE=$LAB_PROXY4:31
 export LAB_BAD_PROXY_SILENT=$LAB_PROXY4:3142
 export LAB_UNREACH4=203.0.113.200 LAB_UNREACH6=2001:db8:3::1
 export LAB_BLACKHOLE4=203.0.113.170 LAB_BLACKHOLE6=2001:db8:4::1
+export LAB_IPERF_PORT=5201
 export LAB_USER=cflab
 
 LAB__UP=""
@@ -365,6 +366,8 @@ EOF
   # microsocks logs "client[N] IP: connected to TARGET:PORT" on stderr.
   lab__spawn_socks socks 1080
   lab__spawn_socks socks_auth 1081 -u "$LAB_PROXY_USER" -P "$LAB_PROXY_PASS"
+  # iperf3 server for benchmarks, on every inet address (IPv4 and IPv6).
+  lab__spawn iperf3 iperf3 -s -p "$LAB_IPERF_PORT"
 
   # Readiness, probed from the host ns through the router.
   local checks=(
@@ -375,6 +378,7 @@ EOF
     "tcp:$LAB_HTTP_PROXY" "tcp:$LAB_HTTP_PROXY_AUTH" "tcp:$LAB_HTTPS_PROXY" "tcp:$LAB_HTTPS_PROXY_AUTH"
     "tcp:$LAB_SOCKS" "tcp:$LAB_SOCKS_AUTH"
     "tcp:$LAB_BAD_PROXY_CLOSE" "tcp:$LAB_BAD_PROXY_GARBAGE" "tcp:$LAB_BAD_PROXY_SILENT"
+    "tcp:$LAB_WWW4:$LAB_IPERF_PORT"
   )
   local inner_checks=("tcp:127.0.0.1:13130" "tcp:127.0.0.1:13131")
   local ready=("$py" "$LAB_LIB_DIR/servers/ready.py" --verbose) rlog=$LAB_DIR/log/ready.log
