@@ -190,17 +190,18 @@ const char* kTrialLabel = "user namespace trial";
 const char* describe(IcmpPath p) {
   switch (p) {
     case IcmpPath::PingSocket: return "unprivileged ping sockets";
-    case IcmpPath::RawSocket: return "a raw ICMP socket (the engine has CAP_NET_RAW)";
     case IcmpPath::AdminProhibited:
-      return "none: the tree's echo requests are answered with ICMP administratively prohibited";
+      return "no path: the tree's echo requests are answered with ICMP administratively "
+             "prohibited";
   }
   return "?";
 }
 
-IcmpPath icmp_path(Host& h, const Identity& id) {
-  if (auto r = ping_range(h); r && covered_gid(*r, id)) return IcmpPath::PingSocket;
-  if (has_cap_net_raw(h)) return IcmpPath::RawSocket;
-  return IcmpPath::AdminProhibited;
+IcmpPath icmp_path(Host& h, const Identity&) {
+  // The kernel is the judge: it applies ping_group_range to the caller's
+  // groups (in its user namespace), so a trial socket says what the engine
+  // will get.
+  return h.try_ping_socket(false) == 0 ? IcmpPath::PingSocket : IcmpPath::AdminProhibited;
 }
 
 // --- rootless-internal -------------------------------------------------------
@@ -465,23 +466,25 @@ Check check_ping_group_range(Host& h, const Identity& id) {
   std::string found =
       range ? fmt::format("net.ipv4.ping_group_range = {} {}", range->low, range->high)
             : std::string("net.ipv4.ping_group_range unreadable");
+  std::optional<gid_t> g = range ? covered_gid(*range, id) : std::nullopt;
+  std::string covers = !range ? std::string()
+                       : g    ? fmt::format(" covers gid {}", *g)
+                              : fmt::format(" does not cover gid {}", id.egid);
   IcmpPath path = icmp_path(h, id);
-  switch (path) {
-    case IcmpPath::PingSocket:
-      return ok(key, label, Section::Capability,
-                fmt::format("{} covers gid {}: ICMP echo uses {}", found,
-                            *covered_gid(*range, id), describe(path)));
-    case IcmpPath::RawSocket:
-      return ok(key, label, Section::Capability,
-                fmt::format("{} does not cover gid {}: ICMP echo uses {}", found, id.egid,
-                            describe(path)));
-    case IcmpPath::AdminProhibited:
-      break;
+  if (path == IcmpPath::PingSocket) {
+    int e6 = h.try_ping_socket(true);
+    std::string v6 = e6 == 0 ? " (IPv4 and IPv6)"
+                             : fmt::format(" (IPv4; IPv6 ping socket: {})", errno_text(e6));
+    return ok(key, label, Section::Capability,
+              fmt::format("{}{}: ICMP echo uses {}{}", found, covers, describe(path), v6));
   }
+  int e = h.try_ping_socket(false);
+  std::string why = has_cap_net_raw(h) ? "; CAP_NET_RAW does not help: the engine relays echo "
+                                         "through ping sockets only"
+                                       : "";
   return warning(key, label, Section::Capability,
-                 fmt::format("{} does not cover gid {} and there is no CAP_NET_RAW: ICMP "
-                             "echo path {}",
-                             found, id.egid, describe(path)),
+                 fmt::format("{}{} and a ping socket fails with {}: ICMP echo has {}{}", found,
+                             covers, errno_text(e), describe(path), why),
                  "only ping/traceroute -I need it; " +
                      sysctl_hint(fmt::format("net.ipv4.ping_group_range=\"{} {}\"", id.egid,
                                              id.egid)) +

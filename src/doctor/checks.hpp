@@ -82,7 +82,12 @@ Check check_tproxy(Host& h, const Identity& id, const Config& c);
 Check check_leftover_state(Host& h, const Identity& id);
 
 // Which ICMP echo path the engine will use (SPEC section 3, ENGINE-NOTES).
-enum class IcmpPath : uint8_t { PingSocket, RawSocket, AdminProhibited };
+// The engine (engine/icmp.cpp) relays echo through unprivileged ping sockets
+// only; where the kernel refuses them -- for root too, ping_group_range
+// applies to every uid -- it answers the tree with administratively
+// prohibited. A raw-socket path would need CAP_NET_RAW and an engine change;
+// add it here when the engine gains it.
+enum class IcmpPath : uint8_t { PingSocket, AdminProhibited };
 IcmpPath icmp_path(Host& h, const Identity& id);
 const char* describe(IcmpPath p);
 

@@ -78,6 +78,9 @@ class Host {
   virtual std::optional<std::vector<std::string>> nft_tables(std::string* why) = 0;
   // socket(AF_PACKET, SOCK_RAW) and close: 0 or the errno.
   virtual int try_packet_socket() = 0;
+  // An unprivileged ICMP ("ping") socket, SOCK_DGRAM with IPPROTO_ICMP or
+  // IPPROTO_ICMPV6, opened and closed: 0 or the errno.
+  virtual int try_ping_socket(bool ipv6) = 0;
 };
 
 std::unique_ptr<Host> make_system_host();

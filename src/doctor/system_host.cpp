@@ -15,6 +15,7 @@
 #include <nftables/libnftables.h>
 #include <pwd.h>
 #include <sched.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/types.h>
@@ -297,6 +298,12 @@ class SystemHost final : public Host {
 
   int try_packet_socket() override {
     UniqueFd fd(::socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, 0));
+    return fd ? 0 : errno;
+  }
+
+  int try_ping_socket(bool ipv6) override {
+    UniqueFd fd(ipv6 ? ::socket(AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC, IPPROTO_ICMPV6)
+                     : ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, IPPROTO_ICMP));
     return fd ? 0 : errno;
   }
 };

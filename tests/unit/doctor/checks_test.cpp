@@ -266,13 +266,15 @@ TEST(DoctorTun, MissingOrNoDriverIsFatal) {
 
 // --- ICMP --------------------------------------------------------------------
 
-TEST(DoctorIcmp, CoveredGidUsesPingSockets) {
+TEST(DoctorIcmp, WorkingPingSocketIsOk) {
   FakeHost h = healthy_user_host();
   Check c = check_ping_group_range(h, h.id);
   expect_ok(c);
   EXPECT_EQ(icmp_path(h, h.id), IcmpPath::PingSocket);
-  EXPECT_THAT(c.detail, HasSubstr("covers gid 1000"));
-  EXPECT_THAT(c.detail, HasSubstr("ping sockets"));
+  EXPECT_THAT(c.detail, HasSubstr("net.ipv4.ping_group_range = 0 2147483647 covers gid 1000"));
+  EXPECT_THAT(c.detail, HasSubstr("ICMP echo uses unprivileged ping sockets (IPv4 and IPv6)"));
+  h.ping_errno_v6 = EAFNOSUPPORT;
+  EXPECT_THAT(check_ping_group_range(h, h.id).detail, HasSubstr("IPv6 ping socket: EAFNOSUPPORT"));
 }
 
 TEST(DoctorIcmp, SupplementaryGroupCounts) {
@@ -283,26 +285,30 @@ TEST(DoctorIcmp, SupplementaryGroupCounts) {
   EXPECT_THAT(c.detail, HasSubstr("covers gid 27"));
 }
 
-TEST(DoctorIcmp, UncoveredWithCapNetRawUsesRawSocket) {
-  FakeHost h = healthy_root_host();
-  h.files["/proc/sys/net/ipv4/ping_group_range"] = "1\t0\n";
-  Check c = check_ping_group_range(h, h.id);
-  expect_ok(c);
-  EXPECT_EQ(icmp_path(h, h.id), IcmpPath::RawSocket);
-  EXPECT_THAT(c.detail, HasSubstr("net.ipv4.ping_group_range = 1 0 does not cover gid 0"));
-  EXPECT_THAT(c.detail, HasSubstr("raw ICMP socket"));
-}
-
-TEST(DoctorIcmp, UncoveredWithoutCapabilityIsWarningAdminProhibited) {
+TEST(DoctorIcmp, RefusedPingSocketIsWarningAdminProhibited) {
   FakeHost h = healthy_user_host();
   h.files["/proc/sys/net/ipv4/ping_group_range"] = "1\t0\n";
+  h.ping_errno_v4 = h.ping_errno_v6 = EACCES;
   Check c = check_ping_group_range(h, h.id);
   expect_status(c, Status::Warning);
   EXPECT_EQ(icmp_path(h, h.id), IcmpPath::AdminProhibited);
+  EXPECT_THAT(c.detail, HasSubstr("= 1 0 does not cover gid 1000 and a ping socket fails with EACCES"));
   EXPECT_THAT(c.detail, HasSubstr("administratively prohibited"));
+  EXPECT_THAT(c.detail, Not(HasSubstr("CAP_NET_RAW")));
   EXPECT_THAT(c.hint, HasSubstr("sysctl -w net.ipv4.ping_group_range=\"1000 1000\""));
   h.files.erase("/proc/sys/net/ipv4/ping_group_range");
   expect_status(check_ping_group_range(h, h.id), Status::Warning);
+}
+
+TEST(DoctorIcmp, RootWithoutPingSocketsSaysCapNetRawDoesNotHelp) {
+  // ping_group_range applies to root too, and the engine has no raw path.
+  FakeHost h = healthy_root_host();
+  h.files["/proc/sys/net/ipv4/ping_group_range"] = "1\t0\n";
+  h.ping_errno_v4 = EACCES;
+  Check c = check_ping_group_range(h, h.id);
+  expect_status(c, Status::Warning);
+  EXPECT_THAT(c.detail, HasSubstr("does not cover gid 0"));
+  EXPECT_THAT(c.detail, HasSubstr("CAP_NET_RAW does not help"));
 }
 
 // --- resolver and routes -----------------------------------------------------

@@ -105,6 +105,7 @@ TEST(DoctorFirstFatal, QuotaComesBeforeTheTrial) {
 TEST(DoctorFirstFatal, NoneWhenReadyOrOnlyWarnings) {
   FakeHost h = healthy_user_host();
   h.files["/proc/sys/net/ipv4/ping_group_range"] = "1 0\n";
+  h.ping_errno_v4 = EACCES;
   EXPECT_FALSE(first_fatal(diagnose(h, Config{})));
   EXPECT_FALSE(first_fatal(diagnose(h, Config{}, Scope::FatalOnly)));
 }
@@ -122,6 +123,7 @@ TEST(DoctorFirstFatal, TunForUnprivilegedUser) {
 TEST(DoctorText, StatusLineTagsAndHints) {
   FakeHost h = healthy_user_host();
   h.files["/proc/sys/net/ipv4/ping_group_range"] = "1 0\n";
+  h.ping_errno_v4 = EACCES;
   h.open_rw_errno["/dev/net/tun"] = EACCES;
   std::string text = render_text(diagnose(h, Config{}));
   EXPECT_THAT(text, StartsWith("childflow doctor: backend rootless-internal: blocked\n"));
@@ -150,6 +152,7 @@ TEST(DoctorText, ReadyAndReadyWithWarnings) {
 TEST(DoctorJson, ShapeAndSections) {
   FakeHost h = healthy_user_host();
   h.files["/proc/sys/net/ipv4/ping_group_range"] = "1 0\n";
+  h.ping_errno_v4 = EACCES;
   auto j = nlohmann::json::parse(render_json(diagnose(h, Config{})));
   std::set<std::string> top;
   for (auto& [k, v] : j.items()) top.insert(k);

@@ -28,6 +28,8 @@ class FakeHost final : public Host {
   std::optional<std::vector<std::string>> tables = std::vector<std::string>{};
   std::string tables_why;
   int packet_errno = 0;
+  int ping_errno_v4 = 0;
+  int ping_errno_v6 = 0;
   int userns_trials = 0;
 
   std::optional<std::string> read_file(const std::string& p) override {
@@ -73,6 +75,7 @@ class FakeHost final : public Host {
     return tables;
   }
   int try_packet_socket() override { return packet_errno; }
+  int try_ping_socket(bool ipv6) override { return ipv6 ? ping_errno_v6 : ping_errno_v4; }
 };
 
 // A host on which a rootless run works with nothing to warn about, for uid
