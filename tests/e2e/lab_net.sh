@@ -29,6 +29,7 @@ uid=$(lab_user id -u)
 [[ $uid =~ ^[0-9]+$ && $uid -ne 0 ]] || fail "lab_user id -u gave [$uid]"
 ok "lab_user runs as uid $uid (not root)"
 assert_eq "$(id -u "$LAB_USER")" "$uid" "lab_user runs as LAB_USER"
+# shellcheck disable=SC2016 # $HOME must expand in the user's shell
 assert_eq "$LAB_DIR/home" "$(lab_user sh -c 'echo $HOME')" "lab_user HOME is LAB_DIR/home"
 assert_eq "$(pwd)" "$(lab_user pwd)" "lab_user keeps the cwd"
 assert_eq "$(pwd)" "$(lab_root pwd)" "lab_root keeps the cwd"

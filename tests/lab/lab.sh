@@ -129,6 +129,7 @@ lab__cleanup_stale() {
 lab__ensure_user() {
   [[ -e /etc/subuid ]] || : >>/etc/subuid
   [[ -e /etc/subgid ]] || : >>/etc/subgid
+  # shellcheck disable=SC2094 # fd 9 only holds the lock; appends are safe under it
   (
     flock 9
     if ! id -u "$LAB_USER" >/dev/null 2>&1; then
