@@ -15,6 +15,7 @@
 
 #include <signal.h>
 #include <sys/prctl.h>
+#include <netdb.h>
 #include <sys/signalfd.h>
 #include <unistd.h>
 
@@ -29,6 +30,7 @@
 #include "observe/recorder.hpp"
 #include "observe/summary.hpp"
 #include "policy/policy.hpp"
+#include "proxy/proxy.hpp"
 #include "sandbox/sandbox.hpp"
 
 namespace cf::app {
@@ -86,8 +88,31 @@ sandbox::NetPlan make_plan(const Config& c) {
   return p;
 }
 
-}  // namespace
+// The proxy's address, resolved once before the tree starts (the engine
+// never blocks on name resolution). IPv4 first, as curl does.
+std::variant<IpAddr, std::string> resolve_proxy(const ProxyUri& uri) {
+  if (auto ip = IpAddr::parse(uri.host)) return *ip;
+  addrinfo hints{};
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* res = nullptr;
+  int rc = getaddrinfo(uri.host.c_str(), nullptr, &hints, &res);
+  if (rc != 0)
+    return fmt::format("cannot resolve proxy host `{}`: {}", uri.host, gai_strerror(rc));
+  std::optional<IpAddr> v4, v6;
+  for (addrinfo* a = res; a; a = a->ai_next) {
+    IpAddr ip;
+    uint16_t port;
+    if (!from_sockaddr(a->ai_addr, &ip, &port)) continue;
+    if (ip.is_v4() && !v4) v4 = ip;
+    if (!ip.is_v4() && !v6) v6 = ip;
+  }
+  freeaddrinfo(res);
+  if (v4) return *v4;
+  if (v6) return *v6;
+  return fmt::format("cannot resolve proxy host `{}`: no address", uri.host);
+}
 
+}  // namespace
 
 int run_tree(const Config& c) {
   uint64_t started = engine::monotonic_ms();
@@ -107,6 +132,23 @@ int run_tree(const Config& c) {
   eo.plan = plan;
   eo.resolver = c.dns ? c.dns : first_nameserver(host_resolv);
   eo.host_has_ipv6 = host_has_default_route6();
+
+  std::unique_ptr<proxy::Upstream> upstream;
+  if (c.proxy && !c.offline) {
+    auto addr = resolve_proxy(*c.proxy);
+    if (auto* e = std::get_if<std::string>(&addr)) {
+      error("proxy", *e);
+      return 1;
+    }
+    auto up = proxy::Upstream::create(c);
+    if (auto* e = std::get_if<std::string>(&up)) {
+      error("proxy", *e);
+      return 1;
+    }
+    upstream = std::move(std::get<std::unique_ptr<proxy::Upstream>>(up));
+    eo.proxy_addr = std::get<IpAddr>(addr);
+    eo.proxy = upstream.get();
+  }
 
   sandbox::Overlays ov;
   ov.resolv_conf = make_resolv_conf(host_resolv, plan.gw4,

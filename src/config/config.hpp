@@ -56,6 +56,7 @@ struct Config {
   std::optional<std::string> proxy_user;
   std::optional<std::string> proxy_password;
   bool proxy_insecure = false;
+  std::optional<std::string> proxy_ca;  // beyond: PEM CAs trusted for https://
 
   // Policy.
   bool offline = false;

@@ -26,10 +26,13 @@ int open_dgram(const IpAddr& dst, uint16_t port, int proto);
 
 namespace {
 constexpr uint64_t kDnsTimeoutMs = 5'000;
+constexpr uint32_t kDnsSlots = 1024;
 }
 
 std::optional<std::string> Engine::dns_init() {
-  dns.resize(65536);
+  dns.resize(kDnsSlots);
+  for (uint32_t i = kDnsSlots; i-- > 0;) dns_free.push_back(i);
+  dns_by_id.assign(65536, 0);
   dns_rand = random_u32();
   if (!opts.resolver) return std::nullopt;
   int fd = open_dgram(*opts.resolver, 53, 0);
@@ -49,6 +52,14 @@ void reply_to_child(Engine& e, const IpAddr& server, const IpAddr& child, uint16
                     size_t len) {
   e.send_frame(packet::build_udp(e.tx, e.opts.plan.gw_mac, e.child_mac, server, 53, child, cport,
                                  len));
+}
+
+void release_dns(Engine& e, uint32_t slot) {
+  DnsPending& d = e.dns[slot];
+  e.dns_by_id[d.up_id] = 0;
+  d.used = false;
+  d.qname.clear();
+  e.dns_free.push_back(slot);
 }
 
 }  // namespace
@@ -79,16 +90,21 @@ void Engine::dns_input(const uint8_t* frame, const packet::Parsed& p) {
     reply_to_child(*this, p.dst, p.src, p.sport, n);
     return;
   }
-  // Pick a free upstream id (random probe, then linear).
+  // A free slot and an unused upstream id (random probe, then linear).
   uint16_t up = uint16_t(dns_rand = dns_rand * 1664525u + 1013904223u);
-  for (int i = 0; i < 65536 && dns[up].used; ++i) ++up;
-  if (dns[up].used) {
+  for (int i = 0; i < 65536 && dns_by_id[up]; ++i) ++up;
+  if (dns_free.empty() || dns_by_id[up]) {
     size_t n = dns::build_error(msg, *q, dns::kRcodeServFail, out);
+    rec.dns_answer("udp", p.dst, 53, q->qname, qtype, false, n, {}, dns::kRcodeServFail);
     reply_to_child(*this, p.dst, p.src, p.sport, n);
     return;
   }
-  DnsPending& d = dns[up];
+  uint32_t slot = dns_free.back();
+  dns_free.pop_back();
+  dns_by_id[up] = uint16_t(slot + 1);
+  DnsPending& d = dns[slot];
   d.used = true;
+  d.up_id = up;
   d.child_id = q->id;
   d.caddr = p.src;
   d.cport = p.sport;
@@ -102,7 +118,7 @@ void Engine::dns_input(const uint8_t* frame, const packet::Parsed& p) {
   uint8_t* m = const_cast<uint8_t*>(msg.data());
   dns::set_id({m, msg.size()}, up);
   send(dns_up.get(), m, msg.size(), MSG_DONTWAIT);
-  arm(Tag::DnsUpstream, up, d.deadline);
+  arm(Tag::DnsUpstream, slot, d.deadline);
 }
 
 void Engine::dns_event(uint32_t) {
@@ -117,9 +133,10 @@ void Engine::dns_event(uint32_t) {
     }
     std::span<uint8_t> msg{tx + off, size_t(n)};
     auto a = dns::parse_response(msg);
-    uint16_t up = dns::get_id(msg);
-    DnsPending& d = dns[up];
-    if (!d.used || !a) continue;  // late, unknown or malformed: dropped
+    uint16_t slot1 = dns_by_id[dns::get_id(msg)];
+    if (!slot1 || !a) continue;  // late, unknown or malformed: dropped
+    uint32_t slot = slot1 - 1u;
+    DnsPending& d = dns[slot];
     std::vector<IpAddr> ips;
     ips.reserve(a->n_addrs);
     for (size_t k = 0; k < a->n_addrs; ++k) {
@@ -131,22 +148,22 @@ void Engine::dns_event(uint32_t) {
                    a->rcode);
     if (d.caddr.is_v4()) std::memmove(tx + off4, tx + off, size_t(n));
     reply_to_child(*this, d.server, d.caddr, d.cport, size_t(n));
-    d.used = false;
-    d.qname.clear();
+    release_dns(*this, slot);
   }
 }
 
 void Engine::dns_timer(uint32_t slot, uint64_t when) {
   DnsPending& d = dns[slot];
   if (!d.used || d.deadline != when) return;
-  auto q = dns::parse_query({d.query, d.query_len});
-  d.used = false;
-  if (!q) return;
-  size_t off = packet::payload_offset(d.caddr.family, packet::kProtoUdp);
-  size_t n = dns::build_error({d.query, d.query_len}, *q, dns::kRcodeServFail, {tx + off, 4096});
-  rec.dns_answer("udp", d.server, 53, d.qname, dns::qtype_name(d.qtype), false, n, {},
-                 dns::kRcodeServFail);
-  reply_to_child(*this, d.server, d.caddr, d.cport, n);
+  if (auto q = dns::parse_query({d.query, d.query_len})) {
+    size_t off = packet::payload_offset(d.caddr.family, packet::kProtoUdp);
+    size_t n =
+        dns::build_error({d.query, d.query_len}, *q, dns::kRcodeServFail, {tx + off, 4096});
+    rec.dns_answer("udp", d.server, 53, d.qname, dns::qtype_name(d.qtype), false, n, {},
+                   dns::kRcodeServFail);
+    reply_to_child(*this, d.server, d.caddr, d.cport, n);
+  }
+  release_dns(*this, slot);
 }
 
 }  // namespace cf::engine

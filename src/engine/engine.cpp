@@ -122,7 +122,8 @@ void Engine::run_timers() {
       case Tag::Tap:
       case Tag::Timer:
       case Tag::Pidfd:
-      case Tag::Signal: break;
+      case Tag::Signal:
+      case Tag::Pump: break;
     }
   }
   if (!timers_.empty() && (timer_armed_at_ == 0 || timers_.top().when < timer_armed_at_))
@@ -244,6 +245,7 @@ std::optional<std::string> Engine::loop(int pidfd, int sigfd,
         case Tag::Udp: udp_event(slot, evs[i].events); break;
         case Tag::Icmp: icmp_event(slot, evs[i].events); break;
         case Tag::DnsUpstream: dns_event(slot); break;
+        case Tag::Pump: tcp_pump_event(slot); break;
       }
     }
     tcp_flush_acks();

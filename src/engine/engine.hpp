@@ -17,6 +17,9 @@ class Recorder;
 namespace cf::policy {
 class Policy;
 }
+namespace cf::proxy {
+class Upstream;
+}
 
 namespace cf::engine {
 
@@ -24,6 +27,9 @@ struct Options {
   sandbox::NetPlan plan;
   std::optional<IpAddr> resolver;  // upstream DNS; none: SERVFAIL
   bool host_has_ipv6 = true;       // false: AAAA queries get empty answers
+  // --proxy: the proxy's address (resolved before the run) and its settings.
+  std::optional<IpAddr> proxy_addr;
+  const proxy::Upstream* proxy = nullptr;
 };
 
 struct Stats {

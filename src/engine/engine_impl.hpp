@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <cstring>
 #include <functional>
+#include <memory>
 #include <queue>
 #include <string>
 #include <unordered_map>
@@ -18,11 +19,12 @@
 #include "engine/packet.hpp"
 #include "observe/recorder.hpp"
 #include "policy/policy.hpp"
+#include "proxy/proxy.hpp"
 
 namespace cf::engine {
 
 // epoll tag: {kind, slot} packed in epoll_event.data.u64.
-enum class Tag : uint32_t { Tap, Timer, Pidfd, Signal, Tcp, Udp, Icmp, DnsUpstream };
+enum class Tag : uint32_t { Tap, Timer, Pidfd, Signal, Tcp, Udp, Icmp, DnsUpstream, Pump };
 inline uint64_t tag(Tag k, uint32_t slot) { return uint64_t(k) << 32 | slot; }
 
 // Key of a flow: child end and remote end (as the child addressed it).
@@ -47,8 +49,9 @@ struct FlowKeyHash {
 
 // TCP flow states. Per state, what may happen:
 //  Free        slot unused.
-//  Connecting  child SYN seen, host connect() in progress; child SYN
-//              retransmits are ignored; nothing is sent to the child.
+//  Connecting  child SYN seen, host connect() in progress (and, with
+//              --proxy, the proxy handshake); child SYN retransmits are
+//              ignored; nothing is sent to the child.
 //  SynAckSent  host connected, SYN-ACK sent; waiting for the child's ACK
 //              (SYN-ACK is retransmitted on RTO).
 //  Established data both ways; FINs tracked by the flags below (half close).
@@ -61,7 +64,11 @@ struct TcpFlow {
   FlowKey key;
   IpAddr connect_ip;  // what the host socket connected to (gateway remaps)
   uint16_t connect_port = 0;
-  UniqueFd sock;
+  UniqueFd sock;  // host socket, or the socketpair end of a TLS pump
+  std::unique_ptr<proxy::Handshake> hs;  // while the proxy handshake runs
+  std::unique_ptr<proxy::TlsPump> pump;  // https:// proxies after the handshake
+  bool via_proxy = false;
+  bool sock_is_unix = false;
   uint64_t flow_id = 0;
   uint64_t started_ms = 0;
   // Sequence space towards the child (ours) and from the child.
@@ -125,6 +132,7 @@ struct DnsPending {
   uint16_t qtype = 0;
   std::string qname;
   uint64_t deadline = 0;
+  uint16_t up_id = 0;  // transaction id used towards the resolver
   uint8_t query[512];  // for SERVFAIL on timeout
   uint16_t query_len = 0;
 };
@@ -176,6 +184,7 @@ class Engine {
   void tcp_timer(uint32_t slot, uint64_t when);
   void tcp_flush_acks();
   void tcp_close_all();
+  void tcp_pump_event(uint32_t slot);
   void udp_input(const uint8_t* frame, const packet::Parsed& p);
   void udp_event(uint32_t slot, uint32_t events);
   void udp_timer(uint32_t slot, uint64_t when);
@@ -204,7 +213,9 @@ class Engine {
   std::unordered_map<FlowKey, uint32_t, FlowKeyHash> icmp_map;
   // DNS relay state.
   UniqueFd dns_up;  // connected UDP socket to the resolver
-  std::vector<DnsPending> dns;  // indexed by upstream id
+  std::vector<DnsPending> dns;  // pending queries (kDnsSlots)
+  std::vector<uint32_t> dns_free;
+  std::vector<uint16_t> dns_by_id;  // upstream id -> slot + 1 (0: none)
   uint32_t dns_rand = 0;
 
  private:

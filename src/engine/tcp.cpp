@@ -44,6 +44,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <fmt/format.h>
 
 #include "engine/engine_impl.hpp"
 #include "engine/tcp_seq.hpp"
@@ -57,6 +58,7 @@ constexpr uint32_t kRtoInitialMs = 200, kRtoMaxMs = 10'000;
 constexpr uint8_t kMaxRetries = 10;
 constexpr uint64_t kLingerMs = 2'000;
 constexpr uint8_t kOurWscale = 7;
+constexpr uint64_t kProxyTimeoutMs = 15'000;
 
 const char* connect_error_text(int err) {
   switch (err) {
@@ -150,6 +152,10 @@ struct TcpOps {
       e.rec.flow_end(f.flow_id, policy::Proto::Tcp, target(f), f.bytes_up, f.bytes_down,
                      e.now - f.started_ms, close);
     if (f.sock) epoll_ctl(e.ep.get(), EPOLL_CTL_DEL, f.sock.get(), nullptr);
+    if (f.pump) {
+      epoll_ctl(e.ep.get(), EPOLL_CTL_DEL, f.pump->net_fd(), nullptr);
+      epoll_ctl(e.ep.get(), EPOLL_CTL_DEL, f.pump->local_fd(), nullptr);
+    }
     f.sock.reset();
     e.tcp_map.erase(f.key);
     uint32_t slot = slot_of(f);
@@ -172,11 +178,19 @@ struct TcpOps {
 
   void discard(TcpFlow& f, uint32_t n) {
     while (n > 0) {
-      ssize_t r = recv(f.sock.get(), nullptr, n, MSG_TRUNC | MSG_DONTWAIT);
+      // TCP drops queued bytes with MSG_TRUNC and no buffer; AF_UNIX (the TLS
+      // pump's socketpair) needs a real read.
+      ssize_t r = f.sock_is_unix
+                      ? recv(f.sock.get(), e.tx, std::min<size_t>(n, sizeof e.tx), MSG_DONTWAIT)
+                      : recv(f.sock.get(), nullptr, n, MSG_TRUNC | MSG_DONTWAIT);
       if (r <= 0) break;
       n -= uint32_t(r);
     }
+    if (f.pump && !f.pump->pump()) pump_finished(f);
   }
+
+  // The TLS tunnel ended; the translator end sees EOF (or the flow resets).
+  void pump_finished(TcpFlow&) {}
 
   void rewind(TcpFlow& f) {
     f.snd_nxt = f.snd_una;
@@ -249,11 +263,24 @@ struct TcpOps {
     send_seg(f, packet::kSyn | packet::kAck, f.isn, 0, true);
     f.rto_ms = kRtoInitialMs;
     arm(f, slot_of(f), e.now + f.rto_ms);
-    e.rec.connect_result(f.flow_id, target(f), false, e.pol.names_for(f.key.raddr, e.now),
-                         nullptr);
+    e.rec.connect_result(f.flow_id, target(f), f.via_proxy,
+                         e.pol.names_for(f.key.raddr, e.now), nullptr);
+  }
+
+  // The proxy failed this connection: the child gets a reset.
+  void proxy_failed(TcpFlow& f, const std::string& why) {
+    e.rec.connect_result(f.flow_id, target(f), true, e.pol.names_for(f.key.raddr, e.now),
+                         why.c_str());
+    send_seg(f, packet::kRst | packet::kAck, 0, 0);
+    release(f, false, observe::Close::Error);
   }
 
   void connect_failed(TcpFlow& f, int err) {
+    if (f.via_proxy) {
+      proxy_failed(f, fmt::format("proxy {}: {}", e.opts.proxy->uri().str(),
+                                  connect_error_text(err)));
+      return;
+    }
     e.rec.connect_result(f.flow_id, target(f), false, e.pol.names_for(f.key.raddr, e.now),
                          connect_error_text(err));
     switch (err) {
@@ -295,21 +322,27 @@ struct TcpOps {
         return;
       }
     }
+    bool via_proxy = e.opts.proxy && !to_resolver;
     uint64_t id = e.rec.next_flow_id();
     observe::Target t{p.dst, p.dport};
     auto names = e.pol.names_for(p.dst, e.now);
-    e.rec.connect_attempt(id, t, false, names);
+    e.rec.connect_attempt(id, t, via_proxy, names);
     policy::Verdict v;
     if (to_resolver) {
       if (e.cfg.offline) v = e.pol.judge_name(".", false);
     } else {
-      v = e.pol.judge_addr(policy::Proto::Tcp, cip, false, e.now);
+      v = e.pol.judge_addr(policy::Proto::Tcp, cip, via_proxy, e.now);
     }
     if (!v.allow) {
       e.deny(id, policy::Proto::Tcp, p.dst, p.dport, v);
-      e.rec.connect_result(id, t, false, names, "denied by policy");
+      e.rec.connect_result(id, t, via_proxy, names, "denied by policy");
       rst_for(p);
       return;
+    }
+    if (via_proxy) {
+      // The proxy's own address is reached directly, outside the policy.
+      cip = *e.opts.proxy_addr;
+      cport = e.opts.proxy->uri().port;
     }
     int fd = socket(cip.is_v4() ? AF_INET : AF_INET6,
                     SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -326,6 +359,7 @@ struct TcpOps {
     f.connect_ip = cip;
     f.connect_port = cport;
     f.flow_id = id;
+    f.via_proxy = via_proxy;
     f.started_ms = e.now;
     f.isn = random_u32();
     f.rcv_nxt = p.seq + 1;
@@ -352,11 +386,52 @@ struct TcpOps {
     int r = connect(fd, reinterpret_cast<sockaddr*>(&ss), sl);
     f.state = TcpState::Connecting;
     ++e.tcp_connecting;
+    if (via_proxy) arm(f, slot, e.now + kProxyTimeoutMs);
     if (r == 0) {
-      connected(f);
+      host_connected(f);
     } else if (errno != EINPROGRESS) {
       connect_failed(f, errno);
     }
+  }
+
+  // The host TCP connection is up: direct flows are connected; proxied ones
+  // start (or continue) the proxy handshake.
+  void host_connected(TcpFlow& f) {
+    if (!f.via_proxy) {
+      connected(f);
+      return;
+    }
+    if (!f.hs) f.hs = std::make_unique<proxy::Handshake>(*e.opts.proxy, f.key.raddr, f.key.rport);
+    proxy::Step step = f.hs->advance(f.sock.get());
+    switch (step) {
+      case proxy::Step::WantRead:
+      case proxy::Step::WantWrite: return;
+      case proxy::Step::Failed: proxy_failed(f, f.hs->error()); return;
+      case proxy::Step::Done: break;
+    }
+    if (SSL* tls = f.hs->take_tls()) {
+      uint32_t slot = slot_of(f);
+      int net = f.sock.get();
+      f.pump = std::make_unique<proxy::TlsPump>(tls, std::move(f.sock));
+      f.sock = f.pump->take_translator_end();
+      f.sock_is_unix = true;
+      if (!f.sock) {
+        f.sock = UniqueFd(dup(net));  // keep release() uniform
+        proxy_failed(f, "proxy: socketpair for the TLS tunnel failed");
+        return;
+      }
+      epoll_event ev{};
+      ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
+      ev.data.u64 = tag(Tag::Pump, slot);
+      epoll_ctl(e.ep.get(), EPOLL_CTL_MOD, net, &ev);
+      epoll_ctl(e.ep.get(), EPOLL_CTL_ADD, f.pump->local_fd(), &ev);
+      ev.data.u64 = tag(Tag::Tcp, slot);
+      epoll_ctl(e.ep.get(), EPOLL_CTL_ADD, f.sock.get(), &ev);
+    }
+    f.hs.reset();
+    f.rto_deadline = 0;
+    connected(f);
+    if (f.pump) f.pump->pump();
   }
 
   void input(const uint8_t* frame, const packet::Parsed& p) {
@@ -469,11 +544,15 @@ struct TcpOps {
     TcpFlow& f = e.tcp[slot];
     if (!f.sock) return;
     if (f.state == TcpState::Connecting) {
+      if (f.hs) {
+        host_connected(f);  // handshake progress
+        return;
+      }
       if (!(events & (EPOLLOUT | EPOLLERR | EPOLLHUP))) return;
       int err = 0;
       socklen_t sl = sizeof err;
       getsockopt(f.sock.get(), SOL_SOCKET, SO_ERROR, &err, &sl);
-      if (err == 0) connected(f);
+      if (err == 0) host_connected(f);
       else connect_failed(f, err);
       return;
     }
@@ -510,8 +589,11 @@ struct TcpOps {
     }
     f.rto_deadline = 0;
     switch (f.state) {
-      case TcpState::Free:
-      case TcpState::Connecting: return;
+      case TcpState::Free: return;
+      case TcpState::Connecting:
+        if (f.via_proxy) proxy_failed(f, fmt::format("proxy {}: handshake timed out",
+                                                     e.opts.proxy->uri().str()));
+        return;
       case TcpState::Closing: release(f, false, observe::Close::Fin); return;
       case TcpState::SynAckSent:
         if (++f.retries > kMaxRetries) {
@@ -544,6 +626,19 @@ struct TcpOps {
 void Engine::tcp_input(const uint8_t* frame, const packet::Parsed& p) { TcpOps{*this}.input(frame, p); }
 void Engine::tcp_event(uint32_t slot, uint32_t events) { TcpOps{*this}.event(slot, events); }
 void Engine::tcp_timer(uint32_t slot, uint64_t when) { TcpOps{*this}.timer(slot, when); }
+
+void Engine::tcp_pump_event(uint32_t slot) {
+  TcpFlow& f = tcp[slot];
+  if (!f.pump) return;
+  if (!f.pump->pump()) {
+    // Both directions of the tunnel are closed, or TLS failed: the
+    // translator end already saw EOF; a failure resets the child.
+    if (f.state == TcpState::Established && !(f.host_eof && f.child_fin)) {
+      TcpOps ops{*this};
+      ops.push(f);
+    }
+  }
+}
 
 void Engine::tcp_flush_acks() {
   TcpOps ops{*this};
