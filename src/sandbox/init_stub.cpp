@@ -136,7 +136,9 @@ std::variant<UniqueFd, std::string> setup_network(const NetPlan& plan) {
   const std::string conf = fmt::format("net/ipv6/conf/{}/", kTapName);
   int err = 0;
   if (plan.ipv6) {
-    for (const char* key : {"accept_ra", "accept_dad", "dad_transmits"})
+    // disable_ipv6=0 explicitly: with net.core.devconf_inherit_init_net a new
+    // namespace may inherit a host default of 1.
+    for (const char* key : {"disable_ipv6", "accept_ra", "accept_dad", "dad_transmits"})
       if (auto e = write_sysctl(conf + key, "0", &err))
         return err == ENOENT ? *e + " (is IPv6 disabled in this kernel?)" : *e;
   } else if (auto e = write_sysctl(conf + "disable_ipv6", "1", &err); e && err != ENOENT) {
