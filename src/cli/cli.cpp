@@ -48,7 +48,7 @@ using config::ProfileLayer;
 struct RawFlags {
   std::string profile, capture, capture_point, doctor_format, report, report_format, dns,
       hosts_file, proxy, proxy_user, proxy_password, summary_format, flow_log, default_policy,
-      iface, mtu;
+      iface, mtu, proxy_ca;
   std::vector<std::string> allow_cidr, deny_cidr, allow_domain, deny_domain,
       allow_domain_exact, deny_domain_exact;
   bool dump_profile = false, root = false, doctor = false, proxy_insecure = false,
@@ -150,6 +150,8 @@ void build_app(CLI::App& app, RawFlags& f) {
   flag("--proxy-insecure", f.proxy_insecure,
        "Accept an untrusted certificate from an https:// proxy (hostname still checked)",
        kProxy);
+  opt("--proxy-ca", f.proxy_ca, "FILE",
+      "PEM CA certificates trusted for an https:// proxy, besides the system store", kProxy);
   flag("--proxy-only", f.proxy_only, "Every outbound connection must go through --proxy",
        kProxy);
 
@@ -401,6 +403,8 @@ Parsed parse(int argc, const char* const* argv) {
     ok = take("--proxy-password", f.proxy_password, flags.proxy_password,
               config::parse_proxy_password, err);
   if (f.proxy_insecure) flags.proxy_insecure = true;
+  if (ok && given("--proxy-ca"))
+    ok = take("--proxy-ca", f.proxy_ca, flags.proxy_ca, readable_in_cwd, err);
   if (f.offline) flags.offline = true;
   if (f.block_private) flags.block_private = true;
   if (f.block_metadata) flags.block_metadata = true;

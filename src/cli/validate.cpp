@@ -36,6 +36,7 @@ std::optional<std::string> check_combinations(const Config& c) {
     const char* needs = c.proxy_user       ? "--proxy-user"
                         : c.proxy_password ? "--proxy-password"
                         : c.proxy_insecure ? "--proxy-insecure"
+                        : c.proxy_ca       ? "--proxy-ca"
                         : c.proxy_only     ? "--proxy-only"
                                            : nullptr;
     if (needs)
@@ -47,6 +48,10 @@ std::optional<std::string> check_combinations(const Config& c) {
       return fmt::format(
           "--proxy-insecure only applies to https:// proxies, and the proxy is {}: drop "
           "--proxy-insecure",
+          c.proxy->str());
+    if (c.proxy_ca && c.proxy->scheme != ProxyScheme::Https)
+      return fmt::format(
+          "--proxy-ca only applies to https:// proxies, and the proxy is {}: drop --proxy-ca",
           c.proxy->str());
     if (c.proxy_user) {
       if (c.proxy->scheme == ProxyScheme::Socks5) {

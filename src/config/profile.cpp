@@ -113,6 +113,7 @@ const std::map<std::string, Handler>& handlers() {
     h["proxy_user"] = string_key(&L::proxy_user, parse_proxy_user);
     h["proxy_password"] = string_key(&L::proxy_password, parse_proxy_password);
     h["proxy_insecure"] = bool_key(&L::proxy_insecure);
+    h["proxy_ca"] = path_key(&L::proxy_ca, true);
     h["summary"] = bool_key(&L::summary);
     h["summary_format"] = string_key(&L::summary_format, parse_text_or_json);
     h["flow_log"] = path_key(&L::flow_log, false);
@@ -322,7 +323,7 @@ const std::vector<std::string>& profile_keys() {
   static const std::vector<std::string> keys = {
       "extends",       "capture",          "capture_point",  "backend",
       "dns",           "hosts_file",       "proxy",          "proxy_user",
-      "proxy_password", "proxy_insecure",  "summary",        "summary_format",
+      "proxy_password", "proxy_insecure", "proxy_ca",  "summary",        "summary_format",
       "flow_log",      "offline",          "block_private",  "block_metadata",
       "default_policy", "allow_cidrs",     "deny_cidrs",     "allow_domains",
       "allow_domains_exact", "deny_domains", "deny_domains_exact", "proxy_only",
@@ -347,6 +348,7 @@ void overlay(ProfileLayer& base, const ProfileLayer& top) {
   CF_OVERLAY(proxy_user)
   CF_OVERLAY(proxy_password)
   CF_OVERLAY(proxy_insecure)
+  CF_OVERLAY(proxy_ca)
   CF_OVERLAY(offline)
   CF_OVERLAY(block_private)
   CF_OVERLAY(block_metadata)
@@ -379,6 +381,7 @@ void apply(const ProfileLayer& l, Config& c) {
   if (l.proxy_user) c.proxy_user = l.proxy_user;
   if (l.proxy_password) c.proxy_password = l.proxy_password;
   if (l.proxy_insecure) c.proxy_insecure = *l.proxy_insecure;
+  if (l.proxy_ca) c.proxy_ca = l.proxy_ca;
   if (l.offline) c.offline = *l.offline;
   if (l.block_private) c.block_private = *l.block_private;
   if (l.block_metadata) c.block_metadata = *l.block_metadata;
@@ -447,6 +450,7 @@ std::string dump_profile(const Config& c) {
   if (c.proxy_user) append_string(out, "proxy_user", *c.proxy_user);
   if (c.proxy_password) append_string(out, "proxy_password", *c.proxy_password);
   out += fmt::format("proxy_insecure = {}\n", toml_bool(c.proxy_insecure));
+  if (c.proxy_ca) append_string(out, "proxy_ca", *c.proxy_ca);
   out += fmt::format("summary = {}\n", toml_bool(c.summary));
   append_string(out, "summary_format", name(c.summary_format));
   if (c.flow_log) append_string(out, "flow_log", *c.flow_log);

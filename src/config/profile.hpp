@@ -42,6 +42,7 @@ struct ProfileLayer {
   std::optional<std::string> proxy_user;
   std::optional<std::string> proxy_password;
   std::optional<bool> proxy_insecure;
+  std::optional<std::string> proxy_ca;  // absolute, readable when loaded (beyond)
   std::optional<bool> offline;
   std::optional<bool> block_private;
   std::optional<bool> block_metadata;

@@ -70,6 +70,9 @@ rejects "--proxy-user is given without --proxy-password" "${OUT[@]}" -p http://p
 rejects "--proxy-password is given without --proxy-user" -p http://p:3128 -P pw true
 rejects "--proxy-user needs a proxy" "${OUT[@]}" -U u -P pw true
 rejects "--proxy-insecure needs a proxy" --proxy-insecure true
+rejects "--proxy-ca needs a proxy" --proxy-ca "$data/hosts" true
+rejects "--proxy-ca only applies to https:// proxies" -p http://p:3128 --proxy-ca "$data/hosts" true
+rejects "--proxy-ca: cannot read" -p https://p:3128 --proxy-ca missing-ca.pem true
 rejects "--proxy-only needs a proxy" "${OUT[@]}" --proxy-only true
 rejects "--proxy-insecure only applies to https:// proxies" -p http://p:3128 --proxy-insecure true
 rejects "--proxy-insecure only applies to https:// proxies" -p socks5://p:1080 --proxy-insecure true
@@ -151,7 +154,7 @@ for flag in --profile --dump-profile -c,--capture -C,--capture-point --root --do
   --flow-log --offline --block-private --block-metadata --default-policy --allow-cidr \
   --deny-cidr --allow-domain --deny-domain --allow-domain-exact --deny-domain-exact \
   --proxy-only --fail-on-leak -i,--iface -h,--help -V,--version --allow-host-loopback \
-  --mtu --cleanup; do
+  --mtu --cleanup --proxy-ca; do
   if grep -qE -- "(^|[ ,])$flag( |$)" "$work/help"; then
     pass "--help lists $flag"
   else

@@ -171,7 +171,7 @@ TEST_F(CliTest, HelpAndVersion) {
        {"--profile", "--dump-profile", "-c,--capture", "-C,--capture-point", "--root",
         "--doctor", "--doctor-format", "--report", "--report-format", "-d,--dns",
         "--hosts-file", "-p,--proxy", "-U,--proxy-user", "-P,--proxy-password",
-        "--proxy-insecure", "--summary", "--summary-format", "--flow-log", "--offline",
+        "--proxy-insecure", "--proxy-ca", "--summary", "--summary-format", "--flow-log", "--offline",
         "--block-private", "--block-metadata", "--default-policy", "--allow-cidr",
         "--deny-cidr", "--allow-domain", "--deny-domain", "--allow-domain-exact",
         "--deny-domain-exact", "--proxy-only", "--fail-on-leak", "-i,--iface", "-h,--help",
@@ -229,6 +229,12 @@ TEST_F(CliTest, RejectedCombinationsOfSpecSection1) {
   rejects({"-p", "http://p:1", "--proxy-insecure", "true"},
           "--proxy-insecure only applies to https:// proxies");
   rejects({"-p", "socks5://p:1", "--proxy-insecure", "true"}, "only applies to https://");
+  rejects({"--proxy-ca", hosts_, "true"}, "--proxy-ca needs a proxy");
+  rejects({"-p", "http://p:1", "--proxy-ca", hosts_, "true"},
+          "--proxy-ca only applies to https:// proxies");
+  rejects({"-p", "https://p:1", "--proxy-ca", dir_ + "/none.pem", "true"},
+          "--proxy-ca: cannot read " + dir_ + "/none.pem");
+  EXPECT_EQ(accepts({"-p", "https://p:1", "--proxy-ca", hosts_, "true"}).proxy_ca, hosts_);
   rejects({"-p", "http://p:1/x", "true"}, "--proxy: `http://p:1/x` has a path");
   rejects({"-p", "http://p:1?q", "true"}, "has a query");
   rejects({"-p", "http://p:1#f", "true"}, "has a fragment");

@@ -137,6 +137,7 @@ class RoundTrip : public ::testing::Test {
         c.proxy_password = pw;
       }
       c.proxy_insecure = p.scheme == ProxyScheme::Https && g.coin();
+      if (p.scheme == ProxyScheme::Https && g.coin()) c.proxy_ca = g.pick(hosts_files_);
       c.proxy_only = g.coin();
     }
     c.offline = g.coin();

@@ -63,6 +63,7 @@ proxy = "https://Proxy.Example:8443/"
 proxy_user = "u"
 proxy_password = "p w"
 proxy_insecure = true
+proxy_ca = "hosts"
 summary = true
 summary_format = "json"
 flow_log = "/var/tmp/../tmp/flows.jsonl"
@@ -93,6 +94,7 @@ command = ["curl", "-fsS", "http://www.example.test/"]
   EXPECT_EQ(l.proxy_user, "u");
   EXPECT_EQ(l.proxy_password, "p w");
   EXPECT_EQ(l.proxy_insecure, true);
+  EXPECT_EQ(l.proxy_ca, hosts);
   EXPECT_EQ(l.summary, true);
   EXPECT_EQ(l.summary_format, TextOrJson::Json);
   EXPECT_EQ(l.flow_log, "/var/tmp/flows.jsonl");  // lexically normalised
@@ -159,6 +161,8 @@ TEST_F(ProfileTest, BadValuesNameFileLineAndKey) {
   EXPECT_HAS(load_err(p), "key `iface`");
   p = write("i.toml", "capture_point = \"wire\"\n");
   EXPECT_HAS(load_err(p), "key `capture_point`");
+  p = write("k.toml", "proxy_ca = \"no-ca.pem\"\n");
+  EXPECT_HAS(load_err(p), "key `proxy_ca`: cannot read " + dir_ + "/no-ca.pem");
   p = write("j.toml", "capture = \"\"\n");
   EXPECT_HAS(load_err(p), "key `capture`: the path is empty");
 }
@@ -340,7 +344,8 @@ TEST(Dump, DefaultConfigListsEveryKeyButUnsetOptionals) {
   for (const auto& key : profile_keys()) {
     bool optional = key == "extends" || key == "capture" || key == "dns" ||
                     key == "hosts_file" || key == "proxy" || key == "proxy_user" ||
-                    key == "proxy_password" || key == "flow_log" || key == "iface";
+                    key == "proxy_password" || key == "flow_log" || key == "iface" ||
+                    key == "proxy_ca";
     EXPECT_EQ(t.contains(key), !optional) << key;
   }
   EXPECT_EQ(t["mtu"].value<int64_t>(), 65520);
