@@ -72,29 +72,47 @@ std::optional<std::string> find_in_path(const char* prog) {
   return std::nullopt;
 }
 
-// Runs a helper; "" on exit 0, else a description with its stderr.
-std::string run_helper(const std::string& path, const std::vector<std::string>& args) {
+// A helper started with its stderr on a pipe.
+struct Helper {
+  pid_t pid = -1;
+  UniqueFd stderr_read;
+  std::string spawn_error;
+};
+
+Helper spawn_helper(const std::string& path, const std::vector<std::string>& args) {
+  Helper h;
   std::vector<char*> argv;
   for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
   argv.push_back(nullptr);
   int err_pipe[2];
-  if (pipe2(err_pipe, O_CLOEXEC) != 0) return fmt::format("pipe: {}", strerror(errno));
-  UniqueFd rd(err_pipe[0]), wr(err_pipe[1]);
+  if (pipe2(err_pipe, O_CLOEXEC) != 0) {
+    h.spawn_error = fmt::format("pipe: {}", strerror(errno));
+    return h;
+  }
+  h.stderr_read.reset(err_pipe[0]);
+  UniqueFd wr(err_pipe[1]);
   posix_spawn_file_actions_t fa;
   posix_spawn_file_actions_init(&fa);
   posix_spawn_file_actions_adddup2(&fa, wr.get(), STDERR_FILENO);
-  pid_t pid = -1;
-  int rc = posix_spawn(&pid, path.c_str(), &fa, nullptr, argv.data(), environ);
+  int rc = posix_spawn(&h.pid, path.c_str(), &fa, nullptr, argv.data(), environ);
   posix_spawn_file_actions_destroy(&fa);
-  wr.reset();
-  if (rc != 0) return fmt::format("cannot run {}: {}", path, strerror(rc));
+  if (rc != 0) {
+    h.pid = -1;
+    h.spawn_error = fmt::format("cannot run {}: {}", path, strerror(rc));
+  }
+  return h;
+}
+
+// Waits for a helper; "" on exit 0, else a description with its stderr.
+std::string finish_helper(Helper& h) {
+  if (h.pid < 0) return h.spawn_error;
   std::string err;
   char buf[1024];
   ssize_t n;
-  while ((n = ::read(rd.get(), buf, sizeof buf)) > 0 && err.size() < 4096)
+  while ((n = ::read(h.stderr_read.get(), buf, sizeof buf)) > 0 && err.size() < 4096)
     err.append(buf, static_cast<size_t>(n));
   int status = 0;
-  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  while (waitpid(h.pid, &status, 0) < 0 && errno == EINTR) {
   }
   if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return "";
   std::string why = WIFEXITED(status) ? fmt::format("exit status {}", WEXITSTATUS(status))
@@ -173,7 +191,8 @@ std::variant<IdMap, std::string> map_ids(pid_t pid) {
   const gid_t gid = getegid();
   const std::string proc = fmt::format("/proc/{}/", pid);
   std::vector<std::string> failures;
-  bool uid_written = false;
+  bool uid_written = false, gid_written = false;
+  IdMap kind = IdMap::Single;  // what the uid side became
 
   // Completes the gid side directly with a single-id map; 0 or errno.
   auto write_single_gid = [&]() -> int {
@@ -201,6 +220,7 @@ std::variant<IdMap, std::string> map_ids(pid_t pid) {
         failures.push_back(fmt::format("identity uid_map \"{}\": {}", one_line(u), strerror(err)));
       } else {
         uid_written = true;
+        kind = IdMap::Identity;
         err = write_text(proc + "gid_map", g);
         if (err == 0) return IdMap::Identity;
         failures.push_back(fmt::format("identity gid_map \"{}\": {}", one_line(g), strerror(err)));
@@ -228,25 +248,32 @@ std::variant<IdMap, std::string> map_ids(pid_t pid) {
       for (const auto& m : missing) joined += (joined.empty() ? "" : ", ") + m;
       failures.push_back("subordinate ids: " + joined);
     } else {
+      // Both helpers run at once (they write different files): start-up time.
       std::string p = std::to_string(pid);
-      std::string why = run_helper(*newuidmap, {"newuidmap", p, "0", std::to_string(uid), "1",
-                                                "1", std::to_string(ur->start),
-                                                std::to_string(ur->count)});
-      if (!why.empty()) {
-        failures.push_back("newuidmap: " + why);
-      } else {
+      Helper uh = spawn_helper(*newuidmap, {"newuidmap", p, "0", std::to_string(uid), "1", "1",
+                                            std::to_string(ur->start),
+                                            std::to_string(ur->count)});
+      Helper gh = spawn_helper(*newgidmap, {"newgidmap", p, "0", std::to_string(gid), "1", "1",
+                                            std::to_string(gr->start),
+                                            std::to_string(gr->count)});
+      std::string uwhy = finish_helper(uh);
+      std::string gwhy = finish_helper(gh);
+      if (uwhy.empty()) {
         uid_written = true;
-        why = run_helper(*newgidmap, {"newgidmap", p, "0", std::to_string(gid), "1", "1",
-                                      std::to_string(gr->start), std::to_string(gr->count)});
-        if (why.empty()) return IdMap::SubIds;
-        failures.push_back("newgidmap: " + why);
-        if (write_single_gid() == 0) return IdMap::SubIds;
-        return IdMap::UidOnly;
+        kind = IdMap::SubIds;
+      } else {
+        failures.push_back("newuidmap: " + uwhy);
       }
+      if (gwhy.empty()) {
+        gid_written = true;
+      } else {
+        failures.push_back("newgidmap: " + gwhy);
+      }
+      if (uid_written && gid_written) return IdMap::SubIds;
     }
   }
 
-  // 3. Direct single-id maps; 4. uid only.
+  // 3. Direct single-id uid map.
   if (!uid_written) {
     std::string umap = fmt::format("0 {} 1", uid);
     int err = write_text(proc + "uid_map", umap);
@@ -254,12 +281,12 @@ std::variant<IdMap, std::string> map_ids(pid_t pid) {
       failures.push_back(fmt::format("uid_map \"{}\": {}", umap, strerror(err)));
     } else {
       uid_written = true;
-      if (write_single_gid() == 0) return IdMap::Single;
-      return IdMap::UidOnly;
+      kind = IdMap::Single;
     }
-  } else if (write_single_gid() == 0) {
-    return uid == 0 ? IdMap::Identity : IdMap::Single;
-  } else {
+  }
+  // 3. (gid side) or 4. uid only.
+  if (uid_written) {
+    if (gid_written || write_single_gid() == 0) return kind;
     return IdMap::UidOnly;
   }
 
