@@ -8,7 +8,9 @@
 //
 // The child exits with _exit right after reporting; its namespaces (and any
 // nftables table made inside them) die with it. The parent waits for it, so no
-// zombie is left. Expected cost: about 1 ms for the user-namespace trial and
+// zombie is left. The nftables trial calls libnftables (which allocates) in
+// the forked child, which is safe because the doctor and preflight run
+// before childflow starts any thread. Expected cost: about 1 ms for the user-namespace trial and
 // 2-3 ms for an nftables trial (measured on a 2-core VM).
 #include <fcntl.h>
 #include <grp.h>
