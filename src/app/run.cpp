@@ -176,7 +176,7 @@ int run_tree(const Config& c) {
 
   auto launched = sandbox::launch(c, plan, ov);
   if (auto* err = std::get_if<std::string>(&launched)) {
-    error("sandbox", *err);
+    std::fputs(fmt::format("childflow: error: {}\n", *err).c_str(), stderr);  // names its step
     rec.runtime_failure("sandbox", "launch_failed", *err);
     sigprocmask(SIG_SETMASK, &old, nullptr);
     return 1;

@@ -84,6 +84,7 @@ struct TcpFlow {
   bool fin_sent = false;      // our FIN is in flight (counted in snd_nxt)
   bool fin_acked = false;
   bool in_blocked = false;    // host send buffer was full; window update owed
+  bool wnd_watch = false;     // window was small; update owed on EPOLLOUT
   bool ack_pending = false;   // an ACK is owed at the end of this batch
   bool ack_queued = false;    // slot is in tcp_ack_list
   bool last_wnd_zero = false;

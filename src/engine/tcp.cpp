@@ -77,14 +77,27 @@ struct TcpOps {
 
   observe::Target target(const TcpFlow& f) const { return {f.key.raddr, f.key.rport}; }
 
-  uint16_t our_window(const TcpFlow& f, bool syn) const {
+  // Free space of the host send buffer, as a window. The kernel charges
+  // per-skb overhead against SO_SNDBUF, so only 7/8 of the nominal free
+  // space is offered. When less than a third of the buffer is free we ask
+  // for EPOLLOUT: re-arming the fd makes tcp_poll() set SOCK_NOSPACE, so the
+  // kernel wakes us (and grows the buffer) once space returns, and we send
+  // the window update then.
+  uint16_t our_window(TcpFlow& f, bool syn) const {
     uint32_t space = 0;
     if (!f.in_blocked && f.sock) {
       int sndbuf = 0, outq = 0;
       socklen_t sl = sizeof sndbuf;
       getsockopt(f.sock.get(), SOL_SOCKET, SO_SNDBUF, &sndbuf, &sl);
       ioctl(f.sock.get(), SIOCOUTQ, &outq);
-      space = sndbuf > outq ? uint32_t(sndbuf - outq) : 0;
+      space = sndbuf > outq ? uint32_t(sndbuf - outq) / 8 * 7 : 0;
+      if (space < uint32_t(sndbuf) / 3 && !f.wnd_watch && f.state != TcpState::Connecting) {
+        f.wnd_watch = true;
+        epoll_event ev{};
+        ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
+        ev.data.u64 = tag(Tag::Tcp, uint32_t(&f - e.tcp.data()));
+        epoll_ctl(e.ep.get(), EPOLL_CTL_MOD, f.sock.get(), &ev);
+      }
     }
     uint32_t scaled = syn ? space : space >> f.our_wscale;
     return uint16_t(std::min<uint32_t>(scaled, 65535));
@@ -568,9 +581,13 @@ struct TcpOps {
     if (f.state != TcpState::Established) return;
     if ((events & EPOLLOUT) && f.in_blocked) {
       f.in_blocked = false;
+      f.wnd_watch = false;
       // Window update, then duplicate ACKs so the child resends what the
       // full buffer refused without waiting for its RTO.
       for (int i = 0; i < 4; ++i) send_ack(f);
+    } else if ((events & EPOLLOUT) && f.wnd_watch) {
+      f.wnd_watch = false;
+      send_ack(f);  // window update
     }
     if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP)) {
       if (!push(f)) return;
