@@ -1,0 +1,35 @@
+# The two commands of the README:
+#   make demo   install, build (release) and run a command tree in the lab
+#   make test   install, build (dev: ASan + UBSan) and run every test (CTest)
+# Both must run as root: the lab builds network namespaces.
+.PHONY: deps build-release build-dev demo test bench fuzz clean
+
+JOBS ?= $(shell nproc)
+
+deps:
+	./scripts/install-deps.sh
+
+build-release: deps
+	cmake --preset release >/dev/null
+	cmake --build --preset release -j $(JOBS)
+
+build-dev: deps
+	cmake --preset dev >/dev/null
+	cmake --build --preset dev -j $(JOBS)
+
+demo: build-release
+	./scripts/demo.sh build/release/childflow
+
+test: build-dev
+	ctest --preset dev -j 1
+
+bench: build-release
+	./bench/run.sh
+
+fuzz:
+	CHILDFLOW_FUZZ=1 ./scripts/install-deps.sh
+	cmake --preset fuzz >/dev/null
+	cmake --build --preset fuzz -j $(JOBS)
+
+clean:
+	rm -rf build
