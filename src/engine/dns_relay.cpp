@@ -77,7 +77,7 @@ void Engine::dns_input(const uint8_t* frame, const packet::Parsed& p) {
   size_t off = packet::payload_offset(p.dst.family, packet::kProtoUdp);
   std::span<uint8_t> out{tx + off, 4096};
 
-  auto verdict = pol.judge_name(q->qname, false);
+  auto verdict = pol.judge_name(q->qname);
   bool empty = !verdict.allow || (q->qtype == dns::kTypeAaaa && !opts.host_has_ipv6);
   if (!verdict.allow)
     rec.policy_violation(0, policy::Proto::Dns, q->qname, std::nullopt, std::nullopt, verdict,

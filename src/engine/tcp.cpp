@@ -342,7 +342,7 @@ struct TcpOps {
     e.rec.connect_attempt(id, t, via_proxy, names);
     policy::Verdict v;
     if (to_resolver) {
-      if (e.cfg.offline) v = e.pol.judge_name(".", false);
+      if (e.cfg.offline) v = e.pol.judge_name(".");
     } else {
       v = e.pol.judge_addr(policy::Proto::Tcp, cip, via_proxy, e.now);
     }

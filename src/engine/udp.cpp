@@ -104,7 +104,13 @@ void Engine::udp_input(const uint8_t* frame, const packet::Parsed& p) {
     uint64_t id = rec.next_flow_id();
     auto v = pol.judge_addr(policy::Proto::Udp, cip, false, now);
     if (!v.allow) {
+      // Denied datagrams never leave; the child learns at once, as from a
+      // filtering router (ICMP administratively prohibited).
       deny(id, policy::Proto::Udp, p.dst, p.dport, v);
+      icmp_error_to_child(p.dst, p.src, packet::icmp4::kUnreach,
+                          packet::icmp4::kAdminProhibited, packet::icmp6::kUnreach,
+                          packet::icmp6::kAdminProhibited,
+                          {frame + p.l3_off, std::min<size_t>(p.l4_off - p.l3_off + p.l4_len, 576)});
       return;
     }
     if (udp_free.empty()) {

@@ -140,7 +140,7 @@ Verdict Policy::judge_addr(Proto proto, const IpAddr& ip, bool via_proxy,
   return Verdict{};
 }
 
-Verdict Policy::judge_name(std::string_view qname, bool via_proxy) const {
+Verdict Policy::judge_name(std::string_view qname) const {
   if (cfg_.offline) return deny("offline", "--offline", "blocked by `--offline`");
   std::vector<std::string> names{std::string(qname)};
   if (auto v = judge_domains(names)) return *v;
@@ -151,9 +151,8 @@ Verdict Policy::judge_name(std::string_view qname, bool via_proxy) const {
     if (domain_matches(qname, r)) allowed = true;
   if (!allowed && cfg_.default_policy == DefaultPolicy::Deny && has_domain_allow_rules())
     return deny("default_deny", "--default-policy", "blocked by `--default-policy deny`");
-  if (cfg_.proxy_only && !via_proxy)
-    return deny("proxy_only", "--proxy-only",
-                "blocked by `--proxy-only` (dns is not carried by the proxy)");
+  // --proxy-only does not apply: the tree's queries to the gateway are relayed
+  // by the engine to the configured resolver (docs/policy.md).
   return Verdict{};
 }
 

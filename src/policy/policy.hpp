@@ -37,8 +37,11 @@ class Policy {
   // true when the flow goes through the upstream proxy.
   Verdict judge_addr(Proto proto, const IpAddr& ip, bool carried_by_proxy,
                      uint64_t now_ms) const;
-  // A DNS query for `qname` (normalised: lowercase, no trailing dot).
-  Verdict judge_name(std::string_view qname, bool carried_by_proxy) const;
+  // A DNS query for `qname` (normalised: lowercase, no trailing dot) sent to
+  // the gateway. Rules 1, 5, 6, 8 and 9 apply; default-deny only when a
+  // domain allow rule exists; --proxy-only does not (the engine relays the
+  // query to the configured resolver itself).
+  Verdict judge_name(std::string_view qname) const;
 
   // Records that a relayed DNS answer mapped `name` to `ip` for ttl seconds.
   void learn(const std::string& name, const IpAddr& ip, uint32_t ttl_s, uint64_t now_ms);
