@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Engine ICMP and UDP error mapping end to end, as root and as the
+# unprivileged lab user:
+# - ping and ping -6 of the gateway (answered by the engine) and of a lab
+#   server (relayed through the host's ICMP sockets);
+# - traceroute -n (UDP) and traceroute -I (ICMP echo), IPv4 and IPv6: the lab
+#   router's hop then the server, exactly as natively from the lab host.
+set -euo pipefail
+source "${CHILDFLOW_SOURCE_DIR:-$(dirname "$0")/../..}/tests/e2e/lib_engine.sh"
+engine_up
+
+# hops TRACEROUTE_OUTPUT : "1 ADDR 2 ADDR ..." (one probe per hop).
+hops() {
+  awk 'NR > 1 {printf "%s%s %s", sep, $1, $2; sep = " "}' <<<"$1"
+}
+
+tr_opts=(-n -q 1 -w 2 -m 6)
+declare -A native
+for fam in 4 6; do
+  www=LAB_WWW$fam
+  native[udp$fam]=$(hops "$(lab_root traceroute -"$fam" "${tr_opts[@]}" "${!www}" 2>&1)")
+  native[icmp$fam]=$(hops "$(lab_root traceroute -"$fam" -I "${tr_opts[@]}" "${!www}" 2>&1)")
+done
+check_eq "1 $LAB_ROUTER4 2 $LAB_WWW4" "${native[udp4]}" "natively traceroute -n shows the router then the server"
+check_eq "1 $LAB_ROUTER6 2 $LAB_WWW6" "${native[udp6]}" "natively traceroute -6 -n shows the router then the server"
+check_eq "${native[udp4]}" "${native[icmp4]}" "natively traceroute -I agrees"
+check_eq "${native[udp6]}" "${native[icmp6]}" "natively traceroute -6 -I agrees"
+
+for who in "${ENGINE_WHO[@]}"; do
+  # ping: the gateways, then the server, each family.
+  rc=0
+  out=$(cf "$who" -- bash -c "$GW_SCRIPT"'
+    set -e
+    ping -c 2 -W 2 "$g4"
+    ping -6 -c 2 -W 2 "$g6"' 2>&1) || rc=$?
+  check_eq 0 "$rc" "[$who] ping and ping -6 of the gateways exit 0 (output: ${out:0:1500})"
+  check_eq 2 "$(grep -c '^64 bytes from 10\.240\.' <<<"$out")" "[$who] the IPv4 gateway answered both pings"
+  check_eq 2 "$(grep -c '^64 bytes from fd42:' <<<"$out")" "[$who] the IPv6 gateway answered both pings"
+  for fam in 4 6; do
+    www=LAB_WWW$fam
+    rc=0
+    out=$(cf "$who" -- ping -"$fam" -c 2 -W 2 "${!www}" 2>&1) || rc=$?
+    check_eq 0 "$rc" "[$who] ping -$fam ${!www} exits 0 (output: ${out:0:800})"
+    check_eq 2 "$(grep -c "^64 bytes from ${!www}: icmp_seq=" <<<"$out")" "[$who] ping -$fam: both replies from ${!www}"
+  done
+
+  # traceroute, UDP and ICMP, each family.
+  for fam in 4 6; do
+    www=LAB_WWW$fam
+    out=$(cf "$who" -- traceroute -"$fam" "${tr_opts[@]}" "${!www}" 2>&1) || true
+    check_eq "${native[udp$fam]}" "$(hops "$out")" "[$who] traceroute -$fam -n (UDP) shows the router hop then the server [${out//$'\n'/ | }]"
+    out=$(cf "$who" -- traceroute -"$fam" -I "${tr_opts[@]}" "${!www}" 2>&1) || true
+    check_eq "${native[icmp$fam]}" "$(hops "$out")" "[$who] traceroute -$fam -I shows the router hop then the server [${out//$'\n'/ | }]"
+  done
+done
+
+engine_finish
