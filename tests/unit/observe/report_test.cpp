@@ -1,0 +1,411 @@
+// Tests for `--report`: golden files for every format over the fixture logs
+// (ours, truncated, unknown events/fields, the Rust tool's), plus checks of
+// specific values in the JSON report and of the streaming analysis.
+//
+// Regenerate the goldens after an intended change of the output:
+//   CHILDFLOW_UPDATE_GOLDEN=1 ./unit_observe --gtest_filter='Golden*'
+// and review the diff of tests/fixtures/golden/.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <string>
+
+#include "observe/report.hpp"
+#include "observe/report_model.hpp"
+
+namespace cf::observe {
+namespace {
+
+using Json = nlohmann::json;
+
+const std::string kSrc = CHILDFLOW_SOURCE_DIR;
+const std::string kLogs = kSrc + "/tests/fixtures/flowlogs/";
+const std::string kGolden = kSrc + "/tests/fixtures/golden/";
+
+std::string slurp(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+ReportData analyze(const std::string& fixture) {
+  std::string err;
+  auto d = analyze_flow_log(kLogs + fixture, &err);
+  EXPECT_TRUE(d) << err;
+  return d.value_or(ReportData{});
+}
+
+Json report_json(const std::string& fixture) {
+  return Json::parse(render_report(analyze(fixture), ReportFormat::Json, fixture));
+}
+
+// --- golden files -----------------------------------------------------------
+
+struct GoldenCase {
+  std::string fixture;  // file in tests/fixtures/flowlogs/
+  ReportFormat format;
+};
+
+std::string ext(ReportFormat f) {
+  switch (f) {
+    case ReportFormat::Text: return "txt";
+    case ReportFormat::Markdown: return "md";
+    case ReportFormat::Json: return "json";
+  }
+  return "?";
+}
+
+class Golden : public ::testing::TestWithParam<GoldenCase> {};
+
+TEST_P(Golden, MatchesExactly) {
+  const auto& c = GetParam();
+  std::string got = render_report(analyze(c.fixture), c.format, c.fixture);
+  std::string stem = c.fixture.substr(0, c.fixture.rfind('.'));
+  std::string golden = kGolden + "report-" + stem + "." + ext(c.format);
+  const char* update = std::getenv("CHILDFLOW_UPDATE_GOLDEN");
+  if (update && std::string(update) == "1") {
+    std::ofstream(golden, std::ios::binary) << got;
+    GTEST_SKIP() << "rewrote " << golden;
+  }
+  ASSERT_EQ(access(golden.c_str(), R_OK), 0)
+      << golden << " is missing: run with CHILDFLOW_UPDATE_GOLDEN=1 to create it";
+  EXPECT_EQ(slurp(golden), got) << "report differs from " << golden;
+}
+
+std::vector<GoldenCase> golden_cases() {
+  std::vector<GoldenCase> v;
+  for (const char* f : {"childflow-mixed.jsonl", "childflow-truncated.jsonl",
+                        "childflow-unknown.jsonl", "domain-deny-origin.jsonl",
+                        "http-origin.jsonl"})
+    for (auto fmt : {ReportFormat::Text, ReportFormat::Markdown, ReportFormat::Json})
+      v.push_back({f, fmt});
+  return v;
+}
+
+std::string golden_case_name(const ::testing::TestParamInfo<GoldenCase>& p) {
+  std::string n = p.param.fixture.substr(0, p.param.fixture.rfind('.')) + "_" + ext(p.param.format);
+  for (char& ch : n)
+    if (!isalnum(static_cast<unsigned char>(ch))) ch = '_';
+  return n;
+}
+
+INSTANTIATE_TEST_SUITE_P(Fixtures, Golden, ::testing::ValuesIn(golden_cases()), golden_case_name);
+
+// --- specific values ----------------------------------------------------------
+
+// The rank lists as [[key parts..., count], ...] for compact comparisons.
+Json rows(const Json& ranked, std::vector<const char*> parts) {
+  Json out = Json::array();
+  for (const auto& r : ranked.at("top")) {
+    Json row = Json::array();
+    for (auto* p : parts) row.push_back(r.at(p));
+    row.push_back(r.at("count"));
+    out.push_back(row);
+  }
+  return out;
+}
+
+TEST(ReportJson, OurMixedLog) {
+  Json j = report_json("childflow-mixed.jsonl");
+  EXPECT_EQ(j["lines"]["total"], 24);
+  EXPECT_EQ(j["lines"]["events"], 24);
+  EXPECT_EQ(j["lines"]["malformed"], 0);
+  EXPECT_EQ(j["schema_versions"], Json({{"1", 24}}));
+  EXPECT_EQ(j["time"]["first_ts_ms"], 1777900000000u);
+  EXPECT_EQ(j["time"]["span_ms"], 30100);
+  EXPECT_EQ(j["event_counts"]["dns_query"], 3);
+  EXPECT_EQ(j["event_counts"]["flow_end"], 5);
+  EXPECT_EQ(j["event_counts"]["flow_start"], 2);
+  EXPECT_EQ(j["unknown_events"]["total"], 0);
+  EXPECT_EQ(rows(j["protocols"], {"protocol"}),
+            Json::parse(R"([["tcp",12],["udp",8],["icmpv4",2],["dns",1]])"));
+  EXPECT_EQ(rows(j["dns"]["top_names"], {"name"}),
+            Json::parse(R"([["www.example.test",2],["x.blocked.example.test",1]])"));
+  EXPECT_EQ(j["dns"]["synthetic_empty"], 1);
+  // Correlation: names from the answers and from `names`; ties ranked by key.
+  EXPECT_EQ(rows(j["dns_correlation"], {"name", "target"}), Json::parse(R"([
+      ["www.example.test","203.0.113.10:0",1],
+      ["www.example.test","203.0.113.10:80",1],
+      ["www.example.test","203.0.113.10:81",1],
+      ["www.example.test","[2001:db8:2::10]:80",1]])"));
+  EXPECT_EQ(j["dns_correlation"]["targets_without_name"], 2);
+  EXPECT_EQ(j["proxy_usage"], Json::parse(R"({"connect_attempts":4,"via_proxy":0,"direct":4})"));
+  EXPECT_EQ(j["connects"], Json::parse(R"({"ok":2,"error":2})"));
+  EXPECT_EQ(rows(j["connect_errors"], {"target", "error"}),
+            Json::parse(R"([["203.0.113.10:81","connection refused",1],
+                            ["203.0.113.20:7","denied by policy",1]])"));
+  EXPECT_EQ(rows(j["top_targets"], {"target"})[0], Json::parse(R"(["203.0.113.20:7",2])"));
+  EXPECT_EQ(j["top_targets"]["distinct"], 5);
+  EXPECT_EQ(j["flows"]["ended"], 5);
+  EXPECT_EQ(j["flows"]["bytes_sent"], 78 + 78 + 64 + 5);
+  EXPECT_EQ(j["flows"]["bytes_received"], 312 + 312 + 64 + 5);
+  EXPECT_EQ(rows(j["flows"]["close"], {"close"}),
+            Json::parse(R"([["fin",2],["timeout",2],["error",1]])"));
+  EXPECT_EQ(j["policy"]["violations"], 2);
+  EXPECT_EQ(rows(j["policy"]["reasons"], {"reason_code"}),
+            Json::parse(R"([["deny_cidr",1],["deny_domain",1]])"));
+  EXPECT_EQ(rows(j["policy"]["matched_domains"], {"domain"}),
+            Json::parse(R"([["blocked.example.test",1]])"));
+  EXPECT_EQ(rows(j["policy"]["matched_cidrs"], {"cidr"}),
+            Json::parse(R"([["203.0.113.16/28",1]])"));
+  EXPECT_EQ(rows(j["runtime_failures"], {"phase", "reason_code", "detail"}),
+            Json::parse(R"([["engine","engine_failed","tap read: Input/output error",1]])"));
+}
+
+TEST(ReportJson, TruncatedLastLineIsOneMalformedLine) {
+  Json j = report_json("childflow-truncated.jsonl");
+  EXPECT_EQ(j["lines"]["total"], 13);
+  EXPECT_EQ(j["lines"]["events"], 12);
+  EXPECT_EQ(j["lines"]["malformed"], 1);
+  // The cut connect_result is not counted; the events before it are.
+  EXPECT_EQ(j["event_counts"]["connect_result"], 2);
+  EXPECT_EQ(j["policy"]["violations"], 1);
+  EXPECT_EQ(j["connects"]["error"], 1);
+}
+
+TEST(ReportJson, UnknownEventsCountedUnknownFieldsIgnored) {
+  Json j = report_json("childflow-unknown.jsonl");
+  EXPECT_EQ(j["lines"]["total"], 15);
+  // Blank line skipped; array, missing event, numeric event, not-JSON: malformed.
+  EXPECT_EQ(j["lines"]["malformed"], 4);
+  EXPECT_EQ(j["lines"]["events"], 10);
+  EXPECT_EQ(j["unknown_events"]["total"], 3);
+  EXPECT_EQ(rows(j["unknown_events"], {"event"}),
+            Json::parse(R"([["tls_client_hello",2],["quic_stream",1]])"));
+  EXPECT_EQ(j["schema_versions"], Json::parse(R"({"1":8,"2":1,"missing":1})"));
+  // Correlation through the answer's addresses (the connect has no names).
+  EXPECT_EQ(rows(j["dns_correlation"], {"name", "target"}),
+            Json::parse(R"([["api.example.test","198.51.100.7:443",1]])"));
+  EXPECT_EQ(j["proxy_usage"]["via_proxy"], 1);
+  EXPECT_EQ(rows(j["connect_errors"], {"target", "error"}),
+            Json::parse(R"([["198.51.100.7:443","proxy: SOCKS5 authentication failed",1]])"));
+  // A known field of the wrong type reads as absent.
+  EXPECT_EQ(j["flows"]["bytes_sent"], 0);
+  EXPECT_EQ(j["flows"]["bytes_received"], 10);
+  EXPECT_EQ(j["time"]["last_ts_ms"], 1777900100011u);
+  EXPECT_EQ(rows(j["policy"]["reasons"], {"reason_code"}),
+            Json::parse(R"([["proxy_only",1]])"));
+  EXPECT_EQ(j["runtime_failures"]["top"][0]["detail"],
+            "connect 203.0.113.30:1080: connection refused\x1b[31m");
+}
+
+TEST(ReportJson, RustDomainDenyLog) {
+  Json j = report_json("domain-deny-origin.jsonl");
+  EXPECT_EQ(j["lines"]["events"], 6);
+  EXPECT_EQ(j["lines"]["malformed"], 0);
+  EXPECT_EQ(j["event_counts"],
+            Json::parse(R"({"dns_answer":2,"dns_query":2,"policy_violation":2})"));
+  EXPECT_EQ(rows(j["policy"]["reasons"], {"reason_code"}),
+            Json::parse(R"([["deny_domain",2]])"));
+  EXPECT_EQ(rows(j["policy"]["controls"], {"control"}),
+            Json::parse(R"([["--deny-domain",2]])"));
+  EXPECT_EQ(rows(j["policy"]["matched_domains"], {"domain"}),
+            Json::parse(R"([["demo.invalid",2]])"));
+  EXPECT_EQ(rows(j["dns"]["top_names"], {"name"}),
+            Json::parse(R"([["origin-http.demo.invalid",2]])"));
+  EXPECT_EQ(j["dns"]["synthetic_empty"], 2);
+  EXPECT_EQ(rows(j["dns"]["qtypes"], {"qtype"}), Json::parse(R"([["A",1],["AAAA",1]])"));
+}
+
+TEST(ReportJson, RustHttpOriginLog) {
+  Json j = report_json("http-origin.jsonl");
+  EXPECT_EQ(j["lines"]["events"], 4);
+  EXPECT_EQ(rows(j["protocols"], {"protocol"}), Json::parse(R"([["tcp",3],["icmpv6",1]])"));
+  EXPECT_EQ(j["proxy_usage"], Json::parse(R"({"connect_attempts":1,"via_proxy":1,"direct":0})"));
+  EXPECT_EQ(j["connects"], Json::parse(R"({"ok":1,"error":0})"));
+  EXPECT_EQ(rows(j["top_targets"], {"target"}), Json::parse(R"([["10.243.0.10:8080",1]])"));
+  EXPECT_EQ(rows(j["policy"]["reasons"], {"reason_code"}),
+            Json::parse(R"([["default_deny",1]])"));
+  EXPECT_EQ(rows(j["policy"]["remotes"], {"remote"}), Json::parse(R"([["ff02::16",1]])"));
+  EXPECT_EQ(j["dns_correlation"]["targets_without_name"], 1);
+}
+
+// --- analysis ---------------------------------------------------------------
+
+TEST(ReportAnalysis, RanksByCountThenKeyAndCapsTheTable) {
+  FlowLogAnalysis a;
+  auto q = [&](const std::string& name) {
+    a.add_line(R"({"schema_version":1,"ts_ms":1,"event":"dns_query","qname":")" + name +
+               R"(","qtype":"A"})");
+  };
+  for (int i = 0; i < 15; ++i) q("n" + std::to_string(100 + i));  // 15 names once
+  q("zz");
+  q("zz");
+  q("aa");
+  q("aa");
+  ReportData d = a.result();
+  EXPECT_EQ(d.dns_names.distinct, 17u);
+  ASSERT_EQ(d.dns_names.top.size(), kReportTop);
+  EXPECT_EQ(d.dns_names.top[0].key, std::vector<std::string>{"aa"});
+  EXPECT_EQ(d.dns_names.top[0].count, 2u);
+  EXPECT_EQ(d.dns_names.top[1].key, std::vector<std::string>{"zz"});
+  EXPECT_EQ(d.dns_names.top[2].key, std::vector<std::string>{"n100"});
+  EXPECT_EQ(d.dns_names.top[9].key, std::vector<std::string>{"n107"});
+  std::string text = render_report(d, ReportFormat::Text, "x");
+  EXPECT_NE(text.find("... 7 more"), std::string::npos) << text;
+}
+
+TEST(ReportAnalysis, ConnectBeforeAnswerIsNotAttributed) {
+  FlowLogAnalysis a;
+  a.add_line(R"({"event":"connect_attempt","remote_addr":"203.0.113.5:80","remote_ip":"203.0.113.5","remote_port":80,"via_proxy":false})");
+  a.add_line(R"({"event":"dns_answer","qname":"late.example.test","answer_ips":["203.0.113.5"],"mode":"relayed"})");
+  a.add_line(R"({"event":"connect_attempt","remote_addr":"203.0.113.5:80","remote_ip":"203.0.113.5","remote_port":80,"via_proxy":false})");
+  ReportData d = a.result();
+  EXPECT_EQ(d.targets_without_name, 1u);
+  ASSERT_EQ(d.dns_correlation.top.size(), 1u);
+  EXPECT_EQ(d.dns_correlation.top[0].key,
+            (std::vector<std::string>{"late.example.test", "203.0.113.5:80"}));
+  EXPECT_EQ(d.dns_correlation.top[0].count, 1u);
+  EXPECT_EQ(d.direct, 2u);
+}
+
+TEST(ReportAnalysis, KeysMayHoldAnyByte) {
+  FlowLogAnalysis a;
+  a.add_line(R"({"event":"dns_query","qname":"a\u0000b"})");
+  a.add_line(R"({"event":"dns_query","qname":"a"})");
+  ReportData d = a.result();
+  ASSERT_EQ(d.dns_names.distinct, 2u);
+  EXPECT_EQ(d.dns_names.top[0].key[0], "a");
+  EXPECT_EQ(d.dns_names.top[1].key[0], std::string("a\0b", 3));
+}
+
+TEST(ReportAnalysis, OnlyTopLevelFieldsOfAnObjectCount) {
+  FlowLogAnalysis a;
+  a.add_line(R"({"nested":{"event":"dns_query"}})");  // no top-level event
+  a.add_line(R"("dns_query")");
+  a.add_line("true");
+  a.add_line("42");
+  a.add_line("null");
+  a.add_line(R"([{"event":"dns_query"}])");
+  a.add_line(R"({"event":"dns_query","qname":"a"} trailing)");
+  a.add_line(R"({"event":"dns_query","qname":"a","x":{"qname":"b","event":"flow_end"},)"
+             R"("y":[{"qname":"c"},["d"]]})");
+  a.add_line(R"({"event":"dns_query","qname":"first","qname":"last"})");
+  a.add_line(R"({"event":"connect_attempt","remote_addr":"203.0.113.1:1","remote_ip":"203.0.113.1",)"
+             R"("names":["n1",{"n":"n2"},["n3"],7,"n4"]})");
+  a.add_line("   ");
+  ReportData d = a.result();
+  EXPECT_EQ(d.lines, 11u);
+  EXPECT_EQ(d.malformed_lines, 7u);
+  EXPECT_EQ(d.events, 3u);
+  EXPECT_EQ(d.event_counts, (std::map<std::string, uint64_t>{{"connect_attempt", 1},
+                                                            {"dns_query", 2}}));
+  ASSERT_EQ(d.dns_names.distinct, 2u);
+  EXPECT_EQ(d.dns_names.top[0].key[0], "a");
+  EXPECT_EQ(d.dns_names.top[1].key[0], "last");
+  // Only the string elements of the member array are names.
+  ASSERT_EQ(d.dns_correlation.distinct, 2u);
+  EXPECT_EQ(d.dns_correlation.top[0].key[0], "n1");
+  EXPECT_EQ(d.dns_correlation.top[1].key[0], "n4");
+}
+
+TEST(ReportAnalysis, StreamsManyLines) {
+  // 40k events through the same path the CLI uses; correctness of the totals
+  // (speed is measured by hand, see docs/report.md).
+  char path[] = "/tmp/cf-report-test-XXXXXX";
+  int fd = mkstemp(path);
+  ASSERT_GE(fd, 0);
+  close(fd);
+  {
+    std::ofstream out(path);
+    for (int i = 0; i < 20000; ++i) {
+      out << R"({"schema_version":1,"ts_ms":)" << 1000 + i
+          << R"(,"event":"connect_attempt","flow_id":)" << i
+          << R"(,"protocol":"tcp","remote_addr":"203.0.113.)" << i % 200
+          << R"(:443","remote_ip":"203.0.113.)" << i % 200
+          << R"(","remote_port":443,"via_proxy":false,"names":[]})" << "\n";
+      out << R"({"schema_version":1,"ts_ms":)" << 1000 + i
+          << R"(,"event":"dns_query","protocol":"udp","qname":"h)" << i % 37
+          << R"(.example.test","qtype":"A"})" << "\n";
+    }
+  }
+  std::string err;
+  auto d = analyze_flow_log(path, &err);
+  unlink(path);
+  ASSERT_TRUE(d) << err;
+  EXPECT_EQ(d->events, 40000u);
+  EXPECT_EQ(d->connect_attempts, 20000u);
+  EXPECT_EQ(d->top_targets.distinct, 200u);
+  EXPECT_EQ(d->top_targets.top[0].count, 100u);
+  EXPECT_EQ(d->dns_names.distinct, 37u);
+  EXPECT_EQ(*d->last_ts_ms, 1000u + 19999u);
+}
+
+// --- rendering --------------------------------------------------------------
+
+TEST(ReportRender, MarkdownStartsWithHighlights) {
+  for (const char* f : {"childflow-mixed.jsonl", "http-origin.jsonl"}) {
+    std::string md = render_report(analyze(f), ReportFormat::Markdown, f);
+    EXPECT_TRUE(md.starts_with("## Highlights\n")) << md;
+  }
+}
+
+TEST(ReportRender, TextAndMarkdownEscapeControlCharacters) {
+  ReportData d = analyze("childflow-unknown.jsonl");
+  for (auto fmt : {ReportFormat::Text, ReportFormat::Markdown}) {
+    std::string out = render_report(d, fmt, "childflow-unknown.jsonl");
+    EXPECT_EQ(out.find('\x1b'), std::string::npos);
+    EXPECT_NE(out.find("\\x1b[31m"), std::string::npos) << out;
+  }
+}
+
+TEST(ReportRender, MarkdownEscapesTablePipes) {
+  FlowLogAnalysis a;
+  a.add_line(R"({"event":"dns_query","qname":"a|b`c"})");
+  std::string md = render_report(a.result(), ReportFormat::Markdown, "x");
+  EXPECT_NE(md.find("| 1 | ``a\\|b`c`` |"), std::string::npos) << md;
+}
+
+TEST(ReportRender, EmptyLog) {
+  FlowLogAnalysis a;
+  ReportData d = a.result();
+  Json j = Json::parse(render_report(d, ReportFormat::Json, "empty"));
+  EXPECT_EQ(j["lines"]["total"], 0);
+  EXPECT_TRUE(j["time"]["first_ts_ms"].is_null());
+  EXPECT_NE(render_report(d, ReportFormat::Text, "empty").find("time span: unknown"),
+            std::string::npos);
+}
+
+// --- errors -------------------------------------------------------------------
+
+TEST(ReportErrors, MissingFileIsExit2WithPathInMessage) {
+  std::string err;
+  EXPECT_FALSE(analyze_flow_log("/nonexistent/flow.jsonl", &err));
+  EXPECT_NE(err.find("/nonexistent/flow.jsonl"), std::string::npos) << err;
+  EXPECT_NE(err.find("No such file"), std::string::npos) << err;
+  Config c;
+  c.mode = Mode::Report;
+  c.report = "/nonexistent/flow.jsonl";
+  testing::internal::CaptureStderr();
+  EXPECT_EQ(report(c), 2);
+  std::string stderr_text = testing::internal::GetCapturedStderr();
+  EXPECT_TRUE(stderr_text.starts_with("childflow: error: report: cannot open /nonexistent/"))
+      << stderr_text;
+}
+
+TEST(ReportErrors, DirectoryIsAReadError) {
+  std::string err;
+  EXPECT_FALSE(analyze_flow_log("/tmp", &err));
+  EXPECT_NE(err.find("/tmp"), std::string::npos) << err;
+}
+
+TEST(ReportErrors, ReportOfAGoodLogExitsZero) {
+  Config c;
+  c.mode = Mode::Report;
+  c.report = kLogs + "childflow-truncated.jsonl";
+  c.report_format = ReportFormat::Json;
+  testing::internal::CaptureStdout();
+  EXPECT_EQ(report(c), 0);
+  Json j = Json::parse(testing::internal::GetCapturedStdout());
+  EXPECT_EQ(j["lines"]["malformed"], 1);
+  EXPECT_EQ(j["source"], c.report.value());
+}
+
+}  // namespace
+}  // namespace cf::observe
