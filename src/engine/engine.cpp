@@ -123,7 +123,8 @@ void Engine::run_timers() {
       case Tag::Timer:
       case Tag::Pidfd:
       case Tag::Signal:
-      case Tag::Pump: break;
+      case Tag::Pump:
+      case Tag::DnsStream: break;
     }
   }
   if (!timers_.empty() && (timer_armed_at_ == 0 || timers_.top().when < timer_armed_at_))
@@ -246,6 +247,7 @@ std::optional<std::string> Engine::loop(int pidfd, int sigfd,
         case Tag::Icmp: icmp_event(slot, evs[i].events); break;
         case Tag::DnsUpstream: dns_event(slot); break;
         case Tag::Pump: tcp_pump_event(slot); break;
+        case Tag::DnsStream: dns_stream_event(slot); break;
       }
     }
     tcp_flush_acks();

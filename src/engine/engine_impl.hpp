@@ -24,7 +24,7 @@
 namespace cf::engine {
 
 // epoll tag: {kind, slot} packed in epoll_event.data.u64.
-enum class Tag : uint32_t { Tap, Timer, Pidfd, Signal, Tcp, Udp, Icmp, DnsUpstream, Pump };
+enum class Tag : uint32_t { Tap, Timer, Pidfd, Signal, Tcp, Udp, Icmp, DnsUpstream, Pump, DnsStream };
 inline uint64_t tag(Tag k, uint32_t slot) { return uint64_t(k) << 32 | slot; }
 
 // Key of a flow: child end and remote end (as the child addressed it).
@@ -57,6 +57,23 @@ struct FlowKeyHash {
 //  Established data both ways; FINs tracked by the flags below (half close).
 //  Closing     both directions finished; held briefly (TIME_WAIT-like) to
 //              absorb the child's last retransmits, then freed.
+// DNS over TCP to the gateway (dns_tcp.cpp): the far end of the socketpair
+// that a gateway:53/tcp flow uses as its host socket.
+struct DnsStream {
+  struct Pending {
+    uint16_t id;
+    uint16_t qtype;
+    std::string qname;
+    std::vector<uint8_t> query;  // for SERVFAIL when the upstream fails
+  };
+  UniqueFd local;  // socketpair end facing the translator
+  UniqueFd up;     // TCP to the upstream resolver
+  bool up_connecting = false, up_failed = false;
+  bool local_eof = false, up_eof = false, shut_up = false, shut_local = false;
+  std::string from_child, to_up, from_up, to_child;
+  std::vector<Pending> pending;
+};
+
 enum class TcpState : uint8_t { Free, Connecting, SynAckSent, Established, Closing };
 
 struct TcpFlow {
@@ -67,6 +84,7 @@ struct TcpFlow {
   UniqueFd sock;  // host socket, or the socketpair end of a TLS pump
   std::unique_ptr<proxy::Handshake> hs;  // while the proxy handshake runs
   std::unique_ptr<proxy::TlsPump> pump;  // https:// proxies after the handshake
+  std::unique_ptr<DnsStream> dns;        // gateway:53/tcp flows
   bool via_proxy = false;
   bool sock_is_unix = false;
   uint64_t flow_id = 0;
@@ -186,6 +204,8 @@ class Engine {
   void tcp_flush_acks();
   void tcp_close_all();
   void tcp_pump_event(uint32_t slot);
+  void dns_stream_event(uint32_t slot);
+  void dns_stream_kick(TcpFlow& f);
   void udp_input(const uint8_t* frame, const packet::Parsed& p);
   void udp_event(uint32_t slot, uint32_t events);
   void udp_timer(uint32_t slot, uint64_t when);
@@ -229,7 +249,7 @@ class Engine {
   alignas(64) uint8_t rx_[packet::kFrameMax];
 };
 
-uint64_t monotonic_ms();
-uint32_t random_u32();
+UniqueFd dns_stream_open(Engine& e, TcpFlow& f, uint32_t slot);
+void dns_stream_close(Engine& e, DnsStream& s);
 
 }  // namespace cf::engine

@@ -161,7 +161,8 @@ struct TcpOps {
 
   void release(TcpFlow& f, bool log, observe::Close close) {
     if (f.state == TcpState::Connecting && e.tcp_connecting) --e.tcp_connecting;
-    if (log)
+    if (f.dns) dns_stream_close(e, *f.dns);
+    if (log && !f.dns)
       e.rec.flow_end(f.flow_id, policy::Proto::Tcp, target(f), f.bytes_up, f.bytes_down,
                      e.now - f.started_ms, close);
     if (f.sock) epoll_ctl(e.ep.get(), EPOLL_CTL_DEL, f.sock.get(), nullptr);
@@ -257,6 +258,8 @@ struct TcpOps {
   void maybe_finish(TcpFlow& f) {
     if (f.state != TcpState::Established) return;
     if (!(f.child_fin && f.fin_acked)) return;
+    if (f.dns) dns_stream_close(e, *f.dns);
+    if (!f.dns)
     e.rec.flow_end(f.flow_id, policy::Proto::Tcp, target(f), f.bytes_up, f.bytes_down,
                    e.now - f.started_ms, observe::Close::Fin);
     epoll_ctl(e.ep.get(), EPOLL_CTL_DEL, f.sock.get(), nullptr);
@@ -276,8 +279,9 @@ struct TcpOps {
     send_seg(f, packet::kSyn | packet::kAck, f.isn, 0, true);
     f.rto_ms = kRtoInitialMs;
     arm(f, slot_of(f), e.now + f.rto_ms);
-    e.rec.connect_result(f.flow_id, target(f), f.via_proxy,
-                         e.pol.names_for(f.key.raddr, e.now), nullptr);
+    if (!f.dns)
+      e.rec.connect_result(f.flow_id, target(f), f.via_proxy,
+                           e.pol.names_for(f.key.raddr, e.now), nullptr);
   }
 
   // The proxy failed this connection: the child gets a reset.
@@ -315,6 +319,24 @@ struct TcpOps {
     release(f, false, observe::Close::Error);
   }
 
+  void init_flow(TcpFlow& f, const uint8_t* frame, const packet::Parsed& p, uint64_t id) {
+    f.key = FlowKey{p.src, p.dst, p.sport, p.dport};
+    f.flow_id = id;
+    f.started_ms = e.now;
+    f.isn = random_u32();
+    f.rcv_nxt = p.seq + 1;
+    f.child_mss = p.opts.mss ? p.opts.mss : (p.src.is_v4() ? 536 : 1220);
+    f.wscale_ok = p.opts.wscale >= 0;
+    f.child_wscale = f.wscale_ok ? uint8_t(p.opts.wscale) : 0;
+    f.our_wscale = f.wscale_ok ? kOurWscale : 0;
+    f.child_wnd = p.window;
+    f.last_child_win_raw = p.window;
+    size_t qlen = std::min<size_t>(p.l4_off - p.l3_off + 8 + 20, sizeof f.syn_quote);
+    qlen = std::min(qlen, p.l4_off + p.l4_len - p.l3_off);
+    std::memcpy(f.syn_quote, frame + p.l3_off, qlen);
+    f.syn_quote_len = uint8_t(qlen);
+  }
+
   void new_flow(const uint8_t* frame, const packet::Parsed& p) {
     if (e.tcp_free.empty() || e.tcp_connecting >= kMaxConnecting) {
       ++e.st.tcp_refused_overload;
@@ -335,17 +357,38 @@ struct TcpOps {
         return;
       }
     }
-    bool via_proxy = e.opts.proxy && !to_resolver;
+    if (to_resolver) {
+      // DNS over TCP to the gateway: served by a DnsStream (dns_tcp.cpp),
+      // which judges and logs every query; no connect_* events.
+      uint32_t slot = e.tcp_free.back();
+      e.tcp_free.pop_back();
+      TcpFlow& f = e.tcp[slot];
+      init_flow(f, frame, p, 0);
+      f.sock = dns_stream_open(e, f, slot);
+      if (!f.sock) {
+        rst_for(p);
+        f = TcpFlow{};
+        e.tcp_free.push_back(slot);
+        return;
+      }
+      f.sock_is_unix = true;
+      e.tcp_map.emplace(f.key, slot);
+      epoll_event ev{};
+      ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
+      ev.data.u64 = tag(Tag::Tcp, slot);
+      epoll_ctl(e.ep.get(), EPOLL_CTL_ADD, f.sock.get(), &ev);
+      f.state = TcpState::Connecting;
+      ++e.tcp_connecting;
+      connected(f);
+      return;
+    }
+    bool via_proxy = e.opts.proxy != nullptr;
     uint64_t id = e.rec.next_flow_id();
     observe::Target t{p.dst, p.dport};
     auto names = e.pol.names_for(p.dst, e.now);
     e.rec.connect_attempt(id, t, via_proxy, names);
     policy::Verdict v;
-    if (to_resolver) {
-      if (e.cfg.offline) v = e.pol.judge_name(".");
-    } else {
-      v = e.pol.judge_addr(policy::Proto::Tcp, cip, via_proxy, e.now);
-    }
+    v = e.pol.judge_addr(policy::Proto::Tcp, cip, via_proxy, e.now);
     if (!v.allow) {
       e.deny(id, policy::Proto::Tcp, p.dst, p.dport, v);
       e.rec.connect_result(id, t, via_proxy, names, "denied by policy");
@@ -367,25 +410,11 @@ struct TcpOps {
     uint32_t slot = e.tcp_free.back();
     e.tcp_free.pop_back();
     TcpFlow& f = e.tcp[slot];
+    init_flow(f, frame, p, id);
     f.sock.reset(fd);
-    f.key = FlowKey{p.src, p.dst, p.sport, p.dport};
     f.connect_ip = cip;
     f.connect_port = cport;
-    f.flow_id = id;
     f.via_proxy = via_proxy;
-    f.started_ms = e.now;
-    f.isn = random_u32();
-    f.rcv_nxt = p.seq + 1;
-    f.child_mss = p.opts.mss ? p.opts.mss : (p.src.is_v4() ? 536 : 1220);
-    f.wscale_ok = p.opts.wscale >= 0;
-    f.child_wscale = f.wscale_ok ? uint8_t(p.opts.wscale) : 0;
-    f.our_wscale = f.wscale_ok ? kOurWscale : 0;
-    f.child_wnd = p.window;
-    f.last_child_win_raw = p.window;
-    size_t qlen = std::min<size_t>(p.l4_off - p.l3_off + 8 + 20, sizeof f.syn_quote);
-    qlen = std::min(qlen, p.l4_off + p.l4_len - p.l3_off);
-    std::memcpy(f.syn_quote, frame + p.l3_off, qlen);
-    f.syn_quote_len = uint8_t(qlen);
     e.tcp_map.emplace(f.key, slot);
     ++e.st.tcp_flows;
 
