@@ -1,0 +1,169 @@
+// --capture: views and files.
+//
+// Theory of operation. The engine hands every frame that crosses tap0 to
+// Capture::frame() with its direction, right after reading it from the tap
+// (FromChild) or right before writing it (ToChild). The frame is stamped
+// with CLOCK_REALTIME in nanoseconds and copied into each open view's
+// PcapngWriter buffer (pcapng.cpp):
+//
+//   child   the frame as is: Ethernet, tap0's addresses, both directions.
+//   egress  the same frame rewritten in the buffer by to_egress() (egress.cpp):
+//           the child's address becomes the host's egress address, checksums
+//           fixed; ARP/NDP and other link plumbing are left out.
+//   both    two files, STEM.child.pcapng and STEM.egress.pcapng.
+//   wire-egress  (real packets on the host interface) is not implemented:
+//           open() fails with a message saying so.
+//
+// The host's egress addresses come from the engine when it knows them, else
+// from host_egress(): a UDP socket connect()ed to a documentation address
+// (203.0.113.1, 2001:db8::1) makes the kernel pick the route and source
+// address, read back with getsockname; connect on a UDP socket sends nothing.
+// A family without a route keeps the child's address in the egress view.
+//
+// Each file's one interface block describes the view:
+//   childflow view=child backend=rootless-internal kind=isolated interface=tap0
+//   childflow view=egress backend=rootless-internal kind=logical interface=<ifname|egress>
+// Limits: pcapng direction flags are set (FromChild = outbound); no per-packet
+// comments yet (flow_id is SPEC "beyond").
+#include "capture/capture.hpp"
+
+#include <arpa/inet.h>
+#include <ifaddrs.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#include <cstring>
+#include <fmt/format.h>
+
+namespace cf::capture {
+
+std::optional<IpAddr> host_egress(Family f) {
+  sockaddr_storage ss{};
+  IpAddr probe = *IpAddr::parse(f == Family::V4 ? "203.0.113.1" : "2001:db8::1");
+  unsigned len = to_sockaddr(probe, 9, &ss);
+  UniqueFd s(::socket(f == Family::V4 ? AF_INET : AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+  if (!s) return std::nullopt;
+  if (::connect(s.get(), reinterpret_cast<sockaddr*>(&ss), len) != 0) return std::nullopt;
+  sockaddr_storage local{};
+  socklen_t llen = sizeof local;
+  if (::getsockname(s.get(), reinterpret_cast<sockaddr*>(&local), &llen) != 0) return std::nullopt;
+  IpAddr ip;
+  uint16_t port = 0;
+  if (!from_sockaddr(reinterpret_cast<sockaddr*>(&local), &ip, &port)) return std::nullopt;
+  if (ip.family != f) return std::nullopt;
+  return ip;
+}
+
+std::string interface_of(const IpAddr& addr) {
+  ifaddrs* list = nullptr;
+  if (getifaddrs(&list) != 0) return "";
+  std::string found;
+  for (ifaddrs* i = list; i; i = i->ifa_next) {
+    if (!i->ifa_addr || !i->ifa_name) continue;
+    IpAddr ip;
+    uint16_t port = 0;
+    if (from_sockaddr(i->ifa_addr, &ip, &port) && ip == addr) {
+      found = i->ifa_name;
+      break;
+    }
+  }
+  freeifaddrs(list);
+  return found;
+}
+
+std::vector<std::string> output_paths(const Config& c) {
+  if (!c.capture) return {};
+  if (c.capture_point == CapturePoint::Both) {
+    const std::string& base = *c.capture;
+    std::string stem = base.ends_with(".pcapng") ? base.substr(0, base.size() - 7) : base;
+    return {stem + ".child.pcapng", stem + ".egress.pcapng"};
+  }
+  return {*c.capture};
+}
+
+std::string interface_description(std::string_view view, Backend backend, std::string_view kind,
+                                  std::string_view interface) {
+  return fmt::format("childflow view={} backend={} kind={} interface={}", view, name(backend),
+                     kind, interface);
+}
+
+std::variant<Capture, std::string> Capture::open(const Config& c, const Endpoints& e) {
+  if (!c.capture) return std::string("capture: no --capture file given");
+  bool want_child = false, want_egress = false;
+  switch (c.capture_point) {
+    case CapturePoint::Child:
+      want_child = true;
+      break;
+    case CapturePoint::Egress:
+      want_egress = true;
+      break;
+    case CapturePoint::Both:
+      want_child = want_egress = true;
+      break;
+    case CapturePoint::WireEgress:
+      return std::string(
+          "capture: --capture-point wire-egress is not available yet; use child or egress");
+  }
+
+  Capture cap;
+  cap.paths_ = output_paths(c);
+  cap.egress_.child4 = e.child4;
+  cap.egress_.child6 = e.child6;
+  size_t next_path = 0;
+  if (want_child) {
+    auto w = PcapngWriter::create(cap.paths_[next_path++], "tap0",
+                                  interface_description("child", c.backend, "isolated", "tap0"));
+    if (auto* err = std::get_if<std::string>(&w)) return *err;
+    cap.child_.emplace(std::move(std::get<PcapngWriter>(w)));
+  }
+  if (want_egress) {
+    cap.egress_.host4 = e.host4 ? e.host4 : host_egress(Family::V4);
+    cap.egress_.host6 = e.host6 ? e.host6 : host_egress(Family::V6);
+    std::string ifname = e.host_ifname;
+    if (ifname.empty() && cap.egress_.host4) ifname = interface_of(*cap.egress_.host4);
+    if (ifname.empty() && cap.egress_.host6) ifname = interface_of(*cap.egress_.host6);
+    if (ifname.empty()) ifname = "egress";
+    auto w = PcapngWriter::create(cap.paths_[next_path++], ifname,
+                                  interface_description("egress", c.backend, "logical", ifname));
+    if (auto* err = std::get_if<std::string>(&w)) return *err;
+    cap.egress_file_.emplace(std::move(std::get<PcapngWriter>(w)));
+  }
+  return cap;
+}
+
+void Capture::frame(Direction dir, std::span<const uint8_t> eth_frame) {
+  timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  const uint64_t ns = uint64_t(ts.tv_sec) * 1'000'000'000u + uint64_t(ts.tv_nsec);
+  const PacketDirection pd =
+      dir == Direction::FromChild ? PacketDirection::Outbound : PacketDirection::Inbound;
+  ++frames_;
+  if (child_) child_->packet(eth_frame, ns, pd);
+  if (egress_file_) {
+    auto dst = egress_file_->reserve(eth_frame.size(), ns, pd);
+    if (!egress_file_->reserved()) return;
+    if (!eth_frame.empty()) memcpy(dst.data(), eth_frame.data(), eth_frame.size());
+    if (to_egress(dst, egress_) == EgressVerdict::Keep)
+      egress_file_->commit();
+    else
+      egress_file_->cancel();
+  }
+}
+
+void Capture::flush() {
+  if (child_) child_->flush();
+  if (egress_file_) egress_file_->flush();
+}
+
+std::optional<std::string> Capture::close() {
+  std::optional<std::string> err;
+  if (child_) err = child_->close();
+  if (egress_file_) {
+    auto e2 = egress_file_->close();
+    if (!err) err = e2;
+  }
+  return err;
+}
+
+}  // namespace cf::capture

@@ -1,0 +1,208 @@
+// pcapng file writer.
+//
+// Theory of operation. A capture file is one pcapng section (host byte order,
+// the reader learns it from the byte-order magic) holding:
+//
+//   Section Header Block      shb_userappl "childflow X.Y.Z", section length -1
+//   Interface Description     LINKTYPE_ETHERNET, snaplen 262144,
+//                             if_name, if_description, if_tsresol = 9 (ns)
+//   Enhanced Packet Block*    interface 0, 64-bit ns timestamp, the frame
+//                             padded to 32 bits, epb_flags (direction)
+//
+// Every block and option is padded to 32 bits and every option list ends with
+// opt_endofopt. Blocks are built in one buffer of kBufferSize bytes that is
+// allocated once when the file is opened: frame() copies the frame straight
+// into its block (reserve/commit, so a rewrite can work in place there), and
+// the buffer goes to the file with one write(2) when the next block would not
+// fit, on flush() (once per reactor turn) and on close(). Nothing is
+// allocated per packet.
+//
+// Errors: opening names the path and errno. A failed write (ENOSPC, EIO)
+// stops this writer for the rest of the run (the frames after it are not
+// captured; a truncated last block is what a reader sees) and close()
+// reports it; the run itself goes on.
+#include "capture/pcapng.hpp"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <fmt/format.h>
+
+namespace cf::capture {
+
+namespace {
+
+size_t pad4(size_t n) { return (n + 3) & ~size_t(3); }
+
+void put32(uint8_t* p, uint32_t v) { memcpy(p, &v, 4); }
+void put16(uint8_t* p, uint16_t v) { memcpy(p, &v, 2); }
+
+// Writes one option (code, length, value padded to 32 bits); returns its size.
+size_t put_option(uint8_t* p, uint16_t code, const void* value, size_t len) {
+  put16(p, code);
+  put16(p + 2, uint16_t(len));
+  memcpy(p + 4, value, len);
+  memset(p + 4 + len, 0, pad4(len) - len);
+  return 4 + pad4(len);
+}
+
+size_t put_end_of_options(uint8_t* p) {
+  put16(p, kOptEndOfOpt);
+  put16(p + 2, 0);
+  return 4;
+}
+
+// Options longer than this are cut (an interface description is short).
+constexpr size_t kMaxOptionText = 1024;
+
+}  // namespace
+
+std::variant<PcapngWriter, std::string> PcapngWriter::create(const std::string& path,
+                                                             std::string_view if_name,
+                                                             std::string_view if_description) {
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) return fmt::format("capture: cannot create {}: {}", path, strerror(errno));
+  return on_fd(UniqueFd(fd), path, if_name, if_description);
+}
+
+std::variant<PcapngWriter, std::string> PcapngWriter::on_fd(UniqueFd fd, const std::string& path,
+                                                            std::string_view if_name,
+                                                            std::string_view if_description) {
+  PcapngWriter w;
+  w.fd_ = std::move(fd);
+  w.path_ = path;
+  w.buf_ = std::make_unique<uint8_t[]>(kBufferSize);
+  w.put_header_blocks(if_name, if_description);
+  // Write the headers at once: a run that captures nothing still leaves a
+  // valid, empty capture file, and a write error shows before the run.
+  w.flush();
+  if (w.error_) return *w.error_;
+  return w;
+}
+
+PcapngWriter::~PcapngWriter() {
+  if (fd_) close();
+}
+
+void PcapngWriter::put_header_blocks(std::string_view if_name, std::string_view if_description) {
+  if (if_name.size() > kMaxOptionText) if_name = if_name.substr(0, kMaxOptionText);
+  if (if_description.size() > kMaxOptionText)
+    if_description = if_description.substr(0, kMaxOptionText);
+  uint8_t* b = buf_.get();
+
+  // Section Header Block.
+  const std::string_view appl = "childflow " CHILDFLOW_VERSION;
+  size_t start = used_;
+  uint8_t* p = b + used_;
+  put32(p, kBlockSectionHeader);
+  put32(p + 8, kByteOrderMagic);
+  put16(p + 12, 1);  // major version
+  put16(p + 14, 0);  // minor version
+  uint64_t section_len = ~uint64_t(0);  // not given
+  memcpy(p + 16, &section_len, 8);
+  size_t n = 24;
+  n += put_option(p + n, kOptShbUserAppl, appl.data(), appl.size());
+  n += put_end_of_options(p + n);
+  put32(p + n, uint32_t(n + 4));
+  n += 4;
+  put32(p + 4, uint32_t(n));
+  used_ = start + n;
+
+  // Interface Description Block.
+  p = b + used_;
+  put32(p, kBlockInterfaceDescription);
+  put16(p + 8, kLinkTypeEthernet);
+  put16(p + 10, 0);  // reserved
+  put32(p + 12, kSnapLen);
+  n = 16;
+  n += put_option(p + n, kOptIfName, if_name.data(), if_name.size());
+  n += put_option(p + n, kOptIfDescription, if_description.data(), if_description.size());
+  const uint8_t tsresol = 9;  // 10^-9 s
+  n += put_option(p + n, kOptIfTsresol, &tsresol, 1);
+  n += put_end_of_options(p + n);
+  put32(p + n, uint32_t(n + 4));
+  n += 4;
+  put32(p + 4, uint32_t(n));
+  used_ += n;
+}
+
+std::span<uint8_t> PcapngWriter::reserve(size_t len, uint64_t ts_ns, PacketDirection dir) {
+  pending_ = 0;
+  if (error_ || !fd_ || len > kSnapLen) return {};
+  // Header 28 + data + epb_flags option 8 + end of options 4 + trailer 4.
+  const size_t total = 28 + pad4(len) + 8 + 4 + 4;
+  if (used_ + total > kBufferSize) {
+    flush();
+    if (error_) return {};
+  }
+  uint8_t* p = buf_.get() + used_;
+  put32(p, kBlockEnhancedPacket);
+  put32(p + 4, uint32_t(total));
+  put32(p + 8, 0);  // interface id
+  put32(p + 12, uint32_t(ts_ns >> 32));
+  put32(p + 16, uint32_t(ts_ns));
+  put32(p + 20, uint32_t(len));  // captured length
+  put32(p + 24, uint32_t(len));  // original length
+  memset(p + 28 + len, 0, pad4(len) - len);
+  size_t n = 28 + pad4(len);
+  const uint32_t flags = uint32_t(dir);
+  n += put_option(p + n, kOptEpbFlags, &flags, 4);
+  n += put_end_of_options(p + n);
+  put32(p + n, uint32_t(total));
+  pending_ = total;
+  return {p + 28, len};
+}
+
+void PcapngWriter::commit() {
+  used_ += pending_;
+  if (pending_) ++packets_;
+  pending_ = 0;
+}
+
+void PcapngWriter::packet(std::span<const uint8_t> frame, uint64_t ts_ns, PacketDirection dir) {
+  auto dst = reserve(frame.size(), ts_ns, dir);
+  if (pending_ == 0) return;
+  if (!frame.empty()) memcpy(dst.data(), frame.data(), frame.size());
+  commit();
+}
+
+void PcapngWriter::fail(int err) {
+  if (!error_) error_ = fmt::format("capture: writing {}: {}", path_, strerror(err));
+  used_ = 0;
+  pending_ = 0;
+}
+
+void PcapngWriter::flush() {
+  if (!fd_ || error_) {
+    used_ = 0;
+    return;
+  }
+  size_t off = 0;
+  while (off < used_) {
+    ssize_t w = ::write(fd_.get(), buf_.get() + off, used_ - off);
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      fail(errno);
+      return;
+    }
+    if (w == 0) {
+      fail(EIO);
+      return;
+    }
+    off += size_t(w);
+  }
+  used_ = 0;
+}
+
+std::optional<std::string> PcapngWriter::close() {
+  if (!fd_) return error_;
+  pending_ = 0;
+  flush();
+  if (::close(fd_.release()) != 0 && !error_)
+    error_ = fmt::format("capture: closing {}: {}", path_, strerror(errno));
+  return error_;
+}
+
+}  // namespace cf::capture

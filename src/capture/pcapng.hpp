@@ -1,0 +1,94 @@
+// pcapng file writer: one section, one Ethernet interface, Enhanced Packet
+// Blocks with nanosecond timestamps. See pcapng.cpp for the theory of
+// operation and the block layout.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <variant>
+
+#include "common/unique_fd.hpp"
+
+namespace cf::capture {
+
+// pcapng block types and option codes used here (draft-ietf-opsawg-pcapng).
+constexpr uint32_t kBlockSectionHeader = 0x0A0D0D0A;
+constexpr uint32_t kBlockInterfaceDescription = 0x00000001;
+constexpr uint32_t kBlockEnhancedPacket = 0x00000006;
+constexpr uint32_t kByteOrderMagic = 0x1A2B3C4D;
+constexpr uint16_t kOptEndOfOpt = 0;
+constexpr uint16_t kOptShbUserAppl = 4;
+constexpr uint16_t kOptIfName = 2;
+constexpr uint16_t kOptIfDescription = 3;
+constexpr uint16_t kOptIfTsresol = 9;
+constexpr uint16_t kOptEpbFlags = 2;
+constexpr uint16_t kLinkTypeEthernet = 1;
+constexpr uint32_t kSnapLen = 262144;  // larger than any tap0 frame (MTU <= 65520)
+
+// epb_flags direction bits (bits 0-1): 01 inbound, 10 outbound.
+enum class PacketDirection : uint8_t { Inbound = 1, Outbound = 2 };
+
+// Output buffer size: a frame is at most ~64 KiB, so a full buffer is
+// flushed before a block that would not fit is started.
+constexpr size_t kBufferSize = 1 << 20;
+
+class PcapngWriter {
+ public:
+  // Creates (truncates) `path` and writes the Section Header Block and one
+  // Interface Description Block. Errors name the path and the cause:
+  // "capture: cannot create /x/y.pcapng: Permission denied".
+  static std::variant<PcapngWriter, std::string> create(const std::string& path,
+                                                        std::string_view if_name,
+                                                        std::string_view if_description);
+  // Same, onto an fd the caller already opened (tests; the path is only used
+  // in error messages).
+  static std::variant<PcapngWriter, std::string> on_fd(UniqueFd fd, const std::string& path,
+                                                       std::string_view if_name,
+                                                       std::string_view if_description);
+
+  PcapngWriter(PcapngWriter&&) noexcept = default;
+  PcapngWriter& operator=(PcapngWriter&&) noexcept = default;
+  ~PcapngWriter();
+
+  // Reserves an Enhanced Packet Block for a frame of `len` bytes and returns
+  // where its bytes go (the caller copies or rewrites them there), or an
+  // empty span when the writer has failed or len exceeds kSnapLen. The block
+  // is complete once commit() is called; a reserve without commit is dropped
+  // by the next reserve.
+  std::span<uint8_t> reserve(size_t len, uint64_t ts_ns, PacketDirection dir);
+  bool reserved() const { return pending_ != 0; }
+  void commit();
+  // Drops the reserved block (the frame does not belong in this file).
+  void cancel() { pending_ = 0; }
+  // Convenience: reserve + copy + commit.
+  void packet(std::span<const uint8_t> frame, uint64_t ts_ns, PacketDirection dir);
+
+  // Writes the buffered blocks. After a write error the writer stops
+  // (further packets are dropped) and error() says why.
+  void flush();
+  // Flushes and closes; returns the first write error, if any.
+  std::optional<std::string> close();
+
+  const std::optional<std::string>& error() const { return error_; }
+  uint64_t packets() const { return packets_; }
+  const std::string& path() const { return path_; }
+
+ private:
+  PcapngWriter() = default;
+  void put_header_blocks(std::string_view if_name, std::string_view if_description);
+  void fail(int err);
+
+  UniqueFd fd_;
+  std::string path_;
+  std::unique_ptr<uint8_t[]> buf_;
+  size_t used_ = 0;
+  size_t pending_ = 0;  // size of the reserved, uncommitted block (0: none)
+  uint64_t packets_ = 0;
+  std::optional<std::string> error_;
+};
+
+}  // namespace cf::capture
