@@ -15,6 +15,7 @@
 
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <netdb.h>
 #include <sys/signalfd.h>
 #include <unistd.h>
@@ -155,6 +156,16 @@ int run_tree(const Config& c) {
                                     plan.ipv6 ? std::optional<IpAddr>(plan.gw6) : std::nullopt,
                                     !c.dns.has_value());
   if (c.hosts_file) ov.hosts = make_hosts(read_file(*c.hosts_file), read_file("/etc/hosts"));
+
+  // Every flow of the tree holds a host socket in the engine: lift the soft
+  // fd limit to the hard one. The tree inherits it; raising a soft limit
+  // grants nothing the hard limit did not already allow.
+  rlimit nofile{};
+  if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < nofile.rlim_max) {
+    rlimit raised = nofile;
+    raised.rlim_cur = nofile.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &raised);
+  }
 
   observe::Recorder rec(c);
   if (auto err = rec.open()) {
