@@ -26,6 +26,7 @@
 #include <sstream>
 
 #include "app/overlays.hpp"
+#include "capture/capture.hpp"
 #include "doctor/doctor.hpp"
 #include "engine/engine.hpp"
 #include "observe/recorder.hpp"
@@ -174,6 +175,24 @@ int run_tree(const Config& c) {
   }
   policy::Policy pol(c);
 
+  std::optional<capture::Capture> cap;
+  if (c.capture) {
+    capture::Endpoints ends;
+    ends.child4 = plan.child4;
+    if (plan.ipv6) ends.child6 = plan.child6;
+    ends.host4 = capture::host_egress(Family::V4);
+    ends.host6 = capture::host_egress(Family::V6);
+    if (ends.host4) ends.host_ifname = capture::interface_of(*ends.host4);
+    else if (ends.host6) ends.host_ifname = capture::interface_of(*ends.host6);
+    auto opened = capture::Capture::open(c, ends);
+    if (auto* e = std::get_if<std::string>(&opened)) {
+      error("capture", *e);
+      return 1;
+    }
+    cap.emplace(std::move(std::get<capture::Capture>(opened)));
+    eo.capture = &*cap;
+  }
+
   // Signals for the tree arrive through a signalfd in the reactor.
   sigset_t fwd;
   sigemptyset(&fwd);
@@ -216,6 +235,9 @@ int run_tree(const Config& c) {
     if (!code) code = 1;
   }
   sigprocmask(SIG_SETMASK, &old, nullptr);
+  if (cap) {
+    if (auto e = cap->close()) error("capture", *e);
+  }
 
   int exit_code = *code;
   bool leak = false;

@@ -33,6 +33,7 @@
 #include <memory>
 #include <fmt/format.h>
 
+#include "capture/capture.hpp"
 #include "engine/engine_impl.hpp"
 
 namespace cf::engine {
@@ -89,6 +90,7 @@ void Engine::send_frame(size_t len) {
   if (len == 0) return;
   ssize_t n = ::write(tap.get(), tx, len);
   if (n == ssize_t(len)) ++st.frames_out;
+  if (opts.capture) opts.capture->frame(capture::Direction::ToChild, {tx, len});
   // A full tap queue drops the frame, as a real link would; TCP retransmits.
 }
 
@@ -204,6 +206,7 @@ void Engine::tap_readable() {
     ssize_t n = ::read(tap.get(), rx_, sizeof rx_);
     if (n <= 0) break;
     ++st.frames_in;
+    if (opts.capture) opts.capture->frame(capture::Direction::FromChild, {rx_, size_t(n)});
     handle_frame(rx_, size_t(n));
   }
   tcp_flush_acks();
@@ -252,6 +255,7 @@ std::optional<std::string> Engine::loop(int pidfd, int sigfd,
     }
     tcp_flush_acks();
     rec.flush();
+    if (opts.capture) opts.capture->flush();
     if (tree_exited) break;
   }
   tcp_close_all();

@@ -20,6 +20,9 @@ class Policy;
 namespace cf::proxy {
 class Upstream;
 }
+namespace cf::capture {
+class Capture;
+}
 
 namespace cf::engine {
 
@@ -30,6 +33,8 @@ struct Options {
   // --proxy: the proxy's address (resolved before the run) and its settings.
   std::optional<IpAddr> proxy_addr;
   const proxy::Upstream* proxy = nullptr;
+  // --capture: every frame crossing tap0 is handed to it.
+  capture::Capture* capture = nullptr;
 };
 
 struct Stats {
