@@ -18,8 +18,8 @@ What is checked (our own logs, the default):
     server is server_ip:server_port, error is null exactly when status is ok,
     policy_violation has a flow_id unless it is a DNS denial, and the flow
     ids join: connect_result and flow_end name a flow that an earlier
-    connect_attempt or flow_start opened, with the same destination, and a
-    flow ends at most once.
+    connect_attempt or flow_start opened, with the same destination (and,
+    for connect_result, the same via_proxy), and a flow ends at most once.
 
 --foreign reads a log of another writer (the Rust childflow 0.8.1): the
 **beyond** fields (flow_id, names, bytes_sent, bytes_received, duration_ms,
@@ -255,7 +255,7 @@ class Joins:
     """Flow-id joins across events (our own logs)."""
 
     def __init__(self):
-        self.opened = {}  # flow_id -> (event, remote_addr)
+        self.opened = {}  # flow_id -> (event, remote_addr, via_proxy)
         self.ended = set()
 
     def check(self, ev, obj):
@@ -264,16 +264,19 @@ class Joins:
             if fid in self.opened:
                 raise Violation(f"{ev}: flow_id {fid} was already opened by an earlier "
                                 f"{self.opened[fid][0]}")
-            self.opened[fid] = (ev, obj["remote_addr"])
+            self.opened[fid] = (ev, obj["remote_addr"], obj.get("via_proxy"))
         elif ev in ("connect_result", "flow_end"):
             if fid not in self.opened:
                 raise Violation(f"{ev}: flow_id {fid} was not opened by an earlier "
                                 "connect_attempt or flow_start")
-            opener, addr = self.opened[fid]
+            opener, addr, via_proxy = self.opened[fid]
             if ev == "connect_result" and opener != "connect_attempt":
                 raise Violation(f"{ev}: flow_id {fid} belongs to a {opener}")
             if addr != obj["remote_addr"]:
                 raise Violation(f"{ev}: flow_id {fid} went to {addr}, not {obj['remote_addr']}")
+            if ev == "connect_result" and obj["via_proxy"] != via_proxy:
+                raise Violation(f"{ev}: flow_id {fid}: via_proxy is {json.dumps(obj['via_proxy'])}, "
+                                f"the attempt said {json.dumps(via_proxy)}")
             if ev == "flow_end":
                 if fid in self.ended:
                     raise Violation(f"{ev}: flow_id {fid} ended twice")
