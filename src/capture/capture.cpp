@@ -9,7 +9,8 @@
 //   child   the frame as is: Ethernet, tap0's addresses, both directions.
 //   egress  the same frame rewritten in the buffer by to_egress() (egress.cpp):
 //           the child's address becomes the host's egress address, checksums
-//           fixed; ARP/NDP and other link plumbing are left out.
+//           fixed; DNS to the gateway becomes DNS to the resolver; ARP/NDP
+//           and other link plumbing are left out.
 //   both    two files, STEM.child.pcapng and STEM.egress.pcapng.
 //   wire-egress  (real packets on the host interface) is not implemented:
 //           open() fails with a message saying so.
@@ -72,6 +73,14 @@ std::string interface_of(const IpAddr& addr) {
   return found;
 }
 
+namespace {
+bool is_loopback(const IpAddr& a) {
+  if (a.is_v4()) return a.bytes[0] == 127;
+  static const uint8_t one[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
+  return memcmp(a.bytes.data(), one, 16) == 0;
+}
+}  // namespace
+
 std::vector<std::string> output_paths(const Config& c) {
   if (!c.capture) return {};
   if (c.capture_point == CapturePoint::Both) {
@@ -120,6 +129,10 @@ std::variant<Capture, std::string> Capture::open(const Config& c, const Endpoint
   if (want_egress) {
     cap.egress_.host4 = e.host4 ? e.host4 : host_egress(Family::V4);
     cap.egress_.host6 = e.host6 ? e.host6 : host_egress(Family::V6);
+    cap.egress_.gateway4 = e.gateway4;
+    cap.egress_.gateway6 = e.gateway6;
+    if (e.resolver && !is_loopback(*e.resolver))
+      (e.resolver->is_v4() ? cap.egress_.resolver4 : cap.egress_.resolver6) = e.resolver;
     std::string ifname = e.host_ifname;
     if (ifname.empty() && cap.egress_.host4) ifname = interface_of(*cap.egress_.host4);
     if (ifname.empty() && cap.egress_.host6) ifname = interface_of(*cap.egress_.host6);

@@ -28,6 +28,11 @@ struct Endpoints {
   std::optional<IpAddr> child4, child6;  // the tree's addresses on tap0 (NetPlan)
   std::optional<IpAddr> host4, host6;    // the host's egress source addresses
   std::string host_ifname;               // the interface that holds host4 (or host6)
+  // The tree's gateway addresses and the engine's upstream resolver: DNS to
+  // the gateway shows as DNS to the resolver in the egress view (a resolver
+  // on host loopback, or of the other family, is not substituted).
+  std::optional<IpAddr> gateway4, gateway6;
+  std::optional<IpAddr> resolver;
 };
 
 // The host's egress source address for `family`: the address a UDP socket

@@ -7,6 +7,11 @@
 // capture buffer. Only addresses change; ports, sequence numbers, windows and
 // segment boundaries stay the child's (the engine translates TCP rather than
 // forwarding it, so the host's segments differ: the view is "logical").
+// DNS to the tree's gateway (UDP or TCP port 53) is relayed by the engine to
+// the host's resolver, so there the gateway's address becomes the resolver's
+// when the engine named one of the same family (the relay's own transaction
+// id and source port are not shown). Other traffic to the gateway (ping) is
+// answered by the engine itself and keeps the gateway's address.
 //
 // Checksums are updated with RFC 1624's incremental form
 //   HC' = ~(~HC + ~m + m')
@@ -117,6 +122,15 @@ struct Rewriter {
   uint8_t* b;
   const EgressAddresses& a;
 
+  // gateway:53 -> resolver:53 for TCP/UDP whose header starts at l4.
+  void dns_gateway(uint8_t proto, size_t l4, size_t end, uint8_t* src, uint8_t* dst, size_t n,
+                   const std::optional<IpAddr>& gw, const std::optional<IpAddr>& resolver,
+                   CsumDelta* pseudo, CsumDelta* track) {
+    if (!gw || !resolver || (proto != 6 && proto != 17) || l4 + 4 > end) return;
+    if (load16(b + l4) == 53) swap_address(src, n, *gw, *resolver, pseudo, track);
+    if (load16(b + l4 + 2) == 53) swap_address(dst, n, *gw, *resolver, pseudo, track);
+  }
+
   EgressVerdict ip4(size_t l3, size_t end, bool quoted, CsumDelta* track);
   EgressVerdict ip6(size_t l3, size_t end, bool quoted, CsumDelta* track);
   // Rewrites the packet an ICMP error quotes at `off`; returns the changes.
@@ -145,14 +159,17 @@ EgressVerdict Rewriter::ip4(size_t l3, size_t end, bool quoted, CsumDelta* track
     return EgressVerdict::Drop;
   if (!a.child4 || !a.host4) return EgressVerdict::Keep;
 
+  const bool first_fragment = (load16(b + l3 + 6) & 0x1fff) == 0;
+  const size_t l4 = l3 + ihl;
+  const uint8_t proto = b[l3 + 9];
   CsumDelta pseudo;
   swap_address(src, 4, *a.child4, *a.host4, &pseudo, track);
   swap_address(dst, 4, *a.child4, *a.host4, &pseudo, track);
+  if (first_fragment) dns_gateway(proto, l4, end, src, dst, 4, a.gateway4, a.resolver4, &pseudo, track);
   apply_checksum(b + l3 + 10, pseudo, track);
 
-  if ((load16(b + l3 + 6) & 0x1fff) != 0) return EgressVerdict::Keep;  // later fragment
-  size_t l4 = l3 + ihl;
-  switch (b[l3 + 9]) {
+  if (!first_fragment) return EgressVerdict::Keep;
+  switch (proto) {
     case 6:  // TCP
       if (l4 + 18 <= end) apply_checksum(b + l4 + 16, pseudo, track);
       break;
@@ -210,6 +227,7 @@ EgressVerdict Rewriter::ip6(size_t l3, size_t end, bool quoted, CsumDelta* track
   swap_address(src, 16, *a.child6, *a.host6, &pseudo, track);
   swap_address(dst, 16, *a.child6, *a.host6, &pseudo, track);
   if (!l4_present) return EgressVerdict::Keep;
+  dns_gateway(nh, off, end, src, dst, 16, a.gateway6, a.resolver6, &pseudo, track);
   switch (nh) {
     case 6:
       if (off + 18 <= end) apply_checksum(b + off + 16, pseudo, track);

@@ -237,3 +237,29 @@ TEST(Capture, TsharkReadsBothViewsCleanly) {
 
 }  // namespace
 }  // namespace cf::capture
+
+namespace cf::capture {
+namespace {
+
+TEST(Capture, ResolverIsSubstitutedUnlessOnLoopback) {
+  test_frames::TempDir dir;
+  Endpoints e;
+  e.child4 = test_frames::ip("10.240.0.2");
+  e.host4 = test_frames::ip("198.51.100.2");
+  e.gateway4 = test_frames::ip("10.240.0.1");
+  e.resolver = test_frames::ip("203.0.113.53");
+  Config c;
+  c.capture = dir.path + "/r.pcapng";
+  c.capture_point = CapturePoint::Egress;
+  auto r = Capture::open(c, e);
+  ASSERT_TRUE(std::holds_alternative<Capture>(r));
+  EXPECT_EQ(std::get<Capture>(r).egress_addresses().resolver4, e.resolver);
+  EXPECT_FALSE(std::get<Capture>(r).egress_addresses().resolver6);
+  e.resolver = test_frames::ip("127.0.0.53");
+  auto r2 = Capture::open(c, e);
+  ASSERT_TRUE(std::holds_alternative<Capture>(r2));
+  EXPECT_FALSE(std::get<Capture>(r2).egress_addresses().resolver4);
+}
+
+}  // namespace
+}  // namespace cf::capture

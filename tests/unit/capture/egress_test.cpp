@@ -17,7 +17,16 @@ const IpAddr kChild4 = ip("10.240.0.2"), kHost4 = ip("198.51.100.2"),
              kRemote4 = ip("203.0.113.10");
 const IpAddr kChild6 = ip("fd00:cf::2"), kHost6 = ip("2001:db8:1::2"),
              kRemote6 = ip("2001:db8:2::10");
-const EgressAddresses kAddrs{kChild4, kChild6, kHost4, kHost6};
+EgressAddresses addrs(std::optional<IpAddr> c4, std::optional<IpAddr> c6, std::optional<IpAddr> h4,
+                      std::optional<IpAddr> h6) {
+  EgressAddresses a;
+  a.child4 = c4;
+  a.child6 = c6;
+  a.host4 = h4;
+  a.host6 = h6;
+  return a;
+}
+const EgressAddresses kAddrs = addrs(kChild4, kChild6, kHost4, kHost6);
 
 constexpr size_t kL3 = 14;
 
@@ -164,7 +173,7 @@ TEST(Egress, LinkPlumbingIsDropped) {
 }
 
 TEST(Egress, FamilyWithoutHostAddressIsKeptUnchanged) {
-  EgressAddresses no6{kChild4, kChild6, kHost4, std::nullopt};
+  EgressAddresses no6 = addrs(kChild4, kChild6, kHost4, std::nullopt);
   Bytes f = eth(ipv6_packet(kChild6, kRemote6, 6, tcp(1, 2, 0x02)), true);
   Bytes before = f;
   ASSERT_EQ(rewrite(f, no6), EgressVerdict::Keep);
@@ -200,6 +209,61 @@ TEST(Egress, TruncatedAndRandomFramesStayInBounds) {
     }
   }
   SUCCEED();
+}
+
+}  // namespace
+}  // namespace cf::capture
+
+namespace cf::capture {
+namespace {
+
+using namespace test_frames;
+
+const IpAddr kGw4 = ip("10.240.0.1"), kResolver4 = ip("203.0.113.53");
+const IpAddr kGw6 = ip("fd00:cf::1"), kResolver6 = ip("2001:db8:2::53");
+
+EgressAddresses with_dns() {
+  EgressAddresses a = addrs(ip("10.240.0.2"), ip("fd00:cf::2"), ip("198.51.100.2"), ip("2001:db8:1::2"));
+  a.gateway4 = kGw4;
+  a.gateway6 = kGw6;
+  a.resolver4 = kResolver4;
+  a.resolver6 = kResolver6;
+  return a;
+}
+
+TEST(Egress, DnsToTheGatewayBecomesDnsToTheResolver) {
+  EgressAddresses a = with_dns();
+  Bytes q = eth(ipv4_packet(*a.child4, kGw4, 17, udp(41000, 53, {1, 2, 3, 4})), false);
+  ASSERT_EQ(to_egress(std::span<uint8_t>(q.data(), q.size()), a), EgressVerdict::Keep);
+  EXPECT_EQ(IpAddr::v4_bytes(&q[14 + 12]), *a.host4);
+  EXPECT_EQ(IpAddr::v4_bytes(&q[14 + 16]), kResolver4);
+  EXPECT_TRUE(ipv4_all_ok(&q[14], q.size() - 14));
+
+  Bytes r = eth(ipv4_packet(kGw4, *a.child4, 6, tcp(53, 41001, 0x12)), false);
+  ASSERT_EQ(to_egress(std::span<uint8_t>(r.data(), r.size()), a), EgressVerdict::Keep);
+  EXPECT_EQ(IpAddr::v4_bytes(&r[14 + 12]), kResolver4);
+  EXPECT_EQ(IpAddr::v4_bytes(&r[14 + 16]), *a.host4);
+  EXPECT_TRUE(ipv4_all_ok(&r[14], r.size() - 14));
+
+  Bytes q6 = eth(ipv6_packet(*a.child6, kGw6, 17, udp(41000, 53, {9, 9})), true);
+  ASSERT_EQ(to_egress(std::span<uint8_t>(q6.data(), q6.size()), a), EgressVerdict::Keep);
+  EXPECT_EQ(IpAddr::v6_bytes(&q6[14 + 24]), kResolver6);
+  EXPECT_TRUE(ipv6_l4_ok(&q6[14], 40, 17, q6.size() - 14));
+}
+
+TEST(Egress, OtherGatewayTrafficKeepsTheGatewayAddress) {
+  EgressAddresses a = with_dns();
+  Bytes p = eth(ipv4_packet(*a.child4, kGw4, 1, icmp(8, 0, 1, {0})), false);
+  ASSERT_EQ(to_egress(std::span<uint8_t>(p.data(), p.size()), a), EgressVerdict::Keep);
+  EXPECT_EQ(IpAddr::v4_bytes(&p[14 + 16]), kGw4);
+  Bytes t = eth(ipv4_packet(*a.child4, kGw4, 6, tcp(40000, 8080, 0x02)), false);
+  ASSERT_EQ(to_egress(std::span<uint8_t>(t.data(), t.size()), a), EgressVerdict::Keep);
+  EXPECT_EQ(IpAddr::v4_bytes(&t[14 + 16]), kGw4);
+  EXPECT_TRUE(ipv4_all_ok(&t[14], t.size() - 14));
+  // Port 53 on another address is not the relay.
+  Bytes d = eth(ipv4_packet(*a.child4, ip("203.0.113.99"), 17, udp(41000, 53, {1})), false);
+  ASSERT_EQ(to_egress(std::span<uint8_t>(d.data(), d.size()), a), EgressVerdict::Keep);
+  EXPECT_EQ(IpAddr::v4_bytes(&d[14 + 16]), ip("203.0.113.99"));
 }
 
 }  // namespace
