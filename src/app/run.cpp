@@ -184,6 +184,9 @@ int run_tree(const Config& c) {
     ends.host6 = capture::host_egress(Family::V6);
     if (ends.host4) ends.host_ifname = capture::interface_of(*ends.host4);
     else if (ends.host6) ends.host_ifname = capture::interface_of(*ends.host6);
+    ends.gateway4 = plan.gw4;
+    if (plan.ipv6) ends.gateway6 = plan.gw6;
+    ends.resolver = eo.resolver;
     auto opened = capture::Capture::open(c, ends);
     if (auto* e = std::get_if<std::string>(&opened)) {
       error("capture", *e);
