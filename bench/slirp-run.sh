@@ -1,0 +1,51 @@
+#!/bin/sh
+# bench/slirp-run.sh CMD... — run CMD behind slirp4netns, the way rootless
+# container tools do, and exit with CMD's status.
+#
+# Theory of operation
+#   1. `unshare --user --map-root-user --net` starts a shell in a new user and
+#      network namespace; it blocks opening the fifo "go" before it execs CMD.
+#   2. slirp4netns attaches to that shell's pid, creates and configures tap0
+#      (10.0.2.100/24, gateway 10.0.2.2, MTU 65520, no access to the host's
+#      loopback) and writes "1" to its ready fd.
+#   3. Once ready, we open "go" for writing, which releases the shell into CMD.
+#   4. When CMD exits, slirp4netns is stopped (SIGTERM) and the temp dir removed.
+#   Everything measured for start-up (bench/run.sh's startup workload) is the
+#   wall time of this whole script, which is what a user of slirp4netns pays.
+set -eu
+
+dir=$(mktemp -d "${TMPDIR:-/tmp}/cfbench-slirp.XXXXXX")
+slirp_pid=""
+cleanup() {
+    if [ -n "$slirp_pid" ]; then kill "$slirp_pid" 2>/dev/null || true; fi
+    rm -rf "$dir"
+}
+trap cleanup EXIT
+mkfifo "$dir/go" "$dir/ready"
+
+unshare --user --map-root-user --net sh -c 'read _ < "$1"; shift; exec "$@"' sh "$dir/go" "$@" &
+child=$!
+
+# Opened read-write so the open does not block; slirp4netns writes "1" to it
+# once tap0 is configured.
+exec 4<>"$dir/ready"
+slirp4netns --configure --mtu=65520 --disable-host-loopback \
+    --ready-fd=4 "$child" tap0 >"$dir/slirp.log" 2>&1 &
+slirp_pid=$!
+
+ready=$(timeout 10 head -c1 <&4 || true)
+if [ "$ready" != "1" ]; then
+    echo "slirp-run: slirp4netns did not become ready:" >&2
+    cat "$dir/slirp.log" >&2
+    kill "$child" 2>/dev/null || true
+    exit 125
+fi
+exec 4<&-
+echo go > "$dir/go"
+
+status=0
+wait "$child" || status=$?
+kill "$slirp_pid" 2>/dev/null || true
+wait "$slirp_pid" 2>/dev/null || true
+slirp_pid=""
+exit "$status"
