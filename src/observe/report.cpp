@@ -138,7 +138,7 @@ std::string render_text(const ReportData& d, std::string_view source) {
   text_table(o, {"matched CIDRs", {}, "", &d.policy_matched_cidrs});
   text_table(o, {"denied remotes", {}, "", &d.policy_remotes});
   o += fmt::format("  runtime failures: {}\n", d.runtime_failures_total);
-  text_table(o, {"runtime failure kinds", {}, " ", &d.runtime_failures});
+  text_table(o, {"runtime failure kinds", {}, ": ", &d.runtime_failures});
   return o;
 }
 

@@ -61,6 +61,8 @@ std::string ext(ReportFormat f) {
   return "?";
 }
 
+void PrintTo(const GoldenCase& c, std::ostream* os) { *os << c.fixture << " as " << ext(c.format); }
+
 class Golden : public ::testing::TestWithParam<GoldenCase> {};
 
 TEST_P(Golden, MatchesExactly) {
@@ -113,18 +115,18 @@ Json rows(const Json& ranked, std::vector<const char*> parts) {
 
 TEST(ReportJson, OurMixedLog) {
   Json j = report_json("childflow-mixed.jsonl");
-  EXPECT_EQ(j["lines"]["total"], 24);
-  EXPECT_EQ(j["lines"]["events"], 24);
+  EXPECT_EQ(j["lines"]["total"], 23);
+  EXPECT_EQ(j["lines"]["events"], 23);
   EXPECT_EQ(j["lines"]["malformed"], 0);
-  EXPECT_EQ(j["schema_versions"], Json({{"1", 24}}));
+  EXPECT_EQ(j["schema_versions"], Json({{"1", 23}}));
   EXPECT_EQ(j["time"]["first_ts_ms"], 1777900000000u);
   EXPECT_EQ(j["time"]["span_ms"], 30100);
   EXPECT_EQ(j["event_counts"]["dns_query"], 3);
-  EXPECT_EQ(j["event_counts"]["flow_end"], 5);
+  EXPECT_EQ(j["event_counts"]["flow_end"], 4);
   EXPECT_EQ(j["event_counts"]["flow_start"], 2);
   EXPECT_EQ(j["unknown_events"]["total"], 0);
   EXPECT_EQ(rows(j["protocols"], {"protocol"}),
-            Json::parse(R"([["tcp",12],["udp",8],["icmpv4",2],["dns",1]])"));
+            Json::parse(R"([["tcp",11],["udp",8],["icmpv4",2],["dns",1]])"));
   EXPECT_EQ(rows(j["dns"]["top_names"], {"name"}),
             Json::parse(R"([["www.example.test",2],["x.blocked.example.test",1]])"));
   EXPECT_EQ(j["dns"]["synthetic_empty"], 1);
@@ -142,11 +144,11 @@ TEST(ReportJson, OurMixedLog) {
                             ["203.0.113.20:7","denied by policy",1]])"));
   EXPECT_EQ(rows(j["top_targets"], {"target"})[0], Json::parse(R"(["203.0.113.20:7",2])"));
   EXPECT_EQ(j["top_targets"]["distinct"], 5);
-  EXPECT_EQ(j["flows"]["ended"], 5);
+  EXPECT_EQ(j["flows"]["ended"], 4);
   EXPECT_EQ(j["flows"]["bytes_sent"], 78 + 78 + 64 + 5);
   EXPECT_EQ(j["flows"]["bytes_received"], 312 + 312 + 64 + 5);
   EXPECT_EQ(rows(j["flows"]["close"], {"close"}),
-            Json::parse(R"([["fin",2],["timeout",2],["error",1]])"));
+            Json::parse(R"([["fin",2],["timeout",2]])"));
   EXPECT_EQ(j["policy"]["violations"], 2);
   EXPECT_EQ(rows(j["policy"]["reasons"], {"reason_code"}),
             Json::parse(R"([["deny_cidr",1],["deny_domain",1]])"));
@@ -163,10 +165,11 @@ TEST(ReportJson, TruncatedLastLineIsOneMalformedLine) {
   EXPECT_EQ(j["lines"]["total"], 13);
   EXPECT_EQ(j["lines"]["events"], 12);
   EXPECT_EQ(j["lines"]["malformed"], 1);
-  // The cut connect_result is not counted; the events before it are.
-  EXPECT_EQ(j["event_counts"]["connect_result"], 2);
+  // The cut dns_query is not counted; the events before it are.
+  EXPECT_EQ(j["event_counts"]["dns_query"], 2);
+  EXPECT_EQ(j["event_counts"]["connect_result"], 3);
   EXPECT_EQ(j["policy"]["violations"], 1);
-  EXPECT_EQ(j["connects"]["error"], 1);
+  EXPECT_EQ(j["connects"]["error"], 2);
 }
 
 TEST(ReportJson, UnknownEventsCountedUnknownFieldsIgnored) {
