@@ -122,6 +122,14 @@ for who in root user; do
   # An HTTPS proxy whose certificate is not trusted (no --proxy-ca).
   fails "$who" https-untrusted 2000 '"error":"proxy: TLS certificate of proxy.example.test rejected' 80 \
     -p "https://$LAB_PROXY_HOST:$(https_port "$LAB_HTTPS_PROXY")"
+  # Nothing listens on the proxy's port: the engine's connect to it fails.
+  fails "$who" proxy-port-closed 2000 "\"error\":\"proxy http://$LAB_PROXY4:81: connection refused\"" 80 \
+    -p "http://$LAB_PROXY4:81"
+  # A proxy name that does not resolve stops the run before anything starts.
+  run "$who" proxy-unresolvable -p http://noproxy.example.test:3128 -- touch "$LAB_DIR/out-$who/ran"
+  check_eq 1 "$RC" "$who: an unresolvable proxy name: exit 1"
+  check_contains "$ERR" "childflow: error: proxy: cannot resolve proxy host \`noproxy.example.test\`" "$who: an unresolvable proxy name is named"
+  check_eq "" "$(ls "$LAB_DIR/out-$who/ran" 2>/dev/null)" "$who: an unresolvable proxy name: the command never ran"
   # After all that, a good proxy in the next run works.
   run "$who" after-good -p "http://$LAB_HTTP_PROXY_AUTH" "${CRED[@]}" -- \
     curl -sS --noproxy '*' --max-time 20 http://www.example.test/
