@@ -189,9 +189,13 @@ for who in root user; do
   www0=$(lines "$LAB_WWW_LOG")
   run "$who" deny-domain-exact --deny-domain-exact "dx-$who.wild.example.test" -- sh -c "
     sh -c '$TIMED' t curl -sS --max-time 10 http://dx-$who.wild.example.test/dx-$who
-    curl -sS --max-time 10 http://sub.dx-$who.wild.example.test/"
+    curl -sS --max-time 10 http://sub.dx-$who.wild.example.test/
+    g4=\$(awk '/^nameserver [0-9.]+\$/{print \$2; exit}' /etc/resolv.conf)
+    dig +tcp +time=3 +tries=1 @\$g4 dx-$who.wild.example.test A | grep -E 'status:|ANSWER:' | tr -s ' ' | sed 's/^/tcp-dns /'"
   check_fast "$who deny_domain_exact: curl cannot resolve the name" "$(grep '^rc=' <<<"$OUT")" 6
   check_contains "$OUT" "childflow lab www" "$who deny_domain_exact: a subdomain of the exact name resolves and connects"
+  check_contains "$OUT" "status: NOERROR" "$who deny_domain_exact: a DNS-over-TCP query for the name gets NOERROR"
+  check_contains "$OUT" "ANSWER: 0," "$who deny_domain_exact: ... with no answer records"
   check_violation "$who deny_domain_exact: DNS violation" "$LOG" '.protocol=="dns" and .reason_code=="deny_domain_exact" and .control=="--deny-domain-exact" and .matched_domain=="dx-'"$who"'.wild.example.test" and .remote=="dx-'"$who"'.wild.example.test" and .remote_port==null'
   check_eq 0 "$(violations "$LOG" '.remote | contains("sub.dx")')" "$who deny_domain_exact: no violation for the subdomain"
   check_contains "$(jq -c 'select(.event=="dns_answer" and .qname=="dx-'"$who"'.wild.example.test")' "$LOG")" '"answer_ips":[]' "$who deny_domain_exact: empty answer"
