@@ -249,8 +249,50 @@ lab__dump_logs() {
 
 lab__on_exit() {
   local rc=$?
+  lab__check_flowlogs || { ((rc != 0)) || rc=1; }
   lab_down
   exit "$rc"
+}
+
+# Every childflow run in the lab writes a flow log that is checked against
+# docs/flow-log-schema.md at teardown (issue 4: "a test validates every event
+# of every end-to-end run"). lab_up points $CHILDFLOW at a wrapper that adds
+# `--flow-log $LAB_DIR/flowlogs/run.N.jsonl` to plain runs; runs that choose
+# their own log, a profile or another mode are passed through untouched.
+lab__install_flowlog_wrapper() {
+  [[ -n ${CHILDFLOW:-} && -x ${CHILDFLOW:-} ]] || return 0
+  mkdir -p "$LAB_DIR/bin" "$LAB_DIR/flowlogs"
+  chmod 1777 "$LAB_DIR/flowlogs"
+  export CHILDFLOW_REAL=$CHILDFLOW
+  cat >"$LAB_DIR/bin/childflow" <<WRAP
+#!/usr/bin/env bash
+for a in "\$@"; do
+  case "\$a" in
+    --flow-log | --flow-log=* | --profile | --profile=* | --doctor | --report | --report=* | \\
+      --dump-profile | --cleanup | -h | --help | -V | --version)
+      exec "$CHILDFLOW" "\$@" ;;
+  esac
+done
+log=\$(mktemp "$LAB_DIR/flowlogs/run.XXXXXX") || exit 125
+exec "$CHILDFLOW" --flow-log "\$log" "\$@"
+WRAP
+  chmod 0755 "$LAB_DIR/bin/childflow"
+  export CHILDFLOW=$LAB_DIR/bin/childflow
+}
+
+lab__check_flowlogs() {
+  [[ -d ${LAB_DIR:-}/flowlogs ]] || return 0
+  local f bad=0 n=0
+  for f in "$LAB_DIR"/flowlogs/run.*; do
+    [[ -e $f ]] || continue
+    n=$((n + 1))
+    if ! python3 "$LAB_LIB_DIR/flowlog_schema.py" "$f" >/dev/null 2>"$LAB_DIR/schema.err"; then
+      echo "FAIL: flow log of a run does not match docs/flow-log-schema.md: $(head -c 400 "$LAB_DIR/schema.err")" >&2
+      bad=1
+    fi
+  done
+  [[ $bad -eq 0 ]] && ((n > 0)) && echo "ok - $n flow log(s) of this test match the schema"
+  return $bad
 }
 
 # lab_up: builds the lab, starts every server, waits until all are ready.
@@ -271,6 +313,7 @@ lab_up() {
   export LAB_DIR
   chmod 0755 "$LAB_DIR"
   mkdir -p "$LAB_DIR/log"
+  lab__install_flowlog_wrapper
   : >"$LAB_DIR/pids"
   export LAB_DNS_LOG=$LAB_DIR/log/dns.log
   export LAB_WWW_LOG=$LAB_DIR/log/www.log LAB_ECHO_LOG=$LAB_DIR/log/echo.log
