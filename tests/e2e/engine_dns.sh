@@ -114,6 +114,7 @@ done
 
 # -d: the lab host's resolver is now dead (a blackholed address), search and
 # options lines present. -d must reach the given resolver; its absence shows.
+host_files_check "host files unchanged by the default and --hosts-file runs (machine and lab host view)"
 printf 'search example.test\noptions ndots:1 timeout:3\nnameserver %s\n' "$LAB_BLACKHOLE4" >"$lab_resolv"
 host_files_snapshot
 rc=0
