@@ -60,6 +60,8 @@ run() {
   RC=$?
   set -e
   ERR=$(cat "$LAB_DIR/out-$who/$name.err")
+  # 124/137: the CF_TIMEOUT guard killed childflow (a hang).
+  if ((RC == 124 || RC == 137)); then check_fail "$who $name: childflow hung (exit $RC): ${ERR:0:500}"; fi
 }
 
 # violations LOG JQ_FILTER : number of policy_violation events matching.
