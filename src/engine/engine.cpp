@@ -259,6 +259,7 @@ std::optional<std::string> Engine::loop(int pidfd, int sigfd,
     if (tree_exited) break;
   }
   tcp_close_all();
+  udp_icmp_close_all();
   rec.flush();
   return std::nullopt;
 }

@@ -203,6 +203,7 @@ class Engine {
   void tcp_timer(uint32_t slot, uint64_t when);
   void tcp_flush_acks();
   void tcp_close_all();
+  void udp_icmp_close_all();
   void tcp_pump_event(uint32_t slot);
   void dns_stream_event(uint32_t slot);
   void dns_stream_kick(TcpFlow& f);

@@ -229,3 +229,20 @@ void Engine::udp_timer(uint32_t slot, uint64_t when) {
 }
 
 }  // namespace cf::engine
+
+namespace cf::engine {
+
+// At the end of the run every open datagram flow ends too (close=fin: the
+// tree finished; idle expiry is close=timeout).
+void Engine::udp_icmp_close_all() {
+  for (uint32_t slot = 0; slot < udp.size(); ++slot)
+    if (udp[slot].used) udp_release(*this, udp[slot], slot, observe::Close::Fin);
+  for (auto& f : icmp) {
+    if (!f.used) continue;
+    rec.flow_end(f.flow_id, f.key.raddr.is_v4() ? policy::Proto::Icmp4 : policy::Proto::Icmp6,
+                 {f.key.raddr, 0}, f.sent, f.received, now - f.started_ms, observe::Close::Fin);
+    f = IcmpFlow{};
+  }
+}
+
+}  // namespace cf::engine
