@@ -8,6 +8,7 @@
 # - DNS queries to the gateway are NOT denied: the engine relays them to the
 #   configured resolver itself (decision, docs/policy.md), so names resolve
 #   and TCP by name works through the proxy;
+# - --offline with --proxy: offline wins, the proxy is never asked;
 # - the other rules still apply to proxied TCP: a --deny-cidr destination is
 #   refused before the proxy is ever asked (the proxy's log shows nothing).
 set -euo pipefail
@@ -117,5 +118,15 @@ for who in root user; do
   check_contains "$(jq -c 'select(.event=="connect_result")' "$LOG")" '"error":"denied by policy"' "$who --proxy-only --deny-cidr: connect_result denied by policy"
   check_schema "$LOG"
 done
+
+# --offline with --proxy: offline wins, the proxy is never asked, and the
+# summary says so.
+p0=$(lines "$LAB_PROXY_LOG_HTTP")
+run root offline-proxy --offline -p "http://$LAB_HTTP_PROXY" --summary -- \
+  curl -sS --noproxy '*' --max-time 20 -4 "http://$LAB_WWW4/"
+check_eq 7 "$RC" "--offline with --proxy: curl refused"
+check_violation "--offline with --proxy: offline violation" "$LOG" '.protocol=="tcp" and .reason_code=="offline"'
+check_contains "$ERR" "--offline (wins over --proxy)" "--offline with --proxy: the summary says offline wins"
+check_eq "$p0" "$(lines "$LAB_PROXY_LOG_HTTP")" "--offline with --proxy: the proxy saw nothing"
 
 engine_finish
