@@ -12,6 +12,8 @@
 # - --hosts-file: its entries first and winning, host entries kept for other
 #   names;
 # - the host's /etc/resolv.conf and /etc/hosts unchanged (engine_finish).
+# The tree-side scripts are single-quoted on purpose: they expand inside the tree.
+# shellcheck disable=SC2016
 set -euo pipefail
 source "${CHILDFLOW_SOURCE_DIR:-$(dirname "$0")/../..}/tests/e2e/lib_engine.sh"
 engine_up

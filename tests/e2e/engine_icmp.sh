@@ -5,6 +5,8 @@
 #   server (relayed through the host's ICMP sockets);
 # - traceroute -n (UDP) and traceroute -I (ICMP echo), IPv4 and IPv6: the lab
 #   router's hop then the server, exactly as natively from the lab host.
+# The tree-side scripts are single-quoted on purpose: they expand inside the tree.
+# shellcheck disable=SC2016
 set -euo pipefail
 source "${CHILDFLOW_SOURCE_DIR:-$(dirname "$0")/../..}/tests/e2e/lib_engine.sh"
 engine_up

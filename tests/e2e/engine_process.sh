@@ -14,7 +14,8 @@ engine_up
 marker=cfe2e-$$-$RANDOM
 sleeper=$LAB_DIR/sleep-$marker
 ln -s "$(command -v sleep)" "$sleeper"
-cf_real=$(readlink -f "$CHILDFLOW")
+# The lab may wrap $CHILDFLOW (flow-log wrapper); the process is the real binary.
+cf_real=$(readlink -f "${CHILDFLOW_REAL:-$CHILDFLOW}")
 printf '#!/bin/sh\necho never\n' >"$LAB_DIR/not-executable"
 chmod 0644 "$LAB_DIR/not-executable"
 
@@ -61,7 +62,8 @@ wait_gone() {
 
 real_sleep=$(readlink -f "$(command -v sleep)")
 
-# sleeps_running N : at least N marked sleeps run.
+# sleeps_running N : at least N marked sleeps run (called through poll_until).
+# shellcheck disable=SC2317
 sleeps_running() {
   (($(pids_by_exe "$real_sleep" | wc -l) >= $1))
 }

@@ -1,4 +1,6 @@
 # shellcheck shell=bash
+# Variables and arguments here are used by the engine_*.sh scripts that source it.
+# shellcheck disable=SC2034,SC2120,SC2016
 # Shared helpers for the engine end-to-end tests (tests/e2e/engine_*.sh).
 #
 # Theory of operation
