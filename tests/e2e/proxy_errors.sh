@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Upstream proxy failures end to end (SPEC section 5, issue 4 part 2): when the
 # proxy refuses, fails authentication, closes mid-handshake, answers garbage,
-# presents an untrusted certificate or never answers, only that child
+# presents an untrusted certificate (or one for another name, even with
+# --proxy-insecure) or never answers, only that child
 # connection fails: the child gets a reset (curl exit 7, at once except for
 # the silent proxy, which fails after the 15 s handshake timeout), the flow
 # log's connect_result says precisely why, the destination never sees a
@@ -136,6 +137,20 @@ for who in root user; do
   check_eq 0 "$RC" "$who: the next run through a good proxy exits 0"
   check_contains "$OUT" "childflow lab www" "$who: the next run through a good proxy gets the page"
 done
+
+# --proxy-insecure still checks the name: the lab proxy's certificate does
+# not name badname.example (which the lab host's own hosts file maps to the
+# proxy for this check only; the file is restored before engine_finish).
+lab_hosts=/etc/netns/$LAB_NS/hosts
+cp "$lab_hosts" "$LAB_DIR/lab-hosts.orig"
+echo "$LAB_PROXY4 badname.example" >>"$lab_hosts"
+for who in root user; do
+  fails "$who" https-insecure-wrong-name 2000 '"error":"proxy: TLS certificate of badname.example rejected: ' 80 \
+    -p "https://badname.example:$(https_port "$LAB_HTTPS_PROXY")" --proxy-insecure
+  fails "$who" https-ca-wrong-name 2000 '"error":"proxy: TLS certificate of badname.example rejected: ' 80 \
+    -p "https://badname.example:$(https_port "$LAB_HTTPS_PROXY")" --proxy-ca "$LAB_CA"
+done
+cat "$LAB_DIR/lab-hosts.orig" >"$lab_hosts"
 
 # A proxy that never answers: the handshake times out after 15 s; meanwhile
 # the engine serves the tree (DNS, direct UDP) at once.
