@@ -308,6 +308,27 @@ TEST(ReportAnalysis, OnlyTopLevelFieldsOfAnObjectCount) {
   EXPECT_EQ(d.dns_correlation.top[1].key[0], "n4");
 }
 
+TEST(ReportAnalysis, EveryCutOfEveryLineIsSkippedOrCounted) {
+  // A log can be cut anywhere: each prefix of each line is either an event
+  // (only the whole line) or a malformed line, never a crash.
+  std::ifstream in(kLogs + "childflow-mixed.jsonl");
+  std::string line;
+  uint64_t whole = 0, cuts = 0;
+  FlowLogAnalysis a;
+  while (std::getline(in, line)) {
+    for (size_t n = 1; n < line.size(); ++n) {
+      a.add_line(std::string_view(line).substr(0, n));
+      ++cuts;
+    }
+    a.add_line(line);
+    ++whole;
+  }
+  ReportData d = a.result();
+  EXPECT_EQ(d.lines, whole + cuts);
+  EXPECT_EQ(d.events, whole);
+  EXPECT_EQ(d.malformed_lines, cuts);
+}
+
 TEST(ReportAnalysis, StreamsManyLines) {
   // 40k events through the same path the CLI uses; correctness of the totals
   // (speed is measured by hand, see docs/report.md).
