@@ -170,7 +170,7 @@ int run_tree(const Config& c) {
 
   observe::Recorder rec(c);
   if (auto err = rec.open()) {
-    error("flow log", *err);
+    std::fputs(fmt::format("childflow: error: {}\n", *err).c_str(), stderr);  // names the path
     return 1;
   }
   policy::Policy pol(c);

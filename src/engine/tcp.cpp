@@ -403,7 +403,7 @@ struct TcpOps {
     int fd = socket(cip.is_v4() ? AF_INET : AF_INET6,
                     SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) {
-      e.rec.connect_result(id, t, false, names, strerror(errno));
+      e.rec.connect_result(id, t, via_proxy, names, strerror(errno));
       rst_for(p);
       return;
     }

@@ -35,7 +35,7 @@ bool send(int sock, Tag tag, int32_t value, std::string_view text, int fd, bool 
   if (text.size() > kMaxPacket - kHeader) text = text.substr(0, kMaxPacket - kHeader);
   buf[0] = static_cast<char>(tag);
   std::memcpy(buf + 4, &value, sizeof value);
-  std::memcpy(buf + kHeader, text.data(), text.size());
+  if (!text.empty()) std::memcpy(buf + kHeader, text.data(), text.size());
   iovec iov{buf, kHeader + text.size()};
   msghdr msg{};
   msg.msg_iov = &iov;
