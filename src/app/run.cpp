@@ -144,7 +144,7 @@ int run_tree(const Config& c) {
     }
     auto up = proxy::Upstream::create(c);
     if (auto* e = std::get_if<std::string>(&up)) {
-      error("proxy", *e);
+      std::fputs(fmt::format("childflow: error: {}\n", *e).c_str(), stderr);  // "proxy: ..." 
       return 1;
     }
     upstream = std::move(std::get<std::unique_ptr<proxy::Upstream>>(up));
@@ -189,7 +189,7 @@ int run_tree(const Config& c) {
     ends.resolver = eo.resolver;
     auto opened = capture::Capture::open(c, ends);
     if (auto* e = std::get_if<std::string>(&opened)) {
-      error("capture", *e);
+      std::fputs(fmt::format("childflow: error: {}\n", *e).c_str(), stderr);  // names its step
       return 1;
     }
     cap.emplace(std::move(std::get<capture::Capture>(opened)));
@@ -229,7 +229,7 @@ int run_tree(const Config& c) {
                          pol, rec, &stats);
   std::optional<int> code;
   if (err) {
-    error("engine", *err);
+    std::fputs(fmt::format("childflow: error: {}\n", *err).c_str(), stderr);  // "engine: ..." 
     rec.runtime_failure("engine", "engine_failed", *err);
     tree = sandbox::Tree{};  // kills and reaps the tree: fail closed
     code = 1;
@@ -239,7 +239,7 @@ int run_tree(const Config& c) {
   }
   sigprocmask(SIG_SETMASK, &old, nullptr);
   if (cap) {
-    if (auto e = cap->close()) error("capture", *e);
+    if (auto e = cap->close()) std::fputs(fmt::format("childflow: error: {}\n", *e).c_str(), stderr);
   }
 
   int exit_code = *code;

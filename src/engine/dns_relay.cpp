@@ -26,12 +26,9 @@ int open_dgram(const IpAddr& dst, uint16_t port, int proto);
 
 namespace {
 constexpr uint64_t kDnsTimeoutMs = 5'000;
-constexpr uint32_t kDnsSlots = 1024;
 }
 
 std::optional<std::string> Engine::dns_init() {
-  dns.resize(kDnsSlots);
-  for (uint32_t i = kDnsSlots; i-- > 0;) dns_free.push_back(i);
   dns_by_id.assign(65536, 0);
   dns_rand = random_u32();
   if (!opts.resolver) return std::nullopt;
@@ -55,11 +52,8 @@ void reply_to_child(Engine& e, const IpAddr& server, const IpAddr& child, uint16
 }
 
 void release_dns(Engine& e, uint32_t slot) {
-  DnsPending& d = e.dns[slot];
-  e.dns_by_id[d.up_id] = 0;
-  d.used = false;
-  d.qname.clear();
-  e.dns_free.push_back(slot);
+  e.dns_by_id[e.dns[slot].up_id] = 0;
+  e.dns.release(slot);
 }
 
 }  // namespace
@@ -93,14 +87,14 @@ void Engine::dns_input(const uint8_t* frame, const packet::Parsed& p) {
   // A free slot and an unused upstream id (random probe, then linear).
   uint16_t up = uint16_t(dns_rand = dns_rand * 1664525u + 1013904223u);
   for (int i = 0; i < 65536 && dns_by_id[up]; ++i) ++up;
-  if (dns_free.empty() || dns_by_id[up]) {
+  std::optional<uint32_t> got = dns_by_id[up] ? std::nullopt : dns.alloc();
+  if (!got) {
     size_t n = dns::build_error(msg, *q, dns::kRcodeServFail, out);
     rec.dns_answer("udp", p.dst, 53, q->qname, qtype, false, n, {}, dns::kRcodeServFail);
     reply_to_child(*this, p.dst, p.src, p.sport, n);
     return;
   }
-  uint32_t slot = dns_free.back();
-  dns_free.pop_back();
+  uint32_t slot = *got;
   dns_by_id[up] = uint16_t(slot + 1);
   DnsPending& d = dns[slot];
   d.used = true;

@@ -73,15 +73,7 @@ std::optional<std::string> Engine::init() {
   ev.data.u64 = tag(Tag::Timer, 0);
   epoll_ctl(ep.get(), EPOLL_CTL_ADD, timerfd.get(), &ev);
 
-  tcp.resize(16384);
-  for (uint32_t i = uint32_t(tcp.size()); i-- > 0;) tcp_free.push_back(i);
-  tcp_map.reserve(tcp.size() * 2);
-  tcp_ack_list.reserve(tcp.size());
-  udp.resize(4096);
-  for (uint32_t i = uint32_t(udp.size()); i-- > 0;) udp_free.push_back(i);
-  udp_map.reserve(udp.size() * 2);
-  icmp.resize(256);
-  for (uint32_t i = uint32_t(icmp.size()); i-- > 0;) icmp_free.push_back(i);
+  tcp_ack_list.reserve(tcp.cap());
   isn_state = random_u32();
   return dns_init();
 }

@@ -5,7 +5,9 @@
 
 #include <cstdint>
 #include <cstring>
+#include <deque>
 #include <functional>
+#include <optional>
 #include <memory>
 #include <queue>
 #include <string>
@@ -78,6 +80,7 @@ enum class TcpState : uint8_t { Free, Connecting, SynAckSent, Established, Closi
 
 struct TcpFlow {
   TcpState state = TcpState::Free;
+  uint32_t slot = 0;  // own index in Engine::tcp
   FlowKey key;
   IpAddr connect_ip;  // what the host socket connected to (gateway remaps)
   uint16_t connect_port = 0;
@@ -156,6 +159,39 @@ struct DnsPending {
   uint16_t query_len = 0;
 };
 
+// Flow slots: allocated on first use up to a fixed cap, then recycled through
+// a free list. A deque keeps references stable while it grows, and start-up
+// costs nothing for slots a run never uses.
+template <typename T>
+class SlotTable {
+ public:
+  explicit SlotTable(uint32_t cap) : cap_(cap) {}
+  // A free slot index, or nullopt when the table is full.
+  std::optional<uint32_t> alloc() {
+    if (!free_.empty()) {
+      uint32_t s = free_.back();
+      free_.pop_back();
+      return s;
+    }
+    if (items_.size() >= cap_) return std::nullopt;
+    items_.emplace_back();
+    return uint32_t(items_.size() - 1);
+  }
+  bool full() const { return free_.empty() && items_.size() >= cap_; }
+  void release(uint32_t s) {
+    items_[s] = T{};
+    free_.push_back(s);
+  }
+  T& operator[](uint32_t s) { return items_[s]; }
+  uint32_t size() const { return uint32_t(items_.size()); }
+  uint32_t cap() const { return cap_; }
+
+ private:
+  std::deque<T> items_;
+  std::vector<uint32_t> free_;
+  uint32_t cap_;
+};
+
 struct Timer {
   uint64_t when;
   Tag kind;
@@ -219,24 +255,20 @@ class Engine {
   std::optional<std::string> dns_init();
 
   // TCP state (tcp.cpp).
-  std::vector<TcpFlow> tcp;
-  std::vector<uint32_t> tcp_free;
+  SlotTable<TcpFlow> tcp{16384};
   std::unordered_map<FlowKey, uint32_t, FlowKeyHash> tcp_map;
   std::vector<uint32_t> tcp_ack_list;
   uint32_t tcp_connecting = 0;
   uint32_t isn_state = 0;
   // UDP state.
-  std::vector<UdpFlow> udp;
-  std::vector<uint32_t> udp_free;
+  SlotTable<UdpFlow> udp{4096};
   std::unordered_map<FlowKey, uint32_t, FlowKeyHash> udp_map;
   // ICMP state.
-  std::vector<IcmpFlow> icmp;
-  std::vector<uint32_t> icmp_free;
+  SlotTable<IcmpFlow> icmp{256};
   std::unordered_map<FlowKey, uint32_t, FlowKeyHash> icmp_map;
   // DNS relay state.
   UniqueFd dns_up;  // connected UDP socket to the resolver
-  std::vector<DnsPending> dns;  // pending queries (kDnsSlots)
-  std::vector<uint32_t> dns_free;
+  SlotTable<DnsPending> dns{1024};  // pending queries
   std::vector<uint16_t> dns_by_id;  // upstream id -> slot + 1 (0: none)
   uint32_t dns_rand = 0;
 

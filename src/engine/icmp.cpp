@@ -62,7 +62,7 @@ void Engine::icmp_input(const uint8_t* frame, const packet::Parsed& p) {
                           packet::icmp6::kAdminProhibited, request);
       return;
     }
-    int fd = icmp_free.empty() ? -1
+    int fd = icmp.full() ? -1
                                : open_dgram(p.dst, 0, v4 ? int(IPPROTO_ICMP) : int(IPPROTO_ICMPV6));
     if (fd < 0) {
       int err = errno;
@@ -80,8 +80,7 @@ void Engine::icmp_input(const uint8_t* frame, const packet::Parsed& p) {
       ++st.dropped_other;
       return;
     }
-    slot = icmp_free.back();
-    icmp_free.pop_back();
+    slot = *icmp.alloc();
     IcmpFlow& f = icmp[slot];
     f.used = true;
     f.key = key;
@@ -177,8 +176,7 @@ void Engine::icmp_timer(uint32_t slot, uint64_t when) {
                {f.key.raddr, 0}, f.sent, f.received, now - f.started_ms, observe::Close::Timeout);
   epoll_ctl(ep.get(), EPOLL_CTL_DEL, f.sock.get(), nullptr);
   icmp_map.erase(f.key);
-  f = IcmpFlow{};
-  icmp_free.push_back(slot);
+  icmp.release(slot);
 }
 
 }  // namespace cf::engine

@@ -95,7 +95,7 @@ struct TcpOps {
         f.wnd_watch = true;
         epoll_event ev{};
         ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
-        ev.data.u64 = tag(Tag::Tcp, uint32_t(&f - e.tcp.data()));
+        ev.data.u64 = tag(Tag::Tcp, f.slot);
         epoll_ctl(e.ep.get(), EPOLL_CTL_MOD, f.sock.get(), &ev);
       }
     }
@@ -157,7 +157,7 @@ struct TcpOps {
     }
   }
 
-  uint32_t slot_of(const TcpFlow& f) const { return uint32_t(&f - e.tcp.data()); }
+  uint32_t slot_of(const TcpFlow& f) const { return f.slot; }
 
   void release(TcpFlow& f, bool log, observe::Close close) {
     if (f.state == TcpState::Connecting && e.tcp_connecting) --e.tcp_connecting;
@@ -172,9 +172,7 @@ struct TcpOps {
     }
     f.sock.reset();
     e.tcp_map.erase(f.key);
-    uint32_t slot = slot_of(f);
-    f = TcpFlow{};
-    e.tcp_free.push_back(slot);
+    e.tcp.release(f.slot);
   }
 
   void abort_host(TcpFlow& f) {
@@ -338,7 +336,7 @@ struct TcpOps {
   }
 
   void new_flow(const uint8_t* frame, const packet::Parsed& p) {
-    if (e.tcp_free.empty() || e.tcp_connecting >= kMaxConnecting) {
+    if (e.tcp.full() || e.tcp_connecting >= kMaxConnecting) {
       ++e.st.tcp_refused_overload;
       rst_for(p);
       return;
@@ -360,15 +358,14 @@ struct TcpOps {
     if (to_resolver) {
       // DNS over TCP to the gateway: served by a DnsStream (dns_tcp.cpp),
       // which judges and logs every query; no connect_* events.
-      uint32_t slot = e.tcp_free.back();
-      e.tcp_free.pop_back();
+      uint32_t slot = *e.tcp.alloc();
       TcpFlow& f = e.tcp[slot];
+      f.slot = slot;
       init_flow(f, frame, p, 0);
       f.sock = dns_stream_open(e, f, slot);
       if (!f.sock) {
         rst_for(p);
-        f = TcpFlow{};
-        e.tcp_free.push_back(slot);
+        e.tcp.release(slot);
         return;
       }
       f.sock_is_unix = true;
@@ -407,9 +404,9 @@ struct TcpOps {
       rst_for(p);
       return;
     }
-    uint32_t slot = e.tcp_free.back();
-    e.tcp_free.pop_back();
+    uint32_t slot = *e.tcp.alloc();
     TcpFlow& f = e.tcp[slot];
+    f.slot = slot;
     init_flow(f, frame, p, id);
     f.sock.reset(fd);
     f.connect_ip = cip;
@@ -699,7 +696,8 @@ void Engine::tcp_flush_acks() {
 
 void Engine::tcp_close_all() {
   TcpOps ops{*this};
-  for (auto& f : tcp) {
+  for (uint32_t slot = 0; slot < tcp.size(); ++slot) {
+    TcpFlow& f = tcp[slot];
     if (f.state == TcpState::Free) continue;
     bool live = f.state != TcpState::Closing;
     ops.abort_host(f);

@@ -113,7 +113,7 @@ void Engine::udp_input(const uint8_t* frame, const packet::Parsed& p) {
                           {frame + p.l3_off, std::min<size_t>(p.l4_off - p.l3_off + p.l4_len, 576)});
       return;
     }
-    if (udp_free.empty()) {
+    if (udp.full()) {
       ++st.dropped_other;
       return;
     }
@@ -128,8 +128,7 @@ void Engine::udp_input(const uint8_t* frame, const packet::Parsed& p) {
                             {frame + p.l3_off, std::min<size_t>(p.l4_off - p.l3_off + p.l4_len, 576)});
       return;
     }
-    slot = udp_free.back();
-    udp_free.pop_back();
+    slot = *udp.alloc();
     UdpFlow& f = udp[slot];
     f.used = true;
     f.key = key;
@@ -167,8 +166,7 @@ static void udp_release(Engine& e, UdpFlow& f, uint32_t slot, observe::Close clo
                  f.bytes_down, e.now - f.started_ms, close);
   epoll_ctl(e.ep.get(), EPOLL_CTL_DEL, f.sock.get(), nullptr);
   e.udp_map.erase(f.key);
-  f = UdpFlow{};
-  e.udp_free.push_back(slot);
+  e.udp.release(slot);
 }
 
 void Engine::udp_event(uint32_t slot, uint32_t events) {
@@ -237,11 +235,12 @@ namespace cf::engine {
 void Engine::udp_icmp_close_all() {
   for (uint32_t slot = 0; slot < udp.size(); ++slot)
     if (udp[slot].used) udp_release(*this, udp[slot], slot, observe::Close::Fin);
-  for (auto& f : icmp) {
+  for (uint32_t slot = 0; slot < icmp.size(); ++slot) {
+    IcmpFlow& f = icmp[slot];
     if (!f.used) continue;
     rec.flow_end(f.flow_id, f.key.raddr.is_v4() ? policy::Proto::Icmp4 : policy::Proto::Icmp6,
                  {f.key.raddr, 0}, f.sent, f.received, now - f.started_ms, observe::Close::Fin);
-    f = IcmpFlow{};
+    icmp.release(slot);
   }
 }
 
