@@ -123,7 +123,7 @@ struct TcpFlow {
 
 struct UdpFlow {
   bool used = false;
-  bool dns = false;  // unused for now: DNS to the gateway is the relay
+  bool denied = false;  // judged and denied: packets dropped, not logged again
   FlowKey key;
   UniqueFd sock;
   uint64_t flow_id = 0;
@@ -136,6 +136,7 @@ struct UdpFlow {
 
 struct IcmpFlow {
   bool used = false;
+  bool denied = false;  // judged and denied: requests refused, not logged again
   FlowKey key;  // cport = child's echo id
   UniqueFd sock;
   uint64_t flow_id = 0;

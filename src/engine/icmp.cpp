@@ -13,7 +13,8 @@
 // for both families). When the host refuses them, the request is answered
 // with ICMP administratively prohibited, so ping fails at once and says why;
 // `--doctor` reports which path is in use. Echo requests to the gateway are
-// answered by the engine itself. Flows idle for kIcmpIdleMs are closed.
+// answered by the engine itself. A denied echo flow is remembered (no socket)
+// so it is judged and logged once. Flows idle for kIcmpIdleMs are closed.
 #include <netinet/in.h>
 #include <sys/socket.h>
 
@@ -53,55 +54,68 @@ void Engine::icmp_input(const uint8_t* frame, const packet::Parsed& p) {
   std::span<const uint8_t> request{frame + p.l3_off,
                                    std::min<size_t>(p.l4_off - p.l3_off + p.l4_len, 576)};
   if (it == icmp_map.end()) {
-    uint64_t id = rec.next_flow_id();
-    auto v = pol.judge_addr(proto, p.dst, false, now);
-    if (!v.allow) {
-      deny(id, proto, p.dst, std::nullopt, v);
+    if (icmp.full()) {
       icmp_error_to_child(p.dst, p.src, packet::icmp4::kUnreach,
                           packet::icmp4::kAdminProhibited, packet::icmp6::kUnreach,
                           packet::icmp6::kAdminProhibited, request);
-      return;
-    }
-    int fd = icmp.full() ? -1
-                               : open_dgram(p.dst, 0, v4 ? int(IPPROTO_ICMP) : int(IPPROTO_ICMPV6));
-    if (fd < 0) {
-      int err = errno;
-      if (err == ENETUNREACH || err == EHOSTUNREACH) {
-        icmp_error_to_child(p.dst, p.src, packet::icmp4::kUnreach,
-                            err == ENETUNREACH ? packet::icmp4::kNetUnreach
-                                               : packet::icmp4::kHostUnreach,
-                            packet::icmp6::kUnreach, packet::icmp6::kNoRoute, request);
-      } else {
-        // No ping socket for us (ping_group_range) or too many flows.
-        icmp_error_to_child(p.dst, p.src, packet::icmp4::kUnreach,
-                            packet::icmp4::kAdminProhibited, packet::icmp6::kUnreach,
-                            packet::icmp6::kAdminProhibited, request);
-      }
       ++st.dropped_other;
       return;
+    }
+    uint64_t id = rec.next_flow_id();
+    auto v = pol.judge_addr(proto, p.dst, false, now);
+    int fd = -1;
+    if (v.allow) {
+      fd = open_dgram(p.dst, 0, v4 ? int(IPPROTO_ICMP) : int(IPPROTO_ICMPV6));
+      if (fd < 0) {
+        int err = errno;
+        if (err == ENETUNREACH || err == EHOSTUNREACH) {
+          icmp_error_to_child(p.dst, p.src, packet::icmp4::kUnreach,
+                              err == ENETUNREACH ? packet::icmp4::kNetUnreach
+                                                 : packet::icmp4::kHostUnreach,
+                              packet::icmp6::kUnreach, packet::icmp6::kNoRoute, request);
+        } else {
+          // No ping socket for us (net.ipv4.ping_group_range).
+          icmp_error_to_child(p.dst, p.src, packet::icmp4::kUnreach,
+                              packet::icmp4::kAdminProhibited, packet::icmp6::kUnreach,
+                              packet::icmp6::kAdminProhibited, request);
+        }
+        ++st.dropped_other;
+        return;
+      }
+    } else {
+      deny(id, proto, p.dst, std::nullopt, v);
     }
     slot = *icmp.alloc();
     IcmpFlow& f = icmp[slot];
     f.used = true;
+    f.denied = !v.allow;
     f.key = key;
-    f.sock.reset(fd);
     f.flow_id = id;
     f.started_ms = f.last_ms = now;
     f.ttl = 64;
     icmp_map.emplace(key, slot);
-    ++st.icmp_flows;
-    epoll_event ev{};
-    ev.events = EPOLLIN | EPOLLERR;
-    ev.data.u64 = tag(Tag::Icmp, slot);
-    epoll_ctl(ep.get(), EPOLL_CTL_ADD, fd, &ev);
-    rec.flow_start(id, proto, {p.dst, 0}, pol.names_for(p.dst, now));
     f.queued = now + kIcmpIdleMs;
     arm(Tag::Icmp, slot, f.queued);
+    if (v.allow) {
+      f.sock.reset(fd);
+      ++st.icmp_flows;
+      epoll_event ev{};
+      ev.events = EPOLLIN | EPOLLERR;
+      ev.data.u64 = tag(Tag::Icmp, slot);
+      epoll_ctl(ep.get(), EPOLL_CTL_ADD, fd, &ev);
+      rec.flow_start(id, proto, {p.dst, 0}, pol.names_for(p.dst, now));
+    }
   } else {
     slot = it->second;
   }
   IcmpFlow& f = icmp[slot];
   f.last_ms = now;
+  if (f.denied) {
+    // Judged and logged once, on the first request of this echo flow.
+    icmp_error_to_child(p.dst, p.src, packet::icmp4::kUnreach, packet::icmp4::kAdminProhibited,
+                        packet::icmp6::kUnreach, packet::icmp6::kAdminProhibited, request);
+    return;
+  }
   if (p.ttl != f.ttl) {
     int ttl = p.ttl;
     if (v4) setsockopt(f.sock.get(), IPPROTO_IP, IP_TTL, &ttl, sizeof ttl);
@@ -172,9 +186,11 @@ void Engine::icmp_timer(uint32_t slot, uint64_t when) {
     arm(Tag::Icmp, slot, idle_at);
     return;
   }
-  rec.flow_end(f.flow_id, f.key.raddr.is_v4() ? policy::Proto::Icmp4 : policy::Proto::Icmp6,
-               {f.key.raddr, 0}, f.sent, f.received, now - f.started_ms, observe::Close::Timeout);
-  epoll_ctl(ep.get(), EPOLL_CTL_DEL, f.sock.get(), nullptr);
+  if (!f.denied)
+    rec.flow_end(f.flow_id, f.key.raddr.is_v4() ? policy::Proto::Icmp4 : policy::Proto::Icmp6,
+                 {f.key.raddr, 0}, f.sent, f.received, now - f.started_ms,
+                 observe::Close::Timeout);
+  if (f.sock) epoll_ctl(ep.get(), EPOLL_CTL_DEL, f.sock.get(), nullptr);
   icmp_map.erase(f.key);
   icmp.release(slot);
 }

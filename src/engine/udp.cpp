@@ -9,7 +9,9 @@
 // child from the offending address, quoting a header rebuilt from the child's
 // last IP header and the datagram the error queue returns, so traceroute sees
 // every hop. A flow idle for kUdpIdleMs is closed (flow_end, close=timeout).
-// At most udp.size() flows; beyond that new pairs are dropped and counted.
+// A denied pair is remembered as a flow without a socket, so it is judged and
+// logged once; its datagrams get ICMP administratively prohibited.
+// At most udp.cap() flows; beyond that new pairs are dropped and counted.
 #include <time.h>
 #include <linux/errqueue.h>
 #include <netinet/in.h>
@@ -90,6 +92,8 @@ size_t build_quote(uint8_t* out, size_t cap, const uint8_t* ip_hdr, size_t ip_le
 
 void Engine::udp_input(const uint8_t* frame, const packet::Parsed& p) {
   FlowKey key{p.src, p.dst, p.sport, p.dport};
+  std::span<const uint8_t> quoted{frame + p.l3_off,
+                                  std::min<size_t>(p.l4_off - p.l3_off + p.l4_len, 576)};
   auto it = udp_map.find(key);
   uint32_t slot;
   if (it == udp_map.end()) {
@@ -101,55 +105,60 @@ void Engine::udp_input(const uint8_t* frame, const packet::Parsed& p) {
       }
       cip = p.dst.is_v4() ? *IpAddr::parse("127.0.0.1") : *IpAddr::parse("::1");
     }
-    uint64_t id = rec.next_flow_id();
-    auto v = pol.judge_addr(policy::Proto::Udp, cip, false, now);
-    if (!v.allow) {
-      // Denied datagrams never leave; the child learns at once, as from a
-      // filtering router (ICMP administratively prohibited).
-      deny(id, policy::Proto::Udp, p.dst, p.dport, v);
-      icmp_error_to_child(p.dst, p.src, packet::icmp4::kUnreach,
-                          packet::icmp4::kAdminProhibited, packet::icmp6::kUnreach,
-                          packet::icmp6::kAdminProhibited,
-                          {frame + p.l3_off, std::min<size_t>(p.l4_off - p.l3_off + p.l4_len, 576)});
-      return;
-    }
     if (udp.full()) {
       ++st.dropped_other;
       return;
     }
-    int fd = open_dgram(cip, p.dport, 0);
-    if (fd < 0) {
-      int err = errno;
-      if (err == ENETUNREACH || err == EHOSTUNREACH)
-        icmp_error_to_child(p.dst, p.src, packet::icmp4::kUnreach,
-                            err == ENETUNREACH ? packet::icmp4::kNetUnreach
-                                               : packet::icmp4::kHostUnreach,
-                            packet::icmp6::kUnreach, packet::icmp6::kNoRoute,
-                            {frame + p.l3_off, std::min<size_t>(p.l4_off - p.l3_off + p.l4_len, 576)});
-      return;
+    uint64_t id = rec.next_flow_id();
+    auto v = pol.judge_addr(policy::Proto::Udp, cip, false, now);
+    int fd = -1;
+    if (v.allow) {
+      fd = open_dgram(cip, p.dport, 0);
+      if (fd < 0) {
+        int err = errno;
+        if (err == ENETUNREACH || err == EHOSTUNREACH)
+          icmp_error_to_child(p.dst, p.src, packet::icmp4::kUnreach,
+                              err == ENETUNREACH ? packet::icmp4::kNetUnreach
+                                                 : packet::icmp4::kHostUnreach,
+                              packet::icmp6::kUnreach, packet::icmp6::kNoRoute, quoted);
+        return;
+      }
+    } else {
+      deny(id, policy::Proto::Udp, p.dst, p.dport, v);
     }
     slot = *udp.alloc();
     UdpFlow& f = udp[slot];
     f.used = true;
+    f.denied = !v.allow;
     f.key = key;
-    f.sock.reset(fd);
     f.flow_id = id;
     f.started_ms = f.last_ms = now;
     f.ttl = 64;
     udp_map.emplace(key, slot);
-    ++st.udp_flows;
-    epoll_event ev{};
-    ev.events = EPOLLIN | EPOLLERR;
-    ev.data.u64 = tag(Tag::Udp, slot);
-    epoll_ctl(ep.get(), EPOLL_CTL_ADD, fd, &ev);
-    rec.flow_start(id, policy::Proto::Udp, {p.dst, p.dport}, pol.names_for(p.dst, now));
     f.queued = now + kUdpIdleMs;
     arm(Tag::Udp, slot, f.queued);
+    if (v.allow) {
+      f.sock.reset(fd);
+      ++st.udp_flows;
+      epoll_event ev{};
+      ev.events = EPOLLIN | EPOLLERR;
+      ev.data.u64 = tag(Tag::Udp, slot);
+      epoll_ctl(ep.get(), EPOLL_CTL_ADD, fd, &ev);
+      rec.flow_start(id, policy::Proto::Udp, {p.dst, p.dport}, pol.names_for(p.dst, now));
+    }
   } else {
     slot = it->second;
   }
   UdpFlow& f = udp[slot];
   f.last_ms = now;
+  if (f.denied) {
+    // Denied datagrams never leave; the child learns at once, as from a
+    // filtering router (ICMP administratively prohibited). The flow was
+    // judged and logged once, on its first datagram.
+    icmp_error_to_child(p.dst, p.src, packet::icmp4::kUnreach, packet::icmp4::kAdminProhibited,
+                        packet::icmp6::kUnreach, packet::icmp6::kAdminProhibited, quoted);
+    return;
+  }
   if (p.ttl != f.ttl) {
     set_ttl(f.sock.get(), p.dst, p.ttl);
     f.ttl = p.ttl;
@@ -162,9 +171,10 @@ void Engine::udp_input(const uint8_t* frame, const packet::Parsed& p) {
 }
 
 static void udp_release(Engine& e, UdpFlow& f, uint32_t slot, observe::Close close) {
-  e.rec.flow_end(f.flow_id, policy::Proto::Udp, {f.key.raddr, f.key.rport}, f.bytes_up,
-                 f.bytes_down, e.now - f.started_ms, close);
-  epoll_ctl(e.ep.get(), EPOLL_CTL_DEL, f.sock.get(), nullptr);
+  if (!f.denied)
+    e.rec.flow_end(f.flow_id, policy::Proto::Udp, {f.key.raddr, f.key.rport}, f.bytes_up,
+                   f.bytes_down, e.now - f.started_ms, close);
+  if (f.sock) epoll_ctl(e.ep.get(), EPOLL_CTL_DEL, f.sock.get(), nullptr);
   e.udp_map.erase(f.key);
   e.udp.release(slot);
 }
@@ -238,7 +248,8 @@ void Engine::udp_icmp_close_all() {
   for (uint32_t slot = 0; slot < icmp.size(); ++slot) {
     IcmpFlow& f = icmp[slot];
     if (!f.used) continue;
-    rec.flow_end(f.flow_id, f.key.raddr.is_v4() ? policy::Proto::Icmp4 : policy::Proto::Icmp6,
+    if (!f.denied)
+      rec.flow_end(f.flow_id, f.key.raddr.is_v4() ? policy::Proto::Icmp4 : policy::Proto::Icmp6,
                  {f.key.raddr, 0}, f.sent, f.received, now - f.started_ms, observe::Close::Fin);
     icmp.release(slot);
   }

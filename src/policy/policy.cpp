@@ -131,7 +131,8 @@ Verdict Policy::judge_addr(Proto proto, const IpAddr& ip, bool via_proxy,
     for (const auto& r : cfg_.allow_domains)
       if (domain_matches(n, r)) allowed = true;
   }
-  if (!allowed && cfg_.default_policy == DefaultPolicy::Deny)
+  if (allowed) return Verdict{};  // rules 7-8 match: first match wins
+  if (cfg_.default_policy == DefaultPolicy::Deny)
     return deny("default_deny", "--default-policy", "blocked by `--default-policy deny`");
   if (cfg_.proxy_only && !via_proxy)
     return deny("proxy_only", "--proxy-only",
