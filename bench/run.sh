@@ -240,9 +240,11 @@ check_variants() {
         esac
         if [[ -z ${variant_na[$v]:-} && $v != native ]]; then
             variant_prefix "$v"
-            local err
-            if ! err=$(ip netns exec "$HOST_NS" timeout -k 2 20 "${PREFIX[@]}" true 2>&1); then
-                variant_na[$v]="'${PREFIX[*]} true' failed: $(echo "$err" | tail -n 3 | tr '\n' ' ')"
+            # Output to a file, not a pipe: a sandbox that leaves a daemon
+            # behind must not block us reading its output.
+            if ! ip netns exec "$HOST_NS" timeout -k 2 20 "${PREFIX[@]}" true \
+                    </dev/null >"$WORK/check.$v" 2>&1; then
+                variant_na[$v]="'${PREFIX[*]} true' failed: $(tail -n 3 "$WORK/check.$v" | tr '\n' ' ')"
             fi
         fi
         if [[ -n ${variant_na[$v]:-} ]]; then log "variant $v: n/a: ${variant_na[$v]}"; fi

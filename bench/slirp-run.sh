@@ -4,7 +4,8 @@
 #
 # Theory of operation
 #   1. `unshare --user --map-root-user --net` starts a shell in a new user and
-#      network namespace; it blocks opening the fifo "go" before it execs CMD.
+#      network namespace; it says so through the fifo "inns", then blocks
+#      opening the fifo "go" before it execs CMD.
 #   2. slirp4netns attaches to that shell's pid, creates and configures tap0
 #      (10.0.2.100/24, gateway 10.0.2.2, MTU 65520, no access to the host's
 #      loopback) and writes "1" to its ready fd.
@@ -16,15 +17,27 @@ set -eu
 
 dir=$(mktemp -d "${TMPDIR:-/tmp}/cfbench-slirp.XXXXXX")
 slirp_pid=""
+child=""
 cleanup() {
+    if [ -n "$child" ]; then kill "$child" 2>/dev/null || true; fi
     if [ -n "$slirp_pid" ]; then kill "$slirp_pid" 2>/dev/null || true; fi
     rm -rf "$dir"
 }
 trap cleanup EXIT
-mkfifo "$dir/go" "$dir/ready"
+trap 'exit 143' TERM
+trap 'exit 130' INT
+mkfifo "$dir/inns" "$dir/go" "$dir/ready"
 
-unshare --user --map-root-user --net sh -c 'read _ < "$1"; shift; exec "$@"' sh "$dir/go" "$@" &
+# The shell first reports (fifo "inns") that it runs inside the new
+# namespaces: slirp4netns must not attach before unshare has switched, or it
+# would put tap0 into our own namespace.
+unshare --user --map-root-user --net sh -c '
+    echo > "$1"; read _ < "$2"; shift 2; exec "$@"' sh "$dir/inns" "$dir/go" "$@" &
 child=$!
+if ! timeout 10 head -n1 "$dir/inns" >/dev/null; then
+    echo "slirp-run: unshare did not start its namespaces" >&2
+    exit 125
+fi
 
 # Opened read-write so the open does not block; slirp4netns writes "1" to it
 # once tap0 is configured.
@@ -45,6 +58,7 @@ echo go > "$dir/go"
 
 status=0
 wait "$child" || status=$?
+child=""
 kill "$slirp_pid" 2>/dev/null || true
 wait "$slirp_pid" 2>/dev/null || true
 slirp_pid=""
