@@ -139,6 +139,17 @@ void Engine::deny(uint64_t flow_id, policy::Proto p, const IpAddr& ip,
   rec.policy_violation(flow_id, p, remote, ip, port, v, pol.names_for(ip, now));
 }
 
+// Destinations that would reach the host itself rather than the network.
+bool is_host_local(const IpAddr& ip) {
+  const auto& b = ip.bytes;
+  if (ip.is_v4()) return b[0] == 127 || b[0] == 0;
+  bool zero10 = true;
+  for (int i = 0; i < 10; ++i) zero10 = zero10 && b[i] == 0;
+  if (zero10 && ((b[10] == 0xff && b[11] == 0xff) || (b[10] == 0 && b[11] == 0)))
+    return true;  // ::ffff:a.b.c.d (mapped), ::a.b.c.d (compatible), ::1 and ::
+  return false;
+}
+
 void Engine::handle_frame(const uint8_t* frame, size_t len) {
   packet::Parsed p;
   if (!packet::parse({frame, len}, &p)) {
@@ -179,6 +190,15 @@ void Engine::handle_frame(const uint8_t* frame, size_t len) {
   }
   if (p.dst.is_v4() ? (p.dst.bytes[0] >= 224) : (p.dst.bytes[0] == 0xff)) {
     ++st.dropped_other;  // multicast / broadcast: nothing to relay
+    return;
+  }
+  if (is_host_local(p.dst)) {
+    // The tree's own loopback never reaches tap0; a frame crafted on tap0
+    // (packet socket) towards 127/8, ::1, 0/8, :: or an IPv4-mapped IPv6
+    // address would otherwise make the engine connect to the host's own
+    // loopback. That is only reachable with --allow-host-loopback, through
+    // the gateway address.
+    ++st.dropped_spoofed;
     return;
   }
   switch (p.proto) {
