@@ -25,6 +25,7 @@
 namespace cf::engine {
 
 int open_dgram(const IpAddr& dst, uint16_t port, int proto);
+ssize_t send_datagram(int fd, const uint8_t* data, size_t len);
 ssize_t read_icmp_error(int fd, uint8_t* data, size_t cap, uint8_t* type, uint8_t* code,
                         IpAddr* offender);
 size_t build_quote(uint8_t* out, size_t cap, const uint8_t* ip_hdr, size_t ip_len,
@@ -125,7 +126,7 @@ void Engine::icmp_input(const uint8_t* frame, const packet::Parsed& p) {
   size_t hl = std::min<size_t>(p.l4_off - p.l3_off, sizeof f.ip_hdr);
   std::memcpy(f.ip_hdr, frame + p.l3_off, hl);
   f.ip_hdr_len = uint8_t(hl);
-  if (send(f.sock.get(), frame + p.l4_off, p.l4_len, MSG_DONTWAIT) > 0) ++f.sent;
+  if (send_datagram(f.sock.get(), frame + p.l4_off, p.l4_len) > 0) ++f.sent;
 }
 
 void Engine::icmp_event(uint32_t slot, uint32_t events) {

@@ -52,6 +52,18 @@ int open_dgram(const IpAddr& dst, uint16_t port, int proto) {
   return fd;
 }
 
+// Sends one datagram. A socket with IP_RECVERR keeps the last ICMP error in
+// sk_err, and the next send fails with it (sock_alloc_send_skb reports
+// pending errors) without sending: that error was already delivered through
+// the error queue, so the send is retried once.
+ssize_t send_datagram(int fd, const uint8_t* data, size_t len) {
+  ssize_t n = send(fd, data, len, MSG_DONTWAIT);
+  if (n < 0 && (errno == EHOSTUNREACH || errno == ENETUNREACH || errno == ECONNREFUSED ||
+                errno == EHOSTDOWN || errno == ENOPROTOOPT || errno == EPROTO))
+    n = send(fd, data, len, MSG_DONTWAIT);
+  return n;
+}
+
 // Reads one queued ICMP error; fills type/code/offender and the original
 // datagram payload. Returns the payload length, or -1 when nothing is queued.
 ssize_t read_icmp_error(int fd, uint8_t* data, size_t cap, uint8_t* type, uint8_t* code,
@@ -166,7 +178,7 @@ void Engine::udp_input(const uint8_t* frame, const packet::Parsed& p) {
   size_t hl = std::min<size_t>(p.l4_off - p.l3_off, sizeof f.ip_hdr);
   std::memcpy(f.ip_hdr, frame + p.l3_off, hl);
   f.ip_hdr_len = uint8_t(hl);
-  ssize_t n = send(f.sock.get(), frame + p.payload_off, p.payload_len, MSG_DONTWAIT);
+  ssize_t n = send_datagram(f.sock.get(), frame + p.payload_off, p.payload_len);
   if (n > 0) f.bytes_up += uint64_t(n);
 }
 
