@@ -44,9 +44,22 @@ check_gone() {
     assert_file_absent "/etc/netns/$ns" "$what: /etc/netns/$ns removed"
   done
   assert_file_absent "$dir" "$what: LAB_DIR removed"
-  for pid in $pids; do
-    if kill -0 "$pid" 2>/dev/null; then fail "$what: process $pid ($(cat /proc/"$pid"/comm 2>/dev/null)) survived"; fi
+  # A killed daemon whose parent died with the SIGKILLed shell is reparented
+  # and may stay a zombie until the machine's init reaps it: a zombie runs
+  # nothing and holds nothing, so it counts as gone. Wait briefly for the rest.
+  local deadline=$((SECONDS + 10)) alive
+  while :; do
+    alive=""
+    for pid in $pids; do
+      [[ -e /proc/$pid ]] || continue
+      [[ $(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null) == Z ]] && continue
+      alive+=" $pid($(cat /proc/"$pid"/comm 2>/dev/null))"
+    done
+    [[ -z $alive ]] || ((SECONDS >= deadline)) && break
+    sleep 0.05
   done
+  [[ -z $alive ]] || fail "$what: process(es)$alive survived"
+
   ok "$what: all $(wc -w <<<"$pids") lab processes are gone"
 }
 
