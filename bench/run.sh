@@ -301,7 +301,10 @@ run_one() {  # run_one WORKLOAD VARIANT ROUND
             log "$w/$v round $r: n/a ($reason)"
         else
             for value in $values; do record "$w" "$v" "$r" "$value"; done
-            log "$w/$v round $r: $(echo $values | awk '{ s = 0; for (i = 1; i <= NF; i++) s += $i; printf "%.4g", s / NF }') $(results_unit "$w")"
+            local median
+            median=$(printf '%s\n' $values | sort -g |
+                awk '{ a[NR] = $1 } END { printf "%.4g", NR % 2 ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }')
+            log "$w/$v round $r: $median $(results_unit "$w")"
         fi
     else
         reason="$(cat "$raw.parse")"
@@ -320,7 +323,7 @@ run_one() {  # run_one WORKLOAD VARIANT ROUND
 results_unit() {
     case "$1" in
         throughput) echo Gbit/s ;; latency) echo "µs p50" ;; connrate) echo req/s ;;
-        dns) echo queries/s ;; startup) echo "ms (mean of runs)" ;;
+        dns) echo queries/s ;; startup) echo "ms (median of this round)" ;;
     esac
 }
 
