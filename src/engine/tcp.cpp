@@ -36,6 +36,7 @@
 // kMaxConnecting; SYNs beyond that get RST and are counted.
 //
 // Sequence numbers wrap: compare only with seq_lt / seq_le (serial arithmetic).
+#include <linux/sock_diag.h>
 #include <linux/sockios.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -85,12 +86,33 @@ struct TcpOps {
   // the window update then.
   uint16_t our_window(TcpFlow& f, bool syn) const {
     uint32_t space = 0;
-    if (!f.in_blocked && f.sock) {
-      int sndbuf = 0, outq = 0;
-      socklen_t sl = sizeof sndbuf;
-      getsockopt(f.sock.get(), SOL_SOCKET, SO_SNDBUF, &sndbuf, &sl);
-      ioctl(f.sock.get(), SIOCOUTQ, &outq);
-      space = sndbuf > outq ? uint32_t(sndbuf - outq) / 8 * 7 : 0;
+    if (f.sock) {
+      // TCP charges queued skbs (payload plus overhead) against SO_SNDBUF:
+      // SO_MEMINFO gives both sides of that comparison, so the window we
+      // offer is what send() will really take and the child's in-flight
+      // data is not cut short (a short write drops every segment behind it,
+      // which the child, without SACK, recovers one segment per RTT). An
+      // AF_UNIX pair (TLS pump, DNS stream) is charged by SIOCOUTQ.
+      int sndbuf = 0, queued = 0;
+      if (f.sock_is_unix) {
+        socklen_t sl = sizeof sndbuf;
+        getsockopt(f.sock.get(), SOL_SOCKET, SO_SNDBUF, &sndbuf, &sl);
+        ioctl(f.sock.get(), SIOCOUTQ, &queued);
+      } else {
+        uint32_t mem[SK_MEMINFO_VARS] = {};
+        socklen_t ml = sizeof mem;
+        getsockopt(f.sock.get(), SOL_SOCKET, SO_MEMINFO, mem, &ml);
+        sndbuf = int(mem[SK_MEMINFO_SNDBUF]);
+        queued = int(mem[SK_MEMINFO_WMEM_QUEUED]);
+      }
+      space = sndbuf > queued ? uint32_t(sndbuf - queued) / 8 * 7 : 0;
+      // After a short write the window stays shut until a third of the
+      // buffer is free again (normally signalled by EPOLLOUT; checked here
+      // too so a probe from the child can reopen it).
+      if (f.in_blocked) {
+        if (space >= uint32_t(sndbuf) / 3) f.in_blocked = false;
+        else space = 0;
+      }
       if (space < uint32_t(sndbuf) / 3 && !f.wnd_watch && f.state != TcpState::Connecting) {
         f.wnd_watch = true;
         epoll_event ev{};
@@ -563,6 +585,11 @@ struct TcpOps {
       }
       f.ack_pending = true;
     }
+    // A segment without data that is not the next in sequence is a window
+    // probe (seq = rcv_nxt - 1) or an old duplicate: answer with our current
+    // window, as a TCP receiver must, so a shut window always reopens.
+    if (p.payload_len == 0 && !(p.flags & packet::kFin) && p.seq != f.rcv_nxt)
+      f.ack_pending = true;
     if (p.flags & packet::kFin) {
       if (p.seq + uint32_t(p.payload_len) == f.rcv_nxt && !f.child_fin) {
         if (f.sock) shutdown(f.sock.get(), SHUT_WR);
