@@ -114,11 +114,14 @@ void build_app(CLI::App& app, RawFlags& f) {
       "Read a flow log and print a report instead of running anything", kModes);
   opt("--report-format", f.report_format, "text|markdown|json",
       "Report output format (default: text)", kModes);
-  flag("--cleanup", f.cleanup, "Remove host state left by a killed rootful run", kModes);
+  flag("--cleanup", f.cleanup,
+       "Remove host state left by a killed rootful run (rootful runs are not built yet: nothing to remove)",
+       kModes);
 
   const char* kSandbox = "Sandbox";
   flag("--root", f.root,
-       "Use the rootful backend (default backend: rootless-internal)", kSandbox);
+       "Use the rootful backend (not built yet: runs stop with an error; --doctor --root checks the host)",
+       kSandbox);
   opt("-i,--iface", f.iface, "IFACE", "Host egress interface for direct traffic (rootful only)",
       kSandbox);
   opt("-d,--dns", f.dns, "ADDRESS", "Upstream resolver (IPv4 or IPv6) for the tree's DNS",
@@ -134,7 +137,7 @@ void build_app(CLI::App& app, RawFlags& f) {
   const char* kOutput = "Capture and logs";
   opt("-c,--capture", f.capture, "FILE", "Write the tree's packets as pcapng", kOutput);
   opt("-C,--capture-point", f.capture_point, "child|egress|wire-egress|both",
-      "Which view --capture writes (default: child)", kOutput);
+      "Which view --capture writes (default: child; wire-egress is not built yet)", kOutput);
   opt("--flow-log", f.flow_log, "FILE", "Write flow events as JSON Lines", kOutput);
   flag("--summary", f.summary, "Print a post-run summary on stderr", kOutput);
   opt("--summary-format", f.summary_format, "text|json", "Summary format (default: text)",
