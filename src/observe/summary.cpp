@@ -105,7 +105,7 @@ std::string render_summary(const Config& c, const Recorder::Counts& k, const Run
   std::string o = "childflow summary\n";
   o += fmt::format("  backend:    {}\n", name(c.backend));
   o += fmt::format("  command:    {}\n", shell_join(c.command));
-  o += fmt::format("  controls:   {}\n", controls.empty() ? "none" : "");
+  o += controls.empty() ? "  controls:   none\n" : "  controls:\n";
   for (const auto& x : controls) o += fmt::format("    {}\n", x);
   if (!captures.empty()) {
     o += "  capture:\n";
