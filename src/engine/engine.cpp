@@ -276,13 +276,30 @@ std::optional<std::string> Engine::loop(int pidfd, int sigfd,
   return std::nullopt;
 }
 
+// Closing the last fd of tap0 unregisters the device, which waits for RCU
+// grace periods (about 30 ms, measured with strace -T); the tree is gone by
+// then, so a short-lived child process does it while childflow goes on to
+// exit. Without fork (it failed), the close simply happens here.
+static void close_detached(UniqueFd fd) {
+  pid_t pid = fork();
+  if (pid == 0) {
+    ::close(fd.get());
+    _exit(0);
+  }
+  // Parent: our reference goes; the child still holds the file, so this
+  // close is cheap. Nobody waits for the child: childflow exits first and the
+  // child is reaped by init.
+}
+
 std::optional<std::string> run(const Config& cfg, const Options& opts, UniqueFd tap, int pidfd,
                                int sigfd, const std::function<void(int, int)>& on_signal,
                                policy::Policy& policy, observe::Recorder& rec, Stats* stats) {
   auto eng = std::make_unique<Engine>(cfg, opts, std::move(tap), policy, rec, stats);
   eng->now = monotonic_ms();
   if (auto err = eng->init()) return err;
-  return eng->loop(pidfd, sigfd, on_signal);
+  auto result = eng->loop(pidfd, sigfd, on_signal);
+  close_detached(std::move(eng->tap));
+  return result;
 }
 
 }  // namespace cf::engine
