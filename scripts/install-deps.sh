@@ -13,7 +13,7 @@ BUILD_PKGS=(
 LAB_PKGS=(
   iproute2 iputils-ping traceroute curl python3 openssl uidmap procps
   dnsmasq tinyproxy microsocks dante-server socat tshark
-  iperf3 sockperf wrk slirp4netns passt nmap bind9-dnsutils dnsperf
+  iperf3 sockperf wrk slirp4netns passt nmap bind9-dnsutils dnsperf jq util-linux psmisc
 )
 FUZZ_PKGS=(clang libclang-rt-14-dev)
 

@@ -15,41 +15,10 @@
 set -euo pipefail
 source "${CHILDFLOW_SOURCE_DIR:-$(dirname "$0")/../..}/tests/e2e/lib_engine.sh"
 engine_up
-PY=/usr/bin/python3
-for who in root user; do
-  install -d -m 0755 -o "$([[ $who == user ]] && echo "$LAB_USER" || echo root)" "$LAB_DIR/out-$who"
-done
+source "$CHILDFLOW_SOURCE_DIR/tests/e2e/lib_policy.sh"
 
-udp_py=$(engine_py udp_probe.py <<'EOF'
-import errno, socket, sys
-host, port = sys.argv[1], int(sys.argv[2])
-fam = socket.AF_INET6 if ":" in host else socket.AF_INET
-s = socket.socket(fam, socket.SOCK_DGRAM)
-s.settimeout(3)
-s.connect((host, port))
-try:
-    s.send(b"childflow policy probe")
-    print("reply", len(s.recv(2048)))
-except socket.timeout:
-    print("TIMEOUT")
-except OSError as e:
-    print(errno.errorcode.get(e.errno, str(e.errno)))
-EOF
-)
 
-run() {
-  local who=$1 name=$2
-  shift 2
-  LOG=$LAB_DIR/out-$who/$name.jsonl
-  set +e
-  OUT=$(cf "$who" --flow-log "$LOG" "$@" 2>"$LAB_DIR/out-$who/$name.err")
-  RC=$?
-  set -e
-  ERR=$(cat "$LAB_DIR/out-$who/$name.err")
-}
-violations() {
-  jq -c "select(.event==\"policy_violation\") | select($2)" "$1" 2>/dev/null | grep -c . || true
-}
+
 check_violation() {
   local n
   n=$(violations "$2" "$3")

@@ -14,27 +14,9 @@
 set -euo pipefail
 source "${CHILDFLOW_SOURCE_DIR:-$(dirname "$0")/../..}/tests/e2e/lib_engine.sh"
 engine_up
-PY=/usr/bin/python3
-for who in root user; do
-  install -d -m 0755 -o "$([[ $who == user ]] && echo "$LAB_USER" || echo root)" "$LAB_DIR/out-$who"
-done
+POLICY_PROBE_TAG=observe
+source "$CHILDFLOW_SOURCE_DIR/tests/e2e/lib_policy.sh"
 
-udp_py=$(engine_py udp_probe.py <<'EOF'
-import errno, socket, sys
-host, port = sys.argv[1], int(sys.argv[2])
-fam = socket.AF_INET6 if ":" in host else socket.AF_INET
-s = socket.socket(fam, socket.SOCK_DGRAM)
-s.settimeout(3)
-s.connect((host, port))
-try:
-    s.send(b"childflow observe probe")
-    print("reply", len(s.recv(2048)))
-except socket.timeout:
-    print("TIMEOUT")
-except OSError as e:
-    print(errno.errorcode.get(e.errno, str(e.errno)))
-EOF
-)
 
 check_jq() {  # check_jq MSG FILE_OR_TEXT JQ_BOOLEAN
   local v

@@ -20,21 +20,8 @@
 set -euo pipefail
 source "${CHILDFLOW_SOURCE_DIR:-$(dirname "$0")/../..}/tests/e2e/lib_engine.sh"
 engine_up
-PY=/usr/bin/python3
-for who in root user; do
-  install -d -m 0755 -o "$([[ $who == user ]] && echo "$LAB_USER" || echo root)" "$LAB_DIR/out-$who"
-done
+source "$CHILDFLOW_SOURCE_DIR/tests/e2e/lib_policy.sh"
 
-run() {
-  local who=$1 name=$2
-  shift 2
-  LOG=$LAB_DIR/out-$who/$name.jsonl
-  set +e
-  OUT=$(cf "$who" --flow-log "$LOG" "$@" 2>"$LAB_DIR/out-$who/$name.err")
-  RC=$?
-  set -e
-  ERR=$(cat "$LAB_DIR/out-$who/$name.err")
-}
 check_schema() {
   local out
   if out=$($PY "$CHILDFLOW_SOURCE_DIR/tests/lab/flowlog_schema.py" "$1" 2>&1); then
