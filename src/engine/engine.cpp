@@ -23,6 +23,7 @@
 #include "engine/engine.hpp"
 
 #include <fcntl.h>
+#include <linux/close_range.h>
 #include <sys/random.h>
 #include <sys/signalfd.h>
 #include <sys/timerfd.h>
@@ -283,7 +284,12 @@ std::optional<std::string> Engine::loop(int pidfd, int sigfd,
 static void close_detached(UniqueFd fd) {
   pid_t pid = fork();
   if (pid == 0) {
-    ::close(fd.get());
+    // Drop every other fd first: a caller reading our stdout/stderr until EOF
+    // (a shell's $(...), a test harness) must not wait for this child.
+    int keep = fd.get();
+    if (keep > 0) close_range(0, unsigned(keep) - 1, 0);
+    close_range(unsigned(keep) + 1, ~0U, 0);
+    ::close(keep);
     _exit(0);
   }
   // Parent: our reference goes; the child still holds the file, so this

@@ -121,9 +121,13 @@ struct TcpFlow {
   uint8_t syn_quote_len = 0;
 };
 
-struct UdpFlow {
+// A UDP pair or an ICMP echo flow (same life cycle: judged once, a connected
+// datagram socket, idle expiry). For ICMP, key.cport is the child's echo id
+// and key.rport is 0.
+struct DatagramFlow {
   bool used = false;
-  bool denied = false;  // judged and denied: packets dropped, not logged again
+  bool denied = false;  // judged and denied: no socket, refused, not logged again
+  policy::Proto proto = policy::Proto::Udp;
   FlowKey key;
   UniqueFd sock;
   uint64_t flow_id = 0;
@@ -133,19 +137,9 @@ struct UdpFlow {
   uint8_t ip_hdr[40];  // the child's last IP header (quoted by ICMP errors)
   uint8_t ip_hdr_len = 0;
 };
-
-struct IcmpFlow {
-  bool used = false;
-  bool denied = false;  // judged and denied: requests refused, not logged again
-  FlowKey key;  // cport = child's echo id
-  UniqueFd sock;
-  uint64_t flow_id = 0;
-  uint64_t started_ms = 0, last_ms = 0, queued = 0;
-  uint8_t ttl = 64;
-  uint64_t sent = 0, received = 0;
-  uint8_t ip_hdr[40];
-  uint8_t ip_hdr_len = 0;
-};
+using UdpFlow = DatagramFlow;
+using IcmpFlow = DatagramFlow;
+using FlowMap = std::unordered_map<FlowKey, uint32_t, FlowKeyHash>;
 
 struct DnsPending {
   bool used = false;
@@ -241,6 +235,14 @@ class Engine {
   void tcp_flush_acks();
   void tcp_close_all();
   void udp_icmp_close_all();
+  // Datagram flows (udp.cpp): add a judged flow (fd < 0 when denied), end
+  // one (flow_end unless denied), and the idle timer.
+  uint32_t dgram_open(SlotTable<DatagramFlow>& table, FlowMap& map, Tag kind, policy::Proto proto,
+                      const FlowKey& key, uint64_t id, int fd, uint64_t idle_ms);
+  void dgram_release(SlotTable<DatagramFlow>& table, FlowMap& map, uint32_t slot,
+                     observe::Close close);
+  void dgram_timer(SlotTable<DatagramFlow>& table, FlowMap& map, Tag kind, uint32_t slot,
+                   uint64_t when, uint64_t idle_ms);
   void tcp_pump_event(uint32_t slot);
   void dns_stream_event(uint32_t slot);
   void dns_stream_kick(TcpFlow& f);
@@ -257,16 +259,16 @@ class Engine {
 
   // TCP state (tcp.cpp).
   SlotTable<TcpFlow> tcp{16384};
-  std::unordered_map<FlowKey, uint32_t, FlowKeyHash> tcp_map;
+  FlowMap tcp_map;
   std::vector<uint32_t> tcp_ack_list;
   uint32_t tcp_connecting = 0;
   uint32_t isn_state = 0;
   // UDP state.
   SlotTable<UdpFlow> udp{4096};
-  std::unordered_map<FlowKey, uint32_t, FlowKeyHash> udp_map;
+  FlowMap udp_map;
   // ICMP state.
   SlotTable<IcmpFlow> icmp{256};
-  std::unordered_map<FlowKey, uint32_t, FlowKeyHash> icmp_map;
+  FlowMap icmp_map;
   // DNS relay state.
   UniqueFd dns_up;  // connected UDP socket to the resolver
   SlotTable<DnsPending> dns{1024};  // pending queries

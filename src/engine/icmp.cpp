@@ -86,24 +86,9 @@ void Engine::icmp_input(const uint8_t* frame, const packet::Parsed& p) {
     } else {
       deny(id, proto, p.dst, std::nullopt, v);
     }
-    slot = *icmp.alloc();
-    IcmpFlow& f = icmp[slot];
-    f.used = true;
-    f.denied = !v.allow;
-    f.key = key;
-    f.flow_id = id;
-    f.started_ms = f.last_ms = now;
-    f.ttl = 64;
-    icmp_map.emplace(key, slot);
-    f.queued = now + kIcmpIdleMs;
-    arm(Tag::Icmp, slot, f.queued);
+    slot = dgram_open(icmp, icmp_map, Tag::Icmp, proto, key, id, fd, kIcmpIdleMs);
     if (v.allow) {
-      f.sock.reset(fd);
       ++st.icmp_flows;
-      epoll_event ev{};
-      ev.events = EPOLLIN | EPOLLERR;
-      ev.data.u64 = tag(Tag::Icmp, slot);
-      epoll_ctl(ep.get(), EPOLL_CTL_ADD, fd, &ev);
       rec.flow_start(id, proto, {p.dst, 0}, pol.names_for(p.dst, now));
     }
   } else {
@@ -126,7 +111,8 @@ void Engine::icmp_input(const uint8_t* frame, const packet::Parsed& p) {
   size_t hl = std::min<size_t>(p.l4_off - p.l3_off, sizeof f.ip_hdr);
   std::memcpy(f.ip_hdr, frame + p.l3_off, hl);
   f.ip_hdr_len = uint8_t(hl);
-  if (send_datagram(f.sock.get(), frame + p.l4_off, p.l4_len) > 0) ++f.sent;
+  ssize_t n = send_datagram(f.sock.get(), frame + p.l4_off, p.l4_len);
+  if (n > 0) f.bytes_up += uint64_t(n);
 }
 
 void Engine::icmp_event(uint32_t slot, uint32_t events) {
@@ -169,7 +155,7 @@ void Engine::icmp_event(uint32_t slot, uint32_t events) {
       if (n < 8) continue;
       uint8_t reply = v4 ? packet::icmp4::kEchoReply : packet::icmp6::kEchoReply;
       if (buf[0] != reply) continue;
-      ++f.received;
+      f.bytes_down += uint64_t(n);
       uint16_t seq = uint16_t(buf[6] << 8 | buf[7]);
       send_frame(packet::build_icmp_echo(tx, opts.plan.gw_mac, child_mac, f.key.raddr,
                                          f.key.caddr, true, f.key.cport, seq,
@@ -179,21 +165,7 @@ void Engine::icmp_event(uint32_t slot, uint32_t events) {
 }
 
 void Engine::icmp_timer(uint32_t slot, uint64_t when) {
-  IcmpFlow& f = icmp[slot];
-  if (!f.used || when != f.queued) return;
-  uint64_t idle_at = f.last_ms + kIcmpIdleMs;
-  if (idle_at > now) {
-    f.queued = idle_at;
-    arm(Tag::Icmp, slot, idle_at);
-    return;
-  }
-  if (!f.denied)
-    rec.flow_end(f.flow_id, f.key.raddr.is_v4() ? policy::Proto::Icmp4 : policy::Proto::Icmp6,
-                 {f.key.raddr, 0}, f.sent, f.received, now - f.started_ms,
-                 observe::Close::Timeout);
-  if (f.sock) epoll_ctl(ep.get(), EPOLL_CTL_DEL, f.sock.get(), nullptr);
-  icmp_map.erase(f.key);
-  icmp.release(slot);
+  dgram_timer(icmp, icmp_map, Tag::Icmp, slot, when, kIcmpIdleMs);
 }
 
 }  // namespace cf::engine

@@ -138,24 +138,9 @@ void Engine::udp_input(const uint8_t* frame, const packet::Parsed& p) {
     } else {
       deny(id, policy::Proto::Udp, p.dst, p.dport, v);
     }
-    slot = *udp.alloc();
-    UdpFlow& f = udp[slot];
-    f.used = true;
-    f.denied = !v.allow;
-    f.key = key;
-    f.flow_id = id;
-    f.started_ms = f.last_ms = now;
-    f.ttl = 64;
-    udp_map.emplace(key, slot);
-    f.queued = now + kUdpIdleMs;
-    arm(Tag::Udp, slot, f.queued);
+    slot = dgram_open(udp, udp_map, Tag::Udp, policy::Proto::Udp, key, id, fd, kUdpIdleMs);
     if (v.allow) {
-      f.sock.reset(fd);
       ++st.udp_flows;
-      epoll_event ev{};
-      ev.events = EPOLLIN | EPOLLERR;
-      ev.data.u64 = tag(Tag::Udp, slot);
-      epoll_ctl(ep.get(), EPOLL_CTL_ADD, fd, &ev);
       rec.flow_start(id, policy::Proto::Udp, {p.dst, p.dport}, pol.names_for(p.dst, now));
     }
   } else {
@@ -180,15 +165,6 @@ void Engine::udp_input(const uint8_t* frame, const packet::Parsed& p) {
   f.ip_hdr_len = uint8_t(hl);
   ssize_t n = send_datagram(f.sock.get(), frame + p.payload_off, p.payload_len);
   if (n > 0) f.bytes_up += uint64_t(n);
-}
-
-static void udp_release(Engine& e, UdpFlow& f, uint32_t slot, observe::Close close) {
-  if (!f.denied)
-    e.rec.flow_end(f.flow_id, policy::Proto::Udp, {f.key.raddr, f.key.rport}, f.bytes_up,
-                   f.bytes_down, e.now - f.started_ms, close);
-  if (f.sock) epoll_ctl(e.ep.get(), EPOLL_CTL_DEL, f.sock.get(), nullptr);
-  e.udp_map.erase(f.key);
-  e.udp.release(slot);
 }
 
 void Engine::udp_event(uint32_t slot, uint32_t events) {
@@ -237,34 +213,64 @@ void Engine::udp_event(uint32_t slot, uint32_t events) {
 }
 
 void Engine::udp_timer(uint32_t slot, uint64_t when) {
-  UdpFlow& f = udp[slot];
-  if (!f.used || when != f.queued) return;
-  uint64_t idle_at = f.last_ms + kUdpIdleMs;
-  if (idle_at > now) {
-    f.queued = idle_at;
-    arm(Tag::Udp, slot, idle_at);
-    return;
-  }
-  udp_release(*this, f, slot, observe::Close::Timeout);
+  dgram_timer(udp, udp_map, Tag::Udp, slot, when, kUdpIdleMs);
 }
 
-}  // namespace cf::engine
+uint32_t Engine::dgram_open(SlotTable<DatagramFlow>& table, FlowMap& map, Tag kind,
+                            policy::Proto proto, const FlowKey& key, uint64_t id, int fd,
+                            uint64_t idle_ms) {
+  uint32_t slot = *table.alloc();
+  DatagramFlow& f = table[slot];
+  f.used = true;
+  f.denied = fd < 0;
+  f.proto = proto;
+  f.key = key;
+  f.flow_id = id;
+  f.started_ms = f.last_ms = now;
+  map.emplace(key, slot);
+  f.queued = now + idle_ms;
+  arm(kind, slot, f.queued);
+  if (fd >= 0) {
+    f.sock.reset(fd);
+    epoll_event ev{};
+    ev.events = EPOLLIN | EPOLLERR;
+    ev.data.u64 = tag(kind, slot);
+    epoll_ctl(ep.get(), EPOLL_CTL_ADD, fd, &ev);
+  }
+  return slot;
+}
 
-namespace cf::engine {
+void Engine::dgram_release(SlotTable<DatagramFlow>& table, FlowMap& map, uint32_t slot,
+                           observe::Close close) {
+  DatagramFlow& f = table[slot];
+  if (!f.denied)
+    rec.flow_end(f.flow_id, f.proto, {f.key.raddr, f.key.rport}, f.bytes_up, f.bytes_down,
+                 now - f.started_ms, close);
+  if (f.sock) epoll_ctl(ep.get(), EPOLL_CTL_DEL, f.sock.get(), nullptr);
+  map.erase(f.key);
+  table.release(slot);
+}
+
+void Engine::dgram_timer(SlotTable<DatagramFlow>& table, FlowMap& map, Tag kind, uint32_t slot,
+                         uint64_t when, uint64_t idle_ms) {
+  DatagramFlow& f = table[slot];
+  if (!f.used || when != f.queued) return;
+  uint64_t idle_at = f.last_ms + idle_ms;
+  if (idle_at > now) {
+    f.queued = idle_at;
+    arm(kind, slot, idle_at);
+    return;
+  }
+  dgram_release(table, map, slot, observe::Close::Timeout);
+}
 
 // At the end of the run every open datagram flow ends too (close=fin: the
 // tree finished; idle expiry is close=timeout).
 void Engine::udp_icmp_close_all() {
   for (uint32_t slot = 0; slot < udp.size(); ++slot)
-    if (udp[slot].used) udp_release(*this, udp[slot], slot, observe::Close::Fin);
-  for (uint32_t slot = 0; slot < icmp.size(); ++slot) {
-    IcmpFlow& f = icmp[slot];
-    if (!f.used) continue;
-    if (!f.denied)
-      rec.flow_end(f.flow_id, f.key.raddr.is_v4() ? policy::Proto::Icmp4 : policy::Proto::Icmp6,
-                 {f.key.raddr, 0}, f.sent, f.received, now - f.started_ms, observe::Close::Fin);
-    icmp.release(slot);
-  }
+    if (udp[slot].used) dgram_release(udp, udp_map, slot, observe::Close::Fin);
+  for (uint32_t slot = 0; slot < icmp.size(); ++slot)
+    if (icmp[slot].used) dgram_release(icmp, icmp_map, slot, observe::Close::Fin);
 }
 
 }  // namespace cf::engine
