@@ -220,11 +220,7 @@ struct TcpOps {
       if (r <= 0) break;
       n -= uint32_t(r);
     }
-    if (f.pump && !f.pump->pump()) pump_finished(f);
   }
-
-  // The TLS tunnel ended; the translator end sees EOF (or the flow resets).
-  void pump_finished(TcpFlow&) {}
 
   void rewind(TcpFlow& f) {
     f.snd_nxt = f.snd_una;

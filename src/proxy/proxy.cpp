@@ -378,6 +378,14 @@ TlsPump::~TlsPump() {
 
 UniqueFd TlsPump::take_translator_end() { return std::move(translator_); }
 
+// A failed tunnel closes the translator's side, so the child sees its
+// connection end instead of waiting on it forever.
+bool TlsPump::fail() {
+  failed_ = true;
+  if (local_) shutdown(local_.get(), SHUT_RDWR);
+  return false;
+}
+
 bool TlsPump::pump() {
   if (failed_) return false;
   bool progress = true;
@@ -397,8 +405,7 @@ bool TlsPump::pump() {
           shutdown(local_.get(), SHUT_WR);
           progress = true;
         } else if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE) {
-          failed_ = true;
-          return false;
+          return fail();
         }
       }
     }
@@ -409,8 +416,7 @@ bool TlsPump::pump() {
         down_off_ += size_t(n);
         progress = true;
       } else if (n < 0 && errno != EAGAIN) {
-        failed_ = true;
-        return false;
+        return fail();
       }
     }
     // Translator -> proxy.
@@ -424,8 +430,7 @@ bool TlsPump::pump() {
         local_eof_ = true;
         progress = true;
       } else if (errno != EAGAIN) {
-        failed_ = true;
-        return false;
+        return fail();
       }
     }
     if (up_off_ < up_len_) {
@@ -436,8 +441,7 @@ bool TlsPump::pump() {
       } else {
         int e = SSL_get_error(ssl_, n);
         if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE) {
-          failed_ = true;
-          return false;
+          return fail();
         }
       }
     }

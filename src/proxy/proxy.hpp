@@ -112,6 +112,7 @@ class TlsPump {
   bool pump();
 
  private:
+  bool fail();
   SSL* ssl_;
   UniqueFd net_, local_, translator_;
   uint8_t up_[16384];
