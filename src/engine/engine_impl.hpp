@@ -239,6 +239,10 @@ class Engine {
   // one (flow_end unless denied), and the idle timer.
   uint32_t dgram_open(SlotTable<DatagramFlow>& table, FlowMap& map, Tag kind, policy::Proto proto,
                       const FlowKey& key, uint64_t id, int fd, uint64_t idle_ms);
+  // Sends one datagram of the flow with the child's TTL, keeping its IP
+  // header for ICMP error quotes.
+  void dgram_send(DatagramFlow& f, const uint8_t* frame, const packet::Parsed& p,
+                  const uint8_t* data, size_t len);
   void dgram_release(SlotTable<DatagramFlow>& table, FlowMap& map, uint32_t slot,
                      observe::Close close);
   void dgram_timer(SlotTable<DatagramFlow>& table, FlowMap& map, Tag kind, uint32_t slot,

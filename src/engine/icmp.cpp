@@ -25,7 +25,6 @@
 namespace cf::engine {
 
 int open_dgram(const IpAddr& dst, uint16_t port, int proto);
-ssize_t send_datagram(int fd, const uint8_t* data, size_t len);
 ssize_t read_icmp_error(int fd, uint8_t* data, size_t cap, uint8_t* type, uint8_t* code,
                         IpAddr* offender);
 size_t build_quote(uint8_t* out, size_t cap, const uint8_t* ip_hdr, size_t ip_len,
@@ -102,17 +101,7 @@ void Engine::icmp_input(const uint8_t* frame, const packet::Parsed& p) {
                         packet::icmp6::kUnreach, packet::icmp6::kAdminProhibited, request);
     return;
   }
-  if (p.ttl != f.ttl) {
-    int ttl = p.ttl;
-    if (v4) setsockopt(f.sock.get(), IPPROTO_IP, IP_TTL, &ttl, sizeof ttl);
-    else setsockopt(f.sock.get(), IPPROTO_IPV6, IPV6_UNICAST_HOPS, &ttl, sizeof ttl);
-    f.ttl = p.ttl;
-  }
-  size_t hl = std::min<size_t>(p.l4_off - p.l3_off, sizeof f.ip_hdr);
-  std::memcpy(f.ip_hdr, frame + p.l3_off, hl);
-  f.ip_hdr_len = uint8_t(hl);
-  ssize_t n = send_datagram(f.sock.get(), frame + p.l4_off, p.l4_len);
-  if (n > 0) f.bytes_up += uint64_t(n);
+  dgram_send(f, frame, p, frame + p.l4_off, p.l4_len);  // the whole echo request
 }
 
 void Engine::icmp_event(uint32_t slot, uint32_t events) {

@@ -156,15 +156,7 @@ void Engine::udp_input(const uint8_t* frame, const packet::Parsed& p) {
                         packet::icmp6::kUnreach, packet::icmp6::kAdminProhibited, quoted);
     return;
   }
-  if (p.ttl != f.ttl) {
-    set_ttl(f.sock.get(), p.dst, p.ttl);
-    f.ttl = p.ttl;
-  }
-  size_t hl = std::min<size_t>(p.l4_off - p.l3_off, sizeof f.ip_hdr);
-  std::memcpy(f.ip_hdr, frame + p.l3_off, hl);
-  f.ip_hdr_len = uint8_t(hl);
-  ssize_t n = send_datagram(f.sock.get(), frame + p.payload_off, p.payload_len);
-  if (n > 0) f.bytes_up += uint64_t(n);
+  dgram_send(f, frame, p, frame + p.payload_off, p.payload_len);
 }
 
 void Engine::udp_event(uint32_t slot, uint32_t events) {
@@ -238,6 +230,19 @@ uint32_t Engine::dgram_open(SlotTable<DatagramFlow>& table, FlowMap& map, Tag ki
     epoll_ctl(ep.get(), EPOLL_CTL_ADD, fd, &ev);
   }
   return slot;
+}
+
+void Engine::dgram_send(DatagramFlow& f, const uint8_t* frame, const packet::Parsed& p,
+                        const uint8_t* data, size_t len) {
+  if (p.ttl != f.ttl) {
+    set_ttl(f.sock.get(), p.dst, p.ttl);
+    f.ttl = p.ttl;
+  }
+  size_t hl = std::min<size_t>(p.l4_off - p.l3_off, sizeof f.ip_hdr);
+  std::memcpy(f.ip_hdr, frame + p.l3_off, hl);
+  f.ip_hdr_len = uint8_t(hl);
+  ssize_t n = send_datagram(f.sock.get(), data, len);
+  if (n > 0) f.bytes_up += uint64_t(n);
 }
 
 void Engine::dgram_release(SlotTable<DatagramFlow>& table, FlowMap& map, uint32_t slot,
