@@ -13,6 +13,9 @@
 #   run WHO NAME CHILDFLOW_ARGS...   runs childflow with --flow-log; sets RC,
 #               OUT, ERR and LOG, and fails the check when childflow hung
 #   violations LOG JQ_FILTER         number of matching policy_violation events
+#   check_violation MSG LOG JQ_FILTER  at least one matching violation
+#   check_schema LOG                 the log validates against the schema
+#   lines FILE                       number of non-empty lines
 
 PY=/usr/bin/python3
 for who in root user; do
@@ -52,3 +55,20 @@ run() {
 violations() {
   jq -c "select(.event==\"policy_violation\") | select($2)" "$1" 2>/dev/null | grep -c . || true
 }
+
+check_violation() {
+  local n
+  n=$(violations "$2" "$3")
+  if ((n >= 1)); then check_pass "$1"; else check_fail "$1: no policy_violation with $3 in $(grep policy_violation "$2" 2>/dev/null | head -5)"; fi
+}
+
+check_schema() {
+  local out
+  if out=$($PY "$CHILDFLOW_SOURCE_DIR/tests/lab/flowlog_schema.py" "$1" 2>&1); then
+    check_pass "flow log $(basename "$1") validates ($out)"
+  else
+    check_fail "flow log $(basename "$1") does not validate: $out"
+  fi
+}
+
+lines() { grep -c . "$1" || true; }

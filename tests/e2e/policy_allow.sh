@@ -17,23 +17,6 @@ source "${CHILDFLOW_SOURCE_DIR:-$(dirname "$0")/../..}/tests/e2e/lib_engine.sh"
 engine_up
 source "$CHILDFLOW_SOURCE_DIR/tests/e2e/lib_policy.sh"
 
-
-
-check_violation() {
-  local n
-  n=$(violations "$2" "$3")
-  if ((n >= 1)); then check_pass "$1"; else check_fail "$1: no policy_violation with $3 in $(grep policy_violation "$2" 2>/dev/null | head -5)"; fi
-}
-check_schema() {
-  local out
-  if out=$($PY "$CHILDFLOW_SOURCE_DIR/tests/lab/flowlog_schema.py" "$1" 2>&1); then
-    check_pass "flow log $(basename "$1") validates ($out)"
-  else
-    check_fail "flow log $(basename "$1") does not validate: $out"
-  fi
-}
-lines() { grep -c . "$1" || true; }
-
 for who in root user; do
   echo "# --- as $who"
 

@@ -24,18 +24,8 @@ source "${CHILDFLOW_SOURCE_DIR:-$(dirname "$0")/../..}/tests/e2e/lib_engine.sh"
 engine_up
 source "$CHILDFLOW_SOURCE_DIR/tests/e2e/lib_policy.sh"
 
-
 # timed CMD...: run inside the tree; prints "rc=N ms=M".
 TIMED='s=$(date +%s%N); "$@" >/dev/null 2>&1; rc=$?; e=$(date +%s%N); echo "rc=$rc ms=$(((e-s)/1000000))"'
-
-
-
-# check_violation MSG LOG JQ_FILTER : at least one matching violation.
-check_violation() {
-  local n
-  n=$(violations "$2" "$3")
-  if ((n >= 1)); then check_pass "$1"; else check_fail "$1: no policy_violation with $3 in $(cat "$2" 2>/dev/null | grep policy_violation | head -5)"; fi
-}
 
 # check_fast MSG "rc=N ms=M" RC : the command failed with RC in under 1 s.
 check_fast() {
@@ -45,17 +35,6 @@ check_fast() {
     check_le "${BASH_REMATCH[2]}" 1000 "$msg: within 1 s (ms)"
   else
     check_fail "$msg: no timing line in [$line]"
-  fi
-}
-
-lines() { grep -c . "$1" || true; }
-
-check_schema() {
-  local out
-  if out=$($PY "$CHILDFLOW_SOURCE_DIR/tests/lab/flowlog_schema.py" "$1" 2>&1); then
-    check_pass "flow log $(basename "$1") validates ($out)"
-  else
-    check_fail "flow log $(basename "$1") does not validate: $out"
   fi
 }
 

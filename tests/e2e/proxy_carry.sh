@@ -22,15 +22,6 @@ source "${CHILDFLOW_SOURCE_DIR:-$(dirname "$0")/../..}/tests/e2e/lib_engine.sh"
 engine_up
 source "$CHILDFLOW_SOURCE_DIR/tests/e2e/lib_policy.sh"
 
-check_schema() {
-  local out
-  if out=$($PY "$CHILDFLOW_SOURCE_DIR/tests/lab/flowlog_schema.py" "$1" 2>&1); then
-    check_pass "flow log $(basename "$1") validates ($out)"
-  else
-    check_fail "flow log $(basename "$1") does not validate: $out"
-  fi
-}
-lines() { grep -c . "$1" || true; }
 # since FILE N : the lines of FILE after its first N.
 since() { tail -n "+$(($2 + 1))" "$1"; }
 

@@ -14,16 +14,6 @@ engine_up
 POLICY_PROBE_TAG=proxy
 source "$CHILDFLOW_SOURCE_DIR/tests/e2e/lib_policy.sh"
 
-
-check_schema() {
-  local out
-  if out=$($PY "$CHILDFLOW_SOURCE_DIR/tests/lab/flowlog_schema.py" "$1" 2>&1); then
-    check_pass "flow log $(basename "$1") validates ($out)"
-  else
-    check_fail "flow log $(basename "$1") does not validate: $out"
-  fi
-}
-lines() { grep -c . "$1" || true; }
 since() { tail -n "+$(($2 + 1))" "$1"; }
 https_port() { echo "${1##*:}"; }
 CRED=(-U "$LAB_PROXY_USER" -P "$LAB_PROXY_PASS")
