@@ -491,6 +491,15 @@ Check check_ping_group_range(Host& h, const Identity& id) {
                      ", or a range such as \"0 2147483647\" for every group");
 }
 
+Check check_kernel_feature(Host& h, kernel::Feature f) {
+  kernel::Probe p = h.kernel_probe(f);
+  std::string key = fmt::format("kernel_{}", p.name);
+  std::string found = p.available ? "the kernel has it" : "the kernel lacks it";
+  if (p.available && p.forced_off) found += ", but CHILDFLOW_FORCE_FALLBACK turns it off";
+  return ok(key, fmt::format("kernel feature {}", p.name), Section::Capability,
+            fmt::format("{}: {}", found, kernel::describe_path(f, p.in_use())));
+}
+
 // --- both backends -----------------------------------------------------------
 
 Check check_resolver(Host& h, const Config& c) {
@@ -767,6 +776,8 @@ Report diagnose(Host& h, const Config& c, Scope scope) {
       }
       out.push_back(check_tun(h));
       if (all) out.push_back(check_ping_group_range(h, id));
+      if (all)
+        for (kernel::Feature f : kernel::all_features()) out.push_back(check_kernel_feature(h, f));
       if (wire) out.push_back(check_packet_socket(h, id, c));
       break;
     case Backend::Rootful:

@@ -67,6 +67,9 @@ Check check_newuidmap(Host& h, const Identity& id);
 Check check_subid(Host& h, const Identity& id, bool gid_ranges);  // /etc/subuid or /etc/subgid
 Check check_tun(Host& h);
 Check check_ping_group_range(Host& h, const Identity& id);
+// A kernel feature with a fallback path (always ok: both paths are correct;
+// the detail says which one runs).
+Check check_kernel_feature(Host& h, kernel::Feature f);
 
 // Both backends.
 Check check_resolver(Host& h, const Config& c);

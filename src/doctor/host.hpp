@@ -16,6 +16,8 @@
 #include <string>
 #include <vector>
 
+#include "common/kernel.hpp"
+
 namespace cf::doctor {
 
 struct FileInfo {
@@ -81,6 +83,10 @@ class Host {
   // An unprivileged ICMP ("ping") socket, SOCK_DGRAM with IPPROTO_ICMP or
   // IPPROTO_ICMPV6, opened and closed: 0 or the errno.
   virtual int try_ping_socket(bool ipv6) = 0;
+  // What the engine's start-up probe found for a kernel feature (and whether
+  // CHILDFLOW_FORCE_FALLBACK turns it off), so the doctor shows the path a
+  // run takes.
+  virtual kernel::Probe kernel_probe(kernel::Feature f) = 0;
 };
 
 std::unique_ptr<Host> make_system_host();

@@ -303,6 +303,7 @@ class SystemHost final : public Host {
     return fd ? 0 : errno;
   }
 
+  kernel::Probe kernel_probe(kernel::Feature f) override { return kernel::probe(f); }
   int try_ping_socket(bool ipv6) override {
     UniqueFd fd(ipv6 ? ::socket(AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC, IPPROTO_ICMPV6)
                      : ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, IPPROTO_ICMP));

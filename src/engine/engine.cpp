@@ -35,6 +35,7 @@
 #include <fmt/format.h>
 
 #include "capture/capture.hpp"
+#include "common/kernel.hpp"
 #include "engine/engine_impl.hpp"
 
 namespace cf::engine {
@@ -76,6 +77,7 @@ std::optional<std::string> Engine::init() {
 
   tcp_ack_list.reserve(tcp.cap());
   isn_state = random_u32();
+  tcp_peek_off = kernel::probe(kernel::Feature::TcpPeekOff).in_use();
   return dns_init();
 }
 

@@ -19,6 +19,7 @@
 #include "config/config.hpp"
 #include "engine/engine.hpp"
 #include "engine/packet.hpp"
+#include "engine/send_copy.hpp"
 #include "observe/recorder.hpp"
 #include "policy/policy.hpp"
 #include "proxy/proxy.hpp"
@@ -90,6 +91,10 @@ struct TcpFlow {
   std::unique_ptr<DnsStream> dns;        // gateway:53/tcp flows
   bool via_proxy = false;
   bool sock_is_unix = false;
+  // Bytes towards the child stay in the host socket's queue and are read at
+  // SO_PEEK_OFF (true), or are moved into `copy` (false; see send_copy.hpp).
+  bool peek_off = true;
+  SendCopy copy;
   uint64_t flow_id = 0;
   uint64_t started_ms = 0;
   // Sequence space towards the child (ours) and from the child.
@@ -267,6 +272,7 @@ class Engine {
   std::vector<uint32_t> tcp_ack_list;
   uint32_t tcp_connecting = 0;
   uint32_t isn_state = 0;
+  bool tcp_peek_off = true;  // kernel::Feature::TcpPeekOff in use (probed in init)
   // UDP state.
   SlotTable<UdpFlow> udp{4096};
   FlowMap udp_map;

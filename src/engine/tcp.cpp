@@ -26,6 +26,15 @@
 // offset to snd_una and resend. A zero window is probed on the same timer. Host
 // EOF becomes our FIN once all data is acknowledged.
 //
+// Kernels before 6.9 reject SO_PEEK_OFF on TCP (EOPNOTSUPP), and a peek then
+// always starts at the head of the queue. Such flows (kernel::Feature::
+// TcpPeekOff probed off, or the setsockopt failing for this socket) read the
+// bytes out of the socket into a per-flow SendCopy instead, send and resend
+// from it, and drop from its front as ACKs arrive. The copy is bounded
+// (SendCopy::kMax), which bounds that flow's data in flight. AF_UNIX pairs
+// (TLS pump, DNS stream) always peek: unix sockets have had SO_PEEK_OFF since
+// Linux 3.4.
+//
 // Resets. Host ECONNRESET becomes RST to the child; the child's RST becomes
 // SO_LINGER{1,0} + close, which resets the host connection.
 //
@@ -211,6 +220,10 @@ struct TcpOps {
   }
 
   void discard(TcpFlow& f, uint32_t n) {
+    if (!f.peek_off) {
+      f.copy.drop(n);
+      return;
+    }
     while (n > 0) {
       // TCP drops queued bytes with MSG_TRUNC and no buffer; AF_UNIX (the TLS
       // pump's socketpair) needs a real read.
@@ -225,9 +238,37 @@ struct TcpOps {
   void rewind(TcpFlow& f) {
     f.snd_nxt = f.snd_una;
     if (f.fin_sent && !f.fin_acked) f.fin_sent = false;
-    int zero = 0;
-    setsockopt(f.sock.get(), SOL_SOCKET, SO_PEEK_OFF, &zero, sizeof zero);
+    if (f.peek_off) {
+      int zero = 0;
+      setsockopt(f.sock.get(), SOL_SOCKET, SO_PEEK_OFF, &zero, sizeof zero);
+    }
     f.dupacks = 0;
+  }
+
+  // Without SO_PEEK_OFF: up to `n` bytes that start `inflight` bytes after
+  // snd_una, into `dst`, reading more from the host socket into the copy
+  // when it holds fewer than `n` unsent bytes. Returns like recv: bytes, 0 at
+  // host EOF with nothing unsent, -1 with errno.
+  ssize_t copy_next(TcpFlow& f, uint32_t inflight, uint8_t* dst, size_t n) {
+    if (inflight > f.copy.size()) return 0;  // only our FIN is in flight
+    size_t unsent = f.copy.size() - inflight;
+    if (unsent < n && !f.host_eof) {
+      // Read ahead up to the child's whole open window in one call.
+      size_t open = f.child_wnd > inflight ? f.child_wnd - inflight : 0;
+      size_t want = std::max<size_t>(n, open) - unsent;
+      ssize_t r = f.copy.fill(f.sock.get(), want);
+      if (r == 0) f.host_eof = true;
+      if (r < 0 && errno != EAGAIN && errno != EINTR) return -1;
+      unsent = f.copy.size() - inflight;
+    }
+    if (unsent == 0) {
+      if (f.host_eof) return 0;
+      errno = EAGAIN;
+      return -1;
+    }
+    size_t m = std::min(n, unsent);
+    f.copy.copy_out(inflight, dst, m);
+    return ssize_t(m);
   }
 
   // Sends what the child's window allows from the host socket's queue.
@@ -242,7 +283,8 @@ struct TcpOps {
       uint32_t inflight = f.snd_nxt - f.snd_una;
       if (inflight >= f.child_wnd) break;
       size_t n = std::min<size_t>({f.child_wnd - inflight, f.child_mss, cap});
-      ssize_t r = recv(f.sock.get(), e.tx + off, n, MSG_PEEK | MSG_DONTWAIT);
+      ssize_t r = f.peek_off ? recv(f.sock.get(), e.tx + off, n, MSG_PEEK | MSG_DONTWAIT)
+                             : copy_next(f, inflight, e.tx + off, n);
       if (r > 0) {
         send_seg(f, packet::kAck | packet::kPsh, f.snd_nxt, size_t(r));
         f.snd_nxt += uint32_t(r);
@@ -258,7 +300,9 @@ struct TcpOps {
       reset_both(f, observe::Close::Rst);
       return false;
     }
-    if (f.host_eof && !f.fin_sent && f.snd_una == f.snd_nxt) {
+    // (Without SO_PEEK_OFF, host_eof can be seen while the copy still holds
+    // unsent bytes; with snd_una == snd_nxt the copy holds only those.)
+    if (f.host_eof && !f.fin_sent && f.snd_una == f.snd_nxt && f.copy.size() == 0) {
       send_seg(f, packet::kFin | packet::kAck, f.snd_nxt, 0);
       f.snd_nxt += 1;
       f.fin_sent = true;
@@ -287,8 +331,11 @@ struct TcpOps {
   void connected(TcpFlow& f) {
     if (e.tcp_connecting) --e.tcp_connecting;
     int one = 1, zero = 0;
-    setsockopt(f.sock.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    setsockopt(f.sock.get(), SOL_SOCKET, SO_PEEK_OFF, &zero, sizeof zero);
+    if (!f.sock_is_unix) setsockopt(f.sock.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    // Peek at an offset where the kernel allows it for this socket; a refusal
+    // (TCP before 6.9, or a forced fallback) selects the copy path.
+    f.peek_off = (f.sock_is_unix || e.tcp_peek_off) &&
+                 setsockopt(f.sock.get(), SOL_SOCKET, SO_PEEK_OFF, &zero, sizeof zero) == 0;
     f.state = TcpState::SynAckSent;
     f.snd_una = f.isn;
     f.snd_nxt = f.isn + 1;

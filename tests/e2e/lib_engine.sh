@@ -75,9 +75,13 @@ check_le() {
 as() {
   local who=$1
   shift
+  # CHILDFLOW_FORCE_FALLBACK (docs/kernel.md) is passed on explicitly, so a
+  # forced-fallback run of these tests forces it for both users.
+  local force=()
+  [[ -n "${CHILDFLOW_FORCE_FALLBACK:-}" ]] && force=("CHILDFLOW_FORCE_FALLBACK=$CHILDFLOW_FORCE_FALLBACK")
   case $who in
-    root) lab_root env TMPDIR="$LAB_DIR/tmp-root" "$@" ;;
-    user) lab_user env TMPDIR="$LAB_DIR/tmp-user" "$@" ;;
+    root) lab_root env TMPDIR="$LAB_DIR/tmp-root" "${force[@]}" "$@" ;;
+    user) lab_user env TMPDIR="$LAB_DIR/tmp-user" "${force[@]}" "$@" ;;
     *) fail "as: unknown user $who" ;;
   esac
 }
@@ -125,6 +129,24 @@ engine_up() {
   cd "$LAB_DIR/home" || fail "cd $LAB_DIR/home"
   host_files_snapshot
   echo "childflow: $CHILDFLOW"
+  engine_paths_check
+}
+
+# engine_paths_check : prints which kernel-feature paths the engine takes
+# (childflow --doctor) and, when CHILDFLOW_FORCE_FALLBACK names features,
+# checks that the doctor reports each one forced off for both users, so a
+# forced-fallback run proves that it ran the fallback.
+engine_paths_check() {
+  local who doc feature
+  for who in "${ENGINE_WHO[@]}"; do
+    doc=$(as "$who" "$CHILDFLOW" --doctor 2>&1 | grep "kernel feature" || true)
+    echo "# [$who] $doc"
+    [[ -z "${CHILDFLOW_FORCE_FALLBACK:-}" ]] && continue
+    for feature in ${CHILDFLOW_FORCE_FALLBACK//,/ }; do
+      check_match "$doc" "kernel feature $feature: .*CHILDFLOW_FORCE_FALLBACK turns it off" \
+        "[$who] the doctor reports $feature forced off for this run"
+    done
+  done
 }
 
 # engine_py NAME : prints the path of a helper script written from stdin.

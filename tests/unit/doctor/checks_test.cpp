@@ -497,3 +497,29 @@ TEST(DoctorLeftovers, UnlistableTablesAreSaid) {
 
 }  // namespace
 }  // namespace cf::doctor
+
+// --- kernel features with a fallback -----------------------------------------
+
+namespace cf::doctor {
+namespace {
+
+TEST(KernelFeature, SaysWhichTcpPathRuns) {
+  FakeHost h = testing::healthy_user_host();
+  Check c = check_kernel_feature(h, kernel::Feature::TcpPeekOff);
+  EXPECT_EQ(c.key, "kernel_tcp_peek_off");
+  EXPECT_EQ(c.status, Status::Ok);
+  EXPECT_THAT(c.detail, ::testing::HasSubstr("the kernel has it"));
+  EXPECT_THAT(c.detail, ::testing::HasSubstr("in place (SO_PEEK_OFF)"));
+  h.peek_off.available = false;
+  c = check_kernel_feature(h, kernel::Feature::TcpPeekOff);
+  EXPECT_THAT(c.detail, ::testing::HasSubstr("the kernel lacks it"));
+  EXPECT_THAT(c.detail, ::testing::HasSubstr("bounded copy"));
+  h.peek_off.available = true;
+  h.peek_off.forced_off = true;
+  c = check_kernel_feature(h, kernel::Feature::TcpPeekOff);
+  EXPECT_THAT(c.detail, ::testing::HasSubstr("CHILDFLOW_FORCE_FALLBACK turns it off"));
+  EXPECT_THAT(c.detail, ::testing::HasSubstr("bounded copy"));
+}
+
+}  // namespace
+}  // namespace cf::doctor

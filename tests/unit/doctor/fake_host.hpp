@@ -30,6 +30,7 @@ class FakeHost final : public Host {
   int packet_errno = 0;
   int ping_errno_v4 = 0;
   int ping_errno_v6 = 0;
+  kernel::Probe peek_off{"tcp_peek_off", true, false};
   int userns_trials = 0;
 
   std::optional<std::string> read_file(const std::string& p) override {
@@ -76,6 +77,7 @@ class FakeHost final : public Host {
   }
   int try_packet_socket() override { return packet_errno; }
   int try_ping_socket(bool ipv6) override { return ipv6 ? ping_errno_v6 : ping_errno_v4; }
+  kernel::Probe kernel_probe(kernel::Feature) override { return peek_off; }
 };
 
 // A host on which a rootless run works with nothing to warn about, for uid

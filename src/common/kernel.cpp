@@ -1,0 +1,76 @@
+#include "common/kernel.hpp"
+
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <string_view>
+
+#include "common/unique_fd.hpp"
+
+namespace cf::kernel {
+
+namespace {
+
+bool forced_off(std::string_view name) {
+  const char* env = std::getenv("CHILDFLOW_FORCE_FALLBACK");
+  if (!env) return false;
+  std::string_view list(env);
+  while (!list.empty()) {
+    size_t comma = list.find(',');
+    std::string_view item = list.substr(0, comma);
+    if (item == name || item == "all") return true;
+    if (comma == std::string_view::npos) break;
+    list.remove_prefix(comma + 1);
+  }
+  return false;
+}
+
+// TCP gained set_peek_off in 6.9; before that the setsockopt fails with
+// EOPNOTSUPP whatever the socket's state, so an unconnected socket is enough.
+bool has_tcp_peek_off() {
+  UniqueFd s(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (!s) s.reset(socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (!s) return false;
+  int zero = 0;
+  return setsockopt(s.get(), SOL_SOCKET, SO_PEEK_OFF, &zero, sizeof zero) == 0;
+}
+
+Probe make(Feature f) {
+  switch (f) {
+    case Feature::TcpPeekOff: {
+      Probe p{"tcp_peek_off"};
+      p.available = has_tcp_peek_off();
+      p.forced_off = forced_off(p.name);
+      return p;
+    }
+  }
+  return Probe{"?"};
+}
+
+}  // namespace
+
+const Probe& probe(Feature f) {
+  switch (f) {
+    case Feature::TcpPeekOff: {
+      static const Probe p = make(f);
+      return p;
+    }
+  }
+  std::abort();  // every enumerator is handled above
+}
+
+std::vector<Feature> all_features() { return {Feature::TcpPeekOff}; }
+
+std::string describe_path(Feature f, bool in_use) {
+  switch (f) {
+    case Feature::TcpPeekOff:
+      return in_use ? "TCP towards the tree peeks unacknowledged bytes in place (SO_PEEK_OFF)"
+                    : "TCP towards the tree keeps its own bounded copy of unacknowledged bytes "
+                      "(no SO_PEEK_OFF on TCP before Linux 6.9)";
+  }
+  return "?";
+}
+
+}  // namespace cf::kernel

@@ -1,0 +1,74 @@
+#include "engine/send_copy.hpp"
+
+#include <sys/socket.h>
+#include <sys/uio.h>
+
+#include <algorithm>
+#include <cassert>
+#include <cerrno>
+#include <cstring>
+
+namespace cf::engine {
+
+void SendCopy::reserve(size_t need) {
+  if (need <= cap_) return;
+  size_t cap = std::max(cap_, kMin);
+  while (cap < need) cap *= 2;
+  auto buf = std::make_unique<uint8_t[]>(cap);
+  if (size_) copy_out(0, buf.get(), size_);
+  buf_ = std::move(buf);
+  cap_ = cap;
+  head_ = 0;
+}
+
+ssize_t SendCopy::fill(int fd, size_t n) {
+  n = std::min(n, room());
+  if (n == 0) {
+    errno = EAGAIN;
+    return -1;
+  }
+  reserve(size_ + n);
+  // Free space is [tail, cap) then [0, head) when it wraps.
+  size_t tail = (head_ + size_) & (cap_ - 1);
+  iovec iov[2];
+  int cnt = 1;
+  size_t first = std::min(n, cap_ - tail);
+  iov[0] = {buf_.get() + tail, first};
+  if (first < n) {
+    iov[1] = {buf_.get(), n - first};
+    cnt = 2;
+  }
+  msghdr mh{};
+  mh.msg_iov = iov;
+  mh.msg_iovlen = size_t(cnt);
+  ssize_t r = recvmsg(fd, &mh, MSG_DONTWAIT);
+  if (r > 0) size_ += size_t(r);
+  return r;
+}
+
+void SendCopy::append(const uint8_t* src, size_t n) {
+  assert(n <= room());
+  reserve(size_ + n);
+  size_t tail = (head_ + size_) & (cap_ - 1);
+  size_t first = std::min(n, cap_ - tail);
+  std::memcpy(buf_.get() + tail, src, first);
+  std::memcpy(buf_.get(), src + first, n - first);
+  size_ += n;
+}
+
+void SendCopy::copy_out(size_t off, uint8_t* dst, size_t n) const {
+  assert(off + n <= size_);
+  if (n == 0) return;
+  size_t start = (head_ + off) & (cap_ - 1);
+  size_t first = std::min(n, cap_ - start);
+  std::memcpy(dst, buf_.get() + start, first);
+  std::memcpy(dst + first, buf_.get(), n - first);
+}
+
+void SendCopy::drop(size_t n) {
+  assert(n <= size_);
+  size_ -= n;
+  head_ = size_ ? (head_ + n) & (cap_ - 1) : 0;
+}
+
+}  // namespace cf::engine
