@@ -196,7 +196,7 @@ UniqueFd dns_stream_open(Engine& e, TcpFlow& f, uint32_t slot) {
   s.local.reset(sv[0]);
   epoll_event ev{};
   ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
-  ev.data.u64 = tag(Tag::DnsStream, slot);
+  ev.data.u64 = tag(Tag::DnsStream, slot, e.tcp.gen(slot));
   epoll_ctl(e.ep.get(), EPOLL_CTL_ADD, s.local.get(), &ev);
   if (e.opts.resolver) {
     const IpAddr& r = *e.opts.resolver;

@@ -98,8 +98,24 @@ void Engine::program_timerfd(uint64_t when) {
   timerfd_settime(timerfd.get(), 0, &its, nullptr);
 }
 
+uint32_t Engine::slot_gen(Tag k, uint32_t slot) const {
+  switch (k) {
+    case Tag::Tcp:
+    case Tag::Pump:
+    case Tag::DnsStream: return tcp.gen(slot);
+    case Tag::Udp: return udp.gen(slot);
+    case Tag::Icmp: return icmp.gen(slot);
+    case Tag::DnsUpstream: return dns.gen(slot);
+    case Tag::Tap:
+    case Tag::Timer:
+    case Tag::Pidfd:
+    case Tag::Signal: return 0;
+  }
+  return 0;
+}
+
 void Engine::arm(Tag k, uint32_t slot, uint64_t when) {
-  timers_.push(Timer{when, k, slot});
+  timers_.push(Timer{when, k, slot, slot_gen(k, slot)});
   if (timer_armed_at_ == 0 || when < timer_armed_at_) program_timerfd(when);
 }
 
@@ -111,6 +127,7 @@ void Engine::run_timers() {
   while (!timers_.empty() && timers_.top().when <= now) {
     Timer t = timers_.top();
     timers_.pop();
+    if (t.gen != slot_gen(t.kind, t.slot)) continue;  // armed for a freed flow
     switch (t.kind) {
       case Tag::Tcp: tcp_timer(t.slot, t.when); break;
       case Tag::Udp: udp_timer(t.slot, t.when); break;
@@ -250,8 +267,14 @@ std::optional<std::string> Engine::loop(int pidfd, int sigfd,
     bool tree_exited = false;
     for (int i = 0; i < n; ++i) {
       uint64_t t = evs[i].data.u64;
-      uint32_t slot = uint32_t(t);
-      switch (Tag(t >> 32)) {
+      uint32_t slot = tag_slot(t);
+      Tag kind = tag_kind(t);
+      // (The DNS upstream socket is one for all queries: its tag names no slot.)
+      if (kind != Tag::DnsUpstream && tag_gen(t) != slot_gen(kind, slot)) {
+        ++st.stale_events;  // queued for a socket closed earlier in this batch
+        continue;
+      }
+      switch (kind) {
         case Tag::Tap: tap_readable(); break;
         case Tag::Timer: run_timers(); break;
         case Tag::Pidfd: tree_exited = true; break;

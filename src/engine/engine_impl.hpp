@@ -26,9 +26,19 @@
 
 namespace cf::engine {
 
-// epoll tag: {kind, slot} packed in epoll_event.data.u64.
-enum class Tag : uint32_t { Tap, Timer, Pidfd, Signal, Tcp, Udp, Icmp, DnsUpstream, Pump, DnsStream };
-inline uint64_t tag(Tag k, uint32_t slot) { return uint64_t(k) << 32 | slot; }
+// epoll tag: {kind, generation, slot} packed in epoll_event.data.u64 (8, 24
+// and 32 bits). A slot's generation changes each time it is freed, so an event
+// that was queued for a socket that is closed by now (earlier in the same
+// epoll batch, say) cannot be taken for an event of the slot's next flow: the
+// reactor drops it when the generations differ. Timers carry it too.
+enum class Tag : uint8_t { Tap, Timer, Pidfd, Signal, Tcp, Udp, Icmp, DnsUpstream, Pump, DnsStream };
+constexpr uint32_t kGenMask = 0xffffff;
+inline uint64_t tag(Tag k, uint32_t slot, uint32_t gen = 0) {
+  return uint64_t(k) << 56 | uint64_t(gen & kGenMask) << 32 | slot;
+}
+inline Tag tag_kind(uint64_t t) { return Tag(t >> 56); }
+inline uint32_t tag_gen(uint64_t t) { return uint32_t(t >> 32) & kGenMask; }
+inline uint32_t tag_slot(uint64_t t) { return uint32_t(t); }
 
 // Key of a flow: child end and remote end (as the child addressed it).
 struct FlowKey {
@@ -175,19 +185,24 @@ class SlotTable {
     }
     if (items_.size() >= cap_) return std::nullopt;
     items_.emplace_back();
+    gens_.push_back(0);
     return uint32_t(items_.size() - 1);
   }
   bool full() const { return free_.empty() && items_.size() >= cap_; }
   void release(uint32_t s) {
     items_[s] = T{};
+    gens_[s] = (gens_[s] + 1) & kGenMask;
     free_.push_back(s);
   }
   T& operator[](uint32_t s) { return items_[s]; }
+  // The slot's generation: changes on every release (see Tag).
+  uint32_t gen(uint32_t s) const { return s < gens_.size() ? gens_[s] : 0; }
   uint32_t size() const { return uint32_t(items_.size()); }
   uint32_t cap() const { return cap_; }
 
  private:
   std::deque<T> items_;
+  std::vector<uint32_t> gens_;
   std::vector<uint32_t> free_;
   uint32_t cap_;
 };
@@ -196,6 +211,7 @@ struct Timer {
   uint64_t when;
   Tag kind;
   uint32_t slot;
+  uint32_t gen;  // the slot's generation when armed
   bool operator>(const Timer& o) const { return when > o.when; }
 };
 
@@ -220,6 +236,9 @@ class Engine {
 
   void send_frame(size_t len);
   void arm(Tag k, uint32_t slot, uint64_t when);
+  // The generation of a flow slot of the table behind `k` (Tcp, Pump and
+  // DnsStream share the TCP table; DnsUpstream has no slots).
+  uint32_t slot_gen(Tag k, uint32_t slot) const;
   bool is_gateway(const IpAddr& ip) const {
     return ip == opts.plan.gw4 || (opts.plan.ipv6 && ip == opts.plan.gw6);
   }

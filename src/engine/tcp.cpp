@@ -126,7 +126,7 @@ struct TcpOps {
         f.wnd_watch = true;
         epoll_event ev{};
         ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
-        ev.data.u64 = tag(Tag::Tcp, f.slot);
+        ev.data.u64 = tag(Tag::Tcp, f.slot, e.tcp.gen(f.slot));
         epoll_ctl(e.ep.get(), EPOLL_CTL_MOD, f.sock.get(), &ev);
       }
     }
@@ -437,7 +437,7 @@ struct TcpOps {
       e.tcp_map.emplace(f.key, slot);
       epoll_event ev{};
       ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
-      ev.data.u64 = tag(Tag::Tcp, slot);
+      ev.data.u64 = tag(Tag::Tcp, slot, e.tcp.gen(slot));
       epoll_ctl(e.ep.get(), EPOLL_CTL_ADD, f.sock.get(), &ev);
       f.state = TcpState::Connecting;
       ++e.tcp_connecting;
@@ -482,7 +482,7 @@ struct TcpOps {
 
     epoll_event ev{};
     ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
-    ev.data.u64 = tag(Tag::Tcp, slot);
+    ev.data.u64 = tag(Tag::Tcp, slot, e.tcp.gen(slot));
     epoll_ctl(e.ep.get(), EPOLL_CTL_ADD, fd, &ev);
 
     sockaddr_storage ss;
@@ -526,10 +526,10 @@ struct TcpOps {
       }
       epoll_event ev{};
       ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
-      ev.data.u64 = tag(Tag::Pump, slot);
+      ev.data.u64 = tag(Tag::Pump, slot, e.tcp.gen(slot));
       epoll_ctl(e.ep.get(), EPOLL_CTL_MOD, net, &ev);
       epoll_ctl(e.ep.get(), EPOLL_CTL_ADD, f.pump->local_fd(), &ev);
-      ev.data.u64 = tag(Tag::Tcp, slot);
+      ev.data.u64 = tag(Tag::Tcp, slot, e.tcp.gen(slot));
       epoll_ctl(e.ep.get(), EPOLL_CTL_ADD, f.sock.get(), &ev);
     }
     f.hs.reset();

@@ -226,7 +226,7 @@ uint32_t Engine::dgram_open(SlotTable<DatagramFlow>& table, FlowMap& map, Tag ki
     f.sock.reset(fd);
     epoll_event ev{};
     ev.events = EPOLLIN | EPOLLERR;
-    ev.data.u64 = tag(kind, slot);
+    ev.data.u64 = tag(kind, slot, table.gen(slot));
     epoll_ctl(ep.get(), EPOLL_CTL_ADD, fd, &ev);
   }
   return slot;

@@ -16,3 +16,25 @@ for who in root user; do
   assert_contains "$out" "80/tcp open" "[$who] through childflow port 80 is open"
   assert_contains "$out" "81/tcp closed" "[$who] through childflow port 81 is closed"
 done
+
+# Slot reuse under churn: a scan of about 2,000 ports of the proxy host (a few
+# open, the rest refused) frees and reuses TCP slots constantly. An epoll event
+# queued for a freed slot's old socket must never pass for its new flow's
+# finished connect (that turned refused ports into open ones), so every one
+# of 20 scans per user must find exactly the ports open natively.
+ports=1080-3079,3128-3131,3140-3142
+open_ports() { "$@" nmap -sT -Pn -n --max-retries 1 --host-timeout 60s -p "$ports" -oG - "$LAB_PROXY4" 2>&1 |
+  grep -o '[0-9]*/open' | tr '\n' ' '; }
+native=$(open_ports lab_root)
+assert_contains "$native" "1080/open 1081/open 3128/open" "natively the proxy ports are open ($native)"
+for who in root user; do
+  bad=0
+  for i in $(seq 20); do
+    got=$(open_ports "lab_$who" "$CHILDFLOW" --)
+    if [[ "$got" != "$native" ]]; then
+      bad=$((bad + 1))
+      echo "# [$who] scan $i found [$got], natively [$native]"
+    fi
+  done
+  assert_eq 0 "$bad" "[$who] 20 scans of $ports through childflow each found exactly the native open ports"
+done
