@@ -261,6 +261,7 @@ int run_tree(const Config& c) {
     facts.leak_failure = leak;
     facts.dropped_frames = stats.dropped_malformed + stats.dropped_fragment +
                            stats.dropped_spoofed;
+    facts.evicted_flows = stats.dgram_evicted;
     std::string s = observe::render_summary(c, rec.counts(), facts);
     std::fwrite(s.data(), 1, s.size(), stderr);
   }

@@ -22,8 +22,6 @@
 
 namespace cf::engine {
 
-int open_dgram(const IpAddr& dst, uint16_t port, int proto);
-
 namespace {
 constexpr uint64_t kDnsTimeoutMs = 5'000;
 }

@@ -18,6 +18,8 @@
 #include "common/unique_fd.hpp"
 #include "config/config.hpp"
 #include "engine/engine.hpp"
+#include "engine/dgram.hpp"
+#include "engine/flow.hpp"
 #include "engine/packet.hpp"
 #include "engine/send_copy.hpp"
 #include "observe/recorder.hpp"
@@ -25,40 +27,6 @@
 #include "proxy/proxy.hpp"
 
 namespace cf::engine {
-
-// epoll tag: {kind, generation, slot} packed in epoll_event.data.u64 (8, 24
-// and 32 bits). A slot's generation changes each time it is freed, so an event
-// that was queued for a socket that is closed by now (earlier in the same
-// epoll batch, say) cannot be taken for an event of the slot's next flow: the
-// reactor drops it when the generations differ. Timers carry it too.
-enum class Tag : uint8_t { Tap, Timer, Pidfd, Signal, Tcp, Udp, Icmp, DnsUpstream, Pump, DnsStream };
-constexpr uint32_t kGenMask = 0xffffff;
-inline uint64_t tag(Tag k, uint32_t slot, uint32_t gen = 0) {
-  return uint64_t(k) << 56 | uint64_t(gen & kGenMask) << 32 | slot;
-}
-inline Tag tag_kind(uint64_t t) { return Tag(t >> 56); }
-inline uint32_t tag_gen(uint64_t t) { return uint32_t(t >> 32) & kGenMask; }
-inline uint32_t tag_slot(uint64_t t) { return uint32_t(t); }
-
-// Key of a flow: child end and remote end (as the child addressed it).
-struct FlowKey {
-  IpAddr caddr, raddr;
-  uint16_t cport = 0, rport = 0;  // for ICMP: cport = echo id, rport = 0
-  friend bool operator==(const FlowKey&, const FlowKey&) = default;
-};
-struct FlowKeyHash {
-  size_t operator()(const FlowKey& k) const noexcept {
-    uint64_t h = 1469598103934665603ull;
-    auto mix = [&](const uint8_t* p, size_t n) {
-      for (size_t i = 0; i < n; ++i) h = (h ^ p[i]) * 1099511628211ull;
-    };
-    mix(k.caddr.bytes.data(), k.caddr.size());
-    mix(k.raddr.bytes.data(), k.raddr.size());
-    uint32_t ports = uint32_t(k.cport) << 16 | k.rport;
-    mix(reinterpret_cast<const uint8_t*>(&ports), 4);
-    return size_t(h);
-  }
-};
 
 // TCP flow states. Per state, what may happen:
 //  Free        slot unused.
@@ -136,26 +104,6 @@ struct TcpFlow {
   uint8_t syn_quote_len = 0;
 };
 
-// A UDP pair or an ICMP echo flow (same life cycle: judged once, a connected
-// datagram socket, idle expiry). For ICMP, key.cport is the child's echo id
-// and key.rport is 0.
-struct DatagramFlow {
-  bool used = false;
-  bool denied = false;  // judged and denied: no socket, refused, not logged again
-  policy::Proto proto = policy::Proto::Udp;
-  FlowKey key;
-  UniqueFd sock;
-  uint64_t flow_id = 0;
-  uint64_t started_ms = 0, last_ms = 0, queued = 0;
-  uint8_t ttl = 64;
-  uint64_t bytes_up = 0, bytes_down = 0;
-  uint8_t ip_hdr[40];  // the child's last IP header (quoted by ICMP errors)
-  uint8_t ip_hdr_len = 0;
-};
-using UdpFlow = DatagramFlow;
-using IcmpFlow = DatagramFlow;
-using FlowMap = std::unordered_map<FlowKey, uint32_t, FlowKeyHash>;
-
 struct DnsPending {
   bool used = false;
   uint16_t child_id = 0;
@@ -167,52 +115,6 @@ struct DnsPending {
   uint16_t up_id = 0;  // transaction id used towards the resolver
   uint8_t query[512];  // for SERVFAIL on timeout
   uint16_t query_len = 0;
-};
-
-// Flow slots: allocated on first use up to a fixed cap, then recycled through
-// a free list. A deque keeps references stable while it grows, and start-up
-// costs nothing for slots a run never uses.
-template <typename T>
-class SlotTable {
- public:
-  explicit SlotTable(uint32_t cap) : cap_(cap) {}
-  // A free slot index, or nullopt when the table is full.
-  std::optional<uint32_t> alloc() {
-    if (!free_.empty()) {
-      uint32_t s = free_.back();
-      free_.pop_back();
-      return s;
-    }
-    if (items_.size() >= cap_) return std::nullopt;
-    items_.emplace_back();
-    gens_.push_back(0);
-    return uint32_t(items_.size() - 1);
-  }
-  bool full() const { return free_.empty() && items_.size() >= cap_; }
-  void release(uint32_t s) {
-    items_[s] = T{};
-    gens_[s] = (gens_[s] + 1) & kGenMask;
-    free_.push_back(s);
-  }
-  T& operator[](uint32_t s) { return items_[s]; }
-  // The slot's generation: changes on every release (see Tag).
-  uint32_t gen(uint32_t s) const { return s < gens_.size() ? gens_[s] : 0; }
-  uint32_t size() const { return uint32_t(items_.size()); }
-  uint32_t cap() const { return cap_; }
-
- private:
-  std::deque<T> items_;
-  std::vector<uint32_t> gens_;
-  std::vector<uint32_t> free_;
-  uint32_t cap_;
-};
-
-struct Timer {
-  uint64_t when;
-  Tag kind;
-  uint32_t slot;
-  uint32_t gen;  // the slot's generation when armed
-  bool operator>(const Timer& o) const { return when > o.when; }
 };
 
 class Engine {
@@ -259,18 +161,17 @@ class Engine {
   void tcp_flush_acks();
   void tcp_close_all();
   void udp_icmp_close_all();
-  // Datagram flows (udp.cpp): add a judged flow (fd < 0 when denied), end
-  // one (flow_end unless denied), and the idle timer.
-  uint32_t dgram_open(SlotTable<DatagramFlow>& table, FlowMap& map, Tag kind, policy::Proto proto,
-                      const FlowKey& key, uint64_t id, int fd, uint64_t idle_ms);
+  // Datagram flows (dgram.cpp): add a judged flow (fd < 0 when denied;
+  // a full table first evicts its least recently used flow), end one
+  // (flow_end unless denied), and the idle timer.
+  uint32_t dgram_open(DgramTable& table, Tag kind, policy::Proto proto, const FlowKey& key,
+                      uint64_t id, int fd, uint64_t idle_ms);
   // Sends one datagram of the flow with the child's TTL, keeping its IP
   // header for ICMP error quotes.
   void dgram_send(DatagramFlow& f, const uint8_t* frame, const packet::Parsed& p,
                   const uint8_t* data, size_t len);
-  void dgram_release(SlotTable<DatagramFlow>& table, FlowMap& map, uint32_t slot,
-                     observe::Close close);
-  void dgram_timer(SlotTable<DatagramFlow>& table, FlowMap& map, Tag kind, uint32_t slot,
-                   uint64_t when, uint64_t idle_ms);
+  void dgram_release(DgramTable& table, uint32_t slot, observe::Close close);
+  void dgram_timer(DgramTable& table, Tag kind, uint32_t slot, uint64_t when, uint64_t idle_ms);
   void tcp_pump_event(uint32_t slot);
   void dns_stream_event(uint32_t slot);
   void dns_stream_kick(TcpFlow& f);
@@ -292,12 +193,9 @@ class Engine {
   uint32_t tcp_connecting = 0;
   uint32_t isn_state = 0;
   bool tcp_peek_off = true;  // kernel::Feature::TcpPeekOff in use (probed in init)
-  // UDP state.
-  SlotTable<UdpFlow> udp{4096};
-  FlowMap udp_map;
-  // ICMP state.
-  SlotTable<IcmpFlow> icmp{256};
-  FlowMap icmp_map;
+  // UDP and ICMP echo flows.
+  DgramTable udp{4096};
+  DgramTable icmp{256};
   // DNS relay state.
   UniqueFd dns_up;  // connected UDP socket to the resolver
   SlotTable<DnsPending> dns{1024};  // pending queries

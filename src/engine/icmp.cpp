@@ -14,7 +14,8 @@
 // with ICMP administratively prohibited, so ping fails at once and says why;
 // `--doctor` reports which path is in use. Echo requests to the gateway are
 // answered by the engine itself. A denied echo flow is remembered (no socket)
-// so it is judged and logged once. Flows idle for kIcmpIdleMs are closed.
+// so it is judged and logged once. Flows idle for kIcmpIdleMs are closed; a
+// full table evicts its least recently used flow (dgram.hpp).
 #include <netinet/in.h>
 #include <sys/socket.h>
 
@@ -23,12 +24,6 @@
 #include "engine/engine_impl.hpp"
 
 namespace cf::engine {
-
-int open_dgram(const IpAddr& dst, uint16_t port, int proto);
-ssize_t read_icmp_error(int fd, uint8_t* data, size_t cap, uint8_t* type, uint8_t* code,
-                        IpAddr* offender);
-size_t build_quote(uint8_t* out, size_t cap, const uint8_t* ip_hdr, size_t ip_len,
-                   const uint8_t* l4, size_t l4_len);
 
 namespace {
 constexpr uint64_t kIcmpIdleMs = 30'000;
@@ -49,18 +44,11 @@ void Engine::icmp_input(const uint8_t* frame, const packet::Parsed& p) {
   }
   policy::Proto proto = v4 ? policy::Proto::Icmp4 : policy::Proto::Icmp6;
   FlowKey key{p.src, p.dst, p.icmp_id, 0};
-  auto it = icmp_map.find(key);
+  auto found = icmp.find(key);
   uint32_t slot;
   std::span<const uint8_t> request{frame + p.l3_off,
                                    std::min<size_t>(p.l4_off - p.l3_off + p.l4_len, 576)};
-  if (it == icmp_map.end()) {
-    if (icmp.full()) {
-      icmp_error_to_child(p.dst, p.src, packet::icmp4::kUnreach,
-                          packet::icmp4::kAdminProhibited, packet::icmp6::kUnreach,
-                          packet::icmp6::kAdminProhibited, request);
-      ++st.dropped_other;
-      return;
-    }
+  if (!found) {
     uint64_t id = rec.next_flow_id();
     auto v = pol.judge_addr(proto, p.dst, false, now);
     int fd = -1;
@@ -85,16 +73,17 @@ void Engine::icmp_input(const uint8_t* frame, const packet::Parsed& p) {
     } else {
       deny(id, proto, p.dst, std::nullopt, v);
     }
-    slot = dgram_open(icmp, icmp_map, Tag::Icmp, proto, key, id, fd, kIcmpIdleMs);
+    slot = dgram_open(icmp, Tag::Icmp, proto, key, id, fd, kIcmpIdleMs);
     if (v.allow) {
       ++st.icmp_flows;
       rec.flow_start(id, proto, {p.dst, 0}, pol.names_for(p.dst, now));
     }
   } else {
-    slot = it->second;
+    slot = *found;
   }
-  IcmpFlow& f = icmp[slot];
+  DatagramFlow& f = icmp[slot];
   f.last_ms = now;
+  icmp.touch(slot);
   if (f.denied) {
     // Judged and logged once, on the first request of this echo flow.
     icmp_error_to_child(p.dst, p.src, packet::icmp4::kUnreach, packet::icmp4::kAdminProhibited,
@@ -105,17 +94,16 @@ void Engine::icmp_input(const uint8_t* frame, const packet::Parsed& p) {
 }
 
 void Engine::icmp_event(uint32_t slot, uint32_t events) {
-  IcmpFlow& f = icmp[slot];
+  DatagramFlow& f = icmp[slot];
   if (!f.used) return;
   f.last_ms = now;
+  icmp.touch(slot);
   bool v4 = f.key.raddr.is_v4();
   if (events & EPOLLERR) {
     uint8_t data[1500];
-    uint8_t type, code;
-    IpAddr offender;
-    ssize_t n;
-    while ((n = read_icmp_error(f.sock.get(), data, sizeof data, &type, &code, &offender)) >= 0) {
-      if (n < 8) continue;
+    while (auto err = read_icmp_error(f.sock.get(), data, sizeof data)) {
+      if (err->len < 8) continue;
+      ssize_t n = ssize_t(err->len);
       // The error queue returns our request as sent; put the child's id back
       // and quote it behind the child's IP header.
       data[4] = uint8_t(f.key.cport >> 8);
@@ -129,8 +117,8 @@ void Engine::icmp_event(uint32_t slot, uint32_t events) {
       }
       uint8_t quote[40 + 64];
       size_t q = build_quote(quote, sizeof quote, f.ip_hdr, f.ip_hdr_len, data, l4len);
-      send_frame(packet::build_icmp_error(tx, opts.plan.gw_mac, child_mac, offender, f.key.caddr,
-                                          type, code, {quote, q}));
+      send_frame(packet::build_icmp_error(tx, opts.plan.gw_mac, child_mac, err->offender,
+                                          f.key.caddr, err->type, err->code, {quote, q}));
     }
   }
   if (events & EPOLLIN) {
@@ -154,7 +142,7 @@ void Engine::icmp_event(uint32_t slot, uint32_t events) {
 }
 
 void Engine::icmp_timer(uint32_t slot, uint64_t when) {
-  dgram_timer(icmp, icmp_map, Tag::Icmp, slot, when, kIcmpIdleMs);
+  dgram_timer(icmp, Tag::Icmp, slot, when, kIcmpIdleMs);
 }
 
 }  // namespace cf::engine

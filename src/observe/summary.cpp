@@ -97,6 +97,7 @@ std::string render_summary(const Config& c, const Recorder::Counts& k, const Run
     j["top_policy_violations"] = ranked(violations);
     j["connect_errors"] = ranked(errors);
     j["dropped_frames"] = f.dropped_frames;
+    j["evicted_flows"] = f.evicted_flows;
     j["duration_ms"] = f.duration_ms;
     j["leak_failure"] = f.leak_failure;
     j["exit_code"] = f.exit_code;
@@ -126,6 +127,8 @@ std::string render_summary(const Config& c, const Recorder::Counts& k, const Run
   section("top policy violations", violations);
   section("connect errors", errors);
   if (f.dropped_frames) o += fmt::format("  dropped frames: {}\n", f.dropped_frames);
+  if (f.evicted_flows)
+    o += fmt::format("  evicted flows: {} (the UDP or ICMP flow table was full)\n", f.evicted_flows);
   o += fmt::format("  duration:   {} ms\n", f.duration_ms);
   o += fmt::format("  exit code:  {}{}\n", f.exit_code,
                    f.leak_failure ? " (--fail-on-leak: the command exited 0)" : "");

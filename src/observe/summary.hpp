@@ -13,6 +13,7 @@ struct RunFacts {
   uint64_t duration_ms = 0;
   bool leak_failure = false;     // --fail-on-leak turned 0 into 1
   uint64_t dropped_frames = 0;   // malformed, fragments, spoofed, other
+  uint64_t evicted_flows = 0;    // UDP / echo flows evicted from a full table
 };
 
 std::string render_summary(const Config& c, const Recorder::Counts& counts,

@@ -73,6 +73,7 @@ std::string render(TextOrJson format) {
   facts.duration_ms = 1234;
   facts.leak_failure = true;
   facts.dropped_frames = 2;
+  facts.evicted_flows = 3;
   return observe::render_summary(c, rec.counts(), facts);
 }
 
