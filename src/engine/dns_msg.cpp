@@ -229,6 +229,7 @@ std::optional<Question> parse_query(std::span<const uint8_t> msg) {
   if (read_question(msg, &pos, &name, &q.qtype, &q.qclass) != Status::Ok) return std::nullopt;
   q.qname.assign(name.text, name.len);
   q.question_end = pos;
+  q.qdcount = qdcount;
   for (uint16_t i = 1; i < qdcount; ++i)
     if (read_question(msg, &pos, nullptr, nullptr, nullptr) != Status::Ok) return std::nullopt;
   RecordRef rr;

@@ -96,6 +96,7 @@ struct Question {
   uint16_t qtype = 0;
   uint16_t qclass = 0;
   size_t question_end = 0;  // offset just after the first question
+  uint16_t qdcount = 0;     // questions in the query (>= 1; more is answered FORMERR)
   bool has_edns = false;    // the query carries an OPT record
   uint16_t edns_udp_size = 0;
   bool edns_do = false;     // DNSSEC OK bit of the query's OPT

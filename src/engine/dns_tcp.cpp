@@ -8,10 +8,18 @@
 // written straight back), and forwards the rest over one TCP connection to the
 // upstream resolver, made from the host's namespace. Answers are parsed to
 // teach the policy the name<->address map, logged, and framed back to the
-// child. Answers may come back out of order, which RFC 7766 allows. So a
-// name denied over UDP is denied over TCP too: the TC-then-TCP retry cannot
-// be used to learn a denied name. Buffers are bounded (kMaxBuffered); a
-// stream that exceeds them is closed.
+// child. Answers may come back out of order, which RFC 7766 allows. Queries
+// and answers go through the same DNS gate as UDP (dns_gate.hpp), so a name
+// denied over UDP is denied over TCP too: the TC-then-TCP retry cannot be
+// used to learn a denied name.
+//
+// Memory is bounded by back-pressure, never by buffering: the child's queries
+// are read only while the bytes waiting for the upstream and for the child
+// stay under kMaxBuffered and fewer than kMaxPending queries are in flight,
+// and the upstream's answers only while those waiting for the child stay under
+// kMaxBuffered. A tree that streams queries and never reads the answers stops
+// being read; its own socket buffers fill and its writes block, as with a
+// real resolver.
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -26,6 +34,7 @@ namespace cf::engine {
 namespace {
 
 constexpr size_t kMaxBuffered = 256 * 1024;
+constexpr size_t kMaxPending = 256;
 
 void frame_msg(std::string& out, const uint8_t* msg, size_t len) {
   out.push_back(char(len >> 8));
@@ -66,70 +75,54 @@ void write_from(int fd, std::string& buf, bool* progress, bool* error) {
 }  // namespace
 
 struct DnsStreamOps {
+  using Pending = DnsStream::Pending;
   Engine& e;
   TcpFlow& f;
   DnsStream& s;
 
-  void answer_locally(const std::span<const uint8_t> msg, const dns::Question& q, bool empty) {
-    uint8_t out[4096];
-    size_t n = empty ? dns::build_empty_answer(msg, q, out)
-                     : dns::build_error(msg, q, dns::kRcodeServFail, out);
-    e.rec.dns_answer("tcp", f.key.raddr, 53, q.qname, dns::qtype_name(q.qtype), false, n, {},
-                     empty ? dns::kRcodeNoError : dns::kRcodeServFail);
-    frame_msg(s.to_child, out, n);
-  }
-
   void query(const std::span<const uint8_t> msg) {
-    auto q = dns::parse_query(msg);
-    if (!q) {
-      ++e.st.dropped_malformed;
+    uint8_t out[4096];
+    size_t n = 0;
+    Pending p;
+    GateAction a = gate_query(e, "tcp", f.key.raddr, msg, out, &n, &p.gq);
+    if (a == GateAction::Drop) return;
+    if (a == GateAction::Forward && (s.up_failed || !s.up)) {
+      n = gate_servfail(e, "tcp", f.key.raddr, p.gq, out);
+      a = GateAction::Answered;
+    }
+    if (a == GateAction::Answered) {
+      if (n) frame_msg(s.to_child, out, n);
       return;
     }
-    ++e.st.dns_queries;
-    e.rec.dns_query("tcp", f.key.raddr, 53, q->qname, dns::qtype_name(q->qtype));
-    auto v = e.pol.judge_name(q->qname);
-    if (!v.allow) {
-      e.rec.policy_violation(0, policy::Proto::Dns, q->qname, std::nullopt, std::nullopt, v, {});
-      answer_locally(msg, *q, true);
-      return;
-    }
-    if (q->qtype == dns::kTypeAaaa && !e.opts.host_has_ipv6) {
-      answer_locally(msg, *q, true);
-      return;
-    }
-    if (s.up_failed || !s.up) {
-      answer_locally(msg, *q, false);
-      return;
-    }
+    p.id = p.gq.q.id;
     frame_msg(s.to_up, msg.data(), msg.size());
-    s.pending.push_back({q->id, q->qtype, q->qname, std::vector<uint8_t>(msg.begin(), msg.end())});
+    s.pending.push_back(std::move(p));
   }
 
   void answer(const std::span<const uint8_t> msg) {
-    auto a = dns::parse_response(msg);
-    if (!a) {
-      ++e.st.dropped_malformed;
+    uint16_t id = dns::get_id(msg);
+    auto it = std::find_if(s.pending.begin(), s.pending.end(),
+                           [&](const Pending& p) { return p.id == id; });
+    if (it == s.pending.end()) {
+      ++e.st.dns_mismatched;
       return;
     }
-    auto it = std::find_if(s.pending.begin(), s.pending.end(),
-                           [&](const DnsStream::Pending& p) { return p.id == a->id; });
-    if (it == s.pending.end()) return;
-    std::vector<IpAddr> ips;
-    for (size_t k = 0; k < a->n_addrs; ++k) {
-      ips.push_back(a->addrs[k].ip);
-      for (const auto& name : a->names) e.pol.learn(name, a->addrs[k].ip, a->addrs[k].ttl, e.now);
-    }
-    e.rec.dns_answer("tcp", f.key.raddr, 53, it->qname, dns::qtype_name(it->qtype), true,
-                     msg.size(), ips, a->rcode);
+    if (!gate_answer(e, "tcp", f.key.raddr, it->gq, msg)) return;
     s.pending.erase(it);
     frame_msg(s.to_child, msg.data(), msg.size());
   }
 
-  // Splits complete framed messages off the front of buf.
-  template <typename F>
-  void each_message(std::string& buf, F fn) {
+  // Room to take another query from the child.
+  bool child_room() const {
+    return s.to_up.size() + s.to_child.size() < kMaxBuffered && s.pending.size() < kMaxPending;
+  }
+  bool answer_room() const { return s.to_child.size() < kMaxBuffered; }
+
+  // Splits complete framed messages off the front of buf while room() holds.
+  template <typename Room, typename F>
+  void each_message(std::string& buf, Room room, F fn) {
     size_t off = 0;
-    while (buf.size() - off >= 2) {
+    while (buf.size() - off >= 2 && room()) {
       size_t len = size_t(uint8_t(buf[off])) << 8 | uint8_t(buf[off + 1]);
       if (buf.size() - off - 2 < len) break;
       fn(std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(buf.data()) + off + 2, len));
@@ -139,8 +132,10 @@ struct DnsStreamOps {
   }
 
   void fail_pending() {
+    uint8_t out[4096];
     for (auto& p : s.pending) {
-      if (auto q = dns::parse_query(p.query)) answer_locally(p.query, *q, false);
+      size_t n = gate_servfail(e, "tcp", f.key.raddr, p.gq, out);
+      if (n) frame_msg(s.to_child, out, n);
     }
     s.pending.clear();
   }
@@ -150,19 +145,21 @@ struct DnsStreamOps {
     bool progress = true, error = false;
     while (progress && !error) {
       progress = false;
-      if (!s.local_eof && !read_into(s.local.get(), s.from_child, &progress, &error)) {
+      if (!s.local_eof && child_room() &&
+          !read_into(s.local.get(), s.from_child, &progress, &error)) {
         s.local_eof = true;
         progress = true;
       }
-      each_message(s.from_child, [&](auto m) { query(m); });
+      each_message(s.from_child, [&] { return child_room(); }, [&](auto m) { query(m); });
       if (s.up && !s.up_connecting && !s.up_failed) {
         bool up_err = false;
         write_from(s.up.get(), s.to_up, &progress, &up_err);
-        if (!s.up_eof && !read_into(s.up.get(), s.from_up, &progress, &up_err)) {
+        if (!s.up_eof && answer_room() &&
+            !read_into(s.up.get(), s.from_up, &progress, &up_err)) {
           s.up_eof = true;
           progress = true;
         }
-        each_message(s.from_up, [&](auto m) { answer(m); });
+        each_message(s.from_up, [&] { return answer_room(); }, [&](auto m) { answer(m); });
         if (up_err || (s.up_eof && !s.pending.empty())) {
           s.up_failed = true;
           fail_pending();
@@ -174,7 +171,6 @@ struct DnsStreamOps {
         }
       }
       write_from(s.local.get(), s.to_child, &progress, &error);
-      if (s.from_child.size() >= kMaxBuffered || s.from_up.size() >= kMaxBuffered) error = true;
     }
     bool upstream_done = !s.up || s.up_failed || s.up_eof || s.shut_up;
     if (s.local_eof && s.pending.empty() && s.to_child.empty() && upstream_done &&

@@ -76,7 +76,6 @@ std::optional<std::string> Engine::init() {
   epoll_ctl(ep.get(), EPOLL_CTL_ADD, timerfd.get(), &ev);
 
   tcp_ack_list.reserve(tcp.cap());
-  isn_state = random_u32();
   tcp_peek_off = kernel::probe(kernel::Feature::TcpPeekOff).in_use();
   return dns_init();
 }
@@ -269,8 +268,7 @@ std::optional<std::string> Engine::loop(int pidfd, int sigfd,
       uint64_t t = evs[i].data.u64;
       uint32_t slot = tag_slot(t);
       Tag kind = tag_kind(t);
-      // (The DNS upstream socket is one for all queries: its tag names no slot.)
-      if (kind != Tag::DnsUpstream && tag_gen(t) != slot_gen(kind, slot)) {
+      if (tag_gen(t) != slot_gen(kind, slot)) {
         ++st.stale_events;  // queued for a socket closed earlier in this batch
         continue;
       }

@@ -44,7 +44,8 @@ struct Stats {
   uint64_t tcp_flows = 0, udp_flows = 0, icmp_flows = 0, dns_queries = 0;
   uint64_t tcp_refused_overload = 0;
   uint64_t stale_events = 0;
-  uint64_t dgram_evicted = 0;  // UDP / echo flows evicted from a full table (least recently used)  // epoll events for a slot freed since they were queued
+  uint64_t dgram_evicted = 0;
+  uint64_t dns_mismatched = 0;  // upstream DNS answers whose id or question did not match  // UDP / echo flows evicted from a full table (least recently used)  // epoll events for a slot freed since they were queued
 };
 
 // Monotonic milliseconds and a random 32-bit value (getrandom).

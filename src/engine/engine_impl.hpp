@@ -19,6 +19,7 @@
 #include "config/config.hpp"
 #include "engine/engine.hpp"
 #include "engine/dgram.hpp"
+#include "engine/dns_gate.hpp"
 #include "engine/flow.hpp"
 #include "engine/packet.hpp"
 #include "engine/send_copy.hpp"
@@ -42,10 +43,8 @@ namespace cf::engine {
 // that a gateway:53/tcp flow uses as its host socket.
 struct DnsStream {
   struct Pending {
-    uint16_t id;
-    uint16_t qtype;
-    std::string qname;
-    std::vector<uint8_t> query;  // for SERVFAIL when the upstream fails
+    uint16_t id;   // the child's id, used upstream unchanged
+    GateQuery gq;  // checks the answer; builds SERVFAIL when the upstream fails
   };
   UniqueFd local;  // socketpair end facing the translator
   UniqueFd up;     // TCP to the upstream resolver
@@ -76,7 +75,14 @@ struct TcpFlow {
   uint64_t flow_id = 0;
   uint64_t started_ms = 0;
   // Sequence space towards the child (ours) and from the child.
-  uint32_t isn = 0, snd_una = 0, snd_nxt = 0;
+  // snd_una: oldest unacknowledged; snd_nxt: next to send (below snd_max
+  // while retransmitting); snd_max: one past the highest ever sent.
+  uint32_t isn = 0, snd_una = 0, snd_nxt = 0, snd_max = 0;
+  // Loss recovery (tcp.cpp): while in_recovery, segments from snd_una on are
+  // resent, at most cwnd bytes in flight (growing with each ACK), until the
+  // child acknowledges `recover` (snd_max when recovery began).
+  bool in_recovery = false;
+  uint32_t recover = 0, cwnd = 0;
   uint32_t rcv_nxt = 0;
   uint32_t child_wnd = 0;  // bytes, already scaled
   uint16_t child_mss = 536;
@@ -85,7 +91,7 @@ struct TcpFlow {
   bool wscale_ok = false;
   bool child_fin = false;     // child's FIN received and passed on (SHUT_WR)
   bool host_eof = false;      // host socket reached EOF
-  bool fin_sent = false;      // our FIN is in flight (counted in snd_nxt)
+  bool fin_sent = false;      // our FIN was sent: it is the byte at snd_max - 1
   bool fin_acked = false;
   bool in_blocked = false;    // host send buffer was full; window update owed
   bool wnd_watch = false;     // window was small; update owed on EPOLLOUT
@@ -104,17 +110,17 @@ struct TcpFlow {
   uint8_t syn_quote_len = 0;
 };
 
+// A query relayed over UDP: its own upstream socket (a fresh random source
+// port) and a random transaction id.
 struct DnsPending {
   bool used = false;
   uint16_t child_id = 0;
   IpAddr caddr, server;  // server: the gateway address the child asked
   uint16_t cport = 0;
-  uint16_t qtype = 0;
-  std::string qname;
   uint64_t deadline = 0;
   uint16_t up_id = 0;  // transaction id used towards the resolver
-  uint8_t query[512];  // for SERVFAIL on timeout
-  uint16_t query_len = 0;
+  UniqueFd sock;       // connected to the resolver
+  GateQuery gq;
 };
 
 class Engine {
@@ -123,6 +129,12 @@ class Engine {
          observe::Recorder& rec, Stats* stats);
   std::optional<std::string> init();
   std::optional<std::string> loop(int pidfd, int sigfd, const std::function<void(int, int)>& on_sig);
+  // One reactor turn: waits up to timeout_ms (-1: forever) for events and
+  // handles them, then runs due timers and sends the ACKs owed. Sets
+  // *tree_exited when the pidfd fired. loop() is turns until then; the unit
+  // tests drive the engine turn by turn over a socketpair standing in for
+  // tap0.
+  std::optional<std::string> turn(int timeout_ms, bool* tree_exited);
 
   // Shared by the protocol files.
   const Config& cfg;
@@ -182,7 +194,7 @@ class Engine {
   void icmp_event(uint32_t slot, uint32_t events);
   void icmp_timer(uint32_t slot, uint64_t when);
   void dns_input(const uint8_t* frame, const packet::Parsed& p);
-  void dns_event(uint32_t which);
+  void dns_event(uint32_t slot);
   void dns_timer(uint32_t slot, uint64_t when);
   std::optional<std::string> dns_init();
 
@@ -191,16 +203,13 @@ class Engine {
   FlowMap tcp_map;
   std::vector<uint32_t> tcp_ack_list;
   uint32_t tcp_connecting = 0;
-  uint32_t isn_state = 0;
   bool tcp_peek_off = true;  // kernel::Feature::TcpPeekOff in use (probed in init)
+  uint32_t (*isn_source)() = random_u32;  // our ISNs (the unit tests pick them)
   // UDP and ICMP echo flows.
   DgramTable udp{4096};
   DgramTable icmp{256};
-  // DNS relay state.
-  UniqueFd dns_up;  // connected UDP socket to the resolver
-  SlotTable<DnsPending> dns{1024};  // pending queries
-  std::vector<uint16_t> dns_by_id;  // upstream id -> slot + 1 (0: none)
-  uint32_t dns_rand = 0;
+  // DNS relay state: pending queries.
+  SlotTable<DnsPending> dns{1024};
 
  private:
   void tap_readable();
@@ -208,6 +217,8 @@ class Engine {
   void run_timers();
   void program_timerfd(uint64_t when);
   std::priority_queue<Timer, std::vector<Timer>, std::greater<Timer>> timers_;
+  const std::function<void(int, int)>* on_signal_ = nullptr;
+  int sigfd_ = -1;
   uint64_t timer_armed_at_ = 0;
   alignas(64) uint8_t rx_[packet::kFrameMax];
 };

@@ -656,3 +656,27 @@ TEST(DnsId, GetAndSet) {
 
 }  // namespace
 }  // namespace cf::dns
+
+namespace cf::dns {
+namespace {
+
+TEST(DnsQdcount, ParseQueryReportsHowManyQuestions) {
+  // Header: id 0x1234, RD, QDCOUNT 2; then "a.test" A IN twice.
+  const uint8_t q1[] = {1, 'a', 4, 't', 'e', 's', 't', 0, 0, 1, 0, 1};
+  std::vector<uint8_t> msg = {0x12, 0x34, 0x01, 0x00, 0, 2, 0, 0, 0, 0, 0, 0};
+  msg.insert(msg.end(), std::begin(q1), std::end(q1));
+  msg.insert(msg.end(), std::begin(q1), std::end(q1));
+  auto q = parse_query(msg);
+  ASSERT_TRUE(q);
+  EXPECT_EQ(q->qdcount, 2);
+  EXPECT_EQ(q->qname, "a.test");
+  EXPECT_EQ(q->question_end, 12u + sizeof q1);
+  uint8_t out[512];
+  size_t n = build_error(msg, *q, kRcodeFormErr, out);
+  ASSERT_GT(n, 12u);
+  EXPECT_EQ(out[3] & 0x0f, kRcodeFormErr);
+  EXPECT_EQ(out[5], 1) << "the FORMERR answer carries the first question only";
+}
+
+}  // namespace
+}  // namespace cf::dns

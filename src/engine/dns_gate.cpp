@@ -1,0 +1,84 @@
+#include "engine/dns_gate.hpp"
+
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+#include "engine/engine_impl.hpp"
+
+namespace cf::engine {
+
+namespace {
+
+size_t answer_locally(Engine& e, const char* transport, const IpAddr& server,
+                      std::span<const uint8_t> query, const dns::Question& q, uint8_t rcode,
+                      std::span<uint8_t> out) {
+  size_t n = rcode == dns::kRcodeNoError ? dns::build_empty_answer(query, q, out)
+                                         : dns::build_error(query, q, rcode, out);
+  e.rec.dns_answer(transport, server, 53, q.qname, dns::qtype_name(q.qtype), false, n, {}, rcode);
+  return n;
+}
+
+}  // namespace
+
+GateAction gate_query(Engine& e, const char* transport, const IpAddr& server,
+                      std::span<const uint8_t> msg, std::span<uint8_t> out, size_t* n,
+                      GateQuery* gq) {
+  auto q = dns::parse_query(msg);
+  if (!q) {
+    ++e.st.dropped_malformed;
+    return GateAction::Drop;
+  }
+  ++e.st.dns_queries;
+  e.rec.dns_query(transport, server, 53, q->qname, dns::qtype_name(q->qtype));
+  uint8_t rcode = dns::kRcodeNoError;
+  bool local = true;
+  if (q->qdcount != 1) {
+    rcode = dns::kRcodeFormErr;
+  } else if (auto v = e.pol.judge_name(q->qname); !v.allow) {
+    e.rec.policy_violation(0, policy::Proto::Dns, q->qname, std::nullopt, std::nullopt, v, {});
+  } else if (q->qtype == dns::kTypeAaaa && !e.opts.host_has_ipv6) {
+    // empty NOERROR: the host could not reach the addresses anyway
+  } else if (!e.opts.resolver) {
+    rcode = dns::kRcodeServFail;
+  } else {
+    local = false;
+  }
+  if (local) {
+    *n = answer_locally(e, transport, server, msg, *q, rcode, out);
+    return GateAction::Answered;
+  }
+  if (q->question_end > sizeof gq->prefix) {  // the parser bounds names: never
+    ++e.st.dropped_malformed;
+    return GateAction::Drop;
+  }
+  gq->prefix_len = uint16_t(q->question_end);
+  std::memcpy(gq->prefix, msg.data(), gq->prefix_len);
+  gq->q = std::move(*q);
+  return GateAction::Forward;
+}
+
+bool gate_answer(Engine& e, const char* transport, const IpAddr& server, const GateQuery& gq,
+                 std::span<const uint8_t> msg) {
+  auto a = dns::parse_response(msg);
+  if (!a || a->qname != gq.q.qname || a->qtype != gq.q.qtype || a->qclass != gq.q.qclass) {
+    ++e.st.dns_mismatched;
+    return false;
+  }
+  std::vector<IpAddr> ips;
+  ips.reserve(a->n_addrs);
+  for (size_t k = 0; k < a->n_addrs; ++k) {
+    ips.push_back(a->addrs[k].ip);
+    for (const auto& name : a->names) e.pol.learn(name, a->addrs[k].ip, a->addrs[k].ttl, e.now);
+  }
+  e.rec.dns_answer(transport, server, 53, gq.q.qname, dns::qtype_name(gq.q.qtype), true,
+                   msg.size(), ips, a->rcode);
+  return true;
+}
+
+size_t gate_servfail(Engine& e, const char* transport, const IpAddr& server, const GateQuery& gq,
+                     std::span<uint8_t> out) {
+  return answer_locally(e, transport, server, gq.bytes(), gq.q, dns::kRcodeServFail, out);
+}
+
+}  // namespace cf::engine

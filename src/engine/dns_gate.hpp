@@ -1,0 +1,61 @@
+// The DNS gate: the one place where a DNS query from the tree is judged and
+// an upstream answer is checked and learnt, for the UDP relay (dns_relay.cpp)
+// and the TCP stream (dns_tcp.cpp) alike, so their rules cannot drift apart.
+// Private to src/engine/.
+//
+// on_query (gate_query) parses the query and logs it, then answers it itself
+// or lets the caller forward it:
+//   - malformed                      dropped, counted in Stats::dropped_malformed;
+//   - more than one question         FORMERR (no resolver answers those alike);
+//   - name denied by the policy      empty NOERROR (synthetic_empty) and a
+//                                    policy_violation;
+//   - AAAA without an IPv6 route     empty NOERROR;
+//   - no resolver                    SERVFAIL;
+//   - otherwise                      forwarded; the caller keeps a GateQuery.
+// on_answer (gate_answer) accepts an upstream answer only when it is a
+// well-formed response to the same question (name, type and class) as the
+// query it claims to answer: anything else is dropped and counted in
+// Stats::dns_mismatched, so an off-path guess of the id alone cannot plant
+// an address. An accepted answer teaches the policy its name<->address map
+// and is logged; the caller relays its bytes unchanged.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <span>
+
+#include "common/addr.hpp"
+#include "engine/dns_msg.hpp"
+
+namespace cf::engine {
+
+class Engine;
+
+// What the gate keeps of a forwarded query: its question, and the header and
+// first question as sent (all that SERVFAIL needs, whatever the query's size).
+struct GateQuery {
+  dns::Question q;
+  uint16_t prefix_len = 0;
+  uint8_t prefix[dns::kHeaderSize + dns::kMaxNameWire + 4];
+  std::span<const uint8_t> bytes() const { return {prefix, prefix_len}; }
+};
+
+enum class GateAction : uint8_t { Drop, Answered, Forward };
+
+// Judges one query. `transport` is "udp" or "tcp", `server` the address the
+// tree asked. Answered: the reply (same id as the query) is in `out`, its
+// length in *n. Forward: *gq describes the query.
+GateAction gate_query(Engine& e, const char* transport, const IpAddr& server,
+                      std::span<const uint8_t> msg, std::span<uint8_t> out, size_t* n,
+                      GateQuery* gq);
+
+// Checks, learns from and logs an upstream answer to `gq`; false when it is
+// not one (dropped and counted).
+bool gate_answer(Engine& e, const char* transport, const IpAddr& server, const GateQuery& gq,
+                 std::span<const uint8_t> msg);
+
+// SERVFAIL for a forwarded query whose upstream failed or timed out, logged;
+// returns its length in `out` (the query's own id).
+size_t gate_servfail(Engine& e, const char* transport, const IpAddr& server, const GateQuery& gq,
+                     std::span<uint8_t> out);
+
+}  // namespace cf::engine
