@@ -2,7 +2,7 @@
 #   make demo   install, build (release) and run a command tree in the lab
 #   make test   install, build (dev: ASan + UBSan) and run every test (CTest)
 # Both must run as root: the lab builds network namespaces.
-.PHONY: deps build-release build-dev demo test bench fuzz clean
+.PHONY: deps build-release build-dev demo test bench fuzz oldkernel clean
 
 JOBS ?= $(shell nproc)
 
@@ -25,6 +25,12 @@ test: build-dev
 
 bench: build-release
 	./bench/run.sh
+
+# The engine's end-to-end tests on Debian 12's kernel (6.1) under qemu
+# (docs/kernel.md); OLDKERNEL_TESTS picks scripts (default: every engine_*).
+oldkernel: build-release
+	OLDKERNEL_TIMEOUT=$${OLDKERNEL_TIMEOUT:-5400} tests/oldkernel/oldkernel.sh \
+	  tests/oldkernel/guest-engine.sh $(CURDIR)/build/release $(OLDKERNEL_TESTS)
 
 fuzz:
 	CHILDFLOW_FUZZ=1 ./scripts/install-deps.sh

@@ -254,16 +254,29 @@ std::optional<std::string> Engine::loop(int pidfd, int sigfd,
     ev.data.u64 = tag(Tag::Signal, 0);
     epoll_ctl(ep.get(), EPOLL_CTL_ADD, sigfd, &ev);
   }
+  on_signal_ = &on_sig;
+  sigfd_ = sigfd;
+  for (;;) {
+    bool tree_exited = false;
+    if (auto err = turn(-1, &tree_exited)) return err;
+    if (tree_exited) break;
+  }
+  tcp_close_all();
+  udp_icmp_close_all();
+  rec.flush();
+  return std::nullopt;
+}
+
+std::optional<std::string> Engine::turn(int timeout_ms, bool* tree_exited) {
   constexpr int kEvents = 256;
   epoll_event evs[kEvents];
-  for (;;) {
-    int n = epoll_wait(ep.get(), evs, kEvents, -1);
+  {
+    int n = epoll_wait(ep.get(), evs, kEvents, timeout_ms);
     if (n < 0) {
-      if (errno == EINTR) continue;
+      if (errno == EINTR) return std::nullopt;
       return fmt::format("engine: epoll_wait: {}", strerror(errno));
     }
     now = monotonic_ms();
-    bool tree_exited = false;
     for (int i = 0; i < n; ++i) {
       uint64_t t = evs[i].data.u64;
       uint32_t slot = tag_slot(t);
@@ -275,10 +288,11 @@ std::optional<std::string> Engine::loop(int pidfd, int sigfd,
       switch (kind) {
         case Tag::Tap: tap_readable(); break;
         case Tag::Timer: run_timers(); break;
-        case Tag::Pidfd: tree_exited = true; break;
+        case Tag::Pidfd: *tree_exited = true; break;
         case Tag::Signal: {
           signalfd_siginfo si;
-          while (::read(sigfd, &si, sizeof si) == sizeof si) on_sig(int(si.ssi_signo), si.ssi_code);
+          while (::read(sigfd_, &si, sizeof si) == sizeof si)
+            if (on_signal_) (*on_signal_)(int(si.ssi_signo), si.ssi_code);
           break;
         }
         case Tag::Tcp: tcp_event(slot, evs[i].events); break;
@@ -292,11 +306,7 @@ std::optional<std::string> Engine::loop(int pidfd, int sigfd,
     tcp_flush_acks();
     rec.flush();
     if (opts.capture) opts.capture->flush();
-    if (tree_exited) break;
   }
-  tcp_close_all();
-  udp_icmp_close_all();
-  rec.flush();
   return std::nullopt;
 }
 

@@ -1,6 +1,6 @@
 // TCP: a translator between the child's TCP and a host socket, not a stack.
 //
-// Theory of operation (see ENGINE-NOTES.md for the invariants).
+// Theory of operation (docs/design.md, "The engine", has the overview).
 //
 // Handshake. The child's SYN starts a non-blocking connect() (after the policy
 // allowed it); retransmitted SYNs are ignored while it is pending. Only when
@@ -10,21 +10,36 @@
 // timeout silence (the child times out as it would natively).
 //
 // Child -> host. An in-order segment is written with send(MSG_DONTWAIT) and we
-// ACK exactly what the socket accepted; the child retransmits the rest. The
+// ACK exactly what the socket accepted; the child retransmits the rest (a
+// retransmission that overlaps what we took delivers only its new part). The
 // window we advertise is the free space of the host send buffer (SO_SNDBUF -
 // SIOCOUTQ). When a write is short, we owe a window update: on EPOLLOUT we
 // send it followed by three duplicate ACKs so the child fast-retransmits the
 // bytes we could not take instead of waiting for its RTO. Out-of-order
-// segments are dropped with a duplicate ACK. The child's FIN becomes
+// segments are dropped, each answered at once with a duplicate ACK so the
+// child's fast retransmit sees three. The child's FIN becomes
 // shutdown(SHUT_WR) once everything before it was written.
 //
 // Host -> child. Data stays in the host socket's receive queue until the child
 // ACKs it: we read with MSG_PEEK at SO_PEEK_OFF (the first byte not yet sent),
 // cut segments of at most the child's MSS, never past snd_una + the child's
-// window, and discard bytes with recv(MSG_TRUNC) as ACKs arrive. On RTO (200
-// ms, doubling to 10 s, 10 tries) or three duplicate ACKs we rewind the peek
-// offset to snd_una and resend. A zero window is probed on the same timer. Host
-// EOF becomes our FIN once all data is acknowledged.
+// window, and discard bytes with recv(MSG_TRUNC) as ACKs arrive.
+//
+// Loss. snd_max is one past the highest byte ever sent; snd_nxt is the next
+// to send, below snd_max while resending. On RTO (200 ms, doubling to 10 s,
+// 10 tries) or the third duplicate ACK (counted ACK by ACK, with an unchanged
+// window, and not again while recovering) we enter recovery: snd_nxt goes
+// back to snd_una (and the peek offset to 0), and we resend with at most
+// cwnd bytes in flight, cwnd starting at one segment and growing by what each
+// ACK acknowledges (slow start). ACKs may jump past snd_nxt (the child held
+// those bytes): snd_nxt follows them, so only holes are resent. Recovery ends
+// when snd_max as it was at its start is acknowledged. This replaces resending
+// the whole window at once, which on a congested tap queue lost more than it
+// repaired. A zero window is probed on the same timer. Host EOF becomes our
+// FIN once all data is acknowledged; the FIN is resent like data.
+//
+// The child's MSS is clamped to [88, MTU - 40/60]. A SYN on an established
+// flow gets a challenge ACK (RFC 5961 4.2) and changes nothing.
 //
 // Kernels before 6.9 reject SO_PEEK_OFF on TCP (EOPNOTSUPP), and a peek then
 // always starts at the head of the queue. Such flows (kernel::Feature::
@@ -155,7 +170,7 @@ struct TcpOps {
   }
 
   void send_ack(TcpFlow& f) {
-    send_seg(f, packet::kAck, f.snd_nxt, 0);
+    send_seg(f, packet::kAck, f.snd_max, 0);
     f.ack_pending = false;
   }
 
@@ -214,7 +229,7 @@ struct TcpOps {
 
   // Resets both ends and frees the flow.
   void reset_both(TcpFlow& f, observe::Close close) {
-    send_seg(f, packet::kRst | packet::kAck, f.snd_nxt, 0);
+    send_seg(f, packet::kRst | packet::kAck, f.snd_max, 0);
     abort_host(f);
     release(f, true, close);
   }
@@ -235,14 +250,19 @@ struct TcpOps {
     }
   }
 
-  void rewind(TcpFlow& f) {
+  // Loss: resend from snd_una, slow-starting from one segment, until the
+  // child has acknowledged everything sent so far (snd_max). The child's
+  // cumulative ACKs skip what it already holds, so only the holes are resent
+  // more than once, and never a whole window in one burst.
+  void start_recovery(TcpFlow& f) {
+    f.in_recovery = true;
+    f.recover = f.snd_max;
+    f.cwnd = f.child_mss;
     f.snd_nxt = f.snd_una;
-    if (f.fin_sent && !f.fin_acked) f.fin_sent = false;
     if (f.peek_off) {
       int zero = 0;
       setsockopt(f.sock.get(), SOL_SOCKET, SO_PEEK_OFF, &zero, sizeof zero);
     }
-    f.dupacks = 0;
   }
 
   // Without SO_PEEK_OFF: up to `n` bytes that start `inflight` bytes after
@@ -279,15 +299,30 @@ struct TcpOps {
     Family fam = f.key.raddr.family;
     size_t off = packet::payload_offset(fam, packet::kProtoTcp);
     size_t cap = packet::kFrameMax - off;
+    // Data ends where our FIN sits, once it was sent.
+    uint32_t data_end = f.fin_sent ? f.snd_max - 1 : f.snd_max;
     for (;;) {
       uint32_t inflight = f.snd_nxt - f.snd_una;
       if (inflight >= f.child_wnd) break;
+      if (f.in_recovery && inflight >= f.cwnd) break;
+      bool resend = seq_lt(f.snd_nxt, data_end);
+      if (!resend && f.fin_sent) {
+        if (f.snd_nxt == data_end) {  // resend the FIN
+          send_seg(f, packet::kFin | packet::kAck, data_end, 0);
+          f.snd_nxt = f.snd_max;
+          f.ack_pending = false;
+        }
+        break;
+      }
       size_t n = std::min<size_t>({f.child_wnd - inflight, f.child_mss, cap});
+      if (f.in_recovery) n = std::min<size_t>(n, f.cwnd - inflight);
+      if (resend) n = std::min<size_t>(n, data_end - f.snd_nxt);
       ssize_t r = f.peek_off ? recv(f.sock.get(), e.tx + off, n, MSG_PEEK | MSG_DONTWAIT)
                              : copy_next(f, inflight, e.tx + off, n);
       if (r > 0) {
         send_seg(f, packet::kAck | packet::kPsh, f.snd_nxt, size_t(r));
         f.snd_nxt += uint32_t(r);
+        if (seq_gt(f.snd_nxt, f.snd_max)) f.snd_max = f.snd_nxt;
         f.ack_pending = false;
         if (size_t(r) < n) break;
         continue;
@@ -302,13 +337,14 @@ struct TcpOps {
     }
     // (Without SO_PEEK_OFF, host_eof can be seen while the copy still holds
     // unsent bytes; with snd_una == snd_nxt the copy holds only those.)
-    if (f.host_eof && !f.fin_sent && f.snd_una == f.snd_nxt && f.copy.size() == 0) {
-      send_seg(f, packet::kFin | packet::kAck, f.snd_nxt, 0);
-      f.snd_nxt += 1;
+    if (f.host_eof && !f.fin_sent && f.snd_una == f.snd_max && f.copy.size() == 0) {
+      send_seg(f, packet::kFin | packet::kAck, f.snd_max, 0);
+      f.snd_max += 1;
+      f.snd_nxt = f.snd_max;
       f.fin_sent = true;
       f.ack_pending = false;
     }
-    if (f.snd_nxt != f.snd_una || f.child_wnd == 0) {
+    if (f.snd_max != f.snd_una || f.child_wnd == 0) {
       if (!f.rto_deadline) arm(f, slot, e.now + f.rto_ms);
     }
     return true;
@@ -338,7 +374,7 @@ struct TcpOps {
                  setsockopt(f.sock.get(), SOL_SOCKET, SO_PEEK_OFF, &zero, sizeof zero) == 0;
     f.state = TcpState::SynAckSent;
     f.snd_una = f.isn;
-    f.snd_nxt = f.isn + 1;
+    f.snd_nxt = f.snd_max = f.isn + 1;
     send_seg(f, packet::kSyn | packet::kAck, f.isn, 0, true);
     f.rto_ms = kRtoInitialMs;
     arm(f, slot_of(f), e.now + f.rto_ms);
@@ -386,9 +422,14 @@ struct TcpOps {
     f.key = FlowKey{p.src, p.dst, p.sport, p.dport};
     f.flow_id = id;
     f.started_ms = e.now;
-    f.isn = random_u32();
+    f.isn = e.isn_source();
     f.rcv_nxt = p.seq + 1;
-    f.child_mss = p.opts.mss ? p.opts.mss : (p.src.is_v4() ? 536 : 1220);
+    // The child's MSS, clamped to what tap0's MTU carries (a segment any
+    // larger could not be written to tap0) and to no less than Linux's
+    // TCP_MIN_MSS, so a hostile tiny MSS cannot make us cut 1-byte segments.
+    uint32_t mtu_mss = e.opts.plan.mtu - (p.src.is_v4() ? 40 : 60);
+    uint32_t mss = p.opts.mss ? p.opts.mss : (p.src.is_v4() ? 536 : 1220);
+    f.child_mss = uint16_t(std::clamp<uint32_t>(mss, 88, mtu_mss));
     f.wscale_ok = p.opts.wscale >= 0;
     f.child_wscale = f.wscale_ok ? uint8_t(p.opts.wscale) : 0;
     f.our_wscale = f.wscale_ok ? kOurWscale : 0;
@@ -576,45 +617,74 @@ struct TcpOps {
         }
         if (!(p.flags & packet::kAck) || p.ack != f.isn + 1) return;
         f.state = TcpState::Established;
-        f.snd_una = f.snd_nxt = f.isn + 1;
+        f.snd_una = f.snd_nxt = f.snd_max = f.isn + 1;
         f.rto_deadline = 0;
         f.retries = 0;
         f.rto_ms = kRtoInitialMs;
         break;
-      case TcpState::Established: break;
+      case TcpState::Established:
+        if (p.flags & packet::kSyn) {
+          // RFC 5961 4.2: a SYN on a synchronized connection gets a
+          // challenge ACK and changes nothing; a child that really restarted
+          // answers it with a RST.
+          send_ack(f);
+          return;
+        }
+        break;
     }
-    if (p.flags & packet::kSyn) return;
 
     // ACK processing.
     if (p.flags & packet::kAck) {
       uint32_t ack = p.ack;
-      if (seq_lt(f.snd_una, ack) && seq_le(ack, f.snd_nxt)) {
+      if (seq_lt(f.snd_una, ack) && seq_le(ack, f.snd_max)) {
         uint32_t acked = ack - f.snd_una;
-        if (f.fin_sent && ack == f.snd_nxt) {
+        if (f.fin_sent && ack == f.snd_max) {
           f.fin_acked = true;
           acked -= 1;
         }
         discard(f, acked);
         f.bytes_down += acked;
         f.snd_una = ack;
+        // The child already held what we were about to resend: skip it. (With
+        // SO_PEEK_OFF the kernel moved the peek offset back by what was
+        // discarded, to no less than 0: it is snd_nxt - snd_una again.)
+        if (seq_lt(f.snd_nxt, f.snd_una)) f.snd_nxt = f.snd_una;
+        if (f.in_recovery) {
+          if (seq_lt(ack, f.recover)) f.cwnd += std::max<uint32_t>(acked, 1);  // slow start
+          else f.in_recovery = false;
+        }
         f.dupacks = 0;
         f.retries = 0;
         f.rto_ms = kRtoInitialMs;
         f.rto_deadline = 0;
-        if (f.snd_una != f.snd_nxt) arm(f, slot, e.now + f.rto_ms);
+        if (f.snd_una != f.snd_max) arm(f, slot, e.now + f.rto_ms);
       } else if (ack == f.snd_una && p.payload_len == 0 && !(p.flags & packet::kFin) &&
-                 f.snd_nxt != f.snd_una && p.window == f.last_child_win_raw) {
-        if (++f.dupacks == 3) rewind(f);
+                 f.snd_max != f.snd_una && p.window == f.last_child_win_raw) {
+        // A duplicate ACK: counted one by one; the third starts fast
+        // retransmit, and more during recovery change nothing.
+        if (!f.in_recovery && ++f.dupacks == 3) start_recovery(f);
       }
       f.last_child_win_raw = p.window;
       f.child_wnd = uint32_t(p.window) << f.child_wscale;
     }
 
-    // Data from the child.
-    if (p.payload_len > 0) {
-      if (p.seq == f.rcv_nxt && !f.child_fin && f.sock) {
-        ssize_t n = send(f.sock.get(), frame + p.payload_off, p.payload_len,
-                         MSG_DONTWAIT | MSG_NOSIGNAL);
+    // Data from the child. A retransmission that overlaps rcv_nxt delivers
+    // its new part.
+    size_t data_off = p.payload_off, data_len = p.payload_len;
+    uint32_t seq = p.seq;
+    if (data_len > 0 && seq_lt(seq, f.rcv_nxt) && seq_gt(seq + uint32_t(data_len), f.rcv_nxt)) {
+      uint32_t skip = f.rcv_nxt - seq;
+      data_off += skip;
+      data_len -= skip;
+      seq = f.rcv_nxt;
+    }
+    if (data_len > 0 && seq != f.rcv_nxt) {
+      // Out of order (or a retransmission of what we have): a duplicate ACK
+      // at once, one per segment, so the child's fast retransmit sees three.
+      send_ack(f);
+    } else if (data_len > 0) {
+      if (!f.child_fin && f.sock) {
+        ssize_t n = send(f.sock.get(), frame + data_off, data_len, MSG_DONTWAIT | MSG_NOSIGNAL);
         if (n < 0) {
           if (errno != EAGAIN && errno != EINTR) {
             reset_both(f, observe::Close::Rst);
@@ -622,7 +692,7 @@ struct TcpOps {
           }
           n = 0;
         }
-        if (size_t(n) < p.payload_len) f.in_blocked = true;
+        if (size_t(n) < data_len) f.in_blocked = true;
         f.rcv_nxt += uint32_t(n);
         f.bytes_up += uint64_t(n);
       }
@@ -717,12 +787,12 @@ struct TcpOps {
         send_seg(f, packet::kSyn | packet::kAck, f.isn, 0, true);
         break;
       case TcpState::Established:
-        if (f.snd_nxt != f.snd_una) {
+        if (f.snd_max != f.snd_una) {
           if (++f.retries > kMaxRetries) {
             reset_both(f, observe::Close::Timeout);
             return;
           }
-          rewind(f);
+          start_recovery(f);
           if (!push(f)) return;
         } else if (f.child_wnd == 0) {
           send_seg(f, packet::kAck, f.snd_una - 1, 0);  // zero-window probe

@@ -23,7 +23,7 @@ done
 # finished connect (that turned refused ports into open ones), so every one
 # of 20 scans per user must find exactly the ports open natively.
 ports=1080-3079,3128-3131,3140-3142
-open_ports() { "$@" nmap -sT -Pn -n --max-retries 1 --host-timeout 60s -p "$ports" -oG - "$LAB_PROXY4" 2>&1 |
+open_ports() { "$@" nmap -sT -Pn -n --max-retries 3 --host-timeout 120s -p "$ports" -oG - "$LAB_PROXY4" 2>&1 |
   grep -o '[0-9]*/open' | tr '\n' ' '; }
 native=$(open_ports lab_root)
 assert_contains "$native" "1080/open 1081/open 3128/open" "natively the proxy ports are open ($native)"

@@ -9,6 +9,7 @@ set -uo pipefail
 [[ "$(uname -r)" == 6.1.* ]] || { echo "guest-engine.sh: expected a 6.1 guest, got $(uname -r)" >&2; exit 2; }
 src=$(cd "$(dirname "$0")/../.." && pwd)
 build=${1:?usage: guest-engine.sh BUILD_DIR [TEST...]}
+[[ $build == /* ]] || build=$src/$build
 shift
 tests=("$@")
 if ((${#tests[@]} == 0)); then

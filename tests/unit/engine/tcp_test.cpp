@@ -1,0 +1,389 @@
+// The TCP translator, driven turn by turn. A SOCK_SEQPACKET socketpair stands
+// in for tap0 (one frame per message, as a tap device gives them): the test
+// plays the child by writing frames to one end and reading the engine's
+// frames from it, and a listening socket on 127.0.0.1 plays the remote host
+// (reached through the gateway with --allow-host-loopback). Every case runs
+// twice: with SO_PEEK_OFF (where the kernel has it) and with the copy path
+// that kernels before 6.9 use.
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common/kernel.hpp"
+#include "engine/engine_impl.hpp"
+#include "engine/tcp_seq.hpp"
+
+namespace cf::engine {
+namespace {
+
+using packet::kAck;
+using packet::kFin;
+using packet::kPsh;
+using packet::kRst;
+using packet::kSyn;
+
+constexpr uint32_t kMtu = 1500;
+constexpr uint16_t kChildPort = 40000;
+
+struct Frame {
+  packet::Parsed p;
+  std::vector<uint8_t> bytes;
+  std::string payload() const {
+    return std::string(reinterpret_cast<const char*>(bytes.data()) + p.payload_off,
+                       p.payload_len);
+  }
+};
+
+uint32_t g_isn = 1000;
+uint32_t fixed_isn() { return g_isn; }
+
+class TcpTranslator : public ::testing::TestWithParam<bool> {
+ protected:
+  void SetUp() override {
+    cfg_.allow_host_loopback = true;
+    opts_.plan.child4 = *IpAddr::parse("10.0.2.2");
+    opts_.plan.gw4 = *IpAddr::parse("10.0.2.1");
+    opts_.plan.ipv6 = false;
+    opts_.plan.mtu = kMtu;
+    opts_.plan.gw_mac = {2, 0, 0, 0, 0, 1};
+    opts_.plan.child_mac = child_mac_;
+    pol_ = std::make_unique<policy::Policy>(cfg_);
+    rec_ = std::make_unique<observe::Recorder>(cfg_);
+    int sv[2];
+    ASSERT_EQ(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv), 0);
+    tap_.reset(sv[1]);
+    e_ = std::make_unique<Engine>(cfg_, opts_, UniqueFd(sv[0]), *pol_, *rec_, &st_);
+    e_->now = monotonic_ms();
+    ASSERT_FALSE(e_->init());
+    bool want_peek = GetParam();
+    if (want_peek && !kernel::probe(kernel::Feature::TcpPeekOff).available)
+      GTEST_SKIP() << "this kernel has no SO_PEEK_OFF on TCP";
+    e_->tcp_peek_off = want_peek;
+    e_->isn_source = fixed_isn;
+    g_isn = 1000;
+
+    listener_.reset(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ASSERT_EQ(bind(listener_.get(), reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+    ASSERT_EQ(listen(listener_.get(), 8), 0);
+    socklen_t al = sizeof a;
+    getsockname(listener_.get(), reinterpret_cast<sockaddr*>(&a), &al);
+    port_ = ntohs(a.sin_port);
+  }
+
+  // The child sends one segment.
+  void child_send(uint8_t flags, uint32_t seq, uint32_t ack, const std::string& data = "",
+                  uint16_t window = 65535, uint16_t mss = 1460, int8_t wscale = -1) {
+    uint8_t buf[packet::kFrameMax];
+    packet::TcpSeg s{opts_.plan.child4, opts_.plan.gw4, kChildPort, port_, seq, ack, flags,
+                     window, mss, wscale};
+    size_t off = packet::payload_offset(Family::V4, packet::kProtoTcp, (flags & kSyn) != 0);
+    std::memcpy(buf + off, data.data(), data.size());
+    size_t n = packet::build_tcp(buf, child_mac_, opts_.plan.gw_mac, s, data.size());
+    ASSERT_EQ(write(tap_.get(), buf, n), ssize_t(n));
+  }
+
+  // Runs the engine for about `ms` milliseconds, or until `until` holds for
+  // the frames received so far; returns the frames it sent to the child.
+  template <typename Pred>
+  std::vector<Frame> run_until(int ms, Pred until) {
+    std::vector<Frame> out;
+    auto end = std::chrono::steady_clock::now() + std::chrono::milliseconds(ms);
+    while (std::chrono::steady_clock::now() < end) {
+      bool exited = false;
+      EXPECT_FALSE(e_->turn(5, &exited));
+      for (;;) {
+        Frame f;
+        f.bytes.resize(packet::kFrameMax);
+        ssize_t n = read(tap_.get(), f.bytes.data(), f.bytes.size());
+        if (n <= 0) break;
+        f.bytes.resize(size_t(n));
+        EXPECT_TRUE(packet::parse(f.bytes, &f.p));
+        out.push_back(std::move(f));
+      }
+      if (until(out)) break;
+    }
+    return out;
+  }
+  std::vector<Frame> run(int ms) {
+    return run_until(ms, [](const std::vector<Frame>&) { return false; });
+  }
+
+  // Handshake: returns the engine's ISN; the server side is accepted.
+  uint32_t connect(uint32_t child_isn, uint16_t window = 65535, uint16_t mss = 1460,
+                   int8_t wscale = -1) {
+    child_isn_ = child_isn;
+    child_send(kSyn, child_isn, 0, "", window, mss, wscale);
+    auto fr = run_until(2000, [](const std::vector<Frame>& v) {
+      for (const auto& f : v)
+        if (f.p.flags == (kSyn | kAck)) return true;
+      return false;
+    });
+    const Frame* synack = nullptr;
+    for (const auto& f : fr)
+      if (f.p.flags == (kSyn | kAck)) synack = &f;
+    EXPECT_NE(synack, nullptr) << "no SYN-ACK";
+    if (!synack) return 0;
+    synack_ = *synack;
+    EXPECT_EQ(synack->p.ack, child_isn + 1);
+    server_.reset(accept4(listener_.get(), nullptr, nullptr, SOCK_CLOEXEC));
+    EXPECT_TRUE(server_.valid());
+    rcv_nxt_ = synack->p.seq + 1;  // what the child expects next from us
+    snd_nxt_ = child_isn + 1;      // the child's next sequence number
+    child_send(kAck, snd_nxt_, rcv_nxt_, "", window);
+    run(20);
+    return synack->p.seq;
+  }
+
+  void server_write(const std::string& s) {
+    ASSERT_EQ(write(server_.get(), s.data(), s.size()), ssize_t(s.size()));
+  }
+  std::string server_read(size_t n, int ms = 1000) {
+    std::string got;
+    auto end = std::chrono::steady_clock::now() + std::chrono::milliseconds(ms);
+    while (got.size() < n && std::chrono::steady_clock::now() < end) {
+      run(5);
+      char buf[65536];
+      ssize_t r = recv(server_.get(), buf, sizeof buf, MSG_DONTWAIT);
+      if (r > 0) got.append(buf, size_t(r));
+      if (r == 0) break;
+    }
+    return got;
+  }
+
+  static std::vector<Frame> data_frames(const std::vector<Frame>& v) {
+    std::vector<Frame> d;
+    for (const auto& f : v)
+      if (f.p.payload_len > 0) d.push_back(f);
+    return d;
+  }
+
+  Config cfg_;
+  Options opts_;
+  packet::Mac child_mac_{2, 0, 0, 0, 0, 2};
+  std::unique_ptr<policy::Policy> pol_;
+  std::unique_ptr<observe::Recorder> rec_;
+  Stats st_;
+  UniqueFd tap_, listener_, server_;
+  uint16_t port_ = 0;
+  std::unique_ptr<Engine> e_;
+  Frame synack_;
+  uint32_t child_isn_ = 0, rcv_nxt_ = 0, snd_nxt_ = 0;
+};
+
+std::string pattern(size_t n, char seed) {
+  std::string s(n, '\0');
+  for (size_t i = 0; i < n; ++i) s[i] = char(seed + int(i % 251));
+  return s;
+}
+
+TEST_P(TcpTranslator, HandshakeOffersClampedMssAndScaling) {
+  connect(5000, 65535, 1460, 3);
+  EXPECT_EQ(synack_.p.opts.mss, kMtu - 40);
+  EXPECT_EQ(synack_.p.opts.wscale, 7);
+  std::string up = "hello from the child";
+  child_send(kAck | kPsh, snd_nxt_, rcv_nxt_, up);
+  EXPECT_EQ(server_read(up.size()), up);
+}
+
+TEST_P(TcpTranslator, AHostileMssIsClampedToTheTapMtu) {
+  connect(5000, 65535, 65535);
+  server_write(pattern(20000, 'a'));
+  auto fr = data_frames(run(100));
+  ASSERT_FALSE(fr.empty());
+  for (const auto& f : fr) EXPECT_LE(f.p.payload_len, kMtu - 40);
+}
+
+TEST_P(TcpTranslator, NeverSendsPastTheChildsWindow) {
+  connect(5000, 1000);  // no window scaling: 1000 bytes
+  std::string down = pattern(5000, 'b');
+  server_write(down);
+  auto fr = data_frames(run(100));
+  size_t sent = 0;
+  for (const auto& f : fr) sent += f.p.payload_len;
+  EXPECT_EQ(sent, 1000u);
+  ASSERT_FALSE(fr.empty());
+  EXPECT_EQ(fr.front().p.seq, rcv_nxt_);
+  // Acknowledging opens the window for exactly the next 1000 bytes.
+  child_send(kAck, snd_nxt_, rcv_nxt_ + 1000, "", 1000);
+  auto fr2 = data_frames(run(100));
+  size_t sent2 = 0;
+  for (const auto& f : fr2) sent2 += f.p.payload_len;
+  EXPECT_EQ(sent2, 1000u);
+  ASSERT_FALSE(fr2.empty());
+  EXPECT_EQ(fr2.front().p.seq, rcv_nxt_ + 1000);
+  EXPECT_EQ(fr2.front().payload(), down.substr(1000, fr2.front().p.payload_len));
+}
+
+TEST_P(TcpTranslator, RetransmitsOneSegmentOnTimeoutNotTheWindow) {
+  connect(5000);
+  std::string down = pattern(10 * 1460, 'c');
+  server_write(down);
+  auto first = data_frames(run(50));
+  ASSERT_EQ(first.size(), 10u);
+  // No ACK: after the 200 ms RTO, one segment from snd_una, then nothing more
+  // until the child acknowledges (slow start from one segment).
+  auto again = data_frames(run(400));
+  ASSERT_EQ(again.size(), 1u) << "a timeout must not resend the whole window";
+  EXPECT_EQ(again[0].p.seq, rcv_nxt_);
+  EXPECT_EQ(again[0].payload(), down.substr(0, 1460));
+  // The child had everything but the first segment: one ACK covers it all,
+  // and nothing is resent.
+  child_send(kAck, snd_nxt_, rcv_nxt_ + uint32_t(down.size()));
+  EXPECT_TRUE(data_frames(run(300)).empty());
+}
+
+TEST_P(TcpTranslator, ThreeDuplicateAcksResendOnlyTheHole) {
+  connect(5000);
+  std::string down = pattern(10 * 1460, 'd');
+  server_write(down);
+  auto first = data_frames(run(50));
+  ASSERT_EQ(first.size(), 10u);
+  // The second segment was lost: the child acknowledges the first, then
+  // sends three duplicate ACKs (one per later segment it received).
+  uint32_t hole = rcv_nxt_ + 1460;
+  child_send(kAck, snd_nxt_, hole);
+  auto none = data_frames(run(20));
+  for (int i = 0; i < 3; ++i) child_send(kAck, snd_nxt_, hole);
+  auto rtx = data_frames(run(50));
+  ASSERT_EQ(rtx.size(), 1u) << "fast retransmit resends one segment, before any timeout";
+  EXPECT_EQ(rtx[0].p.seq, hole);
+  EXPECT_EQ(rtx[0].payload(), down.substr(1460, 1460));
+  // More duplicate ACKs during recovery change nothing.
+  for (int i = 0; i < 5; ++i) child_send(kAck, snd_nxt_, hole);
+  EXPECT_TRUE(data_frames(run(50)).empty());
+  // The retransmission filled the hole: everything is acknowledged at once.
+  child_send(kAck, snd_nxt_, rcv_nxt_ + uint32_t(down.size()));
+  EXPECT_TRUE(data_frames(run(300)).empty());
+  (void)none;
+}
+
+TEST_P(TcpTranslator, OutOfOrderDataGetsAnImmediateDuplicateAck) {
+  connect(5000);
+  child_send(kAck | kPsh, snd_nxt_ + 100, rcv_nxt_, "later");
+  child_send(kAck | kPsh, snd_nxt_ + 200, rcv_nxt_, "later still");
+  auto fr = run(10);
+  int acks = 0;
+  for (const auto& f : fr)
+    if (f.p.flags == kAck && f.p.ack == snd_nxt_) ++acks;
+  EXPECT_EQ(acks, 2) << "one duplicate ACK per out-of-order segment";
+  // The data in order still gets through.
+  child_send(kAck | kPsh, snd_nxt_, rcv_nxt_, "now");
+  EXPECT_EQ(server_read(3), "now");
+}
+
+TEST_P(TcpTranslator, HalfCloseBothWays) {
+  connect(5000);
+  child_send(kAck | kPsh | kFin, snd_nxt_, rcv_nxt_, "request");
+  EXPECT_EQ(server_read(100), "request") << "the child's FIN is the server's EOF";
+  snd_nxt_ += 7 + 1;
+  server_write("answer after FIN");
+  shutdown(server_.get(), SHUT_WR);
+  auto fr = data_frames(run(50));
+  ASSERT_EQ(fr.size(), 1u);
+  EXPECT_EQ(fr[0].payload(), "answer after FIN");
+  EXPECT_EQ(fr[0].p.ack, snd_nxt_) << "our segments acknowledge the child's FIN";
+  // Our FIN follows once the child has acknowledged the data.
+  child_send(kAck, snd_nxt_, rcv_nxt_ + 16);
+  auto fins = run_until(100, [](const std::vector<Frame>& v) {
+    for (const auto& f : v)
+      if (f.p.flags & kFin) return true;
+    return false;
+  });
+  ASSERT_FALSE(fins.empty());
+  EXPECT_TRUE(fins.back().p.flags & kFin) << "the server's shutdown reaches the child as a FIN";
+  EXPECT_EQ(fins.back().p.seq, rcv_nxt_ + 16);
+  // Unacknowledged, the FIN is resent on timeout like data.
+  auto again = run_until(400, [](const std::vector<Frame>& v) {
+    for (const auto& f : v)
+      if (f.p.flags & kFin) return true;
+    return false;
+  });
+  ASSERT_FALSE(again.empty());
+  EXPECT_TRUE(again.back().p.flags & kFin);
+  EXPECT_EQ(again.back().p.seq, rcv_nxt_ + 16);
+  child_send(kAck, snd_nxt_, rcv_nxt_ + 17);
+  EXPECT_TRUE(run(300).empty()) << "nothing more once the FIN is acknowledged";
+}
+
+TEST_P(TcpTranslator, ChildResetResetsTheServer) {
+  connect(5000);
+  child_send(kRst, snd_nxt_, 0);
+  run(20);
+  char b;
+  EXPECT_EQ(recv(server_.get(), &b, 1, 0), -1);
+  EXPECT_EQ(errno, ECONNRESET);
+}
+
+TEST_P(TcpTranslator, ServerResetResetsTheChild) {
+  connect(5000);
+  linger l{1, 0};
+  setsockopt(server_.get(), SOL_SOCKET, SO_LINGER, &l, sizeof l);
+  server_.reset();
+  auto fr = run_until(500, [](const std::vector<Frame>& v) {
+    for (const auto& f : v)
+      if (f.p.flags & kRst) return true;
+    return false;
+  });
+  ASSERT_FALSE(fr.empty());
+  EXPECT_TRUE(fr.back().p.flags & kRst);
+}
+
+TEST_P(TcpTranslator, ASynOnAnEstablishedFlowGetsAChallengeAck) {
+  connect(5000);
+  child_send(kSyn, 777, 0);
+  auto fr = run(20);
+  ASSERT_EQ(fr.size(), 1u);
+  EXPECT_EQ(fr[0].p.flags, kAck);
+  EXPECT_EQ(fr[0].p.ack, snd_nxt_);
+  EXPECT_EQ(fr[0].p.seq, rcv_nxt_);
+  child_send(kAck | kPsh, snd_nxt_, rcv_nxt_, "still here");
+  EXPECT_EQ(server_read(10), "still here");
+}
+
+TEST_P(TcpTranslator, SequenceNumbersWrapBothWays) {
+  g_isn = 0xfffff000u;  // ours wraps after 4 KiB
+  uint32_t ours = connect(0xfffff800u);
+  EXPECT_EQ(ours, 0xfffff000u);
+  // Child -> server across the child's wrap.
+  std::string up = pattern(8000, 'u');
+  for (size_t off = 0; off < up.size(); off += 1000) {
+    child_send(kAck | kPsh, snd_nxt_, rcv_nxt_, up.substr(off, 1000));
+    snd_nxt_ += 1000;
+  }
+  EXPECT_EQ(server_read(up.size()), up);
+  // Server -> child across ours, acknowledged as it arrives.
+  std::string down = pattern(20000, 'w');
+  server_write(down);
+  std::string got;
+  auto end = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+  while (got.size() < down.size() && std::chrono::steady_clock::now() < end) {
+    for (const auto& f : data_frames(run(10))) {
+      if (f.p.seq != rcv_nxt_) continue;
+      got += f.payload();
+      rcv_nxt_ += uint32_t(f.p.payload_len);
+    }
+    child_send(kAck, snd_nxt_, rcv_nxt_);
+  }
+  EXPECT_EQ(got, down);
+  EXPECT_TRUE(seq_gt(rcv_nxt_, 0xfffff000u + 1)) << "our sequence space wrapped";
+}
+
+INSTANTIATE_TEST_SUITE_P(Paths, TcpTranslator, ::testing::Values(true, false),
+                         [](const ::testing::TestParamInfo<bool>& i) {
+                           return i.param ? std::string("PeekOff") : std::string("Copy");
+                         });
+
+}  // namespace
+}  // namespace cf::engine
