@@ -27,7 +27,10 @@ WORKLOADS = {
     "dns": ("DNS query rate (dnsperf)", "queries/s", True),
     "startup": ("start-up of `-- true`", "ms", False),
 }
-VARIANTS = ["native", "pasta", "slirp4netns", "childflow"]
+# childflow-copy is childflow with its TCP copy path forced
+# (CHILDFLOW_FORCE_FALLBACK=tcp_peek_off, what kernels before 6.9 get): the
+# table shows its cost against the SO_PEEK_OFF path as childflow-copy/childflow.
+VARIANTS = ["native", "pasta", "slirp4netns", "childflow", "childflow-copy"]
 PEERS = ["pasta", "slirp4netns"]
 
 
@@ -149,9 +152,13 @@ def cmd_report(path, out, meta):
     workloads = [w for w in WORKLOADS if w in seen_workloads]
     variants = [v for v in VARIANTS if v in seen_variants]
     peers = [p for p in PEERS if p in variants] if "childflow" in variants else []
+    # (numerator, denominator) of each ratio column.
+    pairs = [("childflow", p) for p in peers]
+    if "childflow" in variants and "childflow-copy" in variants:
+        pairs.append(("childflow-copy", "childflow"))
 
     result = {"meta": meta, "workloads": {}}
-    header = ["workload", "unit", "better"] + variants + [f"childflow/{p}" for p in peers]
+    header = ["workload", "unit", "better"] + variants + [f"{a}/{b}" for a, b in pairs]
     rows = []
     for w in workloads:
         title, unit, higher = WORKLOADS[w]
@@ -171,10 +178,10 @@ def cmd_report(path, out, meta):
             if (w, v) in reasons:
                 entry["na"][v] = reasons[(w, v)]
         ratios = []
-        for p in peers:
-            cf, peer = medians.get("childflow"), medians.get(p)
+        for a, b in pairs:
+            cf, peer = medians.get(a), medians.get(b)
             r = cf / peer if cf is not None and peer else None
-            entry["ratio"][f"childflow/{p}"] = r
+            entry["ratio"][f"{a}/{b}"] = r
             ratios.append("n/a" if r is None else f"{r:.2f}x")
         result["workloads"][w] = entry
         rows.append([title, unit, "higher" if higher else "lower"]

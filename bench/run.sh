@@ -20,6 +20,8 @@
 #     pasta        pasta --config-net -- CLIENT   (new user+net ns, tap, host sockets)
 #     slirp4netns  bench/slirp-run.sh CLIENT      (unshare -Urn + slirp4netns attached)
 #     childflow    childflow -- CLIENT
+#     childflow-copy  the same with CHILDFLOW_FORCE_FALLBACK=tcp_peek_off: the TCP copy
+#                  path of kernels before 6.9 (its cost: childflow-copy/childflow)
 #   Traffic from each sandbox leaves through host sockets in the bench host
 #   netns, crosses the veth and reaches the servers. Nothing is sent anywhere
 #   but the documentation addresses above.
@@ -49,7 +51,7 @@ BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO_DIR=$(dirname "$BENCH_DIR")
 
 ALL_WORKLOADS=(throughput latency connrate dns startup)
-ALL_VARIANTS=(native pasta slirp4netns childflow)
+ALL_VARIANTS=(native pasta slirp4netns childflow childflow-copy)
 
 rounds=3
 duration=5
@@ -225,6 +227,8 @@ variant_prefix() {  # sets PREFIX to the command words that wrap a client
         pasta) PREFIX=(pasta --runas 0 --config-net --quiet -t none -u none -T none -U none --) ;;
         slirp4netns) PREFIX=(sh "$BENCH_DIR/slirp-run.sh") ;;
         childflow) PREFIX=("$childflow" --) ;;
+        # The TCP path of kernels without SO_PEEK_OFF (docs/kernel.md), forced.
+        childflow-copy) PREFIX=(env CHILDFLOW_FORCE_FALLBACK=tcp_peek_off "$childflow" --) ;;
     esac
 }
 
@@ -235,7 +239,7 @@ check_variants() {
             slirp4netns)
                 command -v slirp4netns >/dev/null || variant_na[$v]="slirp4netns is not installed"
                 command -v unshare >/dev/null || variant_na[$v]="unshare is not installed" ;;
-            childflow) [[ -x $childflow ]] || variant_na[$v]="no childflow binary at $childflow" ;;
+            childflow|childflow-copy) [[ -x $childflow ]] || variant_na[$v]="no childflow binary at $childflow" ;;
             native) ;;
         esac
         if [[ -z ${variant_na[$v]:-} && $v != native ]]; then

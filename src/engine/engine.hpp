@@ -45,7 +45,8 @@ struct Stats {
   uint64_t tcp_refused_overload = 0;
   uint64_t stale_events = 0;
   uint64_t dgram_evicted = 0;
-  uint64_t dns_mismatched = 0;  // upstream DNS answers whose id or question did not match  // UDP / echo flows evicted from a full table (least recently used)  // epoll events for a slot freed since they were queued
+  uint64_t dns_mismatched = 0;
+  uint64_t tcp_idle_reset = 0;  // TCP flows reset after their idle time-out  // upstream DNS answers whose id or question did not match  // UDP / echo flows evicted from a full table (least recently used)  // epoll events for a slot freed since they were queued
 };
 
 // Monotonic milliseconds and a random 32-bit value (getrandom).

@@ -20,95 +20,16 @@
 #include "engine/engine.hpp"
 #include "engine/dgram.hpp"
 #include "engine/dns_gate.hpp"
+#include "engine/dns_tcp.hpp"
 #include "engine/flow.hpp"
 #include "engine/packet.hpp"
 #include "engine/send_copy.hpp"
+#include "engine/tcp_flow.hpp"
 #include "observe/recorder.hpp"
 #include "policy/policy.hpp"
 #include "proxy/proxy.hpp"
 
 namespace cf::engine {
-
-// TCP flow states. Per state, what may happen:
-//  Free        slot unused.
-//  Connecting  child SYN seen, host connect() in progress (and, with
-//              --proxy, the proxy handshake); child SYN retransmits are
-//              ignored; nothing is sent to the child.
-//  SynAckSent  host connected, SYN-ACK sent; waiting for the child's ACK
-//              (SYN-ACK is retransmitted on RTO).
-//  Established data both ways; FINs tracked by the flags below (half close).
-//  Closing     both directions finished; held briefly (TIME_WAIT-like) to
-//              absorb the child's last retransmits, then freed.
-// DNS over TCP to the gateway (dns_tcp.cpp): the far end of the socketpair
-// that a gateway:53/tcp flow uses as its host socket.
-struct DnsStream {
-  struct Pending {
-    uint16_t id;   // the child's id, used upstream unchanged
-    GateQuery gq;  // checks the answer; builds SERVFAIL when the upstream fails
-  };
-  UniqueFd local;  // socketpair end facing the translator
-  UniqueFd up;     // TCP to the upstream resolver
-  bool up_connecting = false, up_failed = false;
-  bool local_eof = false, up_eof = false, shut_up = false, shut_local = false;
-  std::string from_child, to_up, from_up, to_child;
-  std::vector<Pending> pending;
-};
-
-enum class TcpState : uint8_t { Free, Connecting, SynAckSent, Established, Closing };
-
-struct TcpFlow {
-  TcpState state = TcpState::Free;
-  uint32_t slot = 0;  // own index in Engine::tcp
-  FlowKey key;
-  IpAddr connect_ip;  // what the host socket connected to (gateway remaps)
-  uint16_t connect_port = 0;
-  UniqueFd sock;  // host socket, or the socketpair end of a TLS pump
-  std::unique_ptr<proxy::Handshake> hs;  // while the proxy handshake runs
-  std::unique_ptr<proxy::TlsPump> pump;  // https:// proxies after the handshake
-  std::unique_ptr<DnsStream> dns;        // gateway:53/tcp flows
-  bool via_proxy = false;
-  bool sock_is_unix = false;
-  // Bytes towards the child stay in the host socket's queue and are read at
-  // SO_PEEK_OFF (true), or are moved into `copy` (false; see send_copy.hpp).
-  bool peek_off = true;
-  SendCopy copy;
-  uint64_t flow_id = 0;
-  uint64_t started_ms = 0;
-  // Sequence space towards the child (ours) and from the child.
-  // snd_una: oldest unacknowledged; snd_nxt: next to send (below snd_max
-  // while retransmitting); snd_max: one past the highest ever sent.
-  uint32_t isn = 0, snd_una = 0, snd_nxt = 0, snd_max = 0;
-  // Loss recovery (tcp.cpp): while in_recovery, segments from snd_una on are
-  // resent, at most cwnd bytes in flight (growing with each ACK), until the
-  // child acknowledges `recover` (snd_max when recovery began).
-  bool in_recovery = false;
-  uint32_t recover = 0, cwnd = 0;
-  uint32_t rcv_nxt = 0;
-  uint32_t child_wnd = 0;  // bytes, already scaled
-  uint16_t child_mss = 536;
-  uint8_t child_wscale = 0;
-  uint8_t our_wscale = 0;
-  bool wscale_ok = false;
-  bool child_fin = false;     // child's FIN received and passed on (SHUT_WR)
-  bool host_eof = false;      // host socket reached EOF
-  bool fin_sent = false;      // our FIN was sent: it is the byte at snd_max - 1
-  bool fin_acked = false;
-  bool in_blocked = false;    // host send buffer was full; window update owed
-  bool wnd_watch = false;     // window was small; update owed on EPOLLOUT
-  bool ack_pending = false;   // an ACK is owed at the end of this batch
-  bool ack_queued = false;    // slot is in tcp_ack_list
-  bool last_wnd_zero = false;
-  uint8_t dupacks = 0;
-  uint8_t retries = 0;
-  uint16_t last_child_win_raw = 0;
-  uint32_t rto_ms = 200;
-  uint64_t rto_deadline = 0;  // monotonic ms; 0 = not armed
-  uint64_t rto_queued = 0;    // earliest heap entry for this flow; 0 = none
-  uint64_t bytes_up = 0, bytes_down = 0;
-  // The child's SYN (IP header + start of TCP), quoted by ICMP errors.
-  uint8_t syn_quote[120];
-  uint8_t syn_quote_len = 0;
-};
 
 // A query relayed over UDP: its own upstream socket (a fresh random source
 // port) and a random transaction id.
@@ -205,6 +126,10 @@ class Engine {
   uint32_t tcp_connecting = 0;
   bool tcp_peek_off = true;  // kernel::Feature::TcpPeekOff in use (probed in init)
   uint32_t (*isn_source)() = random_u32;  // our ISNs (the unit tests pick them)
+  // An established flow with no segment either way for this long is reset
+  // (docs/design.md); half closed: once either side sent its FIN.
+  uint64_t tcp_idle_ms = 24 * 3600 * 1000ull;
+  uint64_t tcp_half_closed_idle_ms = 300 * 1000ull;
   // UDP and ICMP echo flows.
   DgramTable udp{4096};
   DgramTable icmp{256};
@@ -223,7 +148,5 @@ class Engine {
   alignas(64) uint8_t rx_[packet::kFrameMax];
 };
 
-UniqueFd dns_stream_open(Engine& e, TcpFlow& f, uint32_t slot);
-void dns_stream_close(Engine& e, DnsStream& s);
 
 }  // namespace cf::engine

@@ -68,6 +68,7 @@
 #include <sys/socket.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <cerrno>
 #include <fmt/format.h>
 
@@ -84,6 +85,9 @@ constexpr uint8_t kMaxRetries = 10;
 constexpr uint64_t kLingerMs = 2'000;
 constexpr uint8_t kOurWscale = 7;
 constexpr uint64_t kProxyTimeoutMs = 15'000;
+// Host-side keepalive once the child probes: idle, interval, count (a dead
+// peer is found within about 60 + 6 * 10 s).
+constexpr int kKeepIdleS = 60, kKeepIntvlS = 10, kKeepCnt = 6;
 
 const char* connect_error_text(int err) {
   switch (err) {
@@ -93,6 +97,14 @@ const char* connect_error_text(int err) {
     case ETIMEDOUT: return "timed out";
     default: return strerror(err);
   }
+}
+
+// Every change of a flow's state: checked against the transition table
+// (tcp_flow.hpp). An impossible transition is a bug in this file, not
+// something the child can cause, so it aborts.
+void tcp_enter(TcpFlow& f, TcpState to) {
+  if (!tcp_transition_ok(f.state, to)) std::abort();
+  f.state = to;
 }
 
 }  // namespace
@@ -195,12 +207,40 @@ struct TcpOps {
     e.send_frame(packet::build_tcp(e.tx, e.opts.plan.gw_mac, p.src_mac, s, 0));
   }
 
-  void arm(TcpFlow& f, uint32_t slot, uint64_t deadline) {
-    f.rto_deadline = deadline;
-    if (deadline && (f.rto_queued == 0 || deadline < f.rto_queued)) {
-      f.rto_queued = deadline;
-      e.arm(Tag::Tcp, slot, deadline);
+  // Queues a timer entry for the flow unless an earlier one is queued (each
+  // flow keeps at most one live entry; a later one is queued when it fires).
+  void queue(TcpFlow& f, uint64_t when) {
+    if (when && (f.rto_queued == 0 || when < f.rto_queued)) {
+      f.rto_queued = when;
+      e.arm(Tag::Tcp, f.slot, when);
     }
+  }
+
+  void arm(TcpFlow& f, uint32_t /*slot*/, uint64_t deadline) {
+    f.rto_deadline = deadline;
+    queue(f, deadline);
+  }
+
+  // When an established flow with no segment either way is reset: sooner once
+  // either side has finished (a half-closed flow nobody finishes).
+  uint64_t idle_deadline(const TcpFlow& f) const {
+    if (f.state != TcpState::Established) return 0;
+    bool half = f.child_fin || f.fin_sent;
+    return f.last_ms + (half ? e.tcp_half_closed_idle_ms : e.tcp_idle_ms);
+  }
+
+  // The child probes (keepalive, or a zero-window probe): from now on the
+  // host socket keeps the peer alive too, so a peer that died turns into
+  // ETIMEDOUT there and into a RST to the child (event()), instead of the
+  // engine answering the child's probes for a connection that is gone.
+  void mirror_keepalive(TcpFlow& f) {
+    if (f.host_keepalive || !f.sock || f.sock_is_unix) return;
+    f.host_keepalive = true;
+    int one = 1, idle = kKeepIdleS, intvl = kKeepIntvlS, cnt = kKeepCnt;
+    setsockopt(f.sock.get(), SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
+    setsockopt(f.sock.get(), IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof idle);
+    setsockopt(f.sock.get(), IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof intvl);
+    setsockopt(f.sock.get(), IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof cnt);
   }
 
   uint32_t slot_of(const TcpFlow& f) const { return f.slot; }
@@ -360,7 +400,7 @@ struct TcpOps {
                    e.now - f.started_ms, observe::Close::Fin);
     epoll_ctl(e.ep.get(), EPOLL_CTL_DEL, f.sock.get(), nullptr);
     f.sock.reset();
-    f.state = TcpState::Closing;
+    tcp_enter(f, TcpState::Closing);
     arm(f, slot_of(f), e.now + kLingerMs);
   }
 
@@ -372,7 +412,7 @@ struct TcpOps {
     // (TCP before 6.9, or a forced fallback) selects the copy path.
     f.peek_off = (f.sock_is_unix || e.tcp_peek_off) &&
                  setsockopt(f.sock.get(), SOL_SOCKET, SO_PEEK_OFF, &zero, sizeof zero) == 0;
-    f.state = TcpState::SynAckSent;
+    tcp_enter(f, TcpState::SynAckSent);
     f.snd_una = f.isn;
     f.snd_nxt = f.snd_max = f.isn + 1;
     send_seg(f, packet::kSyn | packet::kAck, f.isn, 0, true);
@@ -480,7 +520,7 @@ struct TcpOps {
       ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
       ev.data.u64 = tag(Tag::Tcp, slot, e.tcp.gen(slot));
       epoll_ctl(e.ep.get(), EPOLL_CTL_ADD, f.sock.get(), &ev);
-      f.state = TcpState::Connecting;
+      tcp_enter(f, TcpState::Connecting);
       ++e.tcp_connecting;
       connected(f);
       return;
@@ -529,7 +569,7 @@ struct TcpOps {
     sockaddr_storage ss;
     socklen_t sl = to_sockaddr(cip, cport, &ss);
     int r = connect(fd, reinterpret_cast<sockaddr*>(&ss), sl);
-    f.state = TcpState::Connecting;
+    tcp_enter(f, TcpState::Connecting);
     ++e.tcp_connecting;
     if (via_proxy) arm(f, slot, e.now + kProxyTimeoutMs);
     if (r == 0) {
@@ -590,6 +630,7 @@ struct TcpOps {
     }
     uint32_t slot = it->second;
     TcpFlow& f = e.tcp[slot];
+    f.last_ms = e.now;
     if (p.flags & packet::kRst) {
       if (f.state == TcpState::Closing) {
         release(f, false, observe::Close::Rst);
@@ -616,7 +657,9 @@ struct TcpOps {
           return;
         }
         if (!(p.flags & packet::kAck) || p.ack != f.isn + 1) return;
-        f.state = TcpState::Established;
+        tcp_enter(f, TcpState::Established);
+        f.last_ms = e.now;
+        queue(f, idle_deadline(f));
         f.snd_una = f.snd_nxt = f.snd_max = f.isn + 1;
         f.rto_deadline = 0;
         f.retries = 0;
@@ -703,6 +746,8 @@ struct TcpOps {
     // window, as a TCP receiver must, so a shut window always reopens.
     if (p.payload_len == 0 && !(p.flags & packet::kFin) && p.seq != f.rcv_nxt)
       f.ack_pending = true;
+    if (p.payload_len <= 1 && !(p.flags & packet::kFin) && p.seq == f.rcv_nxt - 1)
+      mirror_keepalive(f);
     if (p.flags & packet::kFin) {
       if (p.seq + uint32_t(p.payload_len) == f.rcv_nxt && !f.child_fin) {
         if (f.sock) shutdown(f.sock.get(), SHUT_WR);
@@ -722,6 +767,7 @@ struct TcpOps {
   void event(uint32_t slot, uint32_t events) {
     TcpFlow& f = e.tcp[slot];
     if (!f.sock) return;
+    f.last_ms = e.now;
     if (f.state == TcpState::Connecting) {
       if (f.hs) {
         host_connected(f);  // handshake progress
@@ -765,9 +811,15 @@ struct TcpOps {
     TcpFlow& f = e.tcp[slot];
     if (f.state == TcpState::Free || when != f.rto_queued) return;
     f.rto_queued = 0;
-    if (f.rto_deadline == 0) return;
-    if (f.rto_deadline > e.now) {
-      arm(f, slot, f.rto_deadline);
+    uint64_t idle_at = idle_deadline(f);
+    if (idle_at && idle_at <= e.now) {
+      ++e.st.tcp_idle_reset;
+      reset_both(f, observe::Close::Timeout);
+      return;
+    }
+    if (f.rto_deadline == 0 || f.rto_deadline > e.now) {
+      queue(f, f.rto_deadline);
+      queue(f, idle_at);
       return;
     }
     f.rto_deadline = 0;

@@ -380,6 +380,60 @@ TEST_P(TcpTranslator, SequenceNumbersWrapBothWays) {
   EXPECT_TRUE(seq_gt(rcv_nxt_, 0xfffff000u + 1)) << "our sequence space wrapped";
 }
 
+TEST_P(TcpTranslator, AnIdleFlowIsResetAfterItsTimeOut) {
+  e_->tcp_idle_ms = 400;
+  e_->tcp_half_closed_idle_ms = 150;
+  connect(5000);
+  // Activity keeps it open.
+  for (int i = 0; i < 3; ++i) {
+    child_send(kAck | kPsh, snd_nxt_, rcv_nxt_, "x");
+    snd_nxt_ += 1;
+    EXPECT_EQ(server_read(1), "x");
+    run(200);
+  }
+  auto fr = run_until(800, [](const std::vector<Frame>& v) {
+    for (const auto& f : v)
+      if (f.p.flags & kRst) return true;
+    return false;
+  });
+  ASSERT_FALSE(fr.empty()) << "an idle flow is reset";
+  EXPECT_TRUE(fr.back().p.flags & kRst);
+  EXPECT_EQ(st_.tcp_idle_reset, 1u);
+  char b;
+  EXPECT_EQ(recv(server_.get(), &b, 1, 0), -1) << "the host side is reset too";
+}
+
+TEST_P(TcpTranslator, AHalfClosedFlowTimesOutSooner) {
+  e_->tcp_idle_ms = 60'000;
+  e_->tcp_half_closed_idle_ms = 200;
+  connect(5000);
+  child_send(kAck | kFin, snd_nxt_, rcv_nxt_);
+  auto fr = run_until(600, [](const std::vector<Frame>& v) {
+    for (const auto& f : v)
+      if (f.p.flags & kRst) return true;
+    return false;
+  });
+  ASSERT_FALSE(fr.empty());
+  EXPECT_TRUE(fr.back().p.flags & kRst) << "half closed and idle for 200 ms: reset";
+}
+
+TEST(TcpStates, TheTransitionTableAllowsOnlyTheLifeCycle) {
+  using S = TcpState;
+  const S all[] = {S::Free, S::Connecting, S::SynAckSent, S::Established, S::Closing};
+  int allowed = 0;
+  for (S from : all)
+    for (S to : all)
+      if (to != S::Free && tcp_transition_ok(from, to)) ++allowed;
+  EXPECT_EQ(allowed, 4) << "exactly the four forward steps";
+  EXPECT_TRUE(tcp_transition_ok(S::Free, S::Connecting));
+  EXPECT_TRUE(tcp_transition_ok(S::Connecting, S::SynAckSent));
+  EXPECT_TRUE(tcp_transition_ok(S::SynAckSent, S::Established));
+  EXPECT_TRUE(tcp_transition_ok(S::Established, S::Closing));
+  for (S from : all) EXPECT_TRUE(tcp_transition_ok(from, S::Free));
+  EXPECT_FALSE(tcp_transition_ok(S::Connecting, S::Established)) << "no data before the SYN-ACK";
+  EXPECT_FALSE(tcp_transition_ok(S::Closing, S::Established));
+}
+
 INSTANTIATE_TEST_SUITE_P(Paths, TcpTranslator, ::testing::Values(true, false),
                          [](const ::testing::TestParamInfo<bool>& i) {
                            return i.param ? std::string("PeekOff") : std::string("Copy");

@@ -1,0 +1,36 @@
+// DNS over TCP to the gateway (dns_tcp.cpp): the stream that serves the far
+// end of the socketpair a gateway:53/tcp flow uses as its host socket.
+// Private to src/engine/.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "common/unique_fd.hpp"
+#include "engine/dns_gate.hpp"
+
+namespace cf::engine {
+
+class Engine;
+struct TcpFlow;
+
+struct DnsStream {
+  struct Pending {
+    uint16_t id;   // the child's id, used upstream unchanged
+    GateQuery gq;  // checks the answer; builds SERVFAIL when the upstream fails
+  };
+  UniqueFd local;  // socketpair end facing the translator
+  UniqueFd up;     // TCP to the upstream resolver
+  bool up_connecting = false, up_failed = false;
+  bool local_eof = false, up_eof = false, shut_up = false, shut_local = false;
+  std::string from_child, to_up, from_up, to_child;
+  std::vector<Pending> pending;
+};
+
+// Sets up the stream for a new gateway:53/tcp flow; returns the translator's
+// end of the socketpair (invalid on failure).
+UniqueFd dns_stream_open(Engine& e, TcpFlow& f, uint32_t slot);
+// Takes the stream's sockets out of the reactor (the flow is ending).
+void dns_stream_close(Engine& e, DnsStream& s);
+
+}  // namespace cf::engine
