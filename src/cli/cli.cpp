@@ -78,7 +78,10 @@ const char* kFooter =
     "docs/profile.md); flags override the profile, lists and the command replace it.\n"
     "Exit codes: the command's own; 128+N if it was killed by signal N; 1 for\n"
     "--fail-on-leak or a runtime failure; 2 for a bad command line or profile;\n"
-    "126/127 when the command cannot be executed / is not found.";
+    "126/127 when the command cannot be executed / is not found.\n"
+    "Environment: CHILDFLOW_FORCE_FALLBACK=FEATURE[,...] runs the path childflow\n"
+    "takes on kernels without FEATURE (tcp_peek_off, or all); --doctor shows the\n"
+    "path in use (docs/kernel.md). Linux 5.10 or newer is supported.";
 
 void build_app(CLI::App& app, RawFlags& f) {
   app.formatter(std::make_shared<UsageFormatter>());
