@@ -146,7 +146,7 @@ for who in "${ENGINE_WHO[@]}"; do
   # 500 concurrent connections.
   before=$(grep -c "www http $LAB_HOST4 .* accept" "$LAB_WWW_LOG" || true)
   t0=$(now_s)
-  out=$(CF_TIMEOUT=90 cf "$who" -- "$ENGINE_PY" "$many_conns_py" "$LAB_WWW4" 500 2>&1) || true
+  out=$(CF_TIMEOUT=$((90 * ${ENGINE_TIME_SCALE:-1})) cf "$who" -- "$ENGINE_PY" "$many_conns_py" "$LAB_WWW4" 500 2>&1) || true
   took=$(elapsed_s "$t0")
   check_contains "$out" "open=500 ok=500" "[$who] 500 concurrent connections all opened and answered (${took}s)"
   after=$(grep -c "www http $LAB_HOST4 .* accept" "$LAB_WWW_LOG" || true)
