@@ -80,8 +80,9 @@ const char* kFooter =
     "--fail-on-leak or a runtime failure; 2 for a bad command line or profile;\n"
     "126/127 when the command cannot be executed / is not found.\n"
     "Environment: CHILDFLOW_FORCE_FALLBACK=FEATURE[,...] runs the path childflow\n"
-    "takes on kernels without FEATURE (tcp_peek_off, or all); --doctor shows the\n"
-    "path in use (docs/kernel.md). Linux 5.10 or newer is supported.";
+    "takes on kernels without FEATURE (tcp_peek_off, clone3, mount_setattr, or\n"
+    "all); --doctor shows the path in use (docs/kernel.md). Linux 5.10 or newer\n"
+    "is supported.";
 
 void build_app(CLI::App& app, RawFlags& f) {
   app.formatter(std::make_shared<UsageFormatter>());

@@ -2,7 +2,10 @@
 
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <unistd.h>
+
+#include <cerrno>
 
 #include <cstdlib>
 #include <string_view>
@@ -37,16 +40,33 @@ bool has_tcp_peek_off() {
   return setsockopt(s.get(), SOL_SOCKET, SO_PEEK_OFF, &zero, sizeof zero) == 0;
 }
 
+// A syscall the kernel lacks fails with ENOSYS whatever its arguments; these
+// arguments are invalid (size 0, fd -1), so a kernel that has it refuses them
+// (EINVAL, EBADF) without doing anything.
+bool has_syscall(long nr) {
+  long r = nr == SYS_clone3 ? ::syscall(nr, nullptr, 0)
+                            : ::syscall(nr, -1, "", 0, nullptr, 0);
+  return !(r < 0 && errno == ENOSYS);
+}
+
 Probe make(Feature f) {
+  Probe p{"?"};
   switch (f) {
-    case Feature::TcpPeekOff: {
-      Probe p{"tcp_peek_off"};
+    case Feature::TcpPeekOff:
+      p = Probe{"tcp_peek_off"};
       p.available = has_tcp_peek_off();
-      p.forced_off = forced_off(p.name);
-      return p;
-    }
+      break;
+    case Feature::Clone3:
+      p = Probe{"clone3"};
+      p.available = has_syscall(SYS_clone3);
+      break;
+    case Feature::MountSetattr:
+      p = Probe{"mount_setattr"};
+      p.available = has_syscall(SYS_mount_setattr);
+      break;
   }
-  return Probe{"?"};
+  p.forced_off = forced_off(p.name);
+  return p;
 }
 
 }  // namespace
@@ -57,11 +77,21 @@ const Probe& probe(Feature f) {
       static const Probe p = make(f);
       return p;
     }
+    case Feature::Clone3: {
+      static const Probe p = make(f);
+      return p;
+    }
+    case Feature::MountSetattr: {
+      static const Probe p = make(f);
+      return p;
+    }
   }
   std::abort();  // every enumerator is handled above
 }
 
-std::vector<Feature> all_features() { return {Feature::TcpPeekOff}; }
+std::vector<Feature> all_features() {
+  return {Feature::TcpPeekOff, Feature::Clone3, Feature::MountSetattr};
+}
 
 std::string describe_path(Feature f, bool in_use) {
   switch (f) {
@@ -69,6 +99,13 @@ std::string describe_path(Feature f, bool in_use) {
       return in_use ? "TCP towards the tree peeks unacknowledged bytes in place (SO_PEEK_OFF)"
                     : "TCP towards the tree keeps its own bounded copy of unacknowledged bytes "
                       "(no SO_PEEK_OFF on TCP before Linux 6.9)";
+    case Feature::Clone3:
+      return in_use ? "the tree starts with clone3(CLONE_PIDFD)"
+                    : "the tree starts with clone(CLONE_PIDFD) (no clone3 before Linux 5.3)";
+    case Feature::MountSetattr:
+      return in_use ? "/etc overlays are bound read-only with mount_setattr"
+                    : "/etc overlays are bound, then remounted read-only (no mount_setattr "
+                      "before Linux 5.12)";
   }
   return "?";
 }

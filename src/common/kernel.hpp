@@ -18,6 +18,13 @@ enum class Feature {
   // translator keeps its own copy of the bytes sent to the child but not yet
   // acknowledged, instead of leaving them in the host socket's queue.
   TcpPeekOff,
+  // clone3() (Linux 5.3). Without it the sandbox starts the tree with
+  // clone(CLONE_PIDFD) (5.2), which does the same for our flags.
+  Clone3,
+  // mount_setattr() (Linux 5.12). Without it the read-only bind mounts of
+  // the tree's /etc/resolv.conf and /etc/hosts are made read-only by a
+  // remount after the bind, instead of before it is attached.
+  MountSetattr,
 };
 
 struct Probe {

@@ -17,6 +17,8 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 
+#include <unistd.h>
+
 #include <cerrno>
 
 #include "engine/dns_msg.hpp"
@@ -39,10 +41,27 @@ void reply_to_child(Engine& e, const IpAddr& server, const IpAddr& child, uint16
                                  len));
 }
 
+// The query's own upstream socket: a UDP socket connected to the resolver,
+// so the kernel picks a random ephemeral port and drops datagrams from any
+// other address; a port unreachable from the resolver shows as ECONNREFUSED
+// on recv. Kept to the fewest syscalls (socket, connect; epoll_ctl by the
+// caller; the close also removes it from epoll), since every relayed query
+// pays for it.
+int open_upstream(const IpAddr& resolver) {
+  int fd = socket(resolver.is_v4() ? AF_INET : AF_INET6, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
+                  0);
+  if (fd < 0) return -1;
+  sockaddr_storage ss;
+  socklen_t sl = to_sockaddr(resolver, 53, &ss);
+  if (connect(fd, reinterpret_cast<sockaddr*>(&ss), sl) < 0) {
+    close(fd);
+    return -1;
+  }
+  return fd;
+}
+
 void release_dns(Engine& e, uint32_t slot) {
-  DnsPending& d = e.dns[slot];
-  if (d.sock) epoll_ctl(e.ep.get(), EPOLL_CTL_DEL, d.sock.get(), nullptr);
-  e.dns.release(slot);  // closes the socket
+  e.dns.release(slot);  // closes the socket, which leaves the epoll set with it
 }
 
 void servfail(Engine& e, uint32_t slot) {
@@ -82,14 +101,14 @@ void Engine::dns_input(const uint8_t* frame, const packet::Parsed& p) {
   d.cport = p.sport;
   d.server = p.dst;
   d.deadline = now + kDnsTimeoutMs;
-  d.up_id = uint16_t(random_u32());
-  d.sock.reset(open_dgram(*opts.resolver, 53, 0));
+  d.up_id = random_id();
+  d.sock.reset(open_upstream(*opts.resolver));
   if (!d.sock) {
     servfail(*this, *slot);
     return;
   }
   epoll_event ev{};
-  ev.events = EPOLLIN | EPOLLERR;
+  ev.events = EPOLLIN;
   ev.data.u64 = tag(Tag::DnsUpstream, *slot, dns.gen(*slot));
   if (epoll_ctl(ep.get(), EPOLL_CTL_ADD, d.sock.get(), &ev) < 0) {
     servfail(*this, *slot);

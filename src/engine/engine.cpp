@@ -97,6 +97,17 @@ void Engine::program_timerfd(uint64_t when) {
   timerfd_settime(timerfd.get(), 0, &its, nullptr);
 }
 
+uint16_t Engine::random_id() {
+  if (rand_left_ == 0) {
+    if (getrandom(rand_ids_, sizeof rand_ids_, GRND_NONBLOCK) == ssize_t(sizeof rand_ids_)) {
+      rand_left_ = std::size(rand_ids_);
+    } else {
+      return uint16_t(random_u32());
+    }
+  }
+  return rand_ids_[--rand_left_];
+}
+
 uint32_t Engine::slot_gen(Tag k, uint32_t slot) const {
   switch (k) {
     case Tag::Tcp:

@@ -135,6 +135,8 @@ class Engine {
   DgramTable icmp{256};
   // DNS relay state: pending queries.
   SlotTable<DnsPending> dns{1024};
+  // Random 16-bit transaction ids, drawn from getrandom() 128 at a time.
+  uint16_t random_id();
 
  private:
   void tap_readable();
@@ -146,6 +148,8 @@ class Engine {
   int sigfd_ = -1;
   uint64_t timer_armed_at_ = 0;
   alignas(64) uint8_t rx_[packet::kFrameMax];
+  uint16_t rand_ids_[128];
+  size_t rand_left_ = 0;
 };
 
 

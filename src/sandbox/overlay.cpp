@@ -17,6 +17,7 @@
 
 #include <fmt/format.h>
 
+#include "common/kernel.hpp"
 #include "common/unique_fd.hpp"
 
 namespace cf::sandbox {
@@ -113,8 +114,8 @@ std::optional<std::string> bind_file(const std::string& source, const char* targ
     UniqueFd owned(tree);
     mount_attr attr{};
     attr.attr_set = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC;
-    bool read_only = true;
-    if (::mount_setattr(tree, "", AT_EMPTY_PATH, &attr, sizeof attr) != 0) {
+    bool read_only = kernel::probe(kernel::Feature::MountSetattr).in_use();
+    if (read_only && ::mount_setattr(tree, "", AT_EMPTY_PATH, &attr, sizeof attr) != 0) {
       if (errno != ENOSYS)
         return fmt::format("sandbox: overlay {}: mount_setattr: {}", target, strerror(errno));
       read_only = false;  // 5.2 .. 5.11: remount below

@@ -37,6 +37,7 @@
 
 #include <fmt/format.h>
 
+#include "common/kernel.hpp"
 #include "sandbox/control.hpp"
 #include "sandbox/idmap.hpp"
 #include "sandbox/init_stub.hpp"
@@ -68,8 +69,13 @@ pid_t clone_into_namespaces(int* pidfd) {
   args.flags = ns | CLONE_PIDFD;
   args.pidfd = reinterpret_cast<uint64_t>(pidfd);
   args.exit_signal = SIGCHLD;
-  long r = ::syscall(SYS_clone3, &args, sizeof args);
-  if (r >= 0 || errno != ENOSYS) return static_cast<pid_t>(r);
+  // Probed here, in the parent, so the init stub (overlay.cpp) inherits the
+  // answer instead of probing inside the new namespaces.
+  (void)kernel::probe(kernel::Feature::MountSetattr);
+  if (kernel::probe(kernel::Feature::Clone3).in_use()) {
+    long r = ::syscall(SYS_clone3, &args, sizeof args);
+    if (r >= 0 || errno != ENOSYS) return static_cast<pid_t>(r);
+  }
 #if defined(__x86_64__)
   // clone(flags, stack, parent_tid, child_tid, tls); CLONE_PIDFD stores the
   // pidfd through parent_tid.

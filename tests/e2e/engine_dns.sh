@@ -11,6 +11,8 @@
 #   dead, and without -d the dead resolver gives SERVFAIL;
 # - --hosts-file: its entries first and winning, host entries kept for other
 #   names;
+# - the tree's /etc/resolv.conf, and /etc/hosts with --hosts-file, are
+#   read-only to its root;
 # - the host's /etc/resolv.conf and /etc/hosts unchanged (engine_finish).
 # The tree-side scripts are single-quoted on purpose: they expand inside the tree.
 # shellcheck disable=SC2016
@@ -56,6 +58,7 @@ for who in "${ENGINE_WHO[@]}"; do
     echo "--- bigtcp4"; dig +tcp +time=3 +tries=1 big.example.test @$g4 | grep -o "ANSWER: [0-9]*"
     echo "--- bigtcp6"; dig +tcp +time=3 +tries=1 big.example.test @$g6 | grep -o "ANSWER: [0-9]*"
     echo "--- biglibc"; getent ahostsv4 big.example.test | awk "{print \$1}" | sort -u | wc -l
+    echo "--- rofs"; (echo x >>/etc/resolv.conf) 2>&1 | grep -o "Read-only file system"
     echo "--- end"' 2>&1) || rc=$?
   check_eq 0 "$rc" "[$who] the DNS probe run exits 0"
   section() { awk -v s="--- $1" '$0 == s {on=1; next} /^--- / {on=0} on' <<<"$out" | tr '\n' ' ' | sed 's/ *$//'; }
@@ -76,6 +79,8 @@ for who in "${ENGINE_WHO[@]}"; do
   check_eq "$LAB_WWW6" "$(section dig6AAAA)" "[$who] dig AAAA at the IPv6 gateway"
   check_eq "status: NOERROR" "$(section v4onlyAAAA)" "[$who] AAAA of a v4-only name is NOERROR, empty"
   check_eq "status: NXDOMAIN" "$(section nxdomain)" "[$who] NXDOMAIN passes through"
+  check_eq "Read-only file system" "$(section rofs)" \
+    "[$who] the tree's /etc/resolv.conf is read-only, even to its root"
   check_match "$(section bigudp)" 'flags: qr aa tc' "[$who] big answer over UDP (no EDNS) has TC"
   check_match "$(section bigudpedns)" 'flags: qr aa tc' "[$who] big answer over UDP (EDNS) has TC"
   check_eq "ANSWER: 160" "$(section bigtcp4)" "[$who] big answer over TCP at the IPv4 gateway has 160 records"
@@ -99,8 +104,10 @@ for who in "${ENGINE_WHO[@]}"; do
     echo "--- localhost"; getent ahostsv4 localhost | awk "{print \$1}" | sort -u
     echo "--- dns"; getent ahostsv4 www.example.test | awk "{print \$1}" | sort -u
     echo "--- curl"; curl -sS --max-time 10 http://fileonly.lab/
+    echo "--- rofs"; (echo x >>/etc/hosts) 2>&1 | grep -o "Read-only file system"
     echo "--- end"' 2>&1) || rc=$?
   check_eq 0 "$rc" "[$who] the --hosts-file run exits 0"
+  check_eq "Read-only file system" "$(section rofs)" "[$who] the --hosts-file /etc/hosts is read-only, even to the tree's root"
   hosts_in=$(section hosts)
   check_match "$hosts_in" '^203\.0\.113\.10[[:space:]]+both\.lab fileonly\.lab' "[$who] /etc/hosts starts with the --hosts-file entries"
   check_eq 203.0.113.10 "$(section both)" "[$who] a name in both files resolves to the --hosts-file address"

@@ -77,7 +77,14 @@ class FakeHost final : public Host {
   }
   int try_packet_socket() override { return packet_errno; }
   int try_ping_socket(bool ipv6) override { return ipv6 ? ping_errno_v6 : ping_errno_v4; }
-  kernel::Probe kernel_probe(kernel::Feature) override { return peek_off; }
+  kernel::Probe kernel_probe(kernel::Feature f) override {
+    switch (f) {
+      case kernel::Feature::TcpPeekOff: return peek_off;
+      case kernel::Feature::Clone3: return kernel::Probe{"clone3", true, false};
+      case kernel::Feature::MountSetattr: return kernel::Probe{"mount_setattr", true, false};
+    }
+    return {};
+  }
 };
 
 // A host on which a rootless run works with nothing to warn about, for uid
