@@ -10,12 +10,7 @@ source "${CHILDFLOW_SOURCE_DIR:-$(dirname "$0")/../..}/tests/e2e/lib_engine.sh"
 engine_up
 
 mb=${BULK_MB:-200}
-size=$((mb * 1000 * 1000))
-want_down=$(lab_bytes_sha256 "$size")
-upload=$LAB_DIR/upload.bin
-head -c "$size" /dev/urandom >"$upload"
-chmod 0644 "$upload"
-want_up=$(sha256sum "$upload" | cut -d' ' -f1)
+bulk_fixtures "$mb"
 
 for who in "${ENGINE_WHO[@]}"; do
   for fam in 4 6; do

@@ -32,12 +32,7 @@ if ! lab_root tc qdisc add dev eth0 root netem $netem 2>"$LAB_DIR/netem.err"; th
 fi
 lab_router tc qdisc add dev lan0 root netem $netem
 mb=${LOSS_MB:-1000}
-size=$((mb * 1000 * 1000))
-want_down=$(lab_bytes_sha256 "$size")
-upload=$LAB_DIR/upload.bin
-head -c "$size" /dev/urandom >"$upload"
-chmod 0644 "$upload"
-want_up=$(sha256sum "$upload" | cut -d' ' -f1)
+bulk_fixtures "$mb"
 curl_opts="-sS --speed-limit 1024 --speed-time 10 --max-time 1800"
 
 rate() { awk -v b="$size" -v s="$1" 'BEGIN{printf "%.1f MB/s", b / s / 1e6}'; }

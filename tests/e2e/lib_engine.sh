@@ -157,6 +157,18 @@ engine_py() {
   echo "$f"
 }
 
+# bulk_fixtures MB : sets size (bytes), want_down (the sha256 of GET
+# /bytes/size), upload (a file of size random bytes, readable by both users)
+# and want_up (its sha256), for transfers checked end to end.
+bulk_fixtures() {
+  size=$(($1 * 1000 * 1000))
+  want_down=$(lab_bytes_sha256 "$size")
+  upload=$LAB_DIR/upload.bin
+  head -c "$size" /dev/urandom >"$upload"
+  chmod 0644 "$upload"
+  want_up=$(sha256sum "$upload" | cut -d' ' -f1)
+}
+
 # The gateway addresses are the nameservers childflow writes into the tree's
 # resolv.conf (SPEC section 3).
 GW_SCRIPT='g4=$(awk "/^nameserver [0-9.]+\$/{print \$2; exit}" /etc/resolv.conf); g6=$(awk "/^nameserver .*:/{print \$2; exit}" /etc/resolv.conf)'
