@@ -3,13 +3,15 @@
 // Theory of operation. The engine runs in the parent, in the host's network
 // namespace, as the calling user. The command tree's only route out is tap0,
 // whose fd the engine owns. One epoll set serves everything; each registered
-// fd carries a {kind, slot} tag and one switch dispatches it:
+// fd carries a {kind, generation, slot} tag and one switch dispatches it
+// (an event whose generation is not its slot's current one was queued for a
+// socket closed since, and is dropped; see flow.hpp):
 //
 //   tap fd ──frames──► packet::parse ──► ARP / NDP / ping-the-gateway (here)
 //                                    ├─► TCP   (tcp.cpp: translator to host sockets)
-//                                    ├─► UDP   (udp.cpp: connected socket per flow)
-//                                    ├─► DNS   (dns_relay.cpp: gateway:53 relay)
-//                                    └─► ICMP  (icmp.cpp: ping sockets)
+//                                    ├─► UDP   (udp.cpp + dgram.cpp: socket per flow)
+//                                    ├─► DNS   (dns_relay.cpp, dns_tcp.cpp, via dns_gate)
+//                                    └─► ICMP  (icmp.cpp + dgram.cpp: ping sockets)
 //   host sockets ──► the protocol file that owns the slot ──► frames to tap
 //
 // Every new flow is judged once by policy::Policy and logged by the Recorder.
@@ -281,43 +283,41 @@ std::optional<std::string> Engine::loop(int pidfd, int sigfd,
 std::optional<std::string> Engine::turn(int timeout_ms, bool* tree_exited) {
   constexpr int kEvents = 256;
   epoll_event evs[kEvents];
-  {
-    int n = epoll_wait(ep.get(), evs, kEvents, timeout_ms);
-    if (n < 0) {
-      if (errno == EINTR) return std::nullopt;
-      return fmt::format("engine: epoll_wait: {}", strerror(errno));
-    }
-    now = monotonic_ms();
-    for (int i = 0; i < n; ++i) {
-      uint64_t t = evs[i].data.u64;
-      uint32_t slot = tag_slot(t);
-      Tag kind = tag_kind(t);
-      if (tag_gen(t) != slot_gen(kind, slot)) {
-        ++st.stale_events;  // queued for a socket closed earlier in this batch
-        continue;
-      }
-      switch (kind) {
-        case Tag::Tap: tap_readable(); break;
-        case Tag::Timer: run_timers(); break;
-        case Tag::Pidfd: *tree_exited = true; break;
-        case Tag::Signal: {
-          signalfd_siginfo si;
-          while (::read(sigfd_, &si, sizeof si) == sizeof si)
-            if (on_signal_) (*on_signal_)(int(si.ssi_signo), si.ssi_code);
-          break;
-        }
-        case Tag::Tcp: tcp_event(slot, evs[i].events); break;
-        case Tag::Udp: udp_event(slot, evs[i].events); break;
-        case Tag::Icmp: icmp_event(slot, evs[i].events); break;
-        case Tag::DnsUpstream: dns_event(slot); break;
-        case Tag::Pump: tcp_pump_event(slot); break;
-        case Tag::DnsStream: dns_stream_event(slot); break;
-      }
-    }
-    tcp_flush_acks();
-    rec.flush();
-    if (opts.capture) opts.capture->flush();
+  int n = epoll_wait(ep.get(), evs, kEvents, timeout_ms);
+  if (n < 0) {
+    if (errno == EINTR) return std::nullopt;
+    return fmt::format("engine: epoll_wait: {}", strerror(errno));
   }
+  now = monotonic_ms();
+  for (int i = 0; i < n; ++i) {
+    uint64_t t = evs[i].data.u64;
+    uint32_t slot = tag_slot(t);
+    Tag kind = tag_kind(t);
+    if (tag_gen(t) != slot_gen(kind, slot)) {
+      ++st.stale_events;  // queued for a socket closed earlier in this batch
+      continue;
+    }
+    switch (kind) {
+      case Tag::Tap: tap_readable(); break;
+      case Tag::Timer: run_timers(); break;
+      case Tag::Pidfd: *tree_exited = true; break;
+      case Tag::Signal: {
+        signalfd_siginfo si;
+        while (::read(sigfd_, &si, sizeof si) == sizeof si)
+          if (on_signal_) (*on_signal_)(int(si.ssi_signo), si.ssi_code);
+        break;
+      }
+      case Tag::Tcp: tcp_event(slot, evs[i].events); break;
+      case Tag::Udp: udp_event(slot, evs[i].events); break;
+      case Tag::Icmp: icmp_event(slot, evs[i].events); break;
+      case Tag::DnsUpstream: dns_event(slot); break;
+      case Tag::Pump: tcp_pump_event(slot); break;
+      case Tag::DnsStream: dns_stream_event(slot); break;
+    }
+  }
+  tcp_flush_acks();
+  rec.flush();
+  if (opts.capture) opts.capture->flush();
   return std::nullopt;
 }
 
