@@ -8,36 +8,42 @@ set -euo pipefail
 source "${CHILDFLOW_SOURCE_DIR:-$(dirname "$0")/../..}/tests/e2e/lib_engine.sh"
 engine_up
 
-# flood.py HOST N: N sockets each get one echo from HOST:7 (N flows, each
-# confirmed by its echo, retried on loss), then a new socket asks for an echo;
-# prints "flows=N fresh=ok|lost".
+# flood.py HOST N: N datagrams to HOST:7, each from a port of its own (N
+# flows; the socket is closed at once, so no more file descriptors than
+# RLIMIT_NOFILE's usual 1024 are needed), paced so the tap queue does not
+# overflow; then a new socket asks for an echo; prints "fresh=ok|lost".
 flood_py=$(engine_py flood.py <<'EOF2'
-import socket, sys
+import socket, sys, time
 host, n = sys.argv[1], int(sys.argv[2])
-def echo(s, msg):
-    s.settimeout(3)
-    s.sendto(msg, (host, 7))
-    try:
-        return s.recvfrom(2048)[0] == msg
-    except socket.timeout:
-        return False
-ok = 0
 for i in range(n):
-    # A port of its own per flow, closed after its echo, so the test needs no
-    # more file descriptors than RLIMIT_NOFILE's usual 1024.
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     s.bind(("", 20000 + i))
-    ok += any(echo(s, b"x%d" % i) for _ in range(3))
+    s.sendto(b"x", (host, 7))
     s.close()
+    if i % 100 == 99:
+        time.sleep(0.02)
 fresh = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-print("flows=%d fresh=%s" % (ok, "ok" if echo(fresh, b"after the flood") else "lost"))
+fresh.settimeout(3)
+got = False
+for _ in range(3):
+    fresh.sendto(b"after the flood", (host, 7))
+    try:
+        got = fresh.recvfrom(2048)[0] == b"after the flood"
+        break
+    except socket.timeout:
+        pass
+print("fresh=" + ("ok" if got else "lost"))
 EOF2
 )
 
 for who in "${ENGINE_WHO[@]}"; do
   out=$(cf "$who" --summary --summary-format json -- "$ENGINE_PY" "$flood_py" "$LAB_ECHO4" 5000 2>&1) || true
-  check_contains "$out" "flows=5000 fresh=ok" "[$who] 5000 UDP flows got their echo, and one opened after them too"
+  check_contains "$out" "fresh=ok" "[$who] a UDP flow opened after 5000 others still gets its echo"
+  # Every flow the engine opened beyond the table's 4096 evicted one (none
+  # is idle for UDP's 60 s during the flood).
+  started=$(grep -o '"flow_start":[0-9]*' <<<"$out" | cut -d: -f2)
   evicted=$(grep -o '"evicted_flows":[0-9]*' <<<"$out" | cut -d: -f2)
-  check_eq 905 "${evicted:-none}" "[$who] the summary counts the 5001 - 4096 flows evicted from the full table"
+  check_le 4500 "${started:-0}" "[$who] most of the 5001 datagrams opened a flow"
+  check_eq "$((${started:-0} - 4096))" "${evicted:-none}" "[$who] the summary counts one eviction per flow beyond the 4096-flow table"
 done
 engine_finish
