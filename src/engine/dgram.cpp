@@ -168,6 +168,21 @@ uint32_t Engine::dgram_open(DgramTable& table, Tag kind, policy::Proto proto, co
   return slot;
 }
 
+int Engine::dgram_socket(DgramTable& table, const IpAddr& dst, uint16_t port, int proto) {
+  int fd = open_dgram(dst, port, proto);
+  // RLIMIT_NOFILE can be lower than the table (4096 is a common hard limit
+  // without systemd): evicting is better than failing every new flow.
+  for (int i = 0; i < 64 && fd < 0 && (errno == EMFILE || errno == ENFILE) && table.lru(); ++i) {
+    uint32_t victim = *table.lru();
+    bool had_socket = table[victim].sock.valid();
+    dgram_release(table, victim, observe::Close::Timeout);
+    ++st.dgram_evicted;
+    if (had_socket) fd = open_dgram(dst, port, proto);
+    else errno = EMFILE;
+  }
+  return fd;
+}
+
 void Engine::dgram_send(DatagramFlow& f, const uint8_t* frame,
                         const packet::Parsed& p, const uint8_t* data, size_t len) {
   if (p.ttl != f.ttl) {

@@ -10,7 +10,8 @@
 // protocol's idle time ends (close=timeout). The flows of one protocol live in
 // a DgramTable, which also keeps them in order of last use: when the table is
 // full, a new flow evicts the least recently used one (counted in
-// Stats::dgram_evicted, close=timeout) instead of being dropped.
+// Stats::dgram_evicted, close=timeout) instead of being dropped; so it does
+// when the process has run out of file descriptors for the new flow's socket.
 #pragma once
 #include <sys/types.h>
 

@@ -99,6 +99,9 @@ class Engine {
   // (flow_end unless denied), and the idle timer.
   uint32_t dgram_open(DgramTable& table, Tag kind, policy::Proto proto, const FlowKey& key,
                       uint64_t id, int fd, uint64_t idle_ms);
+  // open_dgram for a new flow of `table`; when the process is out of file
+  // descriptors, the table's least recently used flows give theirs up first.
+  int dgram_socket(DgramTable& table, const IpAddr& dst, uint16_t port, int proto);
   // Sends one datagram of the flow with the child's TTL, keeping its IP
   // header for ICMP error quotes.
   void dgram_send(DatagramFlow& f, const uint8_t* frame, const packet::Parsed& p,

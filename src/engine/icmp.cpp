@@ -53,7 +53,7 @@ void Engine::icmp_input(const uint8_t* frame, const packet::Parsed& p) {
     auto v = pol.judge_addr(proto, p.dst, false, now);
     int fd = -1;
     if (v.allow) {
-      fd = open_dgram(p.dst, 0, v4 ? int(IPPROTO_ICMP) : int(IPPROTO_ICMPV6));
+      fd = dgram_socket(icmp, p.dst, 0, v4 ? int(IPPROTO_ICMP) : int(IPPROTO_ICMPV6));
       if (fd < 0) {
         int err = errno;
         if (err == ENETUNREACH || err == EHOSTUNREACH) {

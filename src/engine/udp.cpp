@@ -46,7 +46,7 @@ void Engine::udp_input(const uint8_t* frame, const packet::Parsed& p) {
     auto v = pol.judge_addr(policy::Proto::Udp, cip, false, now);
     int fd = -1;
     if (v.allow) {
-      fd = open_dgram(cip, p.dport, 0);
+      fd = dgram_socket(udp, cip, p.dport, 0);
       if (fd < 0) {
         int err = errno;
         if (err == ENETUNREACH || err == EHOSTUNREACH)
