@@ -99,17 +99,20 @@ struct DnsStreamOps {
     s.pending.push_back(std::move(p));
   }
 
+  // The child picks the ids and may reuse one while it is pending: the
+  // answer goes to the pending query with that id whose question it answers.
   void answer(const std::span<const uint8_t> msg) {
     uint16_t id = dns::get_id(msg);
-    auto it = std::find_if(s.pending.begin(), s.pending.end(),
-                           [&](const Pending& p) { return p.id == id; });
-    if (it == s.pending.end()) {
-      ++e.st.dns_mismatched;
+    bool seen = false;
+    for (auto it = s.pending.begin(); it != s.pending.end(); ++it) {
+      if (it->id != id) continue;
+      seen = true;
+      if (!gate_answer(e, "tcp", f.key.raddr, it->gq, msg)) continue;
+      s.pending.erase(it);
+      frame_msg(s.to_child, msg.data(), msg.size());
       return;
     }
-    if (!gate_answer(e, "tcp", f.key.raddr, it->gq, msg)) return;
-    s.pending.erase(it);
-    frame_msg(s.to_child, msg.data(), msg.size());
+    if (!seen) ++e.st.dns_mismatched;
   }
 
   // Room to take another query from the child.

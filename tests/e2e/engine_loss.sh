@@ -14,8 +14,9 @@
 #             recovery).
 # Each way, LOSS_MB megabytes (default 1000) keep their sha256, and curl's
 # --speed-time aborts a transfer that moves less than 1 KB/s for 10 s (a
-# stall of more than a few RTOs). The same download natively, under the same
-# lab-link loss, gives the reference rate; both are printed ("# rate").
+# stall of more than a few RTOs). The same download and upload natively,
+# under the same lab-link loss, give the reference rates; all are printed
+# ("# rate").
 #
 # netem is a kernel module that some kernels lack (this project's build
 # machine, for one): then the test says so and exits 77, which CTest reports
@@ -42,6 +43,11 @@ got=$(lab_root bash -o pipefail -c "curl $curl_opts http://$LAB_WWW4/bytes/$size
 took=$(elapsed_s "$t0")
 check_eq "$want_down" "$got" "native: $mb MB download under lab-link loss keeps its sha256"
 echo "# rate native download, lab-link loss: $(rate "$took")"
+t0=$(now_s)
+got=$(lab_root curl $curl_opts -T "$upload" "http://$LAB_WWW4/upload")
+took=$(elapsed_s "$t0")
+check_eq "$want_up" "$got" "native: $mb MB upload under lab-link loss keeps its sha256"
+echo "# rate native upload, lab-link loss: $(rate "$took")"
 
 for who in "${ENGINE_WHO[@]}"; do
   for where in link tap0; do
