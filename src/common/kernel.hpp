@@ -34,7 +34,7 @@ struct Probe {
   bool in_use() const { return available && !forced_off; }
 };
 
-// The probe result for `f` (probed on first call; thread-compatible).
+// The probe result for `f` (every feature is probed on the first call).
 const Probe& probe(Feature f);
 
 // Every feature, in a fixed order (for --doctor).

@@ -84,7 +84,8 @@ Check check_forwarding(Host& h, const Identity& id, bool ipv6);
 Check check_tproxy(Host& h, const Identity& id, const Config& c);
 Check check_leftover_state(Host& h, const Identity& id);
 
-// Which ICMP echo path the engine will use (SPEC section 3, ENGINE-NOTES).
+// Which ICMP echo path the engine will use (docs/doctor-schema.md,
+// `ping_group_range`; src/engine/icmp.cpp has the engine's side).
 // The engine (engine/icmp.cpp) relays echo through unprivileged ping sockets
 // only; where the kernel refuses them -- for root too, ping_group_range
 // applies to every uid -- it answers the tree with administratively

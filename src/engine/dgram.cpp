@@ -142,13 +142,10 @@ size_t build_quote(uint8_t* out, size_t cap, const uint8_t* ip_hdr, size_t ip_le
 
 uint32_t Engine::dgram_open(DgramTable& table, Tag kind, policy::Proto proto, const FlowKey& key,
                             uint64_t id, int fd, uint64_t idle_ms) {
-  if (table.full()) {
-    // Evict the least recently used flow rather than refuse the new one: a
-    // tree that opens many short-lived pairs (DNS from random ports, a scan)
-    // must not lock out the flows that follow.
-    dgram_release(table, *table.lru(), observe::Close::Timeout);
-    ++st.dgram_evicted;
-  }
+  // Evict the least recently used flow rather than refuse the new one: a
+  // tree that opens many short-lived pairs (DNS from random ports, a scan)
+  // must not lock out the flows that follow.
+  if (table.full()) dgram_evict(table);
   uint32_t slot = table.add(key);
   DatagramFlow& f = table[slot];
   f.used = true;
@@ -173,14 +170,18 @@ int Engine::dgram_socket(DgramTable& table, const IpAddr& dst, uint16_t port, in
   // RLIMIT_NOFILE can be lower than the table (4096 is a common hard limit
   // without systemd): evicting is better than failing every new flow.
   for (int i = 0; i < 64 && fd < 0 && (errno == EMFILE || errno == ENFILE) && table.lru(); ++i) {
-    uint32_t victim = *table.lru();
-    bool had_socket = table[victim].sock.valid();
-    dgram_release(table, victim, observe::Close::Timeout);
-    ++st.dgram_evicted;
-    if (had_socket) fd = open_dgram(dst, port, proto);
+    if (dgram_evict(table)) fd = open_dgram(dst, port, proto);
     else errno = EMFILE;
   }
   return fd;
+}
+
+bool Engine::dgram_evict(DgramTable& table) {
+  uint32_t victim = *table.lru();
+  bool had_socket = table[victim].sock.valid();
+  dgram_release(table, victim, observe::Close::Timeout);
+  ++st.dgram_evicted;
+  return had_socket;
 }
 
 void Engine::dgram_send(DatagramFlow& f, const uint8_t* frame,

@@ -67,8 +67,8 @@ void release_dns(Engine& e, uint32_t slot) {
 void servfail(Engine& e, uint32_t slot) {
   DnsPending& d = e.dns[slot];
   size_t off = packet::payload_offset(d.caddr.family, packet::kProtoUdp);
+  // (The gate kept the query as the child sent it: the answer has its id.)
   size_t n = gate_servfail(e, "udp", d.server, d.gq, {e.tx + off, 4096});
-  dns::set_id({e.tx + off, n}, d.child_id);
   if (n) reply_to_child(e, d.server, d.caddr, d.cport, n);
   release_dns(e, slot);
 }

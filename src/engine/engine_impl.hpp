@@ -102,6 +102,9 @@ class Engine {
   // open_dgram for a new flow of `table`; when the process is out of file
   // descriptors, the table's least recently used flows give theirs up first.
   int dgram_socket(DgramTable& table, const IpAddr& dst, uint16_t port, int proto);
+  // Ends the table's least recently used flow (there must be one), counted
+  // as an eviction; true when that freed a socket.
+  bool dgram_evict(DgramTable& table);
   // Sends one datagram of the flow with the child's TTL, keeping its IP
   // header for ICMP error quotes.
   void dgram_send(DatagramFlow& f, const uint8_t* frame, const packet::Parsed& p,

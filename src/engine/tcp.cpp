@@ -216,7 +216,7 @@ struct TcpOps {
     }
   }
 
-  void arm(TcpFlow& f, uint32_t /*slot*/, uint64_t deadline) {
+  void arm(TcpFlow& f, uint64_t deadline) {
     f.rto_deadline = deadline;
     queue(f, deadline);
   }
@@ -335,7 +335,6 @@ struct TcpOps {
   // Returns false when the flow was freed.
   bool push(TcpFlow& f) {
     if (f.state != TcpState::Established || !f.sock) return true;
-    uint32_t slot = slot_of(f);
     Family fam = f.key.raddr.family;
     size_t off = packet::payload_offset(fam, packet::kProtoTcp);
     size_t cap = packet::kFrameMax - off;
@@ -385,7 +384,7 @@ struct TcpOps {
       f.ack_pending = false;
     }
     if (f.snd_max != f.snd_una || f.child_wnd == 0) {
-      if (!f.rto_deadline) arm(f, slot, e.now + f.rto_ms);
+      if (!f.rto_deadline) arm(f, e.now + f.rto_ms);
     }
     return true;
   }
@@ -401,7 +400,7 @@ struct TcpOps {
     epoll_ctl(e.ep.get(), EPOLL_CTL_DEL, f.sock.get(), nullptr);
     f.sock.reset();
     tcp_enter(f, TcpState::Closing);
-    arm(f, slot_of(f), e.now + kLingerMs);
+    arm(f, e.now + kLingerMs);
   }
 
   void connected(TcpFlow& f) {
@@ -417,7 +416,7 @@ struct TcpOps {
     f.snd_nxt = f.snd_max = f.isn + 1;
     send_seg(f, packet::kSyn | packet::kAck, f.isn, 0, true);
     f.rto_ms = kRtoInitialMs;
-    arm(f, slot_of(f), e.now + f.rto_ms);
+    arm(f, e.now + f.rto_ms);
     if (!f.dns)
       e.rec.connect_result(f.flow_id, target(f), f.via_proxy,
                            e.pol.names_for(f.key.raddr, e.now), nullptr);
@@ -571,7 +570,7 @@ struct TcpOps {
     int r = connect(fd, reinterpret_cast<sockaddr*>(&ss), sl);
     tcp_enter(f, TcpState::Connecting);
     ++e.tcp_connecting;
-    if (via_proxy) arm(f, slot, e.now + kProxyTimeoutMs);
+    if (via_proxy) arm(f, e.now + kProxyTimeoutMs);
     if (r == 0) {
       host_connected(f);
     } else if (errno != EINPROGRESS) {
@@ -700,7 +699,7 @@ struct TcpOps {
         f.retries = 0;
         f.rto_ms = kRtoInitialMs;
         f.rto_deadline = 0;
-        if (f.snd_una != f.snd_max) arm(f, slot, e.now + f.rto_ms);
+        if (f.snd_una != f.snd_max) arm(f, e.now + f.rto_ms);
       } else if (ack == f.snd_una && p.payload_len == 0 && !(p.flags & packet::kFin) &&
                  f.snd_max != f.snd_una && p.window == f.last_child_win_raw) {
         // A duplicate ACK: counted one by one; the third starts fast
@@ -854,7 +853,7 @@ struct TcpOps {
         break;
     }
     f.rto_ms = std::min(f.rto_ms * 2, kRtoMaxMs);
-    arm(f, slot, e.now + f.rto_ms);
+    arm(f, e.now + f.rto_ms);
   }
 };
 

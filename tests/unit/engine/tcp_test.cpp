@@ -43,6 +43,15 @@ struct Frame {
   }
 };
 
+// A run_until() predicate: some frame has `flag` set.
+auto any_with(uint8_t flag) {
+  return [flag](const std::vector<Frame>& v) {
+    for (const auto& f : v)
+      if (f.p.flags & flag) return true;
+    return false;
+  };
+}
+
 uint32_t g_isn = 1000;
 uint32_t fixed_isn() { return g_isn; }
 
@@ -296,20 +305,12 @@ TEST_P(TcpTranslator, HalfCloseBothWays) {
   EXPECT_EQ(fr[0].p.ack, snd_nxt_) << "our segments acknowledge the child's FIN";
   // Our FIN follows once the child has acknowledged the data.
   child_send(kAck, snd_nxt_, rcv_nxt_ + 16);
-  auto fins = run_until(100, [](const std::vector<Frame>& v) {
-    for (const auto& f : v)
-      if (f.p.flags & kFin) return true;
-    return false;
-  });
+  auto fins = run_until(100, any_with(kFin));
   ASSERT_FALSE(fins.empty());
   EXPECT_TRUE(fins.back().p.flags & kFin) << "the server's shutdown reaches the child as a FIN";
   EXPECT_EQ(fins.back().p.seq, rcv_nxt_ + 16);
   // Unacknowledged, the FIN is resent on timeout like data.
-  auto again = run_until(400, [](const std::vector<Frame>& v) {
-    for (const auto& f : v)
-      if (f.p.flags & kFin) return true;
-    return false;
-  });
+  auto again = run_until(400, any_with(kFin));
   ASSERT_FALSE(again.empty());
   EXPECT_TRUE(again.back().p.flags & kFin);
   EXPECT_EQ(again.back().p.seq, rcv_nxt_ + 16);
@@ -331,11 +332,7 @@ TEST_P(TcpTranslator, ServerResetResetsTheChild) {
   linger l{1, 0};
   setsockopt(server_.get(), SOL_SOCKET, SO_LINGER, &l, sizeof l);
   server_.reset();
-  auto fr = run_until(500, [](const std::vector<Frame>& v) {
-    for (const auto& f : v)
-      if (f.p.flags & kRst) return true;
-    return false;
-  });
+  auto fr = run_until(500, any_with(kRst));
   ASSERT_FALSE(fr.empty());
   EXPECT_TRUE(fr.back().p.flags & kRst);
 }
@@ -391,11 +388,7 @@ TEST_P(TcpTranslator, AnIdleFlowIsResetAfterItsTimeOut) {
     EXPECT_EQ(server_read(1), "x");
     run(200);
   }
-  auto fr = run_until(800, [](const std::vector<Frame>& v) {
-    for (const auto& f : v)
-      if (f.p.flags & kRst) return true;
-    return false;
-  });
+  auto fr = run_until(800, any_with(kRst));
   ASSERT_FALSE(fr.empty()) << "an idle flow is reset";
   EXPECT_TRUE(fr.back().p.flags & kRst);
   EXPECT_EQ(st_.tcp_idle_reset, 1u);
@@ -408,11 +401,7 @@ TEST_P(TcpTranslator, AHalfClosedFlowTimesOutSooner) {
   e_->tcp_half_closed_idle_ms = 200;
   connect(5000);
   child_send(kAck | kFin, snd_nxt_, rcv_nxt_);
-  auto fr = run_until(600, [](const std::vector<Frame>& v) {
-    for (const auto& f : v)
-      if (f.p.flags & kRst) return true;
-    return false;
-  });
+  auto fr = run_until(600, any_with(kRst));
   ASSERT_FALSE(fr.empty());
   EXPECT_TRUE(fr.back().p.flags & kRst) << "half closed and idle for 200 ms: reset";
 }
