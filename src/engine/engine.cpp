@@ -280,6 +280,33 @@ std::optional<std::string> Engine::loop(int pidfd, int sigfd,
   return std::nullopt;
 }
 
+bool Engine::dispatch(uint64_t t, uint32_t events) {
+  uint32_t slot = tag_slot(t);
+  Tag kind = tag_kind(t);
+  if (tag_gen(t) != slot_gen(kind, slot)) {
+    ++st.stale_events;  // queued for a socket closed earlier in this batch
+    return false;
+  }
+  switch (kind) {
+    case Tag::Tap: tap_readable(); break;
+    case Tag::Timer: run_timers(); break;
+    case Tag::Pidfd: return true;
+    case Tag::Signal: {
+      signalfd_siginfo si;
+      while (::read(sigfd_, &si, sizeof si) == sizeof si)
+        if (on_signal_) (*on_signal_)(int(si.ssi_signo), si.ssi_code);
+      break;
+    }
+    case Tag::Tcp: tcp_event(slot, events); break;
+    case Tag::Udp: udp_event(slot, events); break;
+    case Tag::Icmp: icmp_event(slot, events); break;
+    case Tag::DnsUpstream: dns_event(slot); break;
+    case Tag::Pump: tcp_pump_event(slot); break;
+    case Tag::DnsStream: dns_stream_event(slot); break;
+  }
+  return false;
+}
+
 std::optional<std::string> Engine::turn(int timeout_ms, bool* tree_exited) {
   constexpr int kEvents = 256;
   epoll_event evs[kEvents];
@@ -289,32 +316,8 @@ std::optional<std::string> Engine::turn(int timeout_ms, bool* tree_exited) {
     return fmt::format("engine: epoll_wait: {}", strerror(errno));
   }
   now = monotonic_ms();
-  for (int i = 0; i < n; ++i) {
-    uint64_t t = evs[i].data.u64;
-    uint32_t slot = tag_slot(t);
-    Tag kind = tag_kind(t);
-    if (tag_gen(t) != slot_gen(kind, slot)) {
-      ++st.stale_events;  // queued for a socket closed earlier in this batch
-      continue;
-    }
-    switch (kind) {
-      case Tag::Tap: tap_readable(); break;
-      case Tag::Timer: run_timers(); break;
-      case Tag::Pidfd: *tree_exited = true; break;
-      case Tag::Signal: {
-        signalfd_siginfo si;
-        while (::read(sigfd_, &si, sizeof si) == sizeof si)
-          if (on_signal_) (*on_signal_)(int(si.ssi_signo), si.ssi_code);
-        break;
-      }
-      case Tag::Tcp: tcp_event(slot, evs[i].events); break;
-      case Tag::Udp: udp_event(slot, evs[i].events); break;
-      case Tag::Icmp: icmp_event(slot, evs[i].events); break;
-      case Tag::DnsUpstream: dns_event(slot); break;
-      case Tag::Pump: tcp_pump_event(slot); break;
-      case Tag::DnsStream: dns_stream_event(slot); break;
-    }
-  }
+  for (int i = 0; i < n; ++i)
+    if (dispatch(evs[i].data.u64, evs[i].events)) *tree_exited = true;
   tcp_flush_acks();
   rec.flush();
   if (opts.capture) opts.capture->flush();

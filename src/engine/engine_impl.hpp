@@ -56,6 +56,10 @@ class Engine {
   // tests drive the engine turn by turn over a socketpair standing in for
   // tap0.
   std::optional<std::string> turn(int timeout_ms, bool* tree_exited);
+  // Handles one epoll event by its tag (turn() calls it for each): an event
+  // whose generation is not its slot's current one is counted and dropped.
+  // True when it was the tree's pidfd.
+  bool dispatch(uint64_t tag, uint32_t events);
 
   // Shared by the protocol files.
   const Config& cfg;
@@ -136,6 +140,9 @@ class Engine {
   // (docs/design.md); half closed: once either side sent its FIN.
   uint64_t tcp_idle_ms = 24 * 3600 * 1000ull;
   uint64_t tcp_half_closed_idle_ms = 300 * 1000ull;
+  // Host-side keepalive once the child probes: idle, interval (seconds) and
+  // count, so a dead peer is found within about 60 + 6 * 10 s.
+  int tcp_keep_idle_s = 60, tcp_keep_intvl_s = 10, tcp_keep_cnt = 6;
   // UDP and ICMP echo flows.
   DgramTable udp{4096};
   DgramTable icmp{256};

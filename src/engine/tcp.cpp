@@ -85,9 +85,6 @@ constexpr uint8_t kMaxRetries = 10;
 constexpr uint64_t kLingerMs = 2'000;
 constexpr uint8_t kOurWscale = 7;
 constexpr uint64_t kProxyTimeoutMs = 15'000;
-// Host-side keepalive once the child probes: idle, interval, count (a dead
-// peer is found within about 60 + 6 * 10 s).
-constexpr int kKeepIdleS = 60, kKeepIntvlS = 10, kKeepCnt = 6;
 
 const char* connect_error_text(int err) {
   switch (err) {
@@ -236,7 +233,7 @@ struct TcpOps {
   void mirror_keepalive(TcpFlow& f) {
     if (f.host_keepalive || !f.sock || f.sock_is_unix) return;
     f.host_keepalive = true;
-    int one = 1, idle = kKeepIdleS, intvl = kKeepIntvlS, cnt = kKeepCnt;
+    int one = 1, idle = e.tcp_keep_idle_s, intvl = e.tcp_keep_intvl_s, cnt = e.tcp_keep_cnt;
     setsockopt(f.sock.get(), SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
     setsockopt(f.sock.get(), IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof idle);
     setsockopt(f.sock.get(), IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof intvl);

@@ -15,6 +15,7 @@
 #include <chrono>
 #include <cstring>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -50,6 +51,10 @@ auto any_with(uint8_t flag) {
       if (f.p.flags & flag) return true;
     return false;
   };
+}
+
+void connect_nb(int fd, const sockaddr_in& a) {
+  ::connect(fd, reinterpret_cast<const sockaddr*>(&a), sizeof a);
 }
 
 uint32_t g_isn = 1000;
@@ -95,8 +100,8 @@ class TcpTranslator : public ::testing::TestWithParam<bool> {
   void child_send(uint8_t flags, uint32_t seq, uint32_t ack, const std::string& data = "",
                   uint16_t window = 65535, uint16_t mss = 1460, int8_t wscale = -1) {
     uint8_t buf[packet::kFrameMax];
-    packet::TcpSeg s{opts_.plan.child4, opts_.plan.gw4, kChildPort, port_, seq, ack, flags,
-                     window, mss, wscale};
+    packet::TcpSeg s{opts_.plan.child4, opts_.plan.gw4, sport_, dport_ ? dport_ : port_,
+                     seq, ack, flags, window, mss, wscale};
     size_t off = packet::payload_offset(Family::V4, packet::kProtoTcp, (flags & kSyn) != 0);
     std::memcpy(buf + off, data.data(), data.size());
     size_t n = packet::build_tcp(buf, child_mac_, opts_.plan.gw_mac, s, data.size());
@@ -186,6 +191,7 @@ class TcpTranslator : public ::testing::TestWithParam<bool> {
   Stats st_;
   UniqueFd tap_, listener_, server_;
   uint16_t port_ = 0;
+  uint16_t sport_ = kChildPort, dport_ = 0;  // the child's segments (dport_ 0: port_)
   std::unique_ptr<Engine> e_;
   Frame synack_;
   uint32_t child_isn_ = 0, rcv_nxt_ = 0, snd_nxt_ = 0;
@@ -404,6 +410,83 @@ TEST_P(TcpTranslator, AHalfClosedFlowTimesOutSooner) {
   auto fr = run_until(600, any_with(kRst));
   ASSERT_FALSE(fr.empty());
   EXPECT_TRUE(fr.back().p.flags & kRst) << "half closed and idle for 200 ms: reset";
+}
+
+// The one slot in use by a TCP flow.
+std::optional<uint32_t> busy_slot(Engine& e) {
+  for (uint32_t s = 0; s < e.tcp.size(); ++s)
+    if (e.tcp[s].state != TcpState::Free) return s;
+  return std::nullopt;
+}
+
+// An EPOLLOUT queued for a flow's socket that is handled after the flow has
+// ended and its slot went to a new flow whose connect is still in progress
+// must not count as that connect finishing: the child would get a SYN-ACK
+// from a port that never answered.
+TEST_P(TcpTranslator, AStaleEventForAReusedSlotIsDropped) {
+  connect(5000);
+  auto old_slot = busy_slot(*e_);
+  ASSERT_TRUE(old_slot);
+  uint64_t stale = tag(Tag::Tcp, *old_slot, e_->tcp.gen(*old_slot));
+  child_send(kRst | kAck, snd_nxt_, rcv_nxt_);
+  run(20);
+  ASSERT_FALSE(busy_slot(*e_)) << "the child's RST ends the flow";
+
+  // A listener whose accept queue is full drops SYNs: a connect to it stays
+  // in progress (SO_ERROR 0, no EPOLLOUT) for as long as this test runs.
+  UniqueFd full(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(bind(full.get(), reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+  ASSERT_EQ(listen(full.get(), 0), 0);
+  socklen_t al = sizeof a;
+  getsockname(full.get(), reinterpret_cast<sockaddr*>(&a), &al);
+  std::vector<UniqueFd> fillers;
+  for (int i = 0; i < 2; ++i) {
+    fillers.emplace_back(socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+    connect_nb(fillers.back().get(), a);
+  }
+  usleep(50'000);
+
+  sport_ = kChildPort + 1;
+  dport_ = ntohs(a.sin_port);
+  child_send(kSyn, 9000, 0);
+  auto fr = run(100);
+  ASSERT_EQ(busy_slot(*e_), old_slot) << "the new flow took the freed slot";
+  ASSERT_EQ(e_->tcp[*old_slot].state, TcpState::Connecting);
+  for (const auto& f : fr) EXPECT_FALSE(f.p.flags & kSyn) << "the connect is still in progress";
+
+  uint64_t stale_before = st_.stale_events;
+  EXPECT_FALSE(e_->dispatch(stale, EPOLLOUT));
+  EXPECT_EQ(st_.stale_events, stale_before + 1);
+  fr = run(100);
+  for (const auto& f : fr) EXPECT_FALSE(f.p.flags & kSyn) << "no SYN-ACK from a stale event";
+  EXPECT_EQ(e_->tcp[*old_slot].state, TcpState::Connecting);
+}
+
+// A peer that has lost the connection (rebooted, or its socket vanished
+// without a FIN or RST) is found by the host socket's keepalive once the
+// child probes, and the child gets a RST instead of the engine answering its
+// probes for ever.
+TEST_P(TcpTranslator, AVanishedPeerTurnsIntoARstWhenTheChildProbes) {
+  e_->tcp_keep_idle_s = 1;
+  e_->tcp_keep_intvl_s = 1;
+  e_->tcp_keep_cnt = 2;
+  connect(5000);
+  // TCP_REPAIR makes close() silent: the server's socket disappears without
+  // telling the engine's socket (needs CAP_NET_ADMIN).
+  int one = 1;
+  if (setsockopt(server_.get(), IPPROTO_TCP, TCP_REPAIR, &one, sizeof one) != 0)
+    GTEST_SKIP() << "TCP_REPAIR needs CAP_NET_ADMIN: " << strerror(errno);
+  server_.reset();
+  auto fr = run(1500);
+  for (const auto& f : fr) EXPECT_FALSE(f.p.flags & kRst) << "nothing tells the engine yet";
+  // The child's keepalive probe: one byte below what it has sent.
+  child_send(kAck, snd_nxt_ - 1, rcv_nxt_);
+  fr = run_until(6000, any_with(kRst));
+  ASSERT_FALSE(fr.empty());
+  EXPECT_TRUE(fr.back().p.flags & kRst) << "the vanished peer turns into a RST to the child";
 }
 
 TEST(TcpStates, TheTransitionTableAllowsOnlyTheLifeCycle) {
