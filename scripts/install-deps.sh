@@ -6,7 +6,7 @@ set -euo pipefail
 
 BUILD_PKGS=(
   build-essential cmake ninja-build pkg-config
-  libcli11-dev libtomlplusplus-dev nlohmann-json3-dev libfmt-dev
+  libtomlplusplus-dev nlohmann-json3-dev libfmt-dev
   libnl-3-dev libnl-route-3-dev libnftables-dev libssl-dev
   libgtest-dev libgmock-dev libbenchmark-dev
 )

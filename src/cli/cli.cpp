@@ -1,29 +1,30 @@
 // The command line: argv -> one validated Config.
 //
 // Theory of operation
+//   Every flag is a row of the settings table (config/settings.hpp): this
+//   file knows no flag by name except the modes and -h/-V.
 //   1. split_argv walks argv like getopt: options (and the values of options
 //      that take one) up to the first non-option word or `--`; that word and
 //      everything after it is the command, untouched (`childflow sh -c 'echo
 //      -p'` runs `sh -c 'echo -p'`). An option that takes a value always
 //      takes the next word (or what follows `=`), so a value that starts
 //      with '-' (a password, say) or is empty stays a value. Unknown options
-//      and missing values are reported here; -h / -V win as soon as seen.
-//   2. The options CLI11 knows (it also renders --help) receive the values
-//      as results and CLI11 stores them into plain strings and flags; its
-//      exceptions are rewritten into our one-line form.
-//   3. Every given value is parsed by config/values.hpp (the same parsers the
-//      profile keys use) into the command-line ProfileLayer; paths are made
-//      absolute against the current directory.
-//   4. --profile is loaded (with its extends chain) and the command-line layer
-//      is overlaid on it; the result is applied to a default Config.
-//   5. Mode checks (exactly one of run/--doctor/--report/--dump-profile/
-//      --cleanup, a command when running, none for --report ...) and the
-//      cross-field checks of cli/validate.hpp.
+//      (with a "did you mean") and missing values are reported here; -h / -V
+//      win as soon as seen.
+//   2. check_modes: at most one of --doctor/--report/--dump-profile/--cleanup,
+//      no command for the modes that run none, format flags only with their
+//      mode, single-valued options given once.
+//   3. flag_layer: every given value is parsed by its setting (the same
+//      parsers the profile keys use) into the command line's Layer; paths are
+//      made absolute against the current directory.
+//   4. --profile is loaded (with its extends chain) and the command line's
+//      layer is overlaid on it; the result is applied to a default Config.
+//   5. A command when running, and the cross-field checks of
+//      cli/validate.hpp.
 //   Any failure prints exactly one line, `childflow: error: ...`, on stderr
 //   and returns exit code 2. Nothing here creates a file or directory.
 #include "cli/cli.hpp"
 
-#include <CLI/CLI.hpp>
 #include <algorithm>
 #include <cstdio>
 #include <fmt/format.h>
@@ -32,6 +33,7 @@
 
 #include "cli/validate.hpp"
 #include "config/profile.hpp"
+#include "config/settings.hpp"
 #include "config/values.hpp"
 
 #ifndef CHILDFLOW_VERSION
@@ -42,34 +44,20 @@ namespace cf::cli {
 
 namespace {
 
-using config::ProfileLayer;
+using config::Layer;
+using config::Setting;
+using config::Shape;
 
-// Raw values as CLI11 hands them over; parsed afterwards by config/values.
-struct RawFlags {
-  std::string profile, capture, capture_point, doctor_format, report, report_format, dns,
-      hosts_file, proxy, proxy_user, proxy_password, summary_format, flow_log, default_policy,
-      iface, mtu, proxy_ca;
-  std::vector<std::string> allow_cidr, deny_cidr, allow_domain, deny_domain,
-      allow_domain_exact, deny_domain_exact;
-  bool dump_profile = false, root = false, doctor = false, proxy_insecure = false,
-       summary = false, offline = false, block_private = false, block_metadata = false,
-       proxy_only = false, fail_on_leak = false, allow_host_loopback = false, cleanup = false;
-};
-
-class UsageFormatter : public CLI::Formatter {
- public:
-  std::string make_usage(const CLI::App*, std::string) const override {
-    return "Usage:\n"
-           "  childflow [OPTIONS] [--] COMMAND [ARGS...]\n"
-           "  childflow --doctor [--root] [--doctor-format text|json]\n"
-           "  childflow --report FLOW.jsonl [--report-format text|markdown|json]\n"
-           "  childflow --profile FILE [--dump-profile]\n"
-           "  childflow --cleanup\n\n"
-           "Run COMMAND and all of its descendants in a network sandbox of their own and\n"
-           "control that tree's DNS, /etc/hosts, upstream proxy, outbound policy, packet\n"
-           "capture and flow log. Nothing outside the tree is affected.\n";
-  }
-};
+const char* kUsage =
+    "Usage:\n"
+    "  childflow [OPTIONS] [--] COMMAND [ARGS...]\n"
+    "  childflow --doctor [--root] [--doctor-format text|json]\n"
+    "  childflow --report FLOW.jsonl [--report-format text|markdown|json]\n"
+    "  childflow --profile FILE [--dump-profile]\n"
+    "  childflow --cleanup\n\n"
+    "Run COMMAND and all of its descendants in a network sandbox of their own and\n"
+    "control that tree's DNS, /etc/hosts, upstream proxy, outbound policy, packet\n"
+    "capture and flow log. Nothing outside the tree is affected.\n";
 
 const char* kFooter =
     "Everything from the first word that is not an option (or after `--`) is the\n"
@@ -82,119 +70,86 @@ const char* kFooter =
     "Environment: CHILDFLOW_FORCE_FALLBACK=FEATURE[,...] runs the path childflow\n"
     "takes on kernels without FEATURE (tcp_peek_off, clone3, mount_setattr, or\n"
     "all); --doctor shows the path in use (docs/kernel.md). Linux 5.10 or newer\n"
-    "is supported.";
+    "is supported.\n";
 
-void build_app(CLI::App& app, RawFlags& f) {
-  app.formatter(std::make_shared<UsageFormatter>());
-  app.get_formatter()->column_width(34);
-  app.footer(kFooter);
-  app.set_help_flag("-h,--help", "Print this help and exit");
-  app.set_version_flag("-V,--version", std::string("childflow ") + CHILDFLOW_VERSION,
-                       "Print the version and exit");
+// One line of --help: the names in a column of kNameWidth, then the help,
+// wrapped at 80 columns under itself.
+constexpr size_t kNameWidth = 34, kWidth = 80;
 
-  auto take_last = CLI::MultiOptionPolicy::TakeLast;
-  auto opt = [&](const char* names, std::string& target, const char* type,
-                 const char* help, const char* group) {
-    app.add_option(names, target, help)->type_name(type)->multi_option_policy(take_last)
-        ->group(group);
-  };
-  auto list = [&](const char* names, std::vector<std::string>& target, const char* type,
-                  const char* help) {
-    app.add_option(names, target, help)->type_name(type)->group("Policy")->expected(1)
-        ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
-  };
-  auto flag = [&](const char* names, bool& target, const char* help, const char* group) {
-    app.add_flag(names, target, help)->group(group);
-  };
-
-  const char* kModes = "Modes";
-  opt("--profile", f.profile, "FILE", "Load a TOML profile (keys mirror the long flags)", kModes);
-  flag("--dump-profile", f.dump_profile,
-       "Print the effective merged profile as TOML on stdout, run nothing", kModes);
-  flag("--doctor", f.doctor, "Diagnose the host for the selected backend", kModes);
-  opt("--doctor-format", f.doctor_format, "text|json", "Doctor output format (default: text)",
-      kModes);
-  opt("--report", f.report, "FLOW.jsonl",
-      "Read a flow log and print a report instead of running anything", kModes);
-  opt("--report-format", f.report_format, "text|markdown|json",
-      "Report output format (default: text)", kModes);
-  flag("--cleanup", f.cleanup,
-       "Remove host state left by a killed rootful run (rootful runs are not built yet: nothing to remove)",
-       kModes);
-
-  const char* kSandbox = "Sandbox";
-  flag("--root", f.root,
-       "Use the rootful backend (not built yet: runs stop with an error; --doctor --root checks the host)",
-       kSandbox);
-  opt("-i,--iface", f.iface, "IFACE", "Host egress interface for direct traffic (rootful only)",
-      kSandbox);
-  opt("-d,--dns", f.dns, "ADDRESS", "Upstream resolver (IPv4 or IPv6) for the tree's DNS",
-      kSandbox);
-  opt("--hosts-file", f.hosts_file, "FILE",
-      "/etc/hosts-format entries that take precedence inside the tree", kSandbox);
-  opt("--mtu", f.mtu, "N", "MTU of the tree's tap0, 576 to 65520 (default: 65520)", kSandbox);
-  flag("--allow-host-loopback", f.allow_host_loopback,
-       "Let the tree reach the host's loopback services at the gateway address (subject to "
-       "policy)",
-       kSandbox);
-
-  const char* kOutput = "Capture and logs";
-  opt("-c,--capture", f.capture, "FILE", "Write the tree's packets as pcapng", kOutput);
-  opt("-C,--capture-point", f.capture_point, "child|egress|wire-egress|both",
-      "Which view --capture writes (default: child; wire-egress is not built yet)", kOutput);
-  opt("--flow-log", f.flow_log, "FILE", "Write flow events as JSON Lines", kOutput);
-  flag("--summary", f.summary, "Print a post-run summary on stderr", kOutput);
-  opt("--summary-format", f.summary_format, "text|json", "Summary format (default: text)",
-      kOutput);
-
-  const char* kProxy = "Proxy";
-  opt("-p,--proxy", f.proxy, "URI",
-      "Upstream proxy: http://, https:// or socks5:// HOST:PORT (IPv6 host in brackets)",
-      kProxy);
-  opt("-U,--proxy-user", f.proxy_user, "USER", "Proxy user (needs --proxy-password)", kProxy);
-  opt("-P,--proxy-password", f.proxy_password, "PASSWORD",
-      "Proxy password (needs --proxy-user)", kProxy);
-  flag("--proxy-insecure", f.proxy_insecure,
-       "Accept an untrusted certificate from an https:// proxy (hostname still checked)",
-       kProxy);
-  opt("--proxy-ca", f.proxy_ca, "FILE",
-      "PEM CA certificates trusted for an https:// proxy, besides the system store", kProxy);
-  flag("--proxy-only", f.proxy_only, "Every outbound connection must go through --proxy",
-       kProxy);
-
-  const char* kPolicy = "Policy";
-  flag("--offline", f.offline, "Deny every outbound packet, DNS included", kPolicy);
-  flag("--block-private", f.block_private,
-       "Deny private, loopback, link-local, CGNAT and ULA destinations", kPolicy);
-  flag("--block-metadata", f.block_metadata, "Deny cloud metadata endpoints", kPolicy);
-  opt("--default-policy", f.default_policy, "allow|deny",
-      "Verdict when no rule matches (default: allow)", kPolicy);
-  list("--allow-cidr", f.allow_cidr, "CIDR", "Allow an IPv4/IPv6 prefix (repeatable)");
-  list("--deny-cidr", f.deny_cidr, "CIDR", "Deny an IPv4/IPv6 prefix (repeatable)");
-  list("--allow-domain", f.allow_domain, "NAME", "Allow a name and its subdomains (repeatable)");
-  list("--allow-domain-exact", f.allow_domain_exact, "NAME",
-       "Allow exactly that name (repeatable)");
-  list("--deny-domain", f.deny_domain, "NAME", "Deny a name and its subdomains (repeatable)");
-  list("--deny-domain-exact", f.deny_domain_exact, "NAME", "Deny exactly that name (repeatable)");
-  flag("--fail-on-leak", f.fail_on_leak,
-       "Exit 1 when policy blocked something but the command exited 0", kPolicy);
+std::string help_entry(const std::string& names, std::string_view help) {
+  std::string out = "  " + names;
+  if (out.size() + 2 > kNameWidth) out += "\n" + std::string(kNameWidth, ' ');
+  else out.resize(kNameWidth, ' ');
+  size_t col = kNameWidth;
+  size_t i = 0;
+  while (i < help.size()) {
+    size_t end = help.find(' ', i);
+    if (end == std::string_view::npos) end = help.size();
+    std::string_view word = help.substr(i, end - i);
+    if (col > kNameWidth && col + 1 + word.size() > kWidth) {
+      out += "\n" + std::string(kNameWidth, ' ');
+      col = kNameWidth;
+    } else if (col > kNameWidth) {
+      out += ' ';
+      ++col;
+    }
+    out += word;
+    col += word.size();
+    i = end + 1;
+  }
+  return out + "\n";
 }
 
+// --help, from the settings table: its groups in order, each setting with a
+// flag in table order.
+std::string help_text() {
+  std::string out = kUsage;
+  out += "\nOptions:\n";
+  out += help_entry("-h,--help", "Print this help and exit");
+  out += help_entry("-V,--version", "Print the version and exit");
+  for (auto g : {config::Group::Modes, config::Group::Sandbox, config::Group::Output,
+                 config::Group::Proxy, config::Group::Policy}) {
+    out += fmt::format("\n{}:\n", config::title(g));
+    for (const Setting& s : config::settings()) {
+      if (s.group != g || s.flag.empty() || s.hidden) continue;
+      std::string names = s.flag_names();
+      if (s.shape != Shape::Switch) names += " " + std::string(s.value_name);
+      out += help_entry(names, s.help);
+    }
+  }
+  return out + "\n" + kFooter;
+}
+
+// What the command line said, before any value is parsed.
 struct Split {
-  // Each option seen, in order, with its value ("true" for flags).
-  std::vector<std::pair<CLI::Option*, std::string>> options;
+  struct Given {
+    const Setting* setting;
+    std::string value;  // empty for a switch
+  };
+  std::vector<Given> options;  // in argv order
   std::vector<std::string> command;
   bool help = false;
   bool version = false;
+
+  size_t count(const Setting& s) const {
+    return size_t(std::count_if(options.begin(), options.end(),
+                                [&](const Given& g) { return g.setting == &s; }));
+  }
+  bool given(std::string_view flag) const {
+    const Setting* s = config::find_flag(flag);
+    return s && count(*s) > 0;
+  }
 };
 
-std::string long_name(const CLI::Option* o) { return "--" + o->get_lnames().front(); }
+std::string unknown_option(const std::string& name, std::string_view long_name) {
+  std::string hint = long_name.empty() ? "" : config::flag_suggestion(long_name);
+  return fmt::format("unknown option `{}`{}: run `childflow --help` for the list, or put `--` "
+                     "before the command",
+                     name, hint.empty() ? "" : " (" + hint + ")");
+}
 
-// Takes a value? (CLI11 flags expect zero items.)
-bool takes_value(const CLI::Option* o) { return o->get_items_expected_max() > 0; }
-
-std::variant<Split, std::string> split_argv(CLI::App& app, int argc,
-                                            const char* const* argv) {
+// Walks argv like getopt (see the theory of operation above).
+Result<Split> split_argv(int argc, const char* const* argv) {
   Split s;
   int i = 1;
   for (; i < argc; ++i) {
@@ -209,24 +164,21 @@ std::variant<Split, std::string> split_argv(CLI::App& app, int argc,
       std::string name = w.substr(0, eq);
       if (name == "--help") { s.help = true; return s; }
       if (name == "--version") { s.version = true; return s; }
-      CLI::Option* o = app.get_option_no_throw(name);
-      if (!o)
-        return fmt::format("unknown option `{}`: run `childflow --help` for the list, or put "
-                           "`--` before the command",
-                           name);
-      if (!takes_value(o)) {
+      const Setting* o = config::find_flag(std::string_view(name).substr(2));
+      if (!o) return Error{unknown_option(name, std::string_view(name).substr(2))};
+      if (o->shape == Shape::Switch) {
         if (eq != std::string::npos)
-          return fmt::format("{} takes no value: write just {}", name, name);
-        s.options.emplace_back(o, "true");
+          return Error{fmt::format("{} takes no value: write just {}", name, name)};
+        s.options.push_back({o, ""});
         continue;
       }
       if (eq != std::string::npos) {
-        s.options.emplace_back(o, w.substr(eq + 1));
+        s.options.push_back({o, w.substr(eq + 1)});
         continue;
       }
       if (i + 1 >= argc)
-        return fmt::format("{} needs a value (see `childflow --help`)", name);
-      s.options.emplace_back(o, argv[++i] ? argv[i] : "");
+        return Error{fmt::format("{} needs a value (see `childflow --help`)", name)};
+      s.options.push_back({o, argv[++i] ? argv[i] : ""});
       continue;
     }
     // Short options, possibly bundled: -hV, -cfile, -c file.
@@ -234,24 +186,21 @@ std::variant<Split, std::string> split_argv(CLI::App& app, int argc,
       std::string name = std::string("-") + w[k];
       if (name == "-h") { s.help = true; return s; }
       if (name == "-V") { s.version = true; return s; }
-      CLI::Option* o = app.get_option_no_throw(name);
-      if (!o)
-        return fmt::format("unknown option `{}`: run `childflow --help` for the list, or put "
-                           "`--` before the command",
-                           name);
-      if (!takes_value(o)) {
-        s.options.emplace_back(o, "true");
+      const Setting* o = config::find_short_flag(w[k]);
+      if (!o) return Error{unknown_option(name, "")};
+      if (o->shape == Shape::Switch) {
+        s.options.push_back({o, ""});
         continue;
       }
       if (k + 1 < w.size()) {
         std::string v = w.substr(k + 1);
         if (v.front() == '=') v.erase(0, 1);
-        s.options.emplace_back(o, v);
+        s.options.push_back({o, v});
       } else if (i + 1 < argc) {
-        s.options.emplace_back(o, argv[++i] ? argv[i] : "");
+        s.options.push_back({o, argv[++i] ? argv[i] : ""});
       } else {
-        return fmt::format("{} ({}) needs a value (see `childflow --help`)", name,
-                           long_name(o));
+        return Error{fmt::format("{} ({}) needs a value (see `childflow --help`)", name,
+                                 o->long_flag())};
       }
       break;
     }
@@ -260,7 +209,7 @@ std::variant<Split, std::string> split_argv(CLI::App& app, int argc,
   return s;
 }
 
-// CLI11's messages can span lines; the user gets one.
+// Messages can span lines; the user gets one.
 std::string one_line(std::string m) {
   std::replace(m.begin(), m.end(), '\n', ' ');
   while (!m.empty() && m.back() == ' ') m.pop_back();
@@ -271,201 +220,83 @@ int fail(const std::string& message) {
   std::fprintf(stderr, "childflow: error: %s\n", one_line(message).c_str());
   return 2;
 }
+int fail(const Error& e) { return fail(e.str()); }
 
-// Parses one flag value with a values.hpp parser; on error prefixes the flag.
-template <class T, class Parse>
-bool take(const char* flag, const std::string& raw, std::optional<T>& out, Parse parse,
-          std::string& error) {
-  auto r = parse(std::string_view(raw));
-  if (config::failed(r)) {
-    error = fmt::format("{}: {}", flag, config::error_of(r));
-    return false;
+// The checks that depend on the command line itself rather than on the
+// merged values: one mode at most, a command only where one runs, the format
+// flags only with their mode, a single-valued option given once.
+Status check_modes(const Split& split) {
+  for (const Setting& s : config::settings()) {
+    size_t n = split.count(s);
+    if (s.shape == Shape::Value && n > 1)
+      return Error{fmt::format("{} is given {} times: give it once", s.long_flag(), n)};
   }
-  out = config::value_of(r);
-  return true;
+  int modes = int(split.given("doctor")) + int(split.given("report")) +
+              int(split.given("dump-profile")) + int(split.given("cleanup"));
+  if (modes > 1)
+    return Error{"--doctor, --report, --dump-profile and --cleanup are separate modes: give only "
+                 "one of them"};
+  if (!split.command.empty())
+    for (const char* mode : {"report", "doctor", "cleanup"}) {
+      if (!split.given(mode)) continue;
+      std::string_view what = std::string_view(mode) == "report" ? "reads a flow log and runs nothing"
+                                                                   : "runs no command";
+      return Error{fmt::format("--{} {}, but a command (`{}`) is given: drop the command or "
+                               "drop --{}",
+                               mode, what, split.command.front(), mode)};
+    }
+  if (split.given("doctor-format") && !split.given("doctor"))
+    return Error{"--doctor-format is only used with --doctor: add --doctor or drop "
+                 "--doctor-format"};
+  if (split.given("report-format") && !split.given("report"))
+    return Error{"--report-format is only used with --report FILE: add --report or drop "
+                 "--report-format"};
+  return {};
 }
 
-template <class T, class Parse>
-bool take_list(const char* flag, const std::vector<std::string>& raw,
-               std::optional<std::vector<T>>& out, Parse parse, std::string& error) {
-  std::vector<T> v;
-  for (const auto& item : raw) {
-    auto r = parse(std::string_view(item));
-    if (config::failed(r)) {
-      error = fmt::format("{}: {}", flag, config::error_of(r));
-      return false;
+// The command line's Layer: every value parsed by its setting, in table
+// order (so the first error reported does not depend on argv order).
+Result<Layer> flag_layer(const Split& split) {
+  std::string cwd = config::current_dir();
+  Layer flags;
+  for (const Setting& s : config::settings())
+    for (const Split::Given& g : split.options) {
+      if (g.setting != &s) continue;
+      Status st = s.shape == Shape::Switch ? s.parse_bool(flags, true)
+                                           : s.parse(flags, g.value, cwd);
+      if (!st) return Error{fmt::format("{}: {}", s.long_flag(), st.error().message)};
     }
-    v.push_back(config::value_of(r));
-  }
-  out = std::move(v);
-  return true;
+  if (!split.command.empty()) flags.set(&Config::command, split.command);
+  return flags;
 }
 
 }  // namespace
 
 Parsed parse(int argc, const char* const* argv) {
-  RawFlags f;
-  CLI::App app{"", "childflow"};
-  build_app(app, f);
-
-  auto split_or_error = split_argv(app, argc, argv);
-  if (auto* e = std::get_if<std::string>(&split_or_error)) return {std::nullopt, fail(*e)};
-  Split split = std::get<Split>(std::move(split_or_error));
-  if (split.help) {
-    std::string help = app.help();
+  auto split = split_argv(argc, argv);
+  if (!split) return {std::nullopt, fail(split.error())};
+  if (split->help) {
+    std::string help = help_text();
     std::fwrite(help.data(), 1, help.size(), stdout);
     return {std::nullopt, 0};
   }
-  if (split.version) {
+  if (split->version) {
     std::printf("childflow %s\n", CHILDFLOW_VERSION);
     return {std::nullopt, 0};
   }
-
-  // The values go to CLI11 as results (no second tokenisation: an empty value
-  // or one that starts with '-' stays what it is).
-  try {
-    for (auto& [opt, value] : split.options) opt->add_result(value);
-    std::vector<std::string> none;
-    app.parse(none);
-  } catch (const CLI::ParseError& e) {
-    return {std::nullopt, fail(fmt::format("{} (see `childflow --help`)", e.what()))};
-  }
-
-  // A single-valued option given twice is a mistake, not a silent override.
-  for (const CLI::Option* o : app.get_options()) {
-    bool repeatable = o->get_multi_option_policy() == CLI::MultiOptionPolicy::TakeAll;
-    if (!repeatable && takes_value(o) && o->count() > 1)
-      return {std::nullopt,
-              fail(fmt::format("{} is given {} times: give it once", o->get_name(),
-                               o->count()))};
-  }
-  auto given = [&](const char* name) { return app.get_option(name)->count() > 0; };
-
-  // Mode.
-  int modes = int(f.doctor) + int(given("--report")) + int(f.dump_profile) + int(f.cleanup);
-  if (modes > 1)
-    return {std::nullopt,
-            fail("--doctor, --report, --dump-profile and --cleanup are separate modes: give "
-                 "only one of them")};
-  Config c;
-  c.mode = f.doctor         ? Mode::Doctor
-           : given("--report") ? Mode::Report
-           : f.dump_profile ? Mode::DumpProfile
-           : f.cleanup      ? Mode::Cleanup
-                            : Mode::Run;
-  bool command_given = !split.command.empty();
-  if (command_given && c.mode == Mode::Report)
-    return {std::nullopt,
-            fail(fmt::format("--report reads a flow log and runs nothing, but a command (`{}`) "
-                             "is given: drop the command or drop --report",
-                             split.command.front()))};
-  if (command_given && c.mode == Mode::Doctor)
-    return {std::nullopt,
-            fail(fmt::format("--doctor runs no command, but a command (`{}`) is given: drop "
-                             "the command or drop --doctor",
-                             split.command.front()))};
-  if (command_given && c.mode == Mode::Cleanup)
-    return {std::nullopt,
-            fail(fmt::format("--cleanup runs no command, but a command (`{}`) is given: drop "
-                             "the command or drop --cleanup",
-                             split.command.front()))};
-  if (given("--doctor-format") && c.mode != Mode::Doctor)
-    return {std::nullopt, fail("--doctor-format is only used with --doctor: add --doctor or "
-                               "drop --doctor-format")};
-  if (given("--report-format") && c.mode != Mode::Report)
-    return {std::nullopt, fail("--report-format is only used with --report FILE: add "
-                               "--report or drop --report-format")};
-
-  // The command-line layer.
-  std::string cwd = config::current_dir();
-  auto path_in_cwd = [&](std::string_view s) { return config::resolve_path(s, cwd); };
-  auto readable_in_cwd = [&](std::string_view s) -> config::Parsed<std::string> {
-    auto p = config::resolve_path(s, cwd);
-    if (config::failed(p)) return p;
-    return config::check_readable_file(config::value_of(p));
-  };
-  ProfileLayer flags;
-  std::string err;
-  bool ok = true;
-  if (f.root) flags.backend = Backend::Rootful;
-  if (ok && given("--capture")) ok = take("--capture", f.capture, flags.capture, path_in_cwd, err);
-  if (ok && given("--capture-point"))
-    ok = take("--capture-point", f.capture_point, flags.capture_point,
-              config::parse_capture_point, err);
-  if (ok && given("--dns")) ok = take("--dns", f.dns, flags.dns, config::parse_dns, err);
-  if (ok && given("--hosts-file"))
-    ok = take("--hosts-file", f.hosts_file, flags.hosts_file, readable_in_cwd, err);
-  if (ok && given("--iface")) ok = take("--iface", f.iface, flags.iface, config::parse_iface, err);
-  if (f.summary) flags.summary = true;
-  if (ok && given("--summary-format"))
-    ok = take("--summary-format", f.summary_format, flags.summary_format,
-              config::parse_text_or_json, err);
-  if (ok && given("--flow-log"))
-    ok = take("--flow-log", f.flow_log, flags.flow_log, path_in_cwd, err);
-  if (ok && given("--proxy"))
-    ok = take("--proxy", f.proxy, flags.proxy, config::parse_proxy_uri, err);
-  if (ok && given("--proxy-user"))
-    ok = take("--proxy-user", f.proxy_user, flags.proxy_user, config::parse_proxy_user, err);
-  if (ok && given("--proxy-password"))
-    ok = take("--proxy-password", f.proxy_password, flags.proxy_password,
-              config::parse_proxy_password, err);
-  if (f.proxy_insecure) flags.proxy_insecure = true;
-  if (ok && given("--proxy-ca"))
-    ok = take("--proxy-ca", f.proxy_ca, flags.proxy_ca, readable_in_cwd, err);
-  if (f.offline) flags.offline = true;
-  if (f.block_private) flags.block_private = true;
-  if (f.block_metadata) flags.block_metadata = true;
-  if (ok && given("--default-policy"))
-    ok = take("--default-policy", f.default_policy, flags.default_policy,
-              config::parse_default_policy, err);
-  if (ok && given("--allow-cidr"))
-    ok = take_list("--allow-cidr", f.allow_cidr, flags.allow_cidrs, config::parse_cidr, err);
-  if (ok && given("--deny-cidr"))
-    ok = take_list("--deny-cidr", f.deny_cidr, flags.deny_cidrs, config::parse_cidr, err);
-  if (ok && given("--allow-domain"))
-    ok = take_list("--allow-domain", f.allow_domain, flags.allow_domains,
-                   config::normalise_domain, err);
-  if (ok && given("--allow-domain-exact"))
-    ok = take_list("--allow-domain-exact", f.allow_domain_exact, flags.allow_domains_exact,
-                   config::normalise_domain, err);
-  if (ok && given("--deny-domain"))
-    ok = take_list("--deny-domain", f.deny_domain, flags.deny_domains,
-                   config::normalise_domain, err);
-  if (ok && given("--deny-domain-exact"))
-    ok = take_list("--deny-domain-exact", f.deny_domain_exact, flags.deny_domains_exact,
-                   config::normalise_domain, err);
-  if (f.proxy_only) flags.proxy_only = true;
-  if (f.fail_on_leak) flags.fail_on_leak = true;
-  if (f.allow_host_loopback) flags.allow_host_loopback = true;
-  if (ok && given("--mtu")) ok = take("--mtu", f.mtu, flags.mtu, config::parse_mtu, err);
-  if (command_given) flags.command = split.command;
-
-  std::optional<std::string> report_path;
-  if (ok && given("--report")) {
-    ok = take("--report", f.report, report_path, readable_in_cwd, err);
-    if (ok) c.report = report_path;
-  }
-  if (ok && given("--doctor-format")) {
-    std::optional<TextOrJson> v;
-    ok = take("--doctor-format", f.doctor_format, v, config::parse_text_or_json, err);
-    if (ok) c.doctor_format = *v;
-  }
-  if (ok && given("--report-format")) {
-    std::optional<ReportFormat> v;
-    ok = take("--report-format", f.report_format, v, config::parse_report_format, err);
-    if (ok) c.report_format = *v;
-  }
-  if (!ok) return {std::nullopt, fail(err)};
+  if (Status st = check_modes(*split); !st) return {std::nullopt, fail(st.error())};
+  auto flags = flag_layer(*split);
+  if (!flags) return {std::nullopt, fail(flags.error())};
 
   // Profile, then flags on top, then defaults for whatever is still unset.
-  ProfileLayer merged;
-  if (given("--profile")) {
-    auto loaded = config::load_profile(f.profile);
-    if (auto* e = std::get_if<std::string>(&loaded)) return {std::nullopt, fail(*e)};
-    merged = std::get<ProfileLayer>(std::move(loaded));
+  Layer merged;
+  if (flags->profile) {
+    auto loaded = config::load_profile(*flags->profile);
+    if (!loaded) return {std::nullopt, fail(loaded.error())};
+    merged = std::move(*loaded);
   }
-  config::overlay(merged, flags);
-  config::apply(merged, c);
+  merged.overlay(*flags);
+  Config c = config::apply(merged);
   if (c.mode == Mode::Cleanup) c.backend = Backend::Rootful;
 
   if (c.mode == Mode::Run && c.command.empty())

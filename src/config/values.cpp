@@ -49,8 +49,8 @@ std::string shown(std::string_view s) {
 }
 
 template <class... A>
-ValueError bad(fmt::format_string<A...> f, A&&... a) {
-  return ValueError{fmt::format(f, std::forward<A>(a)...)};
+Error bad(fmt::format_string<A...> f, A&&... a) {
+  return Error{fmt::format(f, std::forward<A>(a)...)};
 }
 
 // Checks a DNS name that is already trimmed, lowercased and without the
@@ -86,13 +86,13 @@ std::string dns_name_problem(std::string_view name) {
 
 }  // namespace
 
-Parsed<Backend> parse_backend(std::string_view s) {
+Result<Backend> parse_backend(std::string_view s) {
   if (s == "rootless-internal") return Backend::RootlessInternal;
   if (s == "rootful") return Backend::Rootful;
   return bad("`{}` is not a backend: use rootless-internal or rootful", shown(s));
 }
 
-Parsed<CapturePoint> parse_capture_point(std::string_view s) {
+Result<CapturePoint> parse_capture_point(std::string_view s) {
   if (s == "child") return CapturePoint::Child;
   if (s == "egress") return CapturePoint::Egress;
   if (s == "wire-egress") return CapturePoint::WireEgress;
@@ -101,26 +101,26 @@ Parsed<CapturePoint> parse_capture_point(std::string_view s) {
                      shown(s));
 }
 
-Parsed<TextOrJson> parse_text_or_json(std::string_view s) {
+Result<TextOrJson> parse_text_or_json(std::string_view s) {
   if (s == "text") return TextOrJson::Text;
   if (s == "json") return TextOrJson::Json;
   return bad("`{}` is not a format: use text or json", shown(s));
 }
 
-Parsed<ReportFormat> parse_report_format(std::string_view s) {
+Result<ReportFormat> parse_report_format(std::string_view s) {
   if (s == "text") return ReportFormat::Text;
   if (s == "markdown") return ReportFormat::Markdown;
   if (s == "json") return ReportFormat::Json;
   return bad("`{}` is not a report format: use text, markdown or json", shown(s));
 }
 
-Parsed<DefaultPolicy> parse_default_policy(std::string_view s) {
+Result<DefaultPolicy> parse_default_policy(std::string_view s) {
   if (s == "allow") return DefaultPolicy::Allow;
   if (s == "deny") return DefaultPolicy::Deny;
   return bad("`{}` is not a policy: use allow or deny", shown(s));
 }
 
-Parsed<IpAddr> parse_dns(std::string_view s) {
+Result<IpAddr> parse_dns(std::string_view s) {
   if (auto ip = IpAddr::parse(s)) return *ip;
   return bad(
       "`{}` is not an IP address: give the resolver's IPv4 or IPv6 address (no port), "
@@ -128,7 +128,7 @@ Parsed<IpAddr> parse_dns(std::string_view s) {
       shown(s));
 }
 
-Parsed<ProxyUri> parse_proxy_uri(std::string_view s) {
+Result<ProxyUri> parse_proxy_uri(std::string_view s) {
   const std::string hint = "write scheme://host:port, e.g. http://proxy.example:3128";
   if (s.empty()) return bad("the proxy URI is empty: {}", hint);
   for (char c : s)
@@ -226,7 +226,7 @@ Parsed<ProxyUri> parse_proxy_uri(std::string_view s) {
   return uri;
 }
 
-Parsed<std::string> normalise_domain(std::string_view s) {
+Result<std::string> normalise_domain(std::string_view s) {
   size_t b = 0, e = s.size();
   while (b < e && is_ascii_space(s[b])) ++b;
   while (e > b && is_ascii_space(s[e - 1])) --e;
@@ -247,20 +247,20 @@ Parsed<std::string> normalise_domain(std::string_view s) {
   return name;
 }
 
-Parsed<Cidr> parse_cidr(std::string_view s) {
+Result<Cidr> parse_cidr(std::string_view s) {
   auto r = Cidr::parse(s);
-  if (auto* err = std::get_if<std::string>(&r)) return ValueError{*err};
+  if (auto* err = std::get_if<std::string>(&r)) return Error{*err};
   return std::get<Cidr>(r);
 }
 
-Parsed<uint32_t> check_mtu(int64_t v) {
+Result<uint32_t> check_mtu(int64_t v) {
   if (v < kMinMtu || v > kMaxMtu)
     return bad("MTU {} is out of range: use a value from {} to {} (default 65520)", v,
                        kMinMtu, kMaxMtu);
   return uint32_t(v);
 }
 
-Parsed<uint32_t> parse_mtu(std::string_view s) {
+Result<uint32_t> parse_mtu(std::string_view s) {
   int64_t v = 0;
   auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
   if (s.empty() || s.front() == '-' || ec != std::errc{} || p != s.data() + s.size())
@@ -269,8 +269,8 @@ Parsed<uint32_t> parse_mtu(std::string_view s) {
   return check_mtu(v);
 }
 
-Parsed<std::string> parse_iface(std::string_view s) {
-  if (s.empty()) return ValueError{"the interface name is empty: give e.g. eth0"};
+Result<std::string> parse_iface(std::string_view s) {
+  if (s.empty()) return Error{"the interface name is empty: give e.g. eth0"};
   if (s.size() > 15)
     return bad("`{}` is too long for an interface name (at most 15 bytes)", shown(s));
   if (s == "." || s == "..") return bad("`{}` is not an interface name", s);
@@ -281,29 +281,29 @@ Parsed<std::string> parse_iface(std::string_view s) {
   return std::string(s);
 }
 
-Parsed<std::string> parse_proxy_user(std::string_view s) {
-  if (s.empty()) return ValueError{"the proxy user is empty: give the user name"};
+Result<std::string> parse_proxy_user(std::string_view s) {
+  if (s.empty()) return Error{"the proxy user is empty: give the user name"};
   if (has_control_char(s))
-    return ValueError{"the proxy user contains control characters (e.g. a newline)"};
+    return Error{"the proxy user contains control characters (e.g. a newline)"};
   return std::string(s);
 }
 
-Parsed<std::string> parse_proxy_password(std::string_view s) {
+Result<std::string> parse_proxy_password(std::string_view s) {
   if (has_control_char(s))
-    return ValueError{"the proxy password contains control characters (e.g. a newline)"};
+    return Error{"the proxy password contains control characters (e.g. a newline)"};
   return std::string(s);
 }
 
-Parsed<std::string> resolve_path(std::string_view s, const std::string& base_dir) {
-  if (s.empty()) return ValueError{"the path is empty"};
+Result<std::string> resolve_path(std::string_view s, const std::string& base_dir) {
+  if (s.empty()) return Error{"the path is empty"};
   if (s.find('\0') != std::string_view::npos)
-    return ValueError{"the path contains a NUL character"};
+    return Error{"the path contains a NUL character"};
   std::filesystem::path p{std::string(s)};
   if (p.is_relative()) p = std::filesystem::path(base_dir) / p;
   return p.lexically_normal().string();
 }
 
-Parsed<std::string> check_readable_file(const std::string& path) {
+Result<std::string> check_readable_file(const std::string& path) {
   UniqueFd fd{::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK)};
   if (!fd) return bad("cannot read {}: {}", path, std::strerror(errno));
   struct stat st {};

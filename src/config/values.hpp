@@ -2,7 +2,7 @@
 // (cli/) and TOML profiles (config/profile.cpp) so that a flag and its profile
 // key accept exactly the same text and reject it with the same explanation.
 //
-// Every parser returns either the value or a message that says what is wrong
+// Every parser returns the value, or an Error whose message says what is wrong
 // and how to fix it, without any prefix: the caller adds where the value came
 // from (`--proxy: ...` or `profile F line N: key `proxy`: ...`). Nothing here
 // touches the file system except check_readable_file.
@@ -10,76 +10,61 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
-#include <variant>
 
+#include "common/result.hpp"
 #include "config/config.hpp"
 
 namespace cf::config {
 
-// What is wrong with a value and how to fix it (no prefix).
-struct ValueError {
-  std::string text;
-};
-
-template <class T>
-using Parsed = std::variant<T, ValueError>;  // the value, or what is wrong
-
-template <class T>
-bool failed(const Parsed<T>& p) { return std::holds_alternative<ValueError>(p); }
-template <class T>
-const std::string& error_of(const Parsed<T>& p) { return std::get<ValueError>(p).text; }
-template <class T>
-const T& value_of(const Parsed<T>& p) { return std::get<T>(p); }
-
 // Enumerations, by their SPEC spelling (exact, lowercase).
-Parsed<Backend> parse_backend(std::string_view s);
-Parsed<CapturePoint> parse_capture_point(std::string_view s);
-Parsed<TextOrJson> parse_text_or_json(std::string_view s);
-Parsed<ReportFormat> parse_report_format(std::string_view s);
-Parsed<DefaultPolicy> parse_default_policy(std::string_view s);
+Result<Backend> parse_backend(std::string_view s);
+Result<CapturePoint> parse_capture_point(std::string_view s);
+Result<TextOrJson> parse_text_or_json(std::string_view s);
+Result<ReportFormat> parse_report_format(std::string_view s);
+Result<DefaultPolicy> parse_default_policy(std::string_view s);
 
 // `-d/--dns`: an IPv4 or IPv6 address literal (no port, no brackets).
-Parsed<IpAddr> parse_dns(std::string_view s);
+Result<IpAddr> parse_dns(std::string_view s);
 
 // `-p/--proxy`: scheme://host:port with scheme http, https or socks5 (any
 // case), host a DNS name, an IPv4 literal or a bracketed IPv6 literal, port
 // 1..65535, and at most one trailing "/". Rejects userinfo (credentials go in
 // -U/-P), paths, queries and fragments. Names are lowercased and address
 // literals printed canonically, so str() parses back to an equal ProxyUri.
-Parsed<ProxyUri> parse_proxy_uri(std::string_view s);
+Result<ProxyUri> parse_proxy_uri(std::string_view s);
 
 // Domain rules: trim ASCII white space, lowercase, drop one trailing dot, then
 // require labels of 1..63 characters from [A-Za-z0-9-] that neither start nor
 // end with '-', at most 253 characters in all. IP literals are rejected with a
 // hint to use a CIDR rule.
-Parsed<std::string> normalise_domain(std::string_view s);
+Result<std::string> normalise_domain(std::string_view s);
 
 // `--allow-cidr`/`--deny-cidr`: Cidr::parse (host bits set is an error that
 // names the prefix and suggests the fix).
-Parsed<Cidr> parse_cidr(std::string_view s);
+Result<Cidr> parse_cidr(std::string_view s);
 
 // `--mtu`: an integer from kMinMtu to kMaxMtu.
 inline constexpr int64_t kMinMtu = 576;
 inline constexpr int64_t kMaxMtu = 65520;
-Parsed<uint32_t> check_mtu(int64_t v);
-Parsed<uint32_t> parse_mtu(std::string_view s);  // decimal digits only
+Result<uint32_t> check_mtu(int64_t v);
+Result<uint32_t> parse_mtu(std::string_view s);  // decimal digits only
 
 // `-i/--iface`: a Linux interface name (1..15 bytes, not "." or "..", no '/',
 // ':' or white space).
-Parsed<std::string> parse_iface(std::string_view s);
+Result<std::string> parse_iface(std::string_view s);
 
 // `-U`/`-P`: non-empty user, no control characters in either (they would end
 // up in a header line or a SOCKS5 message).
-Parsed<std::string> parse_proxy_user(std::string_view s);
-Parsed<std::string> parse_proxy_password(std::string_view s);
+Result<std::string> parse_proxy_user(std::string_view s);
+Result<std::string> parse_proxy_password(std::string_view s);
 
 // Paths: a non-empty string; relative ones are resolved against base_dir and
 // the result is lexically normalised (no file system access, symlinks kept).
-Parsed<std::string> resolve_path(std::string_view s, const std::string& base_dir);
+Result<std::string> resolve_path(std::string_view s, const std::string& base_dir);
 
 // Opens `path` for reading and checks it is not a directory; the message
 // names the path and the errno text.
-Parsed<std::string> check_readable_file(const std::string& path);
+Result<std::string> check_readable_file(const std::string& path);
 
 // The current working directory (absolute), used as the base for flag paths.
 std::string current_dir();

@@ -10,6 +10,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 
 #include "test_support.hpp"
 
@@ -178,6 +179,9 @@ TEST_F(CliTest, HelpAndVersion) {
         "-V,--version", "--allow-host-loopback", "--mtu", "--cleanup", "COMMAND"})
     EXPECT_HAS(o.out, flag);
   EXPECT_EQ(run({"-h"}).out, o.out);
+  std::istringstream lines(o.out);
+  for (std::string line; std::getline(lines, line);)
+    EXPECT_LE(line.size(), 80u) << "--help fits 80 columns: " << line;
   EXPECT_EQ(run({"--offline", "-h", "--bogus"}).exit_code, 0);
   o = run({"-V"});
   EXPECT_EQ(o.exit_code, 0);
@@ -272,7 +276,10 @@ TEST_F(CliTest, BadValuesAndUsage) {
   rejects({"-i", "a/b", "--root", "true"}, "--iface:");
   rejects({"-U", "", "-P", "x", "-p", "http://p:1", "true"}, "--proxy-user: the proxy user is empty");
   rejects({"-c", "", "true"}, "--capture: the path is empty");
-  rejects({"--bogus", "true"}, "unknown option `--bogus`");
+  rejects({"--bogus", "true"}, "unknown option `--bogus`: run `childflow --help`");
+  rejects({"--prxy", "http://p:1", "true"},
+          "unknown option `--prxy` (did you mean `--proxy`?): run `childflow --help`");
+  rejects({"--allow-domian=a.example", "true"}, "(did you mean `--allow-domain`?)");
   rejects({"-x", "true"}, "unknown option `-x`");
   rejects({"--capture"}, "--capture needs a value");
   rejects({"-c"}, "-c (--capture) needs a value");

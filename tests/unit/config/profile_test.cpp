@@ -34,18 +34,18 @@ class ProfileTest : public ::testing::Test {
     std::ofstream(path) << text;
     return path;
   }
-  ProfileLayer load_ok(const std::string& path) {
+  Layer load_ok(const std::string& path) {
     auto r = load_profile(path);
-    if (auto* e = std::get_if<std::string>(&r)) {
-      ADD_FAILURE() << *e;
+    if (!r) {
+      ADD_FAILURE() << r.error().str();
       return {};
     }
-    return std::get<ProfileLayer>(r);
+    return *r;
   }
   std::string load_err(const std::string& path) {
     auto r = load_profile(path);
-    EXPECT_TRUE(std::holds_alternative<std::string>(r)) << path;
-    return std::holds_alternative<std::string>(r) ? std::get<std::string>(r) : "";
+    EXPECT_FALSE(r) << path;
+    return r ? "" : r.error().str();
   }
 
   std::string dir_;
@@ -84,41 +84,41 @@ allow_host_loopback = true
 mtu = 1500
 command = ["curl", "-fsS", "http://www.example.test/"]
 )");
-  ProfileLayer l = load_ok(p);
-  EXPECT_EQ(l.capture, dir_ + "/cap/out.pcapng");
-  EXPECT_EQ(l.capture_point, CapturePoint::Both);
-  EXPECT_EQ(l.backend, Backend::Rootful);
-  EXPECT_EQ(l.dns->str(), "2001:db8::53");
-  EXPECT_EQ(l.hosts_file, hosts);
-  EXPECT_EQ(l.proxy->str(), "https://proxy.example:8443");
-  EXPECT_EQ(l.proxy_user, "u");
-  EXPECT_EQ(l.proxy_password, "p w");
-  EXPECT_EQ(l.proxy_insecure, true);
-  EXPECT_EQ(l.proxy_ca, hosts);
-  EXPECT_EQ(l.summary, true);
-  EXPECT_EQ(l.summary_format, TextOrJson::Json);
-  EXPECT_EQ(l.flow_log, "/var/tmp/flows.jsonl");  // lexically normalised
-  EXPECT_EQ(l.offline, true);
-  EXPECT_EQ(l.block_private, true);
-  EXPECT_EQ(l.block_metadata, true);
-  EXPECT_EQ(l.default_policy, DefaultPolicy::Deny);
-  ASSERT_EQ(l.allow_cidrs->size(), 2u);
-  EXPECT_EQ((*l.allow_cidrs)[1].str(), "2001:db8::/32");
-  EXPECT_EQ(l.deny_cidrs->at(0).str(), "203.0.113.0/24");
-  EXPECT_EQ(*l.allow_domains, std::vector<std::string>{"example.com"});
-  EXPECT_EQ(*l.allow_domains_exact, std::vector<std::string>{"www.example.org"});
-  EXPECT_EQ(*l.deny_domains, std::vector<std::string>{"bad.example"});
-  EXPECT_EQ(*l.deny_domains_exact, std::vector<std::string>{"x.bad.example"});
-  EXPECT_EQ(l.proxy_only, true);
-  EXPECT_EQ(l.fail_on_leak, true);
-  EXPECT_EQ(l.iface, "eth1");
-  EXPECT_EQ(l.allow_host_loopback, true);
-  EXPECT_EQ(l.mtu, 1500u);
-  EXPECT_EQ(l.command->size(), 3u);
+  Layer l = load_ok(p);
+  EXPECT_EQ(l.get(&Config::capture), dir_ + "/cap/out.pcapng");
+  EXPECT_EQ(l.get(&Config::capture_point), CapturePoint::Both);
+  EXPECT_EQ(l.get(&Config::backend), Backend::Rootful);
+  EXPECT_EQ(l.get(&Config::dns)->str(), "2001:db8::53");
+  EXPECT_EQ(l.get(&Config::hosts_file), hosts);
+  EXPECT_EQ(l.get(&Config::proxy)->str(), "https://proxy.example:8443");
+  EXPECT_EQ(l.get(&Config::proxy_user), "u");
+  EXPECT_EQ(l.get(&Config::proxy_password), "p w");
+  EXPECT_EQ(l.get(&Config::proxy_insecure), true);
+  EXPECT_EQ(l.get(&Config::proxy_ca), hosts);
+  EXPECT_EQ(l.get(&Config::summary), true);
+  EXPECT_EQ(l.get(&Config::summary_format), TextOrJson::Json);
+  EXPECT_EQ(l.get(&Config::flow_log), "/var/tmp/flows.jsonl");  // lexically normalised
+  EXPECT_EQ(l.get(&Config::offline), true);
+  EXPECT_EQ(l.get(&Config::block_private), true);
+  EXPECT_EQ(l.get(&Config::block_metadata), true);
+  EXPECT_EQ(l.get(&Config::default_policy), DefaultPolicy::Deny);
+  ASSERT_EQ(l.get(&Config::allow_cidrs)->size(), 2u);
+  EXPECT_EQ((*l.get(&Config::allow_cidrs))[1].str(), "2001:db8::/32");
+  EXPECT_EQ(l.get(&Config::deny_cidrs)->at(0).str(), "203.0.113.0/24");
+  EXPECT_EQ(*l.get(&Config::allow_domains), std::vector<std::string>{"example.com"});
+  EXPECT_EQ(*l.get(&Config::allow_domains_exact), std::vector<std::string>{"www.example.org"});
+  EXPECT_EQ(*l.get(&Config::deny_domains), std::vector<std::string>{"bad.example"});
+  EXPECT_EQ(*l.get(&Config::deny_domains_exact), std::vector<std::string>{"x.bad.example"});
+  EXPECT_EQ(l.get(&Config::proxy_only), true);
+  EXPECT_EQ(l.get(&Config::fail_on_leak), true);
+  EXPECT_EQ(l.get(&Config::iface), "eth1");
+  EXPECT_EQ(l.get(&Config::allow_host_loopback), true);
+  EXPECT_EQ(l.get(&Config::mtu), 1500u);
+  EXPECT_EQ(l.get(&Config::command)->size(), 3u);
 }
 
 TEST_F(ProfileTest, EmptyProfileSetsNothing) {
-  EXPECT_EQ(load_ok(write("empty.toml", "# nothing\n")), ProfileLayer{});
+  EXPECT_EQ(load_ok(write("empty.toml", "# nothing\n")), Layer{});
 }
 
 TEST_F(ProfileTest, WrongTypesNameFileLineAndKey) {
@@ -200,18 +200,18 @@ TEST_F(ProfileTest, ExtendsChainChildWinsListsReplace) {
   std::string child = write("child/child.toml",
                             "extends = \"../base/parent.toml\"\nallow_domains = [\"c.example\"]\n"
                             "offline = false\n");
-  ProfileLayer l = load_ok(child);
-  EXPECT_EQ(l.mtu, 1300u);                                        // parent over grandparent
-  EXPECT_EQ(*l.allow_domains, std::vector<std::string>{"c.example"});  // replaced
-  EXPECT_EQ(l.offline, false);                                    // child over grandparent
-  EXPECT_EQ(l.flow_log, dir_ + "/base/logs/grand.jsonl");         // relative to grand.toml
-  EXPECT_EQ(l.capture, dir_ + "/base/parent.pcapng");             // relative to parent.toml
+  Layer l = load_ok(child);
+  EXPECT_EQ(l.get(&Config::mtu), 1300u);                                        // parent over grandparent
+  EXPECT_EQ(*l.get(&Config::allow_domains), std::vector<std::string>{"c.example"});  // replaced
+  EXPECT_EQ(l.get(&Config::offline), false);                                    // child over grandparent
+  EXPECT_EQ(l.get(&Config::flow_log), dir_ + "/base/logs/grand.jsonl");         // relative to grand.toml
+  EXPECT_EQ(l.get(&Config::capture), dir_ + "/base/parent.pcapng");             // relative to parent.toml
 }
 
 TEST_F(ProfileTest, ExtendsAbsoluteAndMissing) {
   std::string base = write("b.toml", "mtu = 9000\n");
   std::string child = write("sub/c.toml", "extends = \"" + base + "\"\n");
-  EXPECT_EQ(load_ok(child).mtu, 9000u);
+  EXPECT_EQ(load_ok(child).get(&Config::mtu), 9000u);
   std::string bad = write("d.toml", "\nextends = \"nope.toml\"\n");
   EXPECT_EQ(load_err(bad), "profile " + bad + " line 2: key `extends`: " + dir_ +
                                "/nope.toml does not exist");
@@ -242,35 +242,35 @@ TEST_F(ProfileTest, RelativeProfilePathUsesCwd) {
   ASSERT_EQ(chdir(dir_.c_str()), 0);
   auto r = load_profile("rel/r.toml");
   ASSERT_EQ(chdir(old.c_str()), 0);
-  ASSERT_TRUE(std::holds_alternative<ProfileLayer>(r)) << std::get<std::string>(r);
-  EXPECT_EQ(std::get<ProfileLayer>(r).capture, dir_ + "/rel/c.pcapng");
+  ASSERT_TRUE(r) << r.error().str();
+  EXPECT_EQ(r->get(&Config::capture), dir_ + "/rel/c.pcapng");
 }
 
 TEST(Overlay, TopWinsAndUnsetKeepsBase) {
-  ProfileLayer base, top;
-  base.mtu = 1400;
-  base.offline = true;
-  base.allow_domains = std::vector<std::string>{"a.example", "b.example"};
-  base.command = std::vector<std::string>{"a"};
-  top.mtu = 1300;
-  top.allow_domains = std::vector<std::string>{};
-  top.offline = false;
-  overlay(base, top);
-  EXPECT_EQ(base.mtu, 1300u);
-  EXPECT_EQ(base.offline, false);
-  EXPECT_TRUE(base.allow_domains->empty());
-  EXPECT_EQ(*base.command, std::vector<std::string>{"a"});
+  Layer base, top;
+  base.set(&Config::mtu, 1400u);
+  base.set(&Config::offline, true);
+  base.set(&Config::allow_domains, std::vector<std::string>{"a.example", "b.example"});
+  base.set(&Config::command, std::vector<std::string>{"a"});
+  top.set(&Config::mtu, 1300u);
+  top.set(&Config::allow_domains, std::vector<std::string>{});
+  top.set(&Config::offline, false);
+  base.overlay(top);
+  EXPECT_EQ(base.get(&Config::mtu), 1300u);
+  EXPECT_EQ(base.get(&Config::offline), false);
+  EXPECT_TRUE(base.get(&Config::allow_domains)->empty());
+  EXPECT_EQ(*base.get(&Config::command), std::vector<std::string>{"a"});
+  EXPECT_FALSE(base.has(&Config::capture)) << "set by neither";
 }
 
 TEST(Apply, DefaultsForUnset) {
-  Config c;
-  apply(ProfileLayer{}, c);
+  Config c = apply(Layer{});
   EXPECT_EQ(c, Config{});
-  ProfileLayer l;
-  l.backend = Backend::Rootful;
-  l.mtu = 1280;
-  l.deny_cidrs = std::vector<Cidr>{std::get<Cidr>(Cidr::parse("10.0.0.0/8"))};
-  apply(l, c);
+  Layer l;
+  l.set(&Config::backend, Backend::Rootful);
+  l.set(&Config::mtu, 1280u);
+  l.set(&Config::deny_cidrs, std::vector<Cidr>{std::get<Cidr>(Cidr::parse("10.0.0.0/8"))});
+  c = apply(l);
   EXPECT_EQ(c.backend, Backend::Rootful);
   EXPECT_EQ(c.mtu, 1280u);
   EXPECT_EQ(c.deny_cidrs.size(), 1u);
@@ -282,46 +282,46 @@ const std::string kFixtures = std::string(CHILDFLOW_SOURCE_DIR) + "/tests/fixtur
 
 TEST(RustFixtures, HttpOriginExtendsBase) {
   auto r = load_profile(kFixtures + "/http-origin.toml");
-  ASSERT_TRUE(std::holds_alternative<ProfileLayer>(r)) << std::get<std::string>(r);
-  const ProfileLayer& l = std::get<ProfileLayer>(r);
-  EXPECT_EQ(l.proxy->str(), "http://proxy-http:3128");
-  EXPECT_EQ(l.proxy_user, "demo");
-  EXPECT_EQ(l.proxy_password, "demo");
-  EXPECT_EQ(l.default_policy, DefaultPolicy::Deny);
-  ASSERT_EQ(l.allow_cidrs->size(), 2u);
-  EXPECT_EQ(l.allow_cidrs->at(0).str(), "10.243.0.10/32");
-  EXPECT_EQ(l.capture, kFixtures + "/captures/http-origin.pcapng");
-  EXPECT_EQ(l.flow_log, kFixtures + "/logs/http-origin.jsonl");
-  ASSERT_EQ(l.command->size(), 7u);
-  EXPECT_EQ(l.command->back(), "http://origin-http.demo:8080/");
+  ASSERT_TRUE(r) << r.error().str();
+  const Layer& l = *r;
+  EXPECT_EQ(l.get(&Config::proxy)->str(), "http://proxy-http:3128");
+  EXPECT_EQ(l.get(&Config::proxy_user), "demo");
+  EXPECT_EQ(l.get(&Config::proxy_password), "demo");
+  EXPECT_EQ(l.get(&Config::default_policy), DefaultPolicy::Deny);
+  ASSERT_EQ(l.get(&Config::allow_cidrs)->size(), 2u);
+  EXPECT_EQ(l.get(&Config::allow_cidrs)->at(0).str(), "10.243.0.10/32");
+  EXPECT_EQ(l.get(&Config::capture), kFixtures + "/captures/http-origin.pcapng");
+  EXPECT_EQ(l.get(&Config::flow_log), kFixtures + "/logs/http-origin.jsonl");
+  ASSERT_EQ(l.get(&Config::command)->size(), 7u);
+  EXPECT_EQ(l.get(&Config::command)->back(), "http://origin-http.demo:8080/");
 }
 
 TEST(RustFixtures, DomainProfiles) {
   struct Case {
     const char* file;
     DefaultPolicy policy;
-    std::optional<std::vector<std::string>> ProfileLayer::*list;
+    std::vector<std::string> Config::*list;
     const char* name;
   };
   const Case cases[] = {
-      {"domain-allow-origin.toml", DefaultPolicy::Deny, &ProfileLayer::allow_domains,
+      {"domain-allow-origin.toml", DefaultPolicy::Deny, &Config::allow_domains,
        "demo.invalid"},
       {"domain-allow-origin-exact.toml", DefaultPolicy::Deny,
-       &ProfileLayer::allow_domains_exact, "origin-http.exact.invalid"},
-      {"domain-deny-origin.toml", DefaultPolicy::Allow, &ProfileLayer::deny_domains,
+       &Config::allow_domains_exact, "origin-http.exact.invalid"},
+      {"domain-deny-origin.toml", DefaultPolicy::Allow, &Config::deny_domains,
        "demo.invalid"},
-      {"domain-deny-origin-exact.toml", DefaultPolicy::Allow, &ProfileLayer::deny_domains_exact,
+      {"domain-deny-origin-exact.toml", DefaultPolicy::Allow, &Config::deny_domains_exact,
        "origin-http.exact.invalid"},
   };
   for (const Case& c : cases) {
     auto r = load_profile(kFixtures + "/" + c.file);
-    ASSERT_TRUE(std::holds_alternative<ProfileLayer>(r)) << std::get<std::string>(r);
-    const ProfileLayer& l = std::get<ProfileLayer>(r);
-    EXPECT_EQ(l.backend, Backend::RootlessInternal) << c.file;
-    EXPECT_EQ(l.default_policy, c.policy) << c.file;
-    EXPECT_EQ(*(l.*c.list), std::vector<std::string>{c.name}) << c.file;
-    EXPECT_EQ(l.command->front(), "curl") << c.file;
-    EXPECT_EQ(l.flow_log->rfind(kFixtures + "/logs/", 0), 0u) << *l.flow_log;
+    ASSERT_TRUE(r) << r.error().str();
+    const Layer& l = *r;
+    EXPECT_EQ(l.get(&Config::backend), Backend::RootlessInternal) << c.file;
+    EXPECT_EQ(l.get(&Config::default_policy), c.policy) << c.file;
+    EXPECT_EQ(*l.get(c.list), std::vector<std::string>{c.name}) << c.file;
+    EXPECT_EQ(l.get(&Config::command)->front(), "curl") << c.file;
+    EXPECT_EQ(l.get(&Config::flow_log)->rfind(kFixtures + "/logs/", 0), 0u) << *l.get(&Config::flow_log);
   }
 }
 
@@ -362,8 +362,7 @@ TEST_F(ProfileTest, DumpLoadsBackAsTheSameLayer) {
   c.command = {"sh", "-c", "printf '%s\\n' \"$x\"\n", "\x1b", ""};
   c.mtu = 1280;
   std::string p = write("dump.toml", dump_profile(c));
-  Config back;
-  apply(load_ok(p), back);
+  Config back = apply(load_ok(p));
   EXPECT_EQ(back, c);
 }
 

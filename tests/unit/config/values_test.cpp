@@ -8,15 +8,15 @@ namespace cf::config {
 namespace {
 
 template <class T>
-T must(const Parsed<T>& p) {
-  EXPECT_FALSE(failed(p)) << (failed(p) ? error_of(p) : "");
-  return failed(p) ? T{} : value_of(p);
+T must(const Result<T>& p) {
+  EXPECT_TRUE(p) << (p ? "" : p.error().message);
+  return p ? *p : T{};
 }
 
 template <class T>
-std::string must_fail(const Parsed<T>& p) {
-  EXPECT_TRUE(failed(p));
-  return failed(p) ? error_of(p) : "";
+std::string must_fail(const Result<T>& p) {
+  EXPECT_FALSE(p);
+  return p ? "" : p.error().message;
 }
 
 #define EXPECT_HAS(haystack, needle) \
