@@ -304,9 +304,9 @@ Parsed parse(int argc, const char* const* argv) {
             fail("no command to run: give one (e.g. childflow -- curl http://example.com/), "
                  "set `command` in the profile, or use --doctor, --report FILE or "
                  "--dump-profile")};
-  if (auto e = check_combinations(c)) return {std::nullopt, fail(*e)};
+  if (Status st = check_combinations(c); !st) return {std::nullopt, fail(st.error())};
   if (c.mode == Mode::Run)
-    if (auto e = check_output_dirs(c)) return {std::nullopt, fail(*e)};
+    if (Status st = check_output_dirs(c); !st) return {std::nullopt, fail(st.error())};
   return {std::move(c), 0};
 }
 

@@ -12,25 +12,25 @@
 
 namespace cf::cli {
 
-std::optional<std::string> check_combinations(const Config& c) {
+Status check_combinations(const Config& c) {
   if (c.capture_point != CapturePoint::Child && !c.capture)
-    return fmt::format(
+    return Error{fmt::format(
         "--capture-point {} needs --capture FILE: add e.g. --capture out.pcapng, or drop "
         "--capture-point",
-        name(c.capture_point));
+        name(c.capture_point))};
 
   if (c.capture && c.flow_log && *c.capture == *c.flow_log)
-    return fmt::format(
-        "--capture and --flow-log both name {}: give them different files", *c.capture);
+    return Error{fmt::format(
+        "--capture and --flow-log both name {}: give them different files", *c.capture)};
 
   if (c.proxy_user && !c.proxy_password)
-    return std::string(
+    return Error{std::string(
         "--proxy-user is given without --proxy-password: give both (-U USER -P PASSWORD) "
-        "or neither");
+        "or neither")};
   if (c.proxy_password && !c.proxy_user)
-    return std::string(
+    return Error{std::string(
         "--proxy-password is given without --proxy-user: give both (-U USER -P PASSWORD) "
-        "or neither");
+        "or neither")};
 
   if (!c.proxy) {
     const char* needs = c.proxy_user       ? "--proxy-user"
@@ -40,64 +40,64 @@ std::optional<std::string> check_combinations(const Config& c) {
                         : c.proxy_only     ? "--proxy-only"
                                            : nullptr;
     if (needs)
-      return fmt::format(
+      return Error{fmt::format(
           "{} needs a proxy: add -p/--proxy URI (e.g. http://proxy.example:3128), or drop {}",
-          needs, needs);
+          needs, needs)};
   } else {
     if (c.proxy_insecure && c.proxy->scheme != ProxyScheme::Https)
-      return fmt::format(
+      return Error{fmt::format(
           "--proxy-insecure only applies to https:// proxies, and the proxy is {}: drop "
           "--proxy-insecure",
-          c.proxy->str());
+          c.proxy->str())};
     if (c.proxy_ca && c.proxy->scheme != ProxyScheme::Https)
-      return fmt::format(
+      return Error{fmt::format(
           "--proxy-ca only applies to https:// proxies, and the proxy is {}: drop --proxy-ca",
-          c.proxy->str());
+          c.proxy->str())};
     if (c.proxy_user) {
       if (c.proxy->scheme == ProxyScheme::Socks5) {
         if (c.proxy_user->size() > 255)
-          return std::string(
-              "--proxy-user is longer than 255 bytes, the SOCKS5 limit (RFC 1929)");
+          return Error{std::string(
+              "--proxy-user is longer than 255 bytes, the SOCKS5 limit (RFC 1929)")};
         if (c.proxy_password->empty() || c.proxy_password->size() > 255)
-          return std::string(
-              "--proxy-password must be 1 to 255 bytes for a SOCKS5 proxy (RFC 1929)");
+          return Error{std::string(
+              "--proxy-password must be 1 to 255 bytes for a SOCKS5 proxy (RFC 1929)")};
       } else if (c.proxy_user->find(':') != std::string::npos) {
-        return std::string(
+        return Error{std::string(
             "--proxy-user contains `:`, which HTTP Basic authentication cannot carry: use a "
-            "user name without `:`");
+            "user name without `:`")};
       }
     }
   }
 
   if (c.iface && c.backend != Backend::Rootful)
-    return fmt::format(
+    return Error{fmt::format(
         "--iface {} needs the rootful backend: add --root (or backend = \"rootful\" in the "
         "profile), or drop --iface",
-        *c.iface);
-  return std::nullopt;
+        *c.iface)};
+  return {};
 }
 
-static std::optional<std::string> check_parent_dir(const char* flag, const std::string& path) {
+static Status check_parent_dir(const char* flag, const std::string& path) {
   std::string dir = std::filesystem::path(path).parent_path().string();
   if (dir.empty()) dir = "/";
   struct stat st {};
   if (::stat(dir.c_str(), &st) != 0)
-    return fmt::format("{} {}: the directory {} does not exist: create it first (mkdir -p {})",
-                       flag, path, dir, dir);
+    return Error{fmt::format("{} {}: the directory {} does not exist: create it first (mkdir -p {})",
+                       flag, path, dir, dir)};
   if (!S_ISDIR(st.st_mode))
-    return fmt::format("{} {}: {} is not a directory", flag, path, dir);
+    return Error{fmt::format("{} {}: {} is not a directory", flag, path, dir)};
   struct stat target {};
   if (::stat(path.c_str(), &target) == 0 && S_ISDIR(target.st_mode))
-    return fmt::format("{} {}: that is a directory: give a file name", flag, path);
-  return std::nullopt;
+    return Error{fmt::format("{} {}: that is a directory: give a file name", flag, path)};
+  return {};
 }
 
-std::optional<std::string> check_output_dirs(const Config& c) {
+Status check_output_dirs(const Config& c) {
   if (c.capture)
-    if (auto e = check_parent_dir("--capture", *c.capture)) return e;
+    if (Status st = check_parent_dir("--capture", *c.capture); !st) return st;
   if (c.flow_log)
-    if (auto e = check_parent_dir("--flow-log", *c.flow_log)) return e;
-  return std::nullopt;
+    if (Status st = check_parent_dir("--flow-log", *c.flow_log); !st) return st;
+  return {};
 }
 
 }  // namespace cf::cli

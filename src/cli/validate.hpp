@@ -3,18 +3,16 @@
 // Mode-specific checks (a command is needed, --report runs none, ...) live in
 // cli.cpp because they depend on the command line itself.
 #pragma once
-#include <optional>
-#include <string>
-
+#include "common/result.hpp"
 #include "config/config.hpp"
 
 namespace cf::cli {
 
-// The first problem as "<what is wrong and how to fix it>", or nullopt.
-std::optional<std::string> check_combinations(const Config& c);
+// The first problem, "<what is wrong and how to fix it>".
+Status check_combinations(const Config& c);
 
 // Run mode only: the directories that will hold --capture and --flow-log
 // exist (checked before anything is created; nothing is created here).
-std::optional<std::string> check_output_dirs(const Config& c);
+Status check_output_dirs(const Config& c);
 
 }  // namespace cf::cli
