@@ -2,12 +2,21 @@
 #   make demo   install, build (release) and run a command tree in the lab
 #   make test   install, build (dev: ASan + UBSan) and run every test (CTest)
 # Both must run as root: the lab builds network namespaces.
-.PHONY: deps build-release build-dev demo test bench fuzz oldkernel clean
+.PHONY: deps deps-lab deps-bench build-release build-dev demo test bench fuzz oldkernel clean
 
 JOBS ?= $(shell nproc)
 
+# What each target installs first (scripts/install-deps.sh): building needs
+# only the build packages; the demo and the tests add the lab's servers and
+# clients; the benchmark adds its peers.
 deps:
-	./scripts/install-deps.sh
+	./scripts/install-deps.sh build
+
+deps-lab:
+	./scripts/install-deps.sh build lab
+
+deps-bench:
+	./scripts/install-deps.sh build lab bench
 
 build-release: deps
 	cmake --preset release >/dev/null
@@ -17,13 +26,13 @@ build-dev: deps
 	cmake --preset dev >/dev/null
 	cmake --build --preset dev -j $(JOBS)
 
-demo: build-release
+demo: deps-lab build-release
 	./scripts/demo.sh build/release/childflow
 
-test: build-dev
+test: deps-lab build-dev
 	ctest --preset dev -j 1
 
-bench: build-release
+bench: deps-bench build-release
 	./bench/run.sh
 
 # The engine's end-to-end tests on Debian 12's kernel (6.1) under qemu
@@ -33,7 +42,7 @@ oldkernel: build-release
 	  tests/oldkernel/guest-engine.sh $(CURDIR)/build/release $(OLDKERNEL_TESTS)
 
 fuzz:
-	CHILDFLOW_FUZZ=1 ./scripts/install-deps.sh
+	./scripts/install-deps.sh build fuzz
 	cmake --preset fuzz >/dev/null
 	cmake --build --preset fuzz -j $(JOBS)
 

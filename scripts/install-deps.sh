@@ -1,7 +1,20 @@
 #!/usr/bin/env bash
-# Installs every Debian package childflow needs to build, test and benchmark.
-# Safe to run again: apt-get skips what is present; the update runs only when
-# a package is missing.
+# install-deps.sh [build|lab|bench|fuzz]... : installs the Debian packages
+# that childflow needs for each purpose (default: build).
+#
+#   build  compile childflow and its unit tests
+#   lab    the end-to-end test lab: servers, proxies and clients (tests/lab)
+#   bench  the peers and load generators of bench/ (pasta, slirp4netns, ...)
+#   fuzz   clang and libFuzzer
+#
+# It does no harm to the machine it runs on:
+#   - it installs only what is missing, and runs `apt-get update` only then;
+#   - the lab runs its own dnsmasq, tinyproxy and danted inside network
+#     namespaces, so a service that one of *those packages* starts on install
+#     would only hold ports on the host: the script stops and disables such a
+#     service only when this very run installed its package. Services the
+#     user already had are never touched, and no process is ever killed by
+#     name (libvirt's and NetworkManager's dnsmasq stay as they are).
 set -euo pipefail
 
 BUILD_PKGS=(
@@ -9,38 +22,52 @@ BUILD_PKGS=(
   libtomlplusplus-dev nlohmann-json3-dev libfmt-dev
   libnl-3-dev libnl-route-3-dev libnftables-dev libssl-dev
   libgtest-dev libgmock-dev libbenchmark-dev
+  dpkg-dev file
 )
 LAB_PKGS=(
   iproute2 iputils-ping traceroute curl python3 openssl uidmap procps
   dnsmasq tinyproxy microsocks dante-server socat tshark
-  iperf3 sockperf wrk slirp4netns passt nmap bind9-dnsutils dnsperf jq util-linux psmisc
+  nmap bind9-dnsutils jq util-linux psmisc iperf3
 )
+BENCH_PKGS=(sockperf wrk slirp4netns passt dnsperf)
 FUZZ_PKGS=(clang libclang-rt-14-dev)
 
-want=("${BUILD_PKGS[@]}" "${LAB_PKGS[@]}")
-if [[ "${CHILDFLOW_FUZZ:-0}" == 1 ]]; then want+=("${FUZZ_PKGS[@]}"); fi
+# package -> the service its maintainer scripts may start
+declare -A SERVICE_OF=([dnsmasq]=dnsmasq [tinyproxy]=tinyproxy [dante-server]=danted)
 
+want=()
+(($# == 0)) && set -- build
+for purpose in "$@"; do
+  case $purpose in
+    build) want+=("${BUILD_PKGS[@]}") ;;
+    lab) want+=("${LAB_PKGS[@]}") ;;
+    bench) want+=("${BENCH_PKGS[@]}") ;;
+    fuzz) want+=("${FUZZ_PKGS[@]}") ;;
+    *) echo "install-deps: unknown purpose \`$purpose\`: use build, lab, bench or fuzz" >&2; exit 2 ;;
+  esac
+done
+
+installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }
 missing=()
 for p in "${want[@]}"; do
-  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
-    missing+=("$p")
-  fi
+  installed "$p" || missing+=("$p")
 done
 if ((${#missing[@]} == 0)); then
-  echo "install-deps: all ${#want[@]} packages present"
+  echo "install-deps ($*): all ${#want[@]} packages present"
   exit 0
 fi
 
 SUDO=""
 if [[ $(id -u) -ne 0 ]]; then SUDO=sudo; fi
 export DEBIAN_FRONTEND=noninteractive
-echo "install-deps: installing ${missing[*]}"
+echo "install-deps ($*): installing ${missing[*]}"
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-# Lab daemons are started by the test harness only; stop any that the package
-# scripts started so they do not hold ports on the host.
-for svc in dnsmasq tinyproxy danted; do
-  $SUDO systemctl disable --now "$svc" >/dev/null 2>&1 || true
-  $SUDO pkill -x "$svc" >/dev/null 2>&1 || true
+for p in "${missing[@]}"; do
+  svc=${SERVICE_OF[$p]:-}
+  [[ -n $svc ]] || continue
+  echo "install-deps: $p was just installed: stopping and disabling its $svc service (the lab runs its own)"
+  $SUDO systemctl disable --now "$svc" >/dev/null 2>&1 ||
+    $SUDO service "$svc" stop >/dev/null 2>&1 || true
 done
 echo "install-deps: done"
