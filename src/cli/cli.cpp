@@ -31,14 +31,12 @@
 #include <string>
 #include <vector>
 
+#include "cli/reference.hpp"
 #include "cli/validate.hpp"
 #include "config/profile.hpp"
 #include "config/settings.hpp"
 #include "config/values.hpp"
 
-#ifndef CHILDFLOW_VERSION
-#define CHILDFLOW_VERSION "0.0.0"
-#endif
 
 namespace cf::cli {
 
@@ -47,78 +45,6 @@ namespace {
 using config::Layer;
 using config::Setting;
 using config::Shape;
-
-const char* kUsage =
-    "Usage:\n"
-    "  childflow [OPTIONS] [--] COMMAND [ARGS...]\n"
-    "  childflow --doctor [--root] [--doctor-format text|json]\n"
-    "  childflow --report FLOW.jsonl [--report-format text|markdown|json]\n"
-    "  childflow --profile FILE [--dump-profile]\n"
-    "  childflow --cleanup\n\n"
-    "Run COMMAND and all of its descendants in a network sandbox of their own and\n"
-    "control that tree's DNS, /etc/hosts, upstream proxy, outbound policy, packet\n"
-    "capture and flow log. Nothing outside the tree is affected.\n";
-
-const char* kFooter =
-    "Everything from the first word that is not an option (or after `--`) is the\n"
-    "command and is passed through untouched.\n"
-    "Profiles: TOML files whose keys mirror the long flags with `_` (see\n"
-    "docs/profile.md); flags override the profile, lists and the command replace it.\n"
-    "Exit codes: the command's own; 128+N if it was killed by signal N; 1 for\n"
-    "--fail-on-leak or a runtime failure; 2 for a bad command line or profile;\n"
-    "126/127 when the command cannot be executed / is not found.\n"
-    "Environment: CHILDFLOW_FORCE_FALLBACK=FEATURE[,...] runs the path childflow\n"
-    "takes on kernels without FEATURE (tcp_peek_off, clone3, mount_setattr, or\n"
-    "all); --doctor shows the path in use (docs/kernel.md). Linux 5.10 or newer\n"
-    "is supported.\n";
-
-// One line of --help: the names in a column of kNameWidth, then the help,
-// wrapped at 80 columns under itself.
-constexpr size_t kNameWidth = 34, kWidth = 80;
-
-std::string help_entry(const std::string& names, std::string_view help) {
-  std::string out = "  " + names;
-  if (out.size() + 2 > kNameWidth) out += "\n" + std::string(kNameWidth, ' ');
-  else out.resize(kNameWidth, ' ');
-  size_t col = kNameWidth;
-  size_t i = 0;
-  while (i < help.size()) {
-    size_t end = help.find(' ', i);
-    if (end == std::string_view::npos) end = help.size();
-    std::string_view word = help.substr(i, end - i);
-    if (col > kNameWidth && col + 1 + word.size() > kWidth) {
-      out += "\n" + std::string(kNameWidth, ' ');
-      col = kNameWidth;
-    } else if (col > kNameWidth) {
-      out += ' ';
-      ++col;
-    }
-    out += word;
-    col += word.size();
-    i = end + 1;
-  }
-  return out + "\n";
-}
-
-// --help, from the settings table: its groups in order, each setting with a
-// flag in table order.
-std::string help_text() {
-  std::string out = kUsage;
-  out += "\nOptions:\n";
-  out += help_entry("-h,--help", "Print this help and exit");
-  out += help_entry("-V,--version", "Print the version and exit");
-  for (auto g : {config::Group::Modes, config::Group::Sandbox, config::Group::Output,
-                 config::Group::Proxy, config::Group::Policy}) {
-    out += fmt::format("\n{}:\n", config::title(g));
-    for (const Setting& s : config::settings()) {
-      if (s.group != g || s.flag.empty() || s.hidden) continue;
-      std::string names = s.flag_names();
-      if (s.shape != Shape::Switch) names += " " + std::string(s.value_name);
-      out += help_entry(names, s.help);
-    }
-  }
-  return out + "\n" + kFooter;
-}
 
 // What the command line said, before any value is parsed.
 struct Split {
@@ -281,7 +207,8 @@ Parsed parse(int argc, const char* const* argv) {
     return {std::nullopt, 0};
   }
   if (split->version) {
-    std::printf("childflow %s\n", CHILDFLOW_VERSION);
+    std::string v = version_text();
+    std::fwrite(v.data(), 1, v.size(), stdout);
     return {std::nullopt, 0};
   }
   if (Status st = check_modes(*split); !st) return {std::nullopt, fail(st.error())};

@@ -167,6 +167,7 @@ std::vector<Setting> table() {
     Setting s = start({"profile", 0, "", "FILE", kModes,
                        "Load a TOML profile (keys mirror the long flags)"},
                       Shape::Value, kNoField);
+    s.path = true;
     s.parse = [](Layer& l, std::string_view text, const std::string&) -> Status {
       l.profile = std::string(text);  // load_profile resolves it
       return {};

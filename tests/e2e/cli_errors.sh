@@ -164,8 +164,9 @@ done
 if [ "$("$CF" -h)" = "$(cat "$work/help")" ]; then pass "-h equals --help"; else fail "-h differs from --help"; fi
 v=$("$CF" --version 2>&1)
 rc=$?
-if [ $rc -eq 0 ] && echo "$v" | grep -qE '^childflow [0-9]+\.[0-9]+\.[0-9]+$'; then
-  pass "--version prints '$v'"
+if [ $rc -eq 0 ] && echo "$v" | head -1 | grep -qE '^childflow [0-9]+\.[0-9]+\.[0-9]+( \(git [0-9a-f]+\))?$' &&
+  echo "$v" | grep -q '^build: ' && echo "$v" | grep -q '^features: '; then
+  pass "--version prints the version, the build and its features: $(echo "$v" | head -1)"
 else
   fail "--version printed '$v' (exit $rc)"
 fi
