@@ -1,4 +1,4 @@
-// What the tree sees in /etc/resolv.conf and /etc/hosts (SPEC section 3),
+// What the tree sees in /etc/resolv.conf and /etc/hosts (docs/tree.md),
 // computed from the host's files as pure text transformations.
 #pragma once
 #include <optional>

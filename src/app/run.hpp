@@ -4,7 +4,7 @@
 
 namespace cf::app {
 
-// Runs c.command in the sandbox; returns childflow's exit code (SPEC 1).
+// Runs c.command in the sandbox; returns childflow's exit code (docs/cli.md).
 int run_tree(const Config& c);
 
 // `--cleanup`: removes state a killed rootful run left behind.

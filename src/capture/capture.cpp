@@ -25,7 +25,7 @@
 //   childflow view=child backend=rootless-internal kind=isolated interface=tap0
 //   childflow view=egress backend=rootless-internal kind=logical interface=<ifname|egress>
 // Limits: pcapng direction flags are set (FromChild = outbound); no per-packet
-// comments yet (flow_id is SPEC "beyond").
+// comments with the flow_id yet (a planned addition, docs/capture.md).
 #include "capture/capture.hpp"
 
 #include <arpa/inet.h>

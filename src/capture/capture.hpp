@@ -1,4 +1,4 @@
-// --capture (SPEC section 7): the tree's frames as pcapng, in the `child`
+// --capture (docs/capture.md): the tree's frames as pcapng, in the `child`
 // view (as they cross tap0), the `egress` view (the same flows with the
 // host's addresses) or both. See capture.cpp for the theory of operation and
 // docs/capture.md for the user's view.

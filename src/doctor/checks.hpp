@@ -1,4 +1,4 @@
-// The doctor's checks (SPEC section 10). Each check reads the host only
+// The doctor's checks (docs/doctor-schema.md). Each check reads the host only
 // through Host (host.hpp) and yields one Check: a stable key, a label, a
 // status (ok / warning / fatal), a detail that says what was found and, when
 // not ok, a hint that says what to do. docs/doctor-schema.md lists every key.

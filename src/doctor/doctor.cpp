@@ -1,4 +1,4 @@
-// `childflow --doctor` and the silent preflight (SPEC section 10).
+// `childflow --doctor` and the silent preflight (docs/doctor-schema.md).
 //
 // Both run the same checks (checks.hpp) against the real host (SystemHost):
 // --doctor runs all of them and prints the report on stdout; preflight runs

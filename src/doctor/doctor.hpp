@@ -1,4 +1,4 @@
-// Host diagnosis (SPEC section 10): `--doctor` prints every check; preflight
+// Host diagnosis (docs/doctor-schema.md): `--doctor` prints every check; preflight
 // runs the same checks silently before a run and stops at the first fatal one.
 #pragma once
 #include <optional>

@@ -6,7 +6,7 @@
 //   [OK]   user namespaces: /proc/self/ns/user present
 //   [WARN] ICMP echo: ...
 //       hint: ...
-// JSON: SPEC section 10's object; docs/doctor-schema.md is its contract.
+// JSON: one object; docs/doctor-schema.md is its contract.
 #pragma once
 #include <optional>
 #include <string>

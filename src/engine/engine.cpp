@@ -22,6 +22,9 @@
 //
 // Frames that are malformed, fragmented, spoofed (source not the child's
 // address) or addressed to nothing we serve are counted in Stats and dropped.
+//
+// docs/design.md, "Life of a packet", follows one TCP connection and one DNS
+// query through the functions of this module, step by step.
 #include "engine/engine.hpp"
 
 #include <fcntl.h>

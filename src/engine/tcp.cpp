@@ -12,8 +12,9 @@
 // Child -> host. An in-order segment is written with send(MSG_DONTWAIT) and we
 // ACK exactly what the socket accepted; the child retransmits the rest (a
 // retransmission that overlaps what we took delivers only its new part). The
-// window we advertise is the free space of the host send buffer (SO_SNDBUF -
-// SIOCOUTQ). When a write is short, we owe a window update: on EPOLLOUT we
+// window we advertise is 7/8 of the free space of the host send buffer
+// (SO_SNDBUF minus the bytes queued, from SO_MEMINFO; our_window() says why).
+// When a write is short, we owe a window update: on EPOLLOUT we
 // send it followed by three duplicate ACKs so the child fast-retransmits the
 // bytes we could not take instead of waiting for its RTO. Out-of-order
 // segments are dropped, each answered at once with a duplicate ACK so the
@@ -55,9 +56,12 @@
 //
 // Cleanup. When both directions are closed and our FIN is acknowledged, the
 // socket is closed and the slot lingers 2 s in Closing to absorb the child's
-// last retransmits (TIME_WAIT-like). Established flows have no idle timeout:
-// keepalive is the child's business. Pending connects are capped at
-// kMaxConnecting; SYNs beyond that get RST and are counted.
+// last retransmits (TIME_WAIT-like). An established flow with no segment
+// either way for 24 h (5 min once either side sent its FIN) is reset both
+// ways; once the child sends keepalive probes, the host socket probes its
+// peer too (mirror_keepalive), so a dead peer becomes a RST to the child.
+// Pending connects are capped at kMaxConnecting; SYNs beyond that get RST and
+// are counted.
 //
 // Sequence numbers wrap: compare only with seq_lt / seq_le (serial arithmetic).
 #include <linux/sock_diag.h>

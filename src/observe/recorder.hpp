@@ -1,5 +1,5 @@
-// The Recorder turns engine events into flow-log lines (SPEC section 6) and
-// keeps the counters the post-run summary needs (SPEC section 9).
+// The Recorder turns engine events into flow-log lines (docs/flow-log-schema.md) and
+// keeps the counters the post-run summary needs (docs/summary.md).
 //
 // Flow-log lines are formatted into one reusable buffer and written with one
 // write(2) per event burst (flush() at the end of every reactor turn and at

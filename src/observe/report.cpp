@@ -1,4 +1,4 @@
-// `--report FILE` (SPEC section 9): reads a flow log with FlowLogAnalysis
+// `--report FILE` (docs/report.md): reads a flow log with FlowLogAnalysis
 // (report_analysis.cpp) and prints one ReportData as text, markdown or JSON.
 //
 // All three formats carry the same content in the same order: lines and

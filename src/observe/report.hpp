@@ -1,5 +1,5 @@
 // `--report FILE`: reads a flow log (ours, truncated, or the Rust tool's) and
-// prints counts and rankings as text, markdown or JSON (SPEC section 9).
+// prints counts and rankings as text, markdown or JSON (docs/report.md).
 #pragma once
 #include "config/config.hpp"
 

@@ -16,7 +16,7 @@ namespace {
 
 using Json = nlohmann::json;
 
-// The events of SPEC section 6 (with the beyond flow_start).
+// The events of docs/flow-log-schema.md (flow_start, ours alone, included).
 constexpr std::string_view kKnownEvents[] = {
     "dns_query", "dns_answer",       "connect_attempt", "connect_result",
     "flow_start", "flow_end", "policy_violation", "runtime_failure",

@@ -9,7 +9,7 @@
 //     - a blank line is skipped;
 //     - a line that is not a JSON object with a string `event` (a truncated
 //       last line, garbage) counts as a malformed line and is skipped;
-//     - an event name outside SPEC section 6 counts as an unknown event;
+//     - an event name not in docs/flow-log-schema.md counts as an unknown event;
 //     - unknown fields are ignored, and a known field of the wrong type is
 //       treated as absent (logs are untrusted input: never assert on them).
 //   Logs of the Rust childflow (keys in alphabetical order, no flow_id, no

@@ -1,4 +1,4 @@
-// The post-run summary (SPEC section 9), as text or one JSON object.
+// The post-run summary (docs/summary.md), as text or one JSON object.
 #pragma once
 #include <cstdint>
 #include <string>

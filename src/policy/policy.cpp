@@ -1,4 +1,4 @@
-// Outbound policy; see policy.hpp. The rule order is SPEC section 4's table:
+// Outbound policy; see policy.hpp. The rule order is the table in docs/policy.md:
 //   1 offline, 2 metadata, 3 private, 4 deny-cidr, 5 deny-domain-exact,
 //   6 deny-domain, 7 allow-cidr, 8 allow-domain(-exact), 9 default deny,
 //   10 proxy-only.

@@ -1,6 +1,6 @@
-// Outbound policy (SPEC section 4): a pure function of the Config, the flow's
+// Outbound policy (docs/policy.md): a pure function of the Config, the flow's
 // destination, and the names the engine saw for that destination in DNS
-// answers it relayed. First match wins, in the SPEC's order.
+// answers it relayed. First match wins, in the order of docs/policy.md.
 #pragma once
 #include <cstdint>
 #include <optional>

@@ -28,7 +28,7 @@ namespace cf::sandbox {
 
 using Mac = std::array<uint8_t, 6>;
 
-// Addresses of one run, chosen by the parent (SPEC section 3).
+// Addresses of one run, chosen by the parent (docs/tree.md).
 struct NetPlan {
   IpAddr child4, gw4;  // inside a /30
   uint8_t prefix4 = 30;
@@ -90,7 +90,7 @@ bool release(Tree& t);
 void forward_signal(const Tree& t, int sig);
 
 // Reaps the stub (non-blocking) and maps its status to childflow's exit code
-// (SPEC section 1): the command's exit code, 128 + N when it was killed by
+// (docs/cli.md, "Exit codes"): the command's exit code, 128 + N when it was killed by
 // signal N, 126/127 when it could not be executed/found. nullopt while it
 // still runs. Once reaped, returns the same code again.
 std::optional<int> try_reap(Tree& t);

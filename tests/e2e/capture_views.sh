@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Capture end to end (SPEC section 7, docs/capture.md), as root and as the
+# Capture end to end (docs/capture.md), as root and as the
 # unprivileged lab user:
 # - `-c NAME -C both` writes NAME.child.pcapng and NAME.egress.pcapng (and not
 #   NAME), the same paths --summary lists;

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # End-to-end: the command line as a user meets it. Every rejected combination
-# of SPEC section 1 (and the profile errors of section 2) must exit 2 with
+# of docs/cli.md (and the profile errors of docs/profile.md) must exit 2 with
 # exactly one line `childflow: error: ...` that contains a key phrase, print
 # nothing on stdout, and create nothing: each case runs in a fresh empty
 # directory, with --capture/--flow-log pointing into it, and the directory
@@ -54,7 +54,7 @@ rejects() {
 # Outputs that would be created by a run (relative: inside the fresh dir).
 OUT=(-c out.pcapng --flow-log flows.jsonl)
 
-# --- rejected combinations of SPEC section 1 --------------------------------
+# --- rejected combinations of docs/cli.md ---------------------------------
 rejects "no command to run" "${OUT[@]}"
 rejects "no command to run" --offline --summary
 rejects "--report reads a flow log and runs nothing" --report "$data/flows.jsonl" -- true

@@ -170,7 +170,7 @@ bulk_fixtures() {
 }
 
 # The gateway addresses are the nameservers childflow writes into the tree's
-# resolv.conf (SPEC section 3).
+# resolv.conf (docs/tree.md).
 GW_SCRIPT='g4=$(awk "/^nameserver [0-9.]+\$/{print \$2; exit}" /etc/resolv.conf); g6=$(awk "/^nameserver .*:/{print \$2; exit}" /etc/resolv.conf)'
 
 engine_finish() {

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Policy end to end (SPEC section 4, issue 4 part 1), the allowing side and
+# Policy end to end (docs/policy.md, issue 4 part 1), the allowing side and
 # --fail-on-leak. As root and as the unprivileged lab user.
 #
 # - --default-policy deny --allow-cidr: exactly the allowed address passes

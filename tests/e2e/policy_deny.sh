@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Policy end to end (SPEC section 4, issue 4 part 1): every reason code blocks
+# Policy end to end (docs/policy.md, issue 4 part 1): every reason code blocks
 # a real request, at once, and nothing reaches the network. As root and as the
 # unprivileged lab user.
 #

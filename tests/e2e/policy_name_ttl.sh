@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Domain rules through relayed names expire with TTL + grace (SPEC section 4,
-# docs/policy.md: the record's TTL plus 60 s), end to end, as root.
+# Domain rules through relayed names expire with TTL + grace (docs/policy.md:
+# the record's TTL plus 60 s), end to end, as root.
 #
 # Under --default-policy deny --allow-domain shortttl.example.test (TTL 2 s):
 # after one lookup the address is allowed by the name, still allowed at

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# "Judged once, when it starts" (SPEC section 4; issue 4 part 1: once per TCP
+# "Judged once, when it starts" (docs/policy.md; issue 4 part 1: once per TCP
 # connection, UDP flow, ICMP echo flow and DNS query) for denied flows:
 # - five datagrams from one UDP socket to a denied address are one UDP flow
 #   (one source, one destination): one policy_violation, not five, and the

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# --proxy-only end to end (SPEC sections 4 and 5, issue 4 parts 1-2), as root
-# and as the lab user, with an HTTP and an HTTPS proxy:
+# --proxy-only end to end (docs/policy.md and docs/proxy.md, issue 4 parts
+# 1-2), as root and as the lab user, with an HTTP and an HTTPS proxy:
 # - a direct UDP send (to the echo server, and a DNS query straight to the
 #   lab resolver, bypassing the gateway) is denied with proxy_only: the child
 #   gets ICMP administratively prohibited, the servers see nothing;

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Upstream proxies end to end (SPEC section 5, issue 4 part 2): every lab
+# Upstream proxies end to end (docs/proxy.md, issue 4 part 2): every lab
 # proxy kind -- HTTP CONNECT, HTTPS (TLS) and SOCKS5, each without and with
 # credentials -- carries plain HTTP and HTTPS of a tool that ignores proxy
 # variables (curl --noproxy '*', no proxy variables set), as root and as the

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Upstream proxy failures end to end (SPEC section 5, issue 4 part 2): when the
+# Upstream proxy failures end to end (docs/proxy.md, issue 4 part 2): when the
 # proxy refuses, fails authentication, closes mid-handshake, answers garbage,
 # presents an untrusted certificate (or one for another name, even with
 # --proxy-insecure) or never answers, only that child

@@ -1,4 +1,4 @@
-// cf::policy: the rule order of SPEC section 4 (every precedence pair of the
+// cf::policy: the rule order of docs/policy.md (every precedence pair of the
 // ten rules: when rule i and a later rule j both match, rule i decides), the
 // verdict fields each rule fills in, DNS-name judging, the name<->address
 // mapping with its TTL + grace expiry, and domain_matches' label boundary.
@@ -36,7 +36,7 @@ Cidr cidr(const char* text) {
 
 constexpr uint64_t kNow = 1'000'000;
 
-// The ten rules of SPEC section 4, in order.
+// The ten rules of docs/policy.md, in order.
 enum Rule : int {
   kOffline = 1,
   kMetadata,
@@ -170,7 +170,7 @@ TEST(PolicyPrecedence, EveryPairFirstRuleWins) {
   EXPECT_EQ(pairs, 2 * kRules * (kRules - 1) / 2);
 }
 
-// SPEC section 4: "first match wins", and rules 7/8 (allow) come before rule
+// docs/policy.md: "first match wins", and rules 7/8 (allow) come before rule
 // 10 (--proxy-only). So a flow to an allowed destination that the proxy does
 // not carry (UDP, ICMP, or TCP without a proxy) is allowed, read literally.
 // Kept apart so a deliberate change of this reading (allow rules only lift
@@ -184,7 +184,7 @@ TEST(PolicyPrecedence, AllowRulesPrecedeProxyOnly) {
 }
 
 // The verdict of each denying rule carries what matched and a reason naming
-// the flag (SPEC section 6: matched_cidr, matched_domain, reason).
+// the flag (docs/flow-log-schema.md: matched_cidr, matched_domain, reason).
 TEST(PolicyVerdict, FieldsPerRule) {
   const Target& t = kTargets[0];
   auto one = [&](int r) {
@@ -238,7 +238,7 @@ TEST(PolicyVerdict, FieldsPerRule) {
   EXPECT_TRUE(a.reason.empty());
 }
 
-// Every metadata endpoint of SPEC section 4 (two plus two beyond), and only
+// Every metadata endpoint of docs/policy.md (two plus two beyond), and only
 // with --block-metadata; a neighbour address is not one.
 TEST(PolicyRules, MetadataEndpoints) {
   Config c;
@@ -255,7 +255,7 @@ TEST(PolicyRules, MetadataEndpoints) {
   EXPECT_TRUE(Policy(off).judge_addr(Proto::Tcp, ip("169.254.169.254"), false, kNow).allow);
 }
 
-// Every private range of SPEC section 4: its first and last address are
+// Every private range of docs/policy.md: its first and last address are
 // denied; addresses just outside are not.
 TEST(PolicyRules, PrivateRanges) {
   Config c;
