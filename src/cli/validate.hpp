@@ -1,5 +1,6 @@
-// Cross-field checks on a merged Config: the rejected combinations of SPEC
-// section 1 that do not depend on where a value came from (flag or profile).
+// Cross-field checks on a merged Config: the rejected combinations of
+// docs/cli.md ("Rejected combinations") that do not depend on where a value
+// came from (flag or profile).
 // Mode-specific checks (a command is needed, --report runs none, ...) live in
 // cli.cpp because they depend on the command line itself.
 #pragma once

@@ -1,9 +1,12 @@
 // The one Config value: everything a run, doctor, report or dump needs, after
 // profiles and flags are merged and validated. Built by cli::parse (which uses
-// config::load_profile and config::merge) and never changed afterwards.
+// config::load_profile and the layers of config/settings.hpp) and never
+// changed afterwards.
 //
-// Field names mirror the profile keys of SPEC section 2; the dump in
-// config/profile.hpp writes them back as TOML that loads to an equal Config.
+// Field names mirror the profile keys (docs/profile.md); each field that a
+// flag or key sets is described by one row of the settings table
+// (config/settings.cpp), and --dump-profile writes them back as TOML that
+// loads to an equal Config.
 #pragma once
 #include <cstdint>
 #include <optional>

@@ -16,7 +16,8 @@
 
 namespace cf::config {
 
-// Enumerations, by their SPEC spelling (exact, lowercase).
+// Enumerations, spelt as docs/cli.md and docs/profile.md write them (exact,
+// lowercase).
 Result<Backend> parse_backend(std::string_view s);
 Result<CapturePoint> parse_capture_point(std::string_view s);
 Result<TextOrJson> parse_text_or_json(std::string_view s);

@@ -1,6 +1,6 @@
 // cli::parse: the command passes through untouched, every rejected
-// combination of SPEC section 1 is one line and exit 2, precedence between
-// profiles and flags, modes, --help/--version.
+// combination of docs/cli.md is one line and exit 2, precedence between
+// profiles and flags (docs/profile.md), modes, --help/--version.
 #include "cli/cli.hpp"
 
 #include <gtest/gtest.h>
