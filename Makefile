@@ -2,7 +2,7 @@
 #   make demo   install, build (release) and run a command tree in the lab
 #   make test   install, build (dev: ASan + UBSan) and run every test (CTest)
 # Both must run as root: the lab builds network namespaces.
-.PHONY: deps deps-lab deps-bench build-release build-dev demo test bench fuzz oldkernel clean
+.PHONY: deps deps-lab deps-bench build-package deb install build-release build-dev demo test bench fuzz oldkernel clean
 
 JOBS ?= $(shell nproc)
 
@@ -25,6 +25,20 @@ build-release: deps
 build-dev: deps
 	cmake --preset dev >/dev/null
 	cmake --build --preset dev -j $(JOBS)
+
+# Installing childflow as a tool: the packager's build (Release, no tests,
+# no -Werror), then a .deb, or cmake --install under PREFIX.
+PREFIX ?= /usr/local
+build-package: deps
+	cmake -S . -B build/package -G Ninja -DCMAKE_BUILD_TYPE=Release -DBUILD_TESTING=OFF \
+	  -DCMAKE_INSTALL_PREFIX=/usr >/dev/null
+	cmake --build build/package -j $(JOBS)
+
+deb: build-package
+	cd build/package && cpack -G DEB
+
+install: build-package
+	cmake --install build/package --prefix $(PREFIX)
 
 demo: deps-lab build-release
 	./scripts/demo.sh build/release/childflow

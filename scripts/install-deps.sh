@@ -3,7 +3,8 @@
 # that childflow needs for each purpose (default: build).
 #
 #   build  compile childflow and its unit tests
-#   lab    the end-to-end test lab: servers, proxies and clients (tests/lab)
+#   lab    the end-to-end tests: the lab's servers, proxies and clients
+#          (tests/lab), and the shells and man tools the package test uses
 #   bench  the peers and load generators of bench/ (pasta, slirp4netns, ...)
 #   fuzz   clang and libFuzzer
 #
@@ -28,6 +29,7 @@ LAB_PKGS=(
   iproute2 iputils-ping traceroute curl python3 openssl uidmap procps
   dnsmasq tinyproxy microsocks dante-server socat tshark
   nmap bind9-dnsutils jq util-linux psmisc iperf3
+  zsh fish bash-completion groff-base man-db
 )
 BENCH_PKGS=(sockperf wrk slirp4netns passt dnsperf)
 FUZZ_PKGS=(clang libclang-rt-14-dev)
