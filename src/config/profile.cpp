@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fmt/format.h>
@@ -215,11 +216,47 @@ std::vector<std::string> profile_keys() {
   return keys;
 }
 
+std::vector<std::string> profile_dirs() {
+  std::vector<std::string> dirs{current_dir()};
+  const char* xdg = std::getenv("XDG_CONFIG_HOME");
+  const char* home = std::getenv("HOME");
+  if (xdg && *xdg == '/') dirs.push_back(std::string(xdg) + "/childflow");
+  else if (home && *home == '/') dirs.push_back(std::string(home) + "/.config/childflow");
+  dirs.emplace_back("/etc/childflow");
+  return dirs;
+}
+
 Result<Layer> load_profile(const std::string& path) {
-  auto abs = resolve_path(path, current_dir());
-  if (!abs) return Error{fmt::format("--profile: {}", abs.error().message)};
+  std::string found;
+  if (path.find('/') == std::string::npos && !path.empty()) {
+    // A bare name: the current directory, then the user's and the system's
+    // profile directories, each with the name as given and with `.toml`.
+    std::vector<std::string> tried;
+    for (const std::string& dir : profile_dirs()) {
+      for (const std::string& name : {path, path + ".toml"}) {
+        if (name != path && (path.ends_with(".toml") || dir == current_dir())) continue;
+        std::string candidate = dir + "/" + name;
+        std::error_code ec;
+        if (std::filesystem::exists(candidate, ec)) {
+          found = candidate;
+          break;
+        }
+        tried.push_back(candidate);
+      }
+      if (!found.empty()) break;
+    }
+    if (found.empty()) {
+      std::string list;
+      for (const auto& t : tried) list += (list.empty() ? "" : ", ") + t;
+      return Error{fmt::format("--profile {}: no such profile: looked for {}", path, list)};
+    }
+  } else {
+    auto abs = resolve_path(path, current_dir());
+    if (!abs) return Error{fmt::format("--profile: {}", abs.error().message)};
+    found = *abs;
+  }
   std::vector<std::string> chain, ids;
-  return load_file(*abs, chain, ids);
+  return load_file(found, chain, ids);
 }
 
 Result<Layer> load_profile_text(const std::string& text, const std::string& path) {

@@ -31,11 +31,17 @@
 
 namespace cf::config {
 
+// Where a bare profile name is looked up: the current directory,
+// $XDG_CONFIG_HOME/childflow (default ~/.config/childflow), /etc/childflow.
+std::vector<std::string> profile_dirs();
+
 // Every key a profile may hold, in table order (`extends` first).
 std::vector<std::string> profile_keys();
 
 // Loads `path` (relative to the current directory when not absolute) and its
-// `extends` chain. The error's message is the whole line without the
+// `extends` chain. A bare name (no `/`) is looked up in profile_dirs() in
+// order, as given and, in the user's and system's directories, with `.toml`
+// added: `--profile ci` finds ~/.config/childflow/ci.toml. The error's message is the whole line without the
 // `childflow: error: ` prefix, e.g.
 //   profile /x/a.toml line 3: key `mtu`: expected an integer
 //   profile inheritance cycle: /x/a.toml -> /x/b.toml -> /x/a.toml

@@ -184,11 +184,14 @@ std::vector<Setting> table() {
                     &C::doctor_format, parse_text_or_json, by_name));
   {
     Setting s = path({"report", 0, "", "FLOW.jsonl", kModes,
-                      "Read a flow log and print a report instead of running anything"},
+                      "Read a flow log (- for standard input) and print a report instead of "
+                      "running anything"},
                      &C::report, Check::Readable);
     auto read = s.parse;
     s.parse = [read](Layer& l, std::string_view text, const std::string& dir) -> Status {
-      Status st = read(l, text, dir);
+      // `-` is standard input (zcat log.jsonl.gz | childflow --report -).
+      Status st = text == "-" ? (l.set(&C::report, std::string("/dev/stdin")), Status{})
+                              : read(l, text, dir);
       if (st) l.set(&C::mode, Mode::Report);
       return st;
     };

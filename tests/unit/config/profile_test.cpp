@@ -246,6 +246,41 @@ TEST_F(ProfileTest, RelativeProfilePathUsesCwd) {
   EXPECT_EQ(r->get(&Config::capture), dir_ + "/rel/c.pcapng");
 }
 
+// A bare name: the current directory, then $XDG_CONFIG_HOME/childflow (or
+// ~/.config/childflow), then /etc/childflow; `.toml` may be left out there.
+TEST_F(ProfileTest, BareNamesAreLookedUpInTheProfileDirectories) {
+  std::string old = fs::current_path().string();
+  const char* old_xdg = getenv("XDG_CONFIG_HOME");
+  std::string saved_xdg = old_xdg ? old_xdg : "";
+  write("xdg/childflow/ci.toml", "mtu = 1400\n");
+  write("xdg/childflow/both.toml", "mtu = 1401\n");
+  write("cwd/both.toml", "mtu = 1402\n");
+  setenv("XDG_CONFIG_HOME", (dir_ + "/xdg").c_str(), 1);
+  ASSERT_EQ(chdir((dir_ + "/cwd").c_str()), 0);
+  auto dirs = profile_dirs();
+  auto by_name = load_profile("ci");
+  auto by_file = load_profile("ci.toml");
+  auto cwd_first = load_profile("both.toml");
+  auto missing = load_profile("nope");
+  ASSERT_EQ(chdir(old.c_str()), 0);
+  if (old_xdg) setenv("XDG_CONFIG_HOME", saved_xdg.c_str(), 1);
+  else unsetenv("XDG_CONFIG_HOME");
+
+  ASSERT_EQ(dirs.size(), 3u);
+  EXPECT_EQ(dirs[1], dir_ + "/xdg/childflow");
+  EXPECT_EQ(dirs[2], "/etc/childflow");
+  ASSERT_TRUE(by_name) << by_name.error().str();
+  EXPECT_EQ(by_name->get(&Config::mtu), 1400u) << "`ci` finds ci.toml in the user's directory";
+  ASSERT_TRUE(by_file) << by_file.error().str();
+  EXPECT_EQ(by_file->get(&Config::mtu), 1400u);
+  ASSERT_TRUE(cwd_first) << cwd_first.error().str();
+  EXPECT_EQ(cwd_first->get(&Config::mtu), 1402u) << "the current directory comes first";
+  ASSERT_FALSE(missing);
+  EXPECT_HAS(missing.error().str(), "--profile nope: no such profile: looked for " + dir_ +
+                                        "/cwd/nope, " + dir_ + "/xdg/childflow/nope, " + dir_ +
+                                        "/xdg/childflow/nope.toml, /etc/childflow/nope");
+}
+
 TEST(Overlay, TopWinsAndUnsetKeepsBase) {
   Layer base, top;
   base.set(&Config::mtu, 1400u);

@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Fewer dead ends, end to end:
+#   - `--profile NAME` without a path finds NAME(.toml) in
+#     $XDG_CONFIG_HOME/childflow, then in /etc/childflow (here: a private
+#     overlay of /etc in a mount namespace, so the host's /etc is untouched);
+#   - `--report -` reads the flow log from standard input;
+#   - an unknown flag gets a "did you mean".
+set -uo pipefail
+CF=${CHILDFLOW:?set CHILDFLOW to the childflow binary}
+SRC=${CHILDFLOW_SOURCE_DIR:-$(cd "$(dirname "$0")/../.." && pwd)}
+work=$(mktemp -d /tmp/cf-dead-ends.XXXXXX)
+trap 'rm -rf "$work"' EXIT
+failures=0
+pass() { echo "ok - $1"; }
+fail() { echo "FAIL: $1"; failures=$((failures + 1)); }
+check() { if eval "$2"; then pass "$1"; else fail "$1"; fi; }
+
+# --- profiles by name -----------------------------------------------------------
+mkdir -p "$work/xdg/childflow" "$work/empty"
+printf 'mtu = 1400\ncommand = ["true"]\n' >"$work/xdg/childflow/ci.toml"
+out=$(cd "$work/empty" && XDG_CONFIG_HOME=$work/xdg "$CF" --profile ci --dump-profile 2>&1)
+check "--profile ci finds \$XDG_CONFIG_HOME/childflow/ci.toml" "grep -qx 'mtu = 1400' <<<\"\$out\""
+mkdir -p "$work/home/.config/childflow"
+printf 'mtu = 1300\n' >"$work/home/.config/childflow/home.toml"
+out=$(cd "$work/empty" && env -u XDG_CONFIG_HOME HOME=$work/home "$CF" --profile home.toml --dump-profile -- true 2>&1)
+check "without XDG_CONFIG_HOME, ~/.config/childflow" "grep -qx 'mtu = 1300' <<<\"\$out\""
+if [[ $(id -u) == 0 ]]; then
+  out=$(cd "$work/empty" && unshare --mount --propagation private bash -c '
+    set -e
+    mkdir -p "$1/etc-upper" "$1/etc-work"
+    mount -t overlay overlay -o "lowerdir=/etc,upperdir=$1/etc-upper,workdir=$1/etc-work" /etc
+    mkdir -p /etc/childflow
+    printf "mtu = 1280\n" >/etc/childflow/site.toml
+    XDG_CONFIG_HOME=$1/xdg "$2" --profile site --dump-profile -- true' _ "$work" "$CF" 2>&1)
+  check "then /etc/childflow" "grep -qx 'mtu = 1280' <<<\"\$out\""
+  check "the host's /etc has no childflow directory from this test" "[[ ! -e /etc/childflow/site.toml ]]"
+fi
+out=$(cd "$work/empty" && XDG_CONFIG_HOME=$work/xdg "$CF" --profile nope -- true 2>&1); rc=$?
+check "a missing name says where it looked (exit 2)" \
+  "[[ $rc == 2 ]] && grep -q 'no such profile: looked for .*/xdg/childflow/nope.toml, /etc/childflow/nope' <<<\"\$out\""
+
+# --- --report - ---------------------------------------------------------------
+log=$SRC/tests/fixtures/flowlogs/childflow-mixed.jsonl
+want=$("$CF" --report "$log" --report-format json | jq -c .events)
+got=$(gzip -c "$log" | zcat | "$CF" --report - --report-format json | jq -c .events)
+check "zcat log | childflow --report - gives the same report as the file" "[[ -n '$want' && '$want' == '$got' ]]"
+
+# --- did you mean ---------------------------------------------------------------
+out=$("$CF" --deny-domian x.example -- true 2>&1); rc=$?
+check "--deny-domian: did you mean --deny-domain (exit 2)" \
+  "[[ $rc == 2 ]] && grep -q 'unknown option \`--deny-domian\` (did you mean \`--deny-domain\`?)' <<<\"\$out\""
+
+echo "# $failures failed"
+((failures == 0))
