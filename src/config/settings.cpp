@@ -75,7 +75,7 @@ Setting value(const Row& r, M Config::*field, Parse parse, Show show) {
 
 // A path: made absolute against the flag's or profile's directory, and
 // checked readable when the run will read it.
-enum class Check : uint8_t { None, Readable };
+enum class Check : uint8_t { None, Readable, HostsFile };
 Setting path(const Row& r, std::optional<std::string> Config::*field, Check check) {
   Setting s = start(r, Shape::Value, field_offset(field));
   s.path = true;
@@ -85,6 +85,10 @@ Setting path(const Row& r, std::optional<std::string> Config::*field, Check chec
     if (check == Check::Readable) {
       auto readable = check_readable_file(*p);
       if (!readable) return readable.error();
+    }
+    if (check == Check::HostsFile) {
+      auto valid = check_hosts_file(*p);
+      if (!valid) return valid.error();
     }
     l.set(field, std::move(*p));
     return {};
@@ -224,7 +228,7 @@ std::vector<Setting> table() {
                     &C::dns, parse_dns, by_str));
   t.push_back(path({"hosts-file", 0, "hosts_file", "FILE", kSandbox,
                     "/etc/hosts-format entries that take precedence inside the tree"},
-                   &C::hosts_file, Check::Readable));
+                   &C::hosts_file, Check::HostsFile));
   t.push_back(value({"proxy", 'p', "proxy", "URI", kProxy,
                      "Upstream proxy: http://, https:// or socks5:// HOST:PORT (IPv6 host in "
                      "brackets)"},

@@ -312,6 +312,54 @@ Result<std::string> check_readable_file(const std::string& path) {
   return path;
 }
 
+Result<std::string> check_hosts_file(const std::string& path) {
+  auto readable = check_readable_file(path);
+  if (!readable) return readable;
+  UniqueFd fd{::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK)};
+  if (!fd) return bad("cannot read {}: {}", path, std::strerror(errno));
+  constexpr size_t kMax = 1 << 20;
+  std::string text;
+  char buf[65536];
+  for (;;) {
+    ssize_t n = ::read(fd.get(), buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return bad("cannot read {}: {}", path, std::strerror(errno));
+    if (n == 0) break;
+    text.append(buf, size_t(n));
+    if (text.size() > kMax) return bad("{} is larger than 1 MiB; is it really a hosts file?", path);
+  }
+  size_t line_no = 0, start = 0;
+  while (start < text.size()) {
+    size_t nl = text.find('\n', start);
+    if (nl == std::string::npos) nl = text.size();
+    std::string_view line(text.data() + start, nl - start);
+    start = nl + 1;
+    ++line_no;
+    if (size_t hash = line.find('#'); hash != std::string_view::npos) line = line.substr(0, hash);
+    std::vector<std::string_view> words;
+    size_t i = 0;
+    while (i < line.size()) {
+      while (i < line.size() && is_ascii_space(line[i])) ++i;
+      size_t j = i;
+      while (j < line.size() && !is_ascii_space(line[j])) ++j;
+      if (j > i) words.push_back(line.substr(i, j - i));
+      i = j;
+    }
+    if (words.empty()) continue;
+    if (!IpAddr::parse(words[0]))
+      return bad("{} line {}: `{}` is not an IPv4 or IPv6 address: each line is ADDRESS NAME...",
+                 path, line_no, shown(words[0]));
+    if (words.size() < 2)
+      return bad("{} line {}: address {} has no name: each line is ADDRESS NAME...", path,
+                 line_no, shown(words[0]));
+    for (size_t w = 1; w < words.size(); ++w)
+      for (char c : words[w])
+        if ((unsigned char)c < 0x21 || (unsigned char)c > 0x7e || c == '/')
+          return bad("{} line {}: `{}` is not a host name", path, line_no, shown(words[w]));
+  }
+  return path;
+}
+
 std::string current_dir() {
   std::error_code ec;
   auto p = std::filesystem::current_path(ec);

@@ -67,6 +67,12 @@ Result<std::string> resolve_path(std::string_view s, const std::string& base_dir
 // names the path and the errno text.
 Result<std::string> check_readable_file(const std::string& path);
 
+// `--hosts-file`: a readable file (at most 1 MiB) in /etc/hosts format: each
+// line, once a `#` comment is cut off, is empty or an IPv4/IPv6 address
+// followed by one or more names (printable, no `/`). The message names the
+// line that does not parse.
+Result<std::string> check_hosts_file(const std::string& path);
+
 // The current working directory (absolute), used as the base for flag paths.
 std::string current_dir();
 

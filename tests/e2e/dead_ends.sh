@@ -4,6 +4,8 @@
 #     $XDG_CONFIG_HOME/childflow, then in /etc/childflow (here: a private
 #     overlay of /etc in a mount namespace, so the host's /etc is untouched);
 #   - `--report -` reads the flow log from standard input;
+#   - a hosts file with a line that does not parse is refused at start-up,
+#     naming the line, from a flag or a profile key, and nothing is created;
 #   - an unknown flag gets a "did you mean".
 set -uo pipefail
 CF=${CHILDFLOW:?set CHILDFLOW to the childflow binary}
@@ -44,6 +46,18 @@ log=$SRC/tests/fixtures/flowlogs/childflow-mixed.jsonl
 want=$("$CF" --report "$log" --report-format json | jq -c .events)
 got=$(gzip -c "$log" | zcat | "$CF" --report - --report-format json | jq -c .events)
 check "zcat log | childflow --report - gives the same report as the file" "[[ -n '$want' && '$want' == '$got' ]]"
+
+# --- a hosts file that does not parse ------------------------------------------
+mkdir -p "$work/run"
+printf '198.51.100.1 a.example\n\n203.0.113.7 b.example # ok\nwww.example.test 198.51.100.9\n' >"$work/bad-hosts"
+out=$(cd "$work/run" && "$CF" --hosts-file "$work/bad-hosts" --flow-log f.jsonl -c c.pcapng -- true 2>&1); rc=$?
+check "a hosts file with a bad line is refused at start-up, naming the line (exit 2)" \
+  "[[ $rc == 2 ]] && grep -q 'line 4: \`www.example.test\` is not an IPv4 or IPv6 address' <<<\"\$out\""
+check "... and nothing is created" "[[ -z \"\$(ls -A '$work/run')\" ]]"
+printf 'hosts_file = "bad-hosts"\ncommand = ["true"]\n' >"$work/p.toml"
+out=$("$CF" --profile "$work/p.toml" 2>&1); rc=$?
+check "the same from a profile's hosts_file (exit 2)" \
+  "[[ $rc == 2 ]] && grep -q 'key \`hosts_file\`: .*bad-hosts line 4' <<<\"\$out\""
 
 # --- did you mean ---------------------------------------------------------------
 out=$("$CF" --deny-domian x.example -- true 2>&1); rc=$?

@@ -3,6 +3,10 @@
 #include "config/values.hpp"
 
 #include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <fstream>
 
 namespace cf::config {
 namespace {
@@ -180,6 +184,26 @@ TEST(Values, CredentialsAndPaths) {
   EXPECT_HAS(must_fail(resolve_path("", "/p")), "empty");
   EXPECT_HAS(must_fail(check_readable_file("/nonexistent/file")), "No such file");
   EXPECT_HAS(must_fail(check_readable_file("/")), "directory");
+}
+
+TEST(Values, HostsFilesAreCheckedLineByLine) {
+  char tmpl[] = "/tmp/cf-hosts-XXXXXX";
+  int fd = mkstemp(tmpl);
+  ASSERT_GE(fd, 0);
+  close(fd);
+  std::string path = tmpl;
+  auto with = [&](const std::string& text) {
+    std::ofstream(path, std::ios::trunc) << text;
+    return check_hosts_file(path);
+  };
+  EXPECT_EQ(must(with("# comment\n\n198.51.100.1 a.example b # alias\n2001:db8::1\tc\n")), path);
+  EXPECT_EQ(must(with("")), path) << "an empty file is a valid (empty) hosts file";
+  EXPECT_HAS(must_fail(with("198.51.100.1 a\nnot-an-address b\n")),
+             path + " line 2: `not-an-address` is not an IPv4 or IPv6 address");
+  EXPECT_HAS(must_fail(with("\n\n203.0.113.9   # only a comment after\n")),
+             "line 3: address 203.0.113.9 has no name");
+  EXPECT_HAS(must_fail(with("198.51.100.1 a\x01" "b\n")), "line 1: `a\\x01b` is not a host name");
+  unlink(tmpl);
 }
 
 }  // namespace
