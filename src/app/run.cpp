@@ -27,6 +27,9 @@
 
 #include "app/overlays.hpp"
 #include "capture/capture.hpp"
+#include "common/clock.hpp"
+#include "common/net_plan.hpp"
+#include "common/random.hpp"
 #include "doctor/doctor.hpp"
 #include "engine/engine.hpp"
 #include "observe/recorder.hpp"
@@ -63,14 +66,14 @@ bool host_has_default_route6() {
   return false;
 }
 
-sandbox::NetPlan make_plan(const Config& c) {
-  sandbox::NetPlan p;
-  uint32_t r = engine::random_u32();
+NetPlan make_plan(const Config& c) {
+  NetPlan p;
+  uint32_t r = random_u32();
   uint32_t base = (10u << 24) | (240u << 16) | ((r & 0x3fff) << 2);
   p.gw4 = IpAddr::v4(base + 1);
   p.child4 = IpAddr::v4(base + 2);
   p.prefix4 = 30;
-  uint32_t r6 = engine::random_u32();
+  uint32_t r6 = random_u32();
   std::array<uint8_t, 16> b{};
   b[0] = 0xfd;
   b[1] = 0x42;
@@ -117,7 +120,7 @@ std::variant<IpAddr, std::string> resolve_proxy(const ProxyUri& uri) {
 }  // namespace
 
 int run_tree(const Config& c) {
-  uint64_t started = engine::monotonic_ms();
+  uint64_t started = monotonic_ms();
   if (c.backend == Backend::Rootful) {
     error("backend", "the rootful backend (--root) is not available in this build; "
                      "drop --root or `backend = \"rootful\"` to use rootless-internal");
@@ -127,7 +130,7 @@ int run_tree(const Config& c) {
     error("preflight", *fatal);
     return 1;
   }
-  sandbox::NetPlan plan = make_plan(c);
+  NetPlan plan = make_plan(c);
 
   std::string host_resolv = read_file("/etc/resolv.conf");
   engine::Options eo;
@@ -257,7 +260,7 @@ int run_tree(const Config& c) {
   if (c.summary) {
     observe::RunFacts facts;
     facts.exit_code = exit_code;
-    facts.duration_ms = engine::monotonic_ms() - started;
+    facts.duration_ms = monotonic_ms() - started;
     facts.leak_failure = leak;
     facts.dropped_frames = stats.dropped_malformed + stats.dropped_fragment +
                            stats.dropped_spoofed;

@@ -32,10 +32,11 @@
 #include <ifaddrs.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
-#include <time.h>
 
 #include <cstring>
 #include <fmt/format.h>
+
+#include "common/clock.hpp"
 
 namespace cf::capture {
 
@@ -146,9 +147,7 @@ std::variant<Capture, std::string> Capture::open(const Config& c, const Endpoint
 }
 
 void Capture::frame(Direction dir, std::span<const uint8_t> eth_frame) {
-  timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  const uint64_t ns = uint64_t(ts.tv_sec) * 1'000'000'000u + uint64_t(ts.tv_nsec);
+  const uint64_t ns = epoch_ns();
   const PacketDirection pd =
       dir == Direction::FromChild ? PacketDirection::Outbound : PacketDirection::Inbound;
   ++frames_;

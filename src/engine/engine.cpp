@@ -26,7 +26,6 @@
 
 #include <fcntl.h>
 #include <linux/close_range.h>
-#include <sys/random.h>
 #include <sys/signalfd.h>
 #include <sys/timerfd.h>
 #include <time.h>
@@ -37,25 +36,15 @@
 #include <fmt/format.h>
 
 #include "capture/capture.hpp"
+#include "common/clock.hpp"
 #include "common/kernel.hpp"
+#include "common/random.hpp"
 #include "engine/engine_impl.hpp"
 
 namespace cf::engine {
 
 namespace {
 constexpr int kTapBudget = 256;
-}
-
-uint64_t monotonic_ms() {
-  timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return uint64_t(ts.tv_sec) * 1000 + uint64_t(ts.tv_nsec) / 1'000'000;
-}
-
-uint32_t random_u32() {
-  uint32_t v = 0;
-  if (getrandom(&v, sizeof v, GRND_NONBLOCK) != sizeof v) v = uint32_t(monotonic_ms() * 2654435761u);
-  return v;
 }
 
 Engine::Engine(const Config& c, const Options& o, UniqueFd t, policy::Policy& p,
@@ -101,7 +90,7 @@ void Engine::program_timerfd(uint64_t when) {
 
 uint16_t Engine::random_id() {
   if (rand_left_ == 0) {
-    if (getrandom(rand_ids_, sizeof rand_ids_, GRND_NONBLOCK) == ssize_t(sizeof rand_ids_)) {
+    if (random_bytes(rand_ids_, sizeof rand_ids_)) {
       rand_left_ = std::size(rand_ids_);
     } else {
       return uint16_t(random_u32());

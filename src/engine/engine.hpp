@@ -7,9 +7,9 @@
 #include <string>
 
 #include "common/addr.hpp"
+#include "common/net_plan.hpp"
 #include "common/unique_fd.hpp"
 #include "config/config.hpp"
-#include "sandbox/sandbox.hpp"
 
 namespace cf::observe {
 class Recorder;
@@ -27,7 +27,7 @@ class Capture;
 namespace cf::engine {
 
 struct Options {
-  sandbox::NetPlan plan;
+  NetPlan plan;
   std::optional<IpAddr> resolver;  // upstream DNS; none: SERVFAIL
   bool host_has_ipv6 = true;       // false: AAAA queries get empty answers
   // --proxy: the proxy's address (resolved before the run) and its settings.
@@ -48,10 +48,6 @@ struct Stats {
   uint64_t dns_mismatched = 0;
   uint64_t tcp_idle_reset = 0;  // TCP flows reset after their idle time-out  // upstream DNS answers whose id or question did not match  // UDP / echo flows evicted from a full table (least recently used)  // epoll events for a slot freed since they were queued
 };
-
-// Monotonic milliseconds and a random 32-bit value (getrandom).
-uint64_t monotonic_ms();
-uint32_t random_u32();
 
 // Runs the reactor on `tap` until `pidfd` becomes readable (the tree's init
 // exited). Signals read from `sigfd` (a signalfd) are passed to on_signal(signo, si_code).

@@ -15,6 +15,8 @@
 #include <vector>
 
 #include "common/addr.hpp"
+#include "common/clock.hpp"
+#include "common/random.hpp"
 #include "common/unique_fd.hpp"
 #include "config/config.hpp"
 #include "engine/engine.hpp"
@@ -71,7 +73,7 @@ class Engine {
   UniqueFd ep, timerfd;
   uint64_t now = 0;  // monotonic ms, updated once per reactor turn
   alignas(64) uint8_t tx[packet::kFrameMax];
-  packet::Mac child_mac{};  // learnt from the child's frames
+  Mac child_mac{};  // learnt from the child's frames
 
   void send_frame(size_t len);
   void arm(Tag k, uint32_t slot, uint64_t when);
@@ -148,7 +150,7 @@ class Engine {
   DgramTable icmp{256};
   // DNS relay state: pending queries.
   SlotTable<DnsPending> dns{1024};
-  // Random 16-bit transaction ids, drawn from getrandom() 128 at a time.
+  // Random 16-bit transaction ids, drawn from the kernel 128 at a time.
   uint16_t random_id();
 
  private:

@@ -11,7 +11,6 @@
 // that names the request, the interface and the cause, e.g.
 // "netlink: RTM_NEWADDR on tap0: Operation not permitted".
 #pragma once
-#include <array>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -24,8 +23,6 @@
 struct nl_sock;
 
 namespace cf::netlink {
-
-using Mac = std::array<uint8_t, 6>;
 
 // nullopt: the request succeeded; otherwise the error message.
 using MaybeError = std::optional<std::string>;

@@ -3,12 +3,13 @@
 
 #include <fcntl.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
 #include <fmt/format.h>
+
+#include "common/clock.hpp"
 
 namespace cf::observe {
 
@@ -20,12 +21,6 @@ const char* name(Close c) {
     case Close::Error: return "error";
   }
   return "?";
-}
-
-uint64_t now_epoch_ms() {
-  timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return uint64_t(ts.tv_sec) * 1000 + uint64_t(ts.tv_nsec) / 1'000'000;
 }
 
 void append_json_string(std::string& out, std::string_view s) {
@@ -95,7 +90,7 @@ void Recorder::begin(std::string_view event) {
     return;
   }
   mark_ = buf_.size();
-  buf_ += fmt::format("{{\"schema_version\":1,\"ts_ms\":{}", now_epoch_ms());
+  buf_ += fmt::format("{{\"schema_version\":1,\"ts_ms\":{}", epoch_ms());
   kv_str(buf_, "event", event);
 }
 

@@ -81,9 +81,6 @@ class Recorder {
   Counts counts_;
 };
 
-// Now as Unix epoch milliseconds.
-uint64_t now_epoch_ms();
-
 // Appends `s` as a JSON string literal.
 void append_json_string(std::string& out, std::string_view s);
 

@@ -14,31 +14,16 @@
 #pragma once
 #include <sys/types.h>
 
-#include <array>
 #include <cstdint>
 #include <optional>
 #include <string>
 #include <variant>
 
-#include "common/addr.hpp"
+#include "common/net_plan.hpp"
 #include "common/unique_fd.hpp"
 #include "config/config.hpp"
 
 namespace cf::sandbox {
-
-using Mac = std::array<uint8_t, 6>;
-
-// Addresses of one run, chosen by the parent (SPEC section 3).
-struct NetPlan {
-  IpAddr child4, gw4;  // inside a /30
-  uint8_t prefix4 = 30;
-  IpAddr child6, gw6;  // inside a /64
-  uint8_t prefix6 = 64;
-  Mac child_mac{};  // tap0's address inside the tree
-  Mac gw_mac{};     // the engine's address (static neighbour entry)
-  uint32_t mtu = 65520;
-  bool ipv6 = true;
-};
 
 // Contents for the bind-mounted overlays; empty optional = leave as is.
 struct Overlays {

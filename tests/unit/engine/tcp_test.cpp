@@ -185,7 +185,7 @@ class TcpTranslator : public ::testing::TestWithParam<bool> {
 
   Config cfg_;
   Options opts_;
-  packet::Mac child_mac_{2, 0, 0, 0, 0, 2};
+  Mac child_mac_{2, 0, 0, 0, 0, 2};
   std::unique_ptr<policy::Policy> pol_;
   std::unique_ptr<observe::Recorder> rec_;
   Stats st_;
