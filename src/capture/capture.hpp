@@ -45,7 +45,7 @@ std::string interface_of(const IpAddr& addr);
 
 // The files a config writes: [NAME] for child/egress, [STEM.child.pcapng,
 // STEM.egress.pcapng] for both (STEM: NAME without a trailing ".pcapng").
-// The same list as the summary's capture outputs (observe/summary.cpp).
+// The summary lists the same (observe/summary.cpp calls this).
 std::vector<std::string> output_paths(const Config& c);
 
 // "childflow view=<view> backend=<backend> kind=<kind> interface=<name>".

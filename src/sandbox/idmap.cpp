@@ -20,6 +20,8 @@
 
 #include <fmt/format.h>
 
+#include "common/text.hpp"
+
 extern char** environ;
 
 namespace cf::sandbox::idmap {
@@ -45,13 +47,6 @@ int write_text(const std::string& path, std::string_view text) {
   ssize_t n = ::write(fd, text.data(), text.size());
   if (n < 0) return errno;
   return n == static_cast<ssize_t>(text.size()) ? 0 : EIO;
-}
-
-std::string one_line(std::string_view text) {
-  while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.remove_suffix(1);
-  std::string s;
-  for (char ch : text) s += (ch == '\n') ? ' ' : ch;
-  return s;
 }
 
 std::optional<std::string> find_in_path(const char* prog) {
