@@ -137,6 +137,7 @@ int run_tree(const Config& c) {
   eo.plan = plan;
   eo.resolver = c.dns ? c.dns : first_nameserver(host_resolv);
   eo.host_has_ipv6 = host_has_default_route6();
+  eo.allow_host_loopback = c.allow_host_loopback;
 
   std::unique_ptr<proxy::Upstream> upstream;
   if (c.proxy && !c.offline) {
@@ -155,7 +156,10 @@ int run_tree(const Config& c) {
     eo.proxy = upstream.get();
   }
 
-  sandbox::Overlays ov;
+  sandbox::Options so;
+  so.command = c.command;
+  so.plan = plan;
+  sandbox::Overlays& ov = so.overlays;
   ov.resolv_conf = make_resolv_conf(host_resolv, plan.gw4,
                                     plan.ipv6 ? std::optional<IpAddr>(plan.gw6) : std::nullopt,
                                     !c.dns.has_value());
@@ -210,7 +214,7 @@ int run_tree(const Config& c) {
   sigdelset(&only_fwd, SIGCHLD);
   UniqueFd sigfd(signalfd(-1, &only_fwd, SFD_NONBLOCK | SFD_CLOEXEC));
 
-  auto launched = sandbox::launch(c, plan, ov);
+  auto launched = sandbox::launch(so);
   if (auto* err = std::get_if<std::string>(&launched)) {
     std::fputs(fmt::format("childflow: error: {}\n", *err).c_str(), stderr);  // names its step
     rec.runtime_failure("sandbox", "launch_failed", *err);
@@ -228,8 +232,8 @@ int run_tree(const Config& c) {
     if (code == SI_KERNEL) return;  // the terminal already signalled the group
     sandbox::forward_signal(tree, sig);
   };
-  auto err = engine::run(c, eo, std::move(tree.tap), tree.pidfd.get(), sigfd.get(), on_signal,
-                         pol, rec, &stats);
+  auto err = engine::run(eo, std::move(tree.tap), tree.pidfd.get(), sigfd.get(), on_signal, pol,
+                         rec, &stats);
   std::optional<int> code;
   if (err) {
     std::fputs(fmt::format("childflow: error: {}\n", *err).c_str(), stderr);  // "engine: ..." 

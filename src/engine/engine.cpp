@@ -47,9 +47,9 @@ namespace {
 constexpr int kTapBudget = 256;
 }
 
-Engine::Engine(const Config& c, const Options& o, UniqueFd t, policy::Policy& p,
-               observe::Recorder& r, Stats* s)
-    : cfg(c), opts(o), tap(std::move(t)), pol(p), rec(r), st(*s) {}
+Engine::Engine(const Options& o, UniqueFd t, policy::Policy& p, observe::Recorder& r,
+               Stats* s)
+    : opts(o), tap(std::move(t)), pol(p), rec(r), st(*s) {}
 
 std::optional<std::string> Engine::init() {
   ep.reset(epoll_create1(EPOLL_CLOEXEC));
@@ -333,10 +333,10 @@ static void close_detached(UniqueFd fd) {
   // child is reaped by init.
 }
 
-std::optional<std::string> run(const Config& cfg, const Options& opts, UniqueFd tap, int pidfd,
-                               int sigfd, const std::function<void(int, int)>& on_signal,
+std::optional<std::string> run(const Options& opts, UniqueFd tap, int pidfd, int sigfd,
+                               const std::function<void(int, int)>& on_signal,
                                policy::Policy& policy, observe::Recorder& rec, Stats* stats) {
-  auto eng = std::make_unique<Engine>(cfg, opts, std::move(tap), policy, rec, stats);
+  auto eng = std::make_unique<Engine>(opts, std::move(tap), policy, rec, stats);
   eng->now = monotonic_ms();
   if (auto err = eng->init()) return err;
   auto result = eng->loop(pidfd, sigfd, on_signal);

@@ -9,7 +9,6 @@
 #include "common/addr.hpp"
 #include "common/net_plan.hpp"
 #include "common/unique_fd.hpp"
-#include "config/config.hpp"
 
 namespace cf::observe {
 class Recorder;
@@ -26,10 +25,15 @@ class Capture;
 
 namespace cf::engine {
 
+// Everything the engine needs to know about the run; the app builds it from
+// the Config, and the engine sees no other setting.
 struct Options {
   NetPlan plan;
   std::optional<IpAddr> resolver;  // upstream DNS; none: SERVFAIL
   bool host_has_ipv6 = true;       // false: AAAA queries get empty answers
+  // --allow-host-loopback: flows to the gateway's address (other than DNS)
+  // go to the host's loopback; without it they are refused.
+  bool allow_host_loopback = false;
   // --proxy: the proxy's address (resolved before the run) and its settings.
   std::optional<IpAddr> proxy_addr;
   const proxy::Upstream* proxy = nullptr;
@@ -52,8 +56,8 @@ struct Stats {
 // Runs the reactor on `tap` until `pidfd` becomes readable (the tree's init
 // exited). Signals read from `sigfd` (a signalfd) are passed to on_signal(signo, si_code).
 // Returns an error string when the engine itself fails.
-std::optional<std::string> run(const Config& cfg, const Options& opts, UniqueFd tap,
-                               int pidfd, int sigfd, const std::function<void(int, int)>& on_signal,
+std::optional<std::string> run(const Options& opts, UniqueFd tap, int pidfd, int sigfd,
+                               const std::function<void(int, int)>& on_signal,
                                policy::Policy& policy, observe::Recorder& rec, Stats* stats);
 
 }  // namespace cf::engine

@@ -18,7 +18,6 @@
 #include "common/clock.hpp"
 #include "common/random.hpp"
 #include "common/unique_fd.hpp"
-#include "config/config.hpp"
 #include "engine/engine.hpp"
 #include "engine/dgram.hpp"
 #include "engine/dns_gate.hpp"
@@ -48,8 +47,8 @@ struct DnsPending {
 
 class Engine {
  public:
-  Engine(const Config& cfg, const Options& opts, UniqueFd tap, policy::Policy& pol,
-         observe::Recorder& rec, Stats* stats);
+  Engine(const Options& opts, UniqueFd tap, policy::Policy& pol, observe::Recorder& rec,
+         Stats* stats);
   std::optional<std::string> init();
   std::optional<std::string> loop(int pidfd, int sigfd, const std::function<void(int, int)>& on_sig);
   // One reactor turn: waits up to timeout_ms (-1: forever) for events and
@@ -64,7 +63,6 @@ class Engine {
   bool dispatch(uint64_t tag, uint32_t events);
 
   // Shared by the protocol files.
-  const Config& cfg;
   Options opts;
   UniqueFd tap;
   policy::Policy& pol;

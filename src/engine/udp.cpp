@@ -37,7 +37,7 @@ void Engine::udp_input(const uint8_t* frame, const packet::Parsed& p) {
   if (!found) {
     IpAddr cip = p.dst;
     if (is_gateway(p.dst)) {
-      if (!cfg.allow_host_loopback) {
+      if (!opts.allow_host_loopback) {
         ++st.dropped_other;
         return;
       }

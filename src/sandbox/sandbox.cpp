@@ -147,11 +147,10 @@ Tree::~Tree() {
   if (!exit_code) kill_and_reap(init_pid, pidfd.get());
 }
 
-std::variant<Tree, std::string> launch(const Config& c, const NetPlan& plan,
-                                       const Overlays& overlays) {
-  if (c.command.empty()) return std::string("sandbox: no command to run");
+std::variant<Tree, std::string> launch(const Options& o) {
+  if (o.command.empty()) return std::string("sandbox: no command to run");
 
-  auto made = OverlayDir::create(overlays);
+  auto made = OverlayDir::create(o.overlays);
   if (auto* e = std::get_if<std::string>(&made)) return *e;
   OverlayDir overlay_dir = std::move(std::get<OverlayDir>(made));
 
@@ -162,9 +161,9 @@ std::variant<Tree, std::string> launch(const Config& c, const NetPlan& plan,
 
   StubArgs args;
   args.control_fd = stub_end.get();
-  for (const auto& word : c.command) args.argv.push_back(const_cast<char*>(word.c_str()));
+  for (const auto& word : o.command) args.argv.push_back(const_cast<char*>(word.c_str()));
   args.argv.push_back(nullptr);
-  args.plan = plan;
+  args.plan = o.plan;
   args.resolv_conf = overlay_dir.resolv_conf();
   args.hosts = overlay_dir.hosts();
 

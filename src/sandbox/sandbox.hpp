@@ -18,10 +18,10 @@
 #include <optional>
 #include <string>
 #include <variant>
+#include <vector>
 
 #include "common/net_plan.hpp"
 #include "common/unique_fd.hpp"
-#include "config/config.hpp"
 
 namespace cf::sandbox {
 
@@ -29,6 +29,14 @@ namespace cf::sandbox {
 struct Overlays {
   std::optional<std::string> resolv_conf;
   std::optional<std::string> hosts;
+};
+
+// Everything launch needs; the app builds it from the Config, and the
+// sandbox sees no other setting.
+struct Options {
+  std::vector<std::string> command;  // argv of the command; must not be empty
+  NetPlan plan;
+  Overlays overlays;
 };
 
 // How the tree's user ids were mapped (docs/sandbox.md, "Id maps").
@@ -61,8 +69,7 @@ struct Tree {
 // it returns (the bind mounts keep their contents alive); on failure nothing is
 // left behind. Error: "phase: cause" (e.g.
 // "netlink: RTM_NEWADDR on tap0: Operation not permitted").
-std::variant<Tree, std::string> launch(const Config& c, const NetPlan& plan,
-                                       const Overlays& overlays);
+std::variant<Tree, std::string> launch(const Options& o);
 
 // Tells the stub the engine is ready: it then runs the command.
 bool release(Tree& t);

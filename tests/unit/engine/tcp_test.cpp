@@ -63,7 +63,7 @@ uint32_t fixed_isn() { return g_isn; }
 class TcpTranslator : public ::testing::TestWithParam<bool> {
  protected:
   void SetUp() override {
-    cfg_.allow_host_loopback = true;
+    opts_.allow_host_loopback = true;
     opts_.plan.child4 = *IpAddr::parse("10.0.2.2");
     opts_.plan.gw4 = *IpAddr::parse("10.0.2.1");
     opts_.plan.ipv6 = false;
@@ -75,7 +75,7 @@ class TcpTranslator : public ::testing::TestWithParam<bool> {
     int sv[2];
     ASSERT_EQ(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv), 0);
     tap_.reset(sv[1]);
-    e_ = std::make_unique<Engine>(cfg_, opts_, UniqueFd(sv[0]), *pol_, *rec_, &st_);
+    e_ = std::make_unique<Engine>(opts_, UniqueFd(sv[0]), *pol_, *rec_, &st_);
     e_->now = monotonic_ms();
     ASSERT_FALSE(e_->init());
     bool want_peek = GetParam();

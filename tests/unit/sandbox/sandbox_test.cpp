@@ -103,9 +103,7 @@ class SandboxTest : public ::testing::Test {
   int run(const std::vector<std::string>& command, const Overlays& overlays = {},
           const NetPlan& plan = test_plan(),
           const std::function<void(Tree&)>& during = nullptr) {
-    Config cfg;
-    cfg.command = command;
-    auto launched = launch(cfg, plan, overlays);
+    auto launched = launch({command, plan, overlays});
     if (auto* e = std::get_if<std::string>(&launched)) {
       ADD_FAILURE() << "launch: " << *e;
       return -1;
@@ -302,11 +300,9 @@ TEST_F(SandboxTest, StubReapsOrphansAndTreeEndsWithCommand) {
 TEST_F(SandboxTest, SetupFailureNamesStepAndLeavesNothing) {
   NetPlan p = test_plan();
   p.mtu = 40;  // below the minimum MTU of an Ethernet device
-  Config cfg;
-  cfg.command = {"true"};
   Overlays ov;
   ov.resolv_conf = "nameserver 10.240.0.1\n";
-  auto launched = launch(cfg, p, ov);
+  auto launched = launch({{"true"}, p, ov});
   ASSERT_TRUE(std::holds_alternative<std::string>(launched));
   EXPECT_EQ(std::get<std::string>(launched).rfind("netlink: RTM_NEWLINK on tap0: ", 0), 0u)
       << std::get<std::string>(launched);
@@ -317,11 +313,9 @@ TEST_F(SandboxTest, SetupFailureNamesStepAndLeavesNothing) {
 }
 
 TEST_F(SandboxTest, DestroyingTreeKillsIt) {
-  Config cfg;
-  cfg.command = {"sleep", "30"};
   pid_t stub;
   {
-    auto launched = launch(cfg, test_plan(), {});
+    auto launched = launch({{"sleep", "30"}, test_plan(), {}});
     ASSERT_TRUE(std::holds_alternative<Tree>(launched)) << std::get<std::string>(launched);
     Tree& t = std::get<Tree>(launched);
     ASSERT_TRUE(release(t));
@@ -345,9 +339,8 @@ void sigkill_of_parent_kills_tree(const std::string& dir, bool keep_control_open
   pid_t p = fork();
   if (p == 0) {
     close(pipefd[0]);
-    Config cfg;
-    cfg.command = {"sh", "-c", "touch " + ready + "; exec sleep " + marker};
-    auto launched = launch(cfg, test_plan(), {});
+    auto launched =
+        launch({{"sh", "-c", "touch " + ready + "; exec sleep " + marker}, test_plan(), {}});
     if (!std::holds_alternative<Tree>(launched)) _exit(1);
     Tree& t = std::get<Tree>(launched);
     release(t);
