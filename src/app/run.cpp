@@ -48,8 +48,9 @@ std::string read_file(const std::string& path) {
   return ss.str();
 }
 
-void error(std::string_view phase, std::string_view msg) {
-  std::fputs(fmt::format("childflow: error: {}: {}\n", phase, msg).c_str(), stderr);
+// The one way a step reports its failure: `childflow: error: <step>: <message>`.
+void fail(const Error& e) {
+  std::fputs(fmt::format("childflow: error: {}\n", e.str()).c_str(), stderr);
 }
 
 bool host_has_default_route6() {
@@ -95,14 +96,15 @@ NetPlan make_plan(const Config& c) {
 
 // The proxy's address, resolved once before the tree starts (the engine
 // never blocks on name resolution). IPv4 first, as curl does.
-std::variant<IpAddr, std::string> resolve_proxy(const ProxyUri& uri) {
+Result<IpAddr> resolve_proxy(const ProxyUri& uri) {
   if (auto ip = IpAddr::parse(uri.host)) return *ip;
   addrinfo hints{};
   hints.ai_socktype = SOCK_STREAM;
   addrinfo* res = nullptr;
   int rc = getaddrinfo(uri.host.c_str(), nullptr, &hints, &res);
   if (rc != 0)
-    return fmt::format("cannot resolve proxy host `{}`: {}", uri.host, gai_strerror(rc));
+    return Error{fmt::format("cannot resolve proxy host `{}`: {}", uri.host, gai_strerror(rc)),
+                 "proxy"};
   std::optional<IpAddr> v4, v6;
   for (addrinfo* a = res; a; a = a->ai_next) {
     IpAddr ip;
@@ -114,7 +116,7 @@ std::variant<IpAddr, std::string> resolve_proxy(const ProxyUri& uri) {
   freeaddrinfo(res);
   if (v4) return *v4;
   if (v6) return *v6;
-  return fmt::format("cannot resolve proxy host `{}`: no address", uri.host);
+  return Error{fmt::format("cannot resolve proxy host `{}`: no address", uri.host), "proxy"};
 }
 
 }  // namespace
@@ -122,12 +124,13 @@ std::variant<IpAddr, std::string> resolve_proxy(const ProxyUri& uri) {
 int run_tree(const Config& c) {
   uint64_t started = monotonic_ms();
   if (c.backend == Backend::Rootful) {
-    error("backend", "the rootful backend (--root) is not available in this build; "
-                     "drop --root or `backend = \"rootful\"` to use rootless-internal");
+    fail(Error{"the rootful backend (--root) is not available in this build; "
+               "drop --root or `backend = \"rootful\"` to use rootless-internal",
+               "backend"});
     return 1;
   }
-  if (auto fatal = doctor::preflight(c)) {
-    error("preflight", *fatal);
+  if (auto ready = doctor::preflight(c); !ready) {
+    fail(ready.error());
     return 1;
   }
   NetPlan plan = make_plan(c);
@@ -142,17 +145,17 @@ int run_tree(const Config& c) {
   std::unique_ptr<proxy::Upstream> upstream;
   if (c.proxy && !c.offline) {
     auto addr = resolve_proxy(*c.proxy);
-    if (auto* e = std::get_if<std::string>(&addr)) {
-      error("proxy", *e);
+    if (!addr) {
+      fail(addr.error());
       return 1;
     }
     auto up = proxy::Upstream::create(c);
-    if (auto* e = std::get_if<std::string>(&up)) {
-      std::fputs(fmt::format("childflow: error: {}\n", *e).c_str(), stderr);  // "proxy: ..." 
+    if (!up) {
+      fail(up.error());
       return 1;
     }
-    upstream = std::move(std::get<std::unique_ptr<proxy::Upstream>>(up));
-    eo.proxy_addr = std::get<IpAddr>(addr);
+    upstream = std::move(up).value();
+    eo.proxy_addr = *addr;
     eo.proxy = upstream.get();
   }
 
@@ -176,8 +179,8 @@ int run_tree(const Config& c) {
   }
 
   observe::Recorder rec(c);
-  if (auto err = rec.open()) {
-    std::fputs(fmt::format("childflow: error: {}\n", *err).c_str(), stderr);  // names the path
+  if (auto opened = rec.open(); !opened) {
+    fail(opened.error());
     return 1;
   }
   policy::Policy pol(c);
@@ -195,11 +198,11 @@ int run_tree(const Config& c) {
     if (plan.ipv6) ends.gateway6 = plan.gw6;
     ends.resolver = eo.resolver;
     auto opened = capture::Capture::open(c, ends);
-    if (auto* e = std::get_if<std::string>(&opened)) {
-      std::fputs(fmt::format("childflow: error: {}\n", *e).c_str(), stderr);  // names its step
+    if (!opened) {
+      fail(opened.error());
       return 1;
     }
-    cap.emplace(std::move(std::get<capture::Capture>(opened)));
+    cap.emplace(std::move(opened).value());
     eo.capture = &*cap;
   }
 
@@ -215,16 +218,16 @@ int run_tree(const Config& c) {
   UniqueFd sigfd(signalfd(-1, &only_fwd, SFD_NONBLOCK | SFD_CLOEXEC));
 
   auto launched = sandbox::launch(so);
-  if (auto* err = std::get_if<std::string>(&launched)) {
-    std::fputs(fmt::format("childflow: error: {}\n", *err).c_str(), stderr);  // names its step
-    rec.runtime_failure("sandbox", "launch_failed", *err);
+  if (!launched) {
+    fail(launched.error());
+    rec.runtime_failure("sandbox", "launch_failed", launched.error().str());
     sigprocmask(SIG_SETMASK, &old, nullptr);
     return 1;
   }
-  sandbox::Tree tree = std::move(std::get<sandbox::Tree>(launched));
+  sandbox::Tree tree = std::move(launched).value();
   prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
   if (!sandbox::release(tree)) {
-    error("sandbox", "the init stub did not take the release message");
+    fail(Error{"the init stub did not take the release message", "sandbox"});
     return 1;
   }
   engine::Stats stats;
@@ -232,12 +235,12 @@ int run_tree(const Config& c) {
     if (code == SI_KERNEL) return;  // the terminal already signalled the group
     sandbox::forward_signal(tree, sig);
   };
-  auto err = engine::run(eo, std::move(tree.tap), tree.pidfd.get(), sigfd.get(), on_signal, pol,
-                         rec, &stats);
+  auto served = engine::run(eo, std::move(tree.tap), tree.pidfd.get(), sigfd.get(), on_signal,
+                            pol, rec, &stats);
   std::optional<int> code;
-  if (err) {
-    std::fputs(fmt::format("childflow: error: {}\n", *err).c_str(), stderr);  // "engine: ..." 
-    rec.runtime_failure("engine", "engine_failed", *err);
+  if (!served) {
+    fail(served.error());
+    rec.runtime_failure("engine", "engine_failed", served.error().str());
     tree = sandbox::Tree{};  // kills and reaps the tree: fail closed
     code = 1;
   } else {
@@ -246,7 +249,7 @@ int run_tree(const Config& c) {
   }
   sigprocmask(SIG_SETMASK, &old, nullptr);
   if (cap) {
-    if (auto e = cap->close()) std::fputs(fmt::format("childflow: error: {}\n", *e).c_str(), stderr);
+    if (auto closed = cap->close(); !closed) fail(closed.error());
   }
 
   int exit_code = *code;

@@ -271,30 +271,23 @@ class SystemHost final : public Host {
     });
   }
 
-  std::optional<std::vector<std::string>> nft_tables(std::string* why) override {
-    nft_ctx* ctx = nft_ctx_new(NFT_CTX_DEFAULT);
-    if (!ctx) {
-      if (why) *why = "nft_ctx_new failed";
-      return std::nullopt;
+  Result<std::vector<std::string>> nft_tables() override {
+    std::unique_ptr<nft_ctx, decltype(&nft_ctx_free)> ctx(nft_ctx_new(NFT_CTX_DEFAULT),
+                                                           nft_ctx_free);
+    if (!ctx) return Error{"nft_ctx_new failed"};
+    nft_ctx_buffer_output(ctx.get());
+    nft_ctx_buffer_error(ctx.get());
+    if (nft_run_cmd_from_buffer(ctx.get(), "list tables") != 0)
+      return Error{nft_error_line(nft_ctx_get_error_buffer(ctx.get()))};
+    std::vector<std::string> tables;
+    std::string_view text = nft_ctx_get_output_buffer(ctx.get());
+    while (!text.empty()) {
+      size_t nl = text.find('\n');
+      std::string_view line = text.substr(0, nl);
+      text = nl == std::string_view::npos ? std::string_view{} : text.substr(nl + 1);
+      if (line.starts_with("table ")) tables.emplace_back(line.substr(6));
     }
-    nft_ctx_buffer_output(ctx);
-    nft_ctx_buffer_error(ctx);
-    int rc = nft_run_cmd_from_buffer(ctx, "list tables");
-    std::optional<std::vector<std::string>> out;
-    if (rc != 0) {
-      if (why) *why = nft_error_line(nft_ctx_get_error_buffer(ctx));
-    } else {
-      out.emplace();
-      std::string_view text = nft_ctx_get_output_buffer(ctx);
-      while (!text.empty()) {
-        size_t nl = text.find('\n');
-        std::string_view line = text.substr(0, nl);
-        text = nl == std::string_view::npos ? std::string_view{} : text.substr(nl + 1);
-        if (line.starts_with("table ")) out->emplace_back(line.substr(6));
-      }
-    }
-    nft_ctx_free(ctx);
-    return out;
+    return tables;
   }
 
   int try_packet_socket() override {

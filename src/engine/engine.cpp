@@ -33,7 +33,6 @@
 
 #include <cerrno>
 #include <memory>
-#include <fmt/format.h>
 
 #include "capture/capture.hpp"
 #include "common/clock.hpp"
@@ -51,24 +50,24 @@ Engine::Engine(const Options& o, UniqueFd t, policy::Policy& p, observe::Recorde
                Stats* s)
     : opts(o), tap(std::move(t)), pol(p), rec(r), st(*s) {}
 
-std::optional<std::string> Engine::init() {
+Status Engine::init() {
   ep.reset(epoll_create1(EPOLL_CLOEXEC));
-  if (!ep) return fmt::format("engine: epoll_create1: {}", strerror(errno));
+  if (!ep) return errno_error("engine: epoll_create1");
   timerfd.reset(timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC));
-  if (!timerfd) return fmt::format("engine: timerfd_create: {}", strerror(errno));
+  if (!timerfd) return errno_error("engine: timerfd_create");
   int fl = fcntl(tap.get(), F_GETFL);
   fcntl(tap.get(), F_SETFL, fl | O_NONBLOCK);
   epoll_event ev{};
   ev.events = EPOLLIN;
   ev.data.u64 = tag(Tag::Tap, 0);
   if (epoll_ctl(ep.get(), EPOLL_CTL_ADD, tap.get(), &ev) < 0)
-    return fmt::format("engine: epoll_ctl(tap): {}", strerror(errno));
+    return errno_error("engine: epoll_ctl(tap)");
   ev.data.u64 = tag(Tag::Timer, 0);
   epoll_ctl(ep.get(), EPOLL_CTL_ADD, timerfd.get(), &ev);
 
   tcp_ack_list.reserve(tcp.cap());
   tcp_peek_off = kernel::probe(kernel::Feature::TcpPeekOff).in_use();
-  return dns_init();
+  return {};
 }
 
 void Engine::send_frame(size_t len) {
@@ -245,13 +244,12 @@ void Engine::tap_readable() {
   tcp_flush_acks();
 }
 
-std::optional<std::string> Engine::loop(int pidfd, int sigfd,
-                                        const std::function<void(int, int)>& on_sig) {
+Status Engine::loop(int pidfd, int sigfd, const std::function<void(int, int)>& on_sig) {
   epoll_event ev{};
   ev.events = EPOLLIN;
   ev.data.u64 = tag(Tag::Pidfd, 0);
   if (epoll_ctl(ep.get(), EPOLL_CTL_ADD, pidfd, &ev) < 0)
-    return fmt::format("engine: epoll_ctl(pidfd): {}", strerror(errno));
+    return errno_error("engine: epoll_ctl(pidfd)");
   if (sigfd >= 0) {
     ev.data.u64 = tag(Tag::Signal, 0);
     epoll_ctl(ep.get(), EPOLL_CTL_ADD, sigfd, &ev);
@@ -260,13 +258,13 @@ std::optional<std::string> Engine::loop(int pidfd, int sigfd,
   sigfd_ = sigfd;
   for (;;) {
     bool tree_exited = false;
-    if (auto err = turn(-1, &tree_exited)) return err;
+    if (auto r = turn(-1, &tree_exited); !r) return r;
     if (tree_exited) break;
   }
   tcp_close_all();
   udp_icmp_close_all();
   rec.flush();
-  return std::nullopt;
+  return {};
 }
 
 bool Engine::dispatch(uint64_t t, uint32_t events) {
@@ -296,13 +294,13 @@ bool Engine::dispatch(uint64_t t, uint32_t events) {
   return false;
 }
 
-std::optional<std::string> Engine::turn(int timeout_ms, bool* tree_exited) {
+Status Engine::turn(int timeout_ms, bool* tree_exited) {
   constexpr int kEvents = 256;
   epoll_event evs[kEvents];
   int n = epoll_wait(ep.get(), evs, kEvents, timeout_ms);
   if (n < 0) {
-    if (errno == EINTR) return std::nullopt;
-    return fmt::format("engine: epoll_wait: {}", strerror(errno));
+    if (errno == EINTR) return {};
+    return errno_error("engine: epoll_wait");
   }
   now = monotonic_ms();
   for (int i = 0; i < n; ++i)
@@ -310,7 +308,7 @@ std::optional<std::string> Engine::turn(int timeout_ms, bool* tree_exited) {
   tcp_flush_acks();
   rec.flush();
   if (opts.capture) opts.capture->flush();
-  return std::nullopt;
+  return {};
 }
 
 // Closing the last fd of tap0 unregisters the device, which waits for RCU
@@ -333,12 +331,12 @@ static void close_detached(UniqueFd fd) {
   // child is reaped by init.
 }
 
-std::optional<std::string> run(const Options& opts, UniqueFd tap, int pidfd, int sigfd,
-                               const std::function<void(int, int)>& on_signal,
-                               policy::Policy& policy, observe::Recorder& rec, Stats* stats) {
+Status run(const Options& opts, UniqueFd tap, int pidfd, int sigfd,
+           const std::function<void(int, int)>& on_signal, policy::Policy& policy,
+           observe::Recorder& rec, Stats* stats) {
   auto eng = std::make_unique<Engine>(opts, std::move(tap), policy, rec, stats);
   eng->now = monotonic_ms();
-  if (auto err = eng->init()) return err;
+  if (auto r = eng->init(); !r) return r;
   auto result = eng->loop(pidfd, sigfd, on_signal);
   close_detached(std::move(eng->tap));
   return result;

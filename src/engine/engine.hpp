@@ -4,10 +4,10 @@
 #pragma once
 #include <functional>
 #include <optional>
-#include <string>
 
 #include "common/addr.hpp"
 #include "common/net_plan.hpp"
+#include "common/result.hpp"
 #include "common/unique_fd.hpp"
 
 namespace cf::observe {
@@ -55,9 +55,9 @@ struct Stats {
 
 // Runs the reactor on `tap` until `pidfd` becomes readable (the tree's init
 // exited). Signals read from `sigfd` (a signalfd) are passed to on_signal(signo, si_code).
-// Returns an error string when the engine itself fails.
-std::optional<std::string> run(const Options& opts, UniqueFd tap, int pidfd, int sigfd,
-                               const std::function<void(int, int)>& on_signal,
-                               policy::Policy& policy, observe::Recorder& rec, Stats* stats);
+// An Error when the engine itself fails (its step starts with "engine: ").
+Status run(const Options& opts, UniqueFd tap, int pidfd, int sigfd,
+           const std::function<void(int, int)>& on_signal, policy::Policy& policy,
+           observe::Recorder& rec, Stats* stats);
 
 }  // namespace cf::engine

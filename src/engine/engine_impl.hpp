@@ -49,14 +49,14 @@ class Engine {
  public:
   Engine(const Options& opts, UniqueFd tap, policy::Policy& pol, observe::Recorder& rec,
          Stats* stats);
-  std::optional<std::string> init();
-  std::optional<std::string> loop(int pidfd, int sigfd, const std::function<void(int, int)>& on_sig);
+  Status init();
+  Status loop(int pidfd, int sigfd, const std::function<void(int, int)>& on_sig);
   // One reactor turn: waits up to timeout_ms (-1: forever) for events and
   // handles them, then runs due timers and sends the ACKs owed. Sets
   // *tree_exited when the pidfd fired. loop() is turns until then; the unit
   // tests drive the engine turn by turn over a socketpair standing in for
   // tap0.
-  std::optional<std::string> turn(int timeout_ms, bool* tree_exited);
+  Status turn(int timeout_ms, bool* tree_exited);
   // Handles one epoll event by its tag (turn() calls it for each): an event
   // whose generation is not its slot's current one is counted and dropped.
   // True when it was the tree's pidfd.
@@ -127,7 +127,6 @@ class Engine {
   void dns_input(const uint8_t* frame, const packet::Parsed& p);
   void dns_event(uint32_t slot);
   void dns_timer(uint32_t slot, uint64_t when);
-  std::optional<std::string> dns_init();
 
   // TCP state (tcp.cpp).
   SlotTable<TcpFlow> tcp{16384};

@@ -73,14 +73,15 @@ void kv_target(std::string& b, const Target& t) {
 
 Recorder::Recorder(const Config& c) : cfg_(c) { buf_.reserve(1 << 16); }
 
-std::optional<std::string> Recorder::open() {
-  if (!cfg_.flow_log) return std::nullopt;
+Status Recorder::open() {
+  if (!cfg_.flow_log) return {};
   int fd = ::open(cfg_.flow_log->c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_APPEND,
                   0644);
   if (fd < 0)
-    return fmt::format("flow log: cannot open {}: {}", *cfg_.flow_log, std::strerror(errno));
+    return Error{fmt::format("cannot open {}: {}", *cfg_.flow_log, std::strerror(errno)),
+                 "flow log"};
   fd_.reset(fd);
-  return std::nullopt;
+  return {};
 }
 
 void Recorder::begin(std::string_view event) {

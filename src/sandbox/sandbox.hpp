@@ -17,10 +17,10 @@
 #include <cstdint>
 #include <optional>
 #include <string>
-#include <variant>
 #include <vector>
 
 #include "common/net_plan.hpp"
+#include "common/result.hpp"
 #include "common/unique_fd.hpp"
 
 namespace cf::sandbox {
@@ -67,9 +67,9 @@ struct Tree {
 // Creates the namespaces and the stub, maps ids, and returns once the stub has
 // configured tap0 and sent its fd. Overlay temp files are already removed when
 // it returns (the bind mounts keep their contents alive); on failure nothing is
-// left behind. Error: "phase: cause" (e.g.
-// "netlink: RTM_NEWADDR on tap0: Operation not permitted").
-std::variant<Tree, std::string> launch(const Options& o);
+// left behind. The Error names its step (e.g. "netlink: RTM_NEWADDR on tap0:
+// Operation not permitted").
+Result<Tree> launch(const Options& o);
 
 // Tells the stub the engine is ready: it then runs the command.
 bool release(Tree& t);

@@ -104,11 +104,11 @@ class SandboxTest : public ::testing::Test {
           const NetPlan& plan = test_plan(),
           const std::function<void(Tree&)>& during = nullptr) {
     auto launched = launch({command, plan, overlays});
-    if (auto* e = std::get_if<std::string>(&launched)) {
-      ADD_FAILURE() << "launch: " << *e;
+    if (!launched) {
+      ADD_FAILURE() << "launch: " << launched.error().str();
       return -1;
     }
-    Tree& t = std::get<Tree>(launched);
+    Tree& t = *launched;
     last_id_map_ = t.id_map;
     EXPECT_TRUE(dir_entries(runtime_).empty()) << "overlay temp files still on disk";
     EXPECT_TRUE(fcntl(t.tap.get(), F_GETFL) & O_NONBLOCK);
@@ -303,9 +303,9 @@ TEST_F(SandboxTest, SetupFailureNamesStepAndLeavesNothing) {
   Overlays ov;
   ov.resolv_conf = "nameserver 10.240.0.1\n";
   auto launched = launch({{"true"}, p, ov});
-  ASSERT_TRUE(std::holds_alternative<std::string>(launched));
-  EXPECT_EQ(std::get<std::string>(launched).rfind("netlink: RTM_NEWLINK on tap0: ", 0), 0u)
-      << std::get<std::string>(launched);
+  ASSERT_FALSE(launched);
+  EXPECT_EQ(launched.error().str().rfind("netlink: RTM_NEWLINK on tap0: ", 0), 0u)
+      << launched.error().str();
   EXPECT_TRUE(dir_entries(runtime_).empty());
   int status;
   EXPECT_EQ(waitpid(-1, &status, WNOHANG), -1) << "a stub was left unreaped";
@@ -316,8 +316,8 @@ TEST_F(SandboxTest, DestroyingTreeKillsIt) {
   pid_t stub;
   {
     auto launched = launch({{"sleep", "30"}, test_plan(), {}});
-    ASSERT_TRUE(std::holds_alternative<Tree>(launched)) << std::get<std::string>(launched);
-    Tree& t = std::get<Tree>(launched);
+    ASSERT_TRUE(launched) << launched.error().str();
+    Tree& t = *launched;
     ASSERT_TRUE(release(t));
     stub = t.init_pid;
   }
@@ -341,8 +341,8 @@ void sigkill_of_parent_kills_tree(const std::string& dir, bool keep_control_open
     close(pipefd[0]);
     auto launched =
         launch({{"sh", "-c", "touch " + ready + "; exec sleep " + marker}, test_plan(), {}});
-    if (!std::holds_alternative<Tree>(launched)) _exit(1);
-    Tree& t = std::get<Tree>(launched);
+    if (!launched) _exit(1);
+    Tree& t = *launched;
     release(t);
     pid_t holder = -1;
     if (keep_control_open && (holder = fork()) == 0) {
