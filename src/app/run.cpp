@@ -27,6 +27,9 @@
 
 #include "app/overlays.hpp"
 #include "capture/capture.hpp"
+#include "common/clock.hpp"
+#include "common/net_plan.hpp"
+#include "common/random.hpp"
 #include "doctor/doctor.hpp"
 #include "engine/engine.hpp"
 #include "observe/recorder.hpp"
@@ -45,8 +48,9 @@ std::string read_file(const std::string& path) {
   return ss.str();
 }
 
-void error(std::string_view phase, std::string_view msg) {
-  std::fputs(fmt::format("childflow: error: {}: {}\n", phase, msg).c_str(), stderr);
+// The one way a step reports its failure: `childflow: error: <step>: <message>`.
+void fail(const Error& e) {
+  std::fputs(fmt::format("childflow: error: {}\n", e.str()).c_str(), stderr);
 }
 
 bool host_has_default_route6() {
@@ -63,14 +67,14 @@ bool host_has_default_route6() {
   return false;
 }
 
-sandbox::NetPlan make_plan(const Config& c) {
-  sandbox::NetPlan p;
-  uint32_t r = engine::random_u32();
+NetPlan make_plan(const Config& c) {
+  NetPlan p;
+  uint32_t r = random_u32();
   uint32_t base = (10u << 24) | (240u << 16) | ((r & 0x3fff) << 2);
   p.gw4 = IpAddr::v4(base + 1);
   p.child4 = IpAddr::v4(base + 2);
   p.prefix4 = 30;
-  uint32_t r6 = engine::random_u32();
+  uint32_t r6 = random_u32();
   std::array<uint8_t, 16> b{};
   b[0] = 0xfd;
   b[1] = 0x42;
@@ -92,14 +96,15 @@ sandbox::NetPlan make_plan(const Config& c) {
 
 // The proxy's address, resolved once before the tree starts (the engine
 // never blocks on name resolution). IPv4 first, as curl does.
-std::variant<IpAddr, std::string> resolve_proxy(const ProxyUri& uri) {
+Result<IpAddr> resolve_proxy(const ProxyUri& uri) {
   if (auto ip = IpAddr::parse(uri.host)) return *ip;
   addrinfo hints{};
   hints.ai_socktype = SOCK_STREAM;
   addrinfo* res = nullptr;
   int rc = getaddrinfo(uri.host.c_str(), nullptr, &hints, &res);
   if (rc != 0)
-    return fmt::format("cannot resolve proxy host `{}`: {}", uri.host, gai_strerror(rc));
+    return Error{fmt::format("cannot resolve proxy host `{}`: {}", uri.host, gai_strerror(rc)),
+                 "proxy"};
   std::optional<IpAddr> v4, v6;
   for (addrinfo* a = res; a; a = a->ai_next) {
     IpAddr ip;
@@ -111,48 +116,53 @@ std::variant<IpAddr, std::string> resolve_proxy(const ProxyUri& uri) {
   freeaddrinfo(res);
   if (v4) return *v4;
   if (v6) return *v6;
-  return fmt::format("cannot resolve proxy host `{}`: no address", uri.host);
+  return Error{fmt::format("cannot resolve proxy host `{}`: no address", uri.host), "proxy"};
 }
 
 }  // namespace
 
 int run_tree(const Config& c) {
-  uint64_t started = engine::monotonic_ms();
+  uint64_t started = monotonic_ms();
   if (c.backend == Backend::Rootful) {
-    error("backend", "the rootful backend (--root) is not available in this build; "
-                     "drop --root or `backend = \"rootful\"` to use rootless-internal");
+    fail(Error{"the rootful backend (--root) is not available in this build; "
+               "drop --root or `backend = \"rootful\"` to use rootless-internal",
+               "backend"});
     return 1;
   }
-  if (auto fatal = doctor::preflight(c)) {
-    error("preflight", *fatal);
+  if (auto ready = doctor::preflight(c); !ready) {
+    fail(ready.error());
     return 1;
   }
-  sandbox::NetPlan plan = make_plan(c);
+  NetPlan plan = make_plan(c);
 
   std::string host_resolv = read_file("/etc/resolv.conf");
   engine::Options eo;
   eo.plan = plan;
   eo.resolver = c.dns ? c.dns : first_nameserver(host_resolv);
   eo.host_has_ipv6 = host_has_default_route6();
+  eo.allow_host_loopback = c.allow_host_loopback;
 
   std::unique_ptr<proxy::Upstream> upstream;
   if (c.proxy && !c.offline) {
     auto addr = resolve_proxy(*c.proxy);
-    if (auto* e = std::get_if<std::string>(&addr)) {
-      error("proxy", *e);
+    if (!addr) {
+      fail(addr.error());
       return 1;
     }
     auto up = proxy::Upstream::create(c);
-    if (auto* e = std::get_if<std::string>(&up)) {
-      std::fputs(fmt::format("childflow: error: {}\n", *e).c_str(), stderr);  // "proxy: ..." 
+    if (!up) {
+      fail(up.error());
       return 1;
     }
-    upstream = std::move(std::get<std::unique_ptr<proxy::Upstream>>(up));
-    eo.proxy_addr = std::get<IpAddr>(addr);
+    upstream = std::move(up).value();
+    eo.proxy_addr = *addr;
     eo.proxy = upstream.get();
   }
 
-  sandbox::Overlays ov;
+  sandbox::Options so;
+  so.command = c.command;
+  so.plan = plan;
+  sandbox::Overlays& ov = so.overlays;
   ov.resolv_conf = make_resolv_conf(host_resolv, plan.gw4,
                                     plan.ipv6 ? std::optional<IpAddr>(plan.gw6) : std::nullopt,
                                     !c.dns.has_value());
@@ -169,8 +179,8 @@ int run_tree(const Config& c) {
   }
 
   observe::Recorder rec(c);
-  if (auto err = rec.open()) {
-    std::fputs(fmt::format("childflow: error: {}\n", *err).c_str(), stderr);  // names the path
+  if (auto opened = rec.open(); !opened) {
+    fail(opened.error());
     return 1;
   }
   policy::Policy pol(c);
@@ -188,11 +198,11 @@ int run_tree(const Config& c) {
     if (plan.ipv6) ends.gateway6 = plan.gw6;
     ends.resolver = eo.resolver;
     auto opened = capture::Capture::open(c, ends);
-    if (auto* e = std::get_if<std::string>(&opened)) {
-      std::fputs(fmt::format("childflow: error: {}\n", *e).c_str(), stderr);  // names its step
+    if (!opened) {
+      fail(opened.error());
       return 1;
     }
-    cap.emplace(std::move(std::get<capture::Capture>(opened)));
+    cap.emplace(std::move(opened).value());
     eo.capture = &*cap;
   }
 
@@ -207,17 +217,17 @@ int run_tree(const Config& c) {
   sigdelset(&only_fwd, SIGCHLD);
   UniqueFd sigfd(signalfd(-1, &only_fwd, SFD_NONBLOCK | SFD_CLOEXEC));
 
-  auto launched = sandbox::launch(c, plan, ov);
-  if (auto* err = std::get_if<std::string>(&launched)) {
-    std::fputs(fmt::format("childflow: error: {}\n", *err).c_str(), stderr);  // names its step
-    rec.runtime_failure("sandbox", "launch_failed", *err);
+  auto launched = sandbox::launch(so);
+  if (!launched) {
+    fail(launched.error());
+    rec.runtime_failure("sandbox", "launch_failed", launched.error().str());
     sigprocmask(SIG_SETMASK, &old, nullptr);
     return 1;
   }
-  sandbox::Tree tree = std::move(std::get<sandbox::Tree>(launched));
+  sandbox::Tree tree = std::move(launched).value();
   prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
   if (!sandbox::release(tree)) {
-    error("sandbox", "the init stub did not take the release message");
+    fail(Error{"the init stub did not take the release message", "sandbox"});
     return 1;
   }
   engine::Stats stats;
@@ -225,12 +235,12 @@ int run_tree(const Config& c) {
     if (code == SI_KERNEL) return;  // the terminal already signalled the group
     sandbox::forward_signal(tree, sig);
   };
-  auto err = engine::run(c, eo, std::move(tree.tap), tree.pidfd.get(), sigfd.get(), on_signal,
-                         pol, rec, &stats);
+  auto served = engine::run(eo, std::move(tree.tap), tree.pidfd.get(), sigfd.get(), on_signal,
+                            pol, rec, &stats);
   std::optional<int> code;
-  if (err) {
-    std::fputs(fmt::format("childflow: error: {}\n", *err).c_str(), stderr);  // "engine: ..." 
-    rec.runtime_failure("engine", "engine_failed", *err);
+  if (!served) {
+    fail(served.error());
+    rec.runtime_failure("engine", "engine_failed", served.error().str());
     tree = sandbox::Tree{};  // kills and reaps the tree: fail closed
     code = 1;
   } else {
@@ -239,7 +249,7 @@ int run_tree(const Config& c) {
   }
   sigprocmask(SIG_SETMASK, &old, nullptr);
   if (cap) {
-    if (auto e = cap->close()) std::fputs(fmt::format("childflow: error: {}\n", *e).c_str(), stderr);
+    if (auto closed = cap->close(); !closed) fail(closed.error());
   }
 
   int exit_code = *code;
@@ -257,7 +267,7 @@ int run_tree(const Config& c) {
   if (c.summary) {
     observe::RunFacts facts;
     facts.exit_code = exit_code;
-    facts.duration_ms = engine::monotonic_ms() - started;
+    facts.duration_ms = monotonic_ms() - started;
     facts.leak_failure = leak;
     facts.dropped_frames = stats.dropped_malformed + stats.dropped_fragment +
                            stats.dropped_spoofed;

@@ -32,10 +32,11 @@
 #include <ifaddrs.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
-#include <time.h>
 
 #include <cstring>
 #include <fmt/format.h>
+
+#include "common/clock.hpp"
 
 namespace cf::capture {
 
@@ -97,8 +98,8 @@ std::string interface_description(std::string_view view, Backend backend, std::s
                      kind, interface);
 }
 
-std::variant<Capture, std::string> Capture::open(const Config& c, const Endpoints& e) {
-  if (!c.capture) return std::string("capture: no --capture file given");
+Result<Capture> Capture::open(const Config& c, const Endpoints& e) {
+  if (!c.capture) return Error{"no --capture file given", "capture"};
   bool want_child = false, want_egress = false;
   switch (c.capture_point) {
     case CapturePoint::Child:
@@ -111,8 +112,8 @@ std::variant<Capture, std::string> Capture::open(const Config& c, const Endpoint
       want_child = want_egress = true;
       break;
     case CapturePoint::WireEgress:
-      return std::string(
-          "capture: --capture-point wire-egress is not available yet; use child or egress");
+      return Error{"--capture-point wire-egress is not available yet; use child or egress",
+                   "capture"};
   }
 
   Capture cap;
@@ -123,8 +124,8 @@ std::variant<Capture, std::string> Capture::open(const Config& c, const Endpoint
   if (want_child) {
     auto w = PcapngWriter::create(cap.paths_[next_path++], "tap0",
                                   interface_description("child", c.backend, "isolated", "tap0"));
-    if (auto* err = std::get_if<std::string>(&w)) return *err;
-    cap.child_.emplace(std::move(std::get<PcapngWriter>(w)));
+    if (!w) return w.error();
+    cap.child_.emplace(std::move(w).value());
   }
   if (want_egress) {
     cap.egress_.host4 = e.host4 ? e.host4 : host_egress(Family::V4);
@@ -139,16 +140,14 @@ std::variant<Capture, std::string> Capture::open(const Config& c, const Endpoint
     if (ifname.empty()) ifname = "egress";
     auto w = PcapngWriter::create(cap.paths_[next_path++], ifname,
                                   interface_description("egress", c.backend, "logical", ifname));
-    if (auto* err = std::get_if<std::string>(&w)) return *err;
-    cap.egress_file_.emplace(std::move(std::get<PcapngWriter>(w)));
+    if (!w) return w.error();
+    cap.egress_file_.emplace(std::move(w).value());
   }
   return cap;
 }
 
 void Capture::frame(Direction dir, std::span<const uint8_t> eth_frame) {
-  timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  const uint64_t ns = uint64_t(ts.tv_sec) * 1'000'000'000u + uint64_t(ts.tv_nsec);
+  const uint64_t ns = epoch_ns();
   const PacketDirection pd =
       dir == Direction::FromChild ? PacketDirection::Outbound : PacketDirection::Inbound;
   ++frames_;
@@ -169,14 +168,10 @@ void Capture::flush() {
   if (egress_file_) egress_file_->flush();
 }
 
-std::optional<std::string> Capture::close() {
-  std::optional<std::string> err;
-  if (child_) err = child_->close();
-  if (egress_file_) {
-    auto e2 = egress_file_->close();
-    if (!err) err = e2;
-  }
-  return err;
+Status Capture::close() {
+  Status child = child_ ? child_->close() : Status{};
+  Status egress = egress_file_ ? egress_file_->close() : Status{};
+  return child ? egress : child;
 }
 
 }  // namespace cf::capture

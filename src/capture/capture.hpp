@@ -7,12 +7,12 @@
 #include <optional>
 #include <span>
 #include <string>
-#include <variant>
 #include <vector>
 
 #include "capture/egress.hpp"
 #include "capture/pcapng.hpp"
 #include "common/addr.hpp"
+#include "common/result.hpp"
 #include "config/config.hpp"
 
 namespace cf::capture {
@@ -45,7 +45,7 @@ std::string interface_of(const IpAddr& addr);
 
 // The files a config writes: [NAME] for child/egress, [STEM.child.pcapng,
 // STEM.egress.pcapng] for both (STEM: NAME without a trailing ".pcapng").
-// The same list as the summary's capture outputs (observe/summary.cpp).
+// The summary lists the same (observe/summary.cpp calls this).
 std::vector<std::string> output_paths(const Config& c);
 
 // "childflow view=<view> backend=<backend> kind=<kind> interface=<name>".
@@ -57,7 +57,7 @@ class Capture {
   // Creates the file(s) for c.capture / c.capture_point (c.capture must be
   // set; call after validation, before the run). Errors name the path and
   // the cause, or say that wire-egress is not available yet.
-  static std::variant<Capture, std::string> open(const Config& c, const Endpoints& e);
+  static Result<Capture> open(const Config& c, const Endpoints& e);
 
   Capture(Capture&&) noexcept = default;
   Capture& operator=(Capture&&) noexcept = default;
@@ -68,7 +68,7 @@ class Capture {
   // Writes what is buffered (once per reactor turn).
   void flush();
   // Flushes and closes every file; returns the first write error, if any.
-  std::optional<std::string> close();
+  Status close();
 
   const std::vector<std::string>& paths() const { return paths_; }
   const EgressAddresses& egress_addresses() const { return egress_; }

@@ -40,13 +40,13 @@
 
 #include <cstring>
 
+#include "common/bytes.hpp"
+
 namespace cf::capture {
 
 namespace {
 
 constexpr size_t kEth = 14;
-
-uint16_t load16(const uint8_t* p) { return uint16_t(p[0] << 8 | p[1]); }
 
 // The ones-complement sum of ~old + new over every changed word.
 struct CsumDelta {
@@ -71,10 +71,9 @@ struct CsumDelta {
 };
 
 // Stores v at p (big endian), recording the change in `track` (may be null).
-void store16(uint8_t* p, uint16_t v, CsumDelta* track) {
-  if (track) track->replace16(load16(p), v);
-  p[0] = uint8_t(v >> 8);
-  p[1] = uint8_t(v);
+void store_tracked(uint8_t* p, uint16_t v, CsumDelta* track) {
+  if (track) track->replace16(load_be16(p), v);
+  store_be16(p, v);
 }
 
 // RFC 1624 eqn. 3 applied to the checksum field at p.
@@ -86,14 +85,14 @@ uint16_t updated_checksum(uint16_t hc, const CsumDelta& d) {
 
 void apply_checksum(uint8_t* p, const CsumDelta& d, CsumDelta* track) {
   if (!d.any) return;
-  store16(p, updated_checksum(load16(p), d), track);
+  store_tracked(p, updated_checksum(load_be16(p), d), track);
 }
 
 void apply_udp_checksum(uint8_t* p, const CsumDelta& d, CsumDelta* track) {
-  uint16_t c = load16(p);
+  uint16_t c = load_be16(p);
   if (!d.any || c == 0) return;  // 0: no checksum (IPv4)
   c = updated_checksum(c, d);
-  store16(p, c == 0 ? 0xffff : c, track);
+  store_tracked(p, c == 0 ? 0xffff : c, track);
 }
 
 // Replaces the address at p (n bytes) by `to` when it equals `from`; every
@@ -103,9 +102,9 @@ void swap_address(uint8_t* p, size_t n, const IpAddr& from, const IpAddr& to, Cs
                   CsumDelta* track) {
   if (memcmp(p, from.bytes.data(), n) != 0) return;
   for (size_t i = 0; i < n; i += 2) {
-    uint16_t nv = uint16_t(to.bytes[i] << 8 | to.bytes[i + 1]);
-    pseudo->replace16(load16(p + i), nv);
-    store16(p + i, nv, track);
+    uint16_t nv = load_be16(&to.bytes[i]);
+    pseudo->replace16(load_be16(p + i), nv);
+    store_tracked(p + i, nv, track);
   }
 }
 
@@ -127,8 +126,8 @@ struct Rewriter {
                    const std::optional<IpAddr>& gw, const std::optional<IpAddr>& resolver,
                    CsumDelta* pseudo, CsumDelta* track) {
     if (!gw || !resolver || (proto != 6 && proto != 17) || l4 + 4 > end) return;
-    if (load16(b + l4) == 53) swap_address(src, n, *gw, *resolver, pseudo, track);
-    if (load16(b + l4 + 2) == 53) swap_address(dst, n, *gw, *resolver, pseudo, track);
+    if (load_be16(b + l4) == 53) swap_address(src, n, *gw, *resolver, pseudo, track);
+    if (load_be16(b + l4 + 2) == 53) swap_address(dst, n, *gw, *resolver, pseudo, track);
   }
 
   EgressVerdict ip4(size_t l3, size_t end, bool quoted, CsumDelta* track);
@@ -150,7 +149,7 @@ EgressVerdict Rewriter::ip4(size_t l3, size_t end, bool quoted, CsumDelta* track
   if (l3 + 20 > end || b[l3] >> 4 != 4) return EgressVerdict::Keep;
   size_t ihl = size_t(b[l3] & 0x0f) * 4;
   if (ihl < 20 || l3 + ihl > end) return EgressVerdict::Keep;
-  size_t tot = load16(b + l3 + 2);
+  size_t tot = load_be16(b + l3 + 2);
   if (tot >= ihl && l3 + tot < end) end = l3 + tot;
   uint8_t* src = b + l3 + 12;
   uint8_t* dst = b + l3 + 16;
@@ -159,7 +158,7 @@ EgressVerdict Rewriter::ip4(size_t l3, size_t end, bool quoted, CsumDelta* track
     return EgressVerdict::Drop;
   if (!a.child4 || !a.host4) return EgressVerdict::Keep;
 
-  const bool first_fragment = (load16(b + l3 + 6) & 0x1fff) == 0;
+  const bool first_fragment = (load_be16(b + l3 + 6) & 0x1fff) == 0;
   const size_t l4 = l3 + ihl;
   const uint8_t proto = b[l3 + 9];
   CsumDelta pseudo;
@@ -190,7 +189,7 @@ EgressVerdict Rewriter::ip4(size_t l3, size_t end, bool quoted, CsumDelta* track
 
 EgressVerdict Rewriter::ip6(size_t l3, size_t end, bool quoted, CsumDelta* track) {
   if (l3 + 40 > end || b[l3] >> 4 != 6) return EgressVerdict::Keep;
-  size_t plen = load16(b + l3 + 4);
+  size_t plen = load_be16(b + l3 + 4);
   if (l3 + 40 + plen < end) end = l3 + 40 + plen;
   uint8_t* src = b + l3 + 8;
   uint8_t* dst = b + l3 + 24;
@@ -207,7 +206,7 @@ EgressVerdict Rewriter::ip6(size_t l3, size_t end, bool quoted, CsumDelta* track
       off += (size_t(b[off + 1]) + 1) * 8;
     } else if (nh == 44) {
       if (off + 8 > end) { l4_present = false; break; }
-      if ((load16(b + off + 2) >> 3) != 0) l4_present = false;  // not the first fragment
+      if ((load_be16(b + off + 2) >> 3) != 0) l4_present = false;  // not the first fragment
       nh = b[off];
       off += 8;
     } else if (nh == 51) {
@@ -253,7 +252,7 @@ EgressVerdict Rewriter::ip6(size_t l3, size_t end, bool quoted, CsumDelta* track
 EgressVerdict to_egress(std::span<uint8_t> frame, const EgressAddresses& a) {
   if (frame.size() < kEth) return EgressVerdict::Drop;
   Rewriter r{frame.data(), a};
-  switch (load16(frame.data() + 12)) {
+  switch (load_be16(frame.data() + 12)) {
     case 0x0800:
       return r.ip4(kEth, frame.size(), false, nullptr);
     case 0x86dd:

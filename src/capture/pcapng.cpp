@@ -59,17 +59,17 @@ constexpr size_t kMaxOptionText = 1024;
 
 }  // namespace
 
-std::variant<PcapngWriter, std::string> PcapngWriter::create(const std::string& path,
-                                                             std::string_view if_name,
-                                                             std::string_view if_description) {
+Result<PcapngWriter> PcapngWriter::create(const std::string& path, std::string_view if_name,
+                                          std::string_view if_description) {
   int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) return fmt::format("capture: cannot create {}: {}", path, strerror(errno));
+  if (fd < 0)
+    return Error{fmt::format("cannot create {}: {}", path, strerror(errno)), "capture"};
   return on_fd(UniqueFd(fd), path, if_name, if_description);
 }
 
-std::variant<PcapngWriter, std::string> PcapngWriter::on_fd(UniqueFd fd, const std::string& path,
-                                                            std::string_view if_name,
-                                                            std::string_view if_description) {
+Result<PcapngWriter> PcapngWriter::on_fd(UniqueFd fd, const std::string& path,
+                                         std::string_view if_name,
+                                         std::string_view if_description) {
   PcapngWriter w;
   w.fd_ = std::move(fd);
   w.path_ = path;
@@ -83,7 +83,7 @@ std::variant<PcapngWriter, std::string> PcapngWriter::on_fd(UniqueFd fd, const s
 }
 
 PcapngWriter::~PcapngWriter() {
-  if (fd_) close();
+  if (fd_) (void)close();
 }
 
 void PcapngWriter::put_header_blocks(std::string_view if_name, std::string_view if_description) {
@@ -169,7 +169,7 @@ void PcapngWriter::packet(std::span<const uint8_t> frame, uint64_t ts_ns, Packet
 }
 
 void PcapngWriter::fail(int err) {
-  if (!error_) error_ = fmt::format("capture: writing {}: {}", path_, strerror(err));
+  if (!error_) error_ = errno_error("capture: writing " + path_, err);
   used_ = 0;
   pending_ = 0;
 }
@@ -196,13 +196,14 @@ void PcapngWriter::flush() {
   used_ = 0;
 }
 
-std::optional<std::string> PcapngWriter::close() {
-  if (!fd_) return error_;
-  pending_ = 0;
-  flush();
-  if (::close(fd_.release()) != 0 && !error_)
-    error_ = fmt::format("capture: closing {}: {}", path_, strerror(errno));
-  return error_;
+Status PcapngWriter::close() {
+  if (fd_) {
+    pending_ = 0;
+    flush();
+    if (::close(fd_.release()) != 0 && !error_) error_ = errno_error("capture: closing " + path_);
+  }
+  if (error_) return *error_;
+  return {};
 }
 
 }  // namespace cf::capture

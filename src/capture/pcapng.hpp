@@ -9,8 +9,8 @@
 #include <span>
 #include <string>
 #include <string_view>
-#include <variant>
 
+#include "common/result.hpp"
 #include "common/unique_fd.hpp"
 
 namespace cf::capture {
@@ -41,14 +41,12 @@ class PcapngWriter {
   // Creates (truncates) `path` and writes the Section Header Block and one
   // Interface Description Block. Errors name the path and the cause:
   // "capture: cannot create /x/y.pcapng: Permission denied".
-  static std::variant<PcapngWriter, std::string> create(const std::string& path,
-                                                        std::string_view if_name,
-                                                        std::string_view if_description);
+  static Result<PcapngWriter> create(const std::string& path, std::string_view if_name,
+                                     std::string_view if_description);
   // Same, onto an fd the caller already opened (tests; the path is only used
   // in error messages).
-  static std::variant<PcapngWriter, std::string> on_fd(UniqueFd fd, const std::string& path,
-                                                       std::string_view if_name,
-                                                       std::string_view if_description);
+  static Result<PcapngWriter> on_fd(UniqueFd fd, const std::string& path,
+                                    std::string_view if_name, std::string_view if_description);
 
   PcapngWriter(PcapngWriter&&) noexcept = default;
   PcapngWriter& operator=(PcapngWriter&&) noexcept = default;
@@ -71,9 +69,9 @@ class PcapngWriter {
   // (further packets are dropped) and error() says why.
   void flush();
   // Flushes and closes; returns the first write error, if any.
-  std::optional<std::string> close();
+  Status close();
 
-  const std::optional<std::string>& error() const { return error_; }
+  const std::optional<Error>& error() const { return error_; }
   uint64_t packets() const { return packets_; }
   const std::string& path() const { return path_; }
 
@@ -88,7 +86,7 @@ class PcapngWriter {
   size_t used_ = 0;
   size_t pending_ = 0;  // size of the reserved, uncommitted block (0: none)
   uint64_t packets_ = 0;
-  std::optional<std::string> error_;
+  std::optional<Error> error_;
 };
 
 }  // namespace cf::capture

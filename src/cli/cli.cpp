@@ -33,6 +33,7 @@
 
 #include "cli/reference.hpp"
 #include "cli/validate.hpp"
+#include "common/text.hpp"
 #include "config/profile.hpp"
 #include "config/settings.hpp"
 #include "config/values.hpp"
@@ -133,13 +134,6 @@ Result<Split> split_argv(int argc, const char* const* argv) {
   }
   for (; i < argc; ++i) s.command.emplace_back(argv[i] ? argv[i] : "");
   return s;
-}
-
-// Messages can span lines; the user gets one.
-std::string one_line(std::string m) {
-  std::replace(m.begin(), m.end(), '\n', ' ');
-  while (!m.empty() && m.back() == ' ') m.pop_back();
-  return m;
 }
 
 int fail(const std::string& message) {

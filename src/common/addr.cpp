@@ -8,15 +8,14 @@
 #include <cstring>
 #include <fmt/format.h>
 
+#include "common/bytes.hpp"
+
 namespace cf {
 
 IpAddr IpAddr::v4(uint32_t h) {
   IpAddr a;
   a.family = Family::V4;
-  a.bytes[0] = uint8_t(h >> 24);
-  a.bytes[1] = uint8_t(h >> 16);
-  a.bytes[2] = uint8_t(h >> 8);
-  a.bytes[3] = uint8_t(h);
+  store_be32(a.bytes.data(), h);
   return a;
 }
 
@@ -35,8 +34,7 @@ IpAddr IpAddr::v6_bytes(const uint8_t* p) {
 }
 
 uint32_t IpAddr::v4_host_order() const {
-  return uint32_t(bytes[0]) << 24 | uint32_t(bytes[1]) << 16 | uint32_t(bytes[2]) << 8 |
-         bytes[3];
+  return load_be32(bytes.data());
 }
 
 std::optional<IpAddr> IpAddr::parse(std::string_view text) {

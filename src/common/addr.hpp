@@ -1,7 +1,8 @@
 // IP addresses and prefixes as plain values: an IpAddr holds either family in
 // 16 bytes (IPv4 in the first 4), so it can be a hash key and be compared
 // without allocation. Parsing is strict and returns an error string that the
-// caller puts in front of the user.
+// caller puts in front of the user. A Mac is an Ethernet address (tap0's and
+// the engine's).
 #pragma once
 #include <array>
 #include <cstdint>
@@ -16,6 +17,8 @@ struct sockaddr_storage;
 namespace cf {
 
 enum class Family : uint8_t { V4 = 4, V6 = 6 };
+
+using Mac = std::array<uint8_t, 6>;
 
 struct IpAddr {
   Family family = Family::V4;

@@ -723,15 +723,14 @@ Check check_leftover_state(Host& h, const Identity& id) {
   std::vector<std::string> found;
   std::string not_listed;
   if (id.euid == 0) {
-    std::string why;
-    if (auto tables = h.nft_tables(&why)) {
+    if (auto tables = h.nft_tables()) {
       for (const std::string& t : *tables) {
         auto f = split_ws(t);
         if (f.size() == 2 && f[1].starts_with(kNftTablePrefix))
           found.push_back(fmt::format("nftables table {}", t));
       }
     } else {
-      not_listed = fmt::format(" (nftables tables not listed: {})", why);
+      not_listed = fmt::format(" (nftables tables not listed: {})", tables.error().str());
     }
   } else {
     not_listed = " (nftables tables not listed: needs root)";

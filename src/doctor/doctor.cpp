@@ -25,9 +25,11 @@ int run(const Config& c) {
   return r.overall() == Overall::Blocked ? 1 : 0;
 }
 
-std::optional<std::string> preflight(const Config& c) {
+cf::Status preflight(const Config& c) {
   auto host = make_system_host();
-  return first_fatal(diagnose(*host, c, Scope::FatalOnly));
+  if (auto fatal = first_fatal(diagnose(*host, c, Scope::FatalOnly)))
+    return Error{*fatal, "preflight"};
+  return {};
 }
 
 }  // namespace cf::doctor

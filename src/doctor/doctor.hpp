@@ -1,9 +1,7 @@
 // Host diagnosis (docs/doctor-schema.md): `--doctor` prints every check; preflight
 // runs the same checks silently before a run and stops at the first fatal one.
 #pragma once
-#include <optional>
-#include <string>
-
+#include "common/result.hpp"
 #include "config/config.hpp"
 
 namespace cf::doctor {
@@ -11,8 +9,9 @@ namespace cf::doctor {
 // `childflow --doctor`: prints the report, returns 1 when blocked, else 0.
 int run(const Config& c);
 
-// The first fatal check as "label: detail (hint: ...)", or nullopt when the
-// backend can run.
-std::optional<std::string> preflight(const Config& c);
+// Ok when the backend can run; otherwise the first fatal check as the Error
+// "preflight: label: detail (hint: ...)".
+// (cf:: because doctor::Status is a check's outcome, checks.hpp.)
+cf::Status preflight(const Config& c);
 
 }  // namespace cf::doctor

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "common/kernel.hpp"
+#include "common/result.hpp"
 
 namespace cf::doctor {
 
@@ -75,9 +76,8 @@ class Host {
   // `commands` through libnftables.
   virtual Trial nft_trial(const std::string& commands) = 0;
   // Names of the nftables tables in the current network namespace as
-  // "family name" lines, or nullopt (with the reason in *why) when they cannot
-  // be listed.
-  virtual std::optional<std::vector<std::string>> nft_tables(std::string* why) = 0;
+  // "family name" lines; the Error says why they cannot be listed.
+  virtual Result<std::vector<std::string>> nft_tables() = 0;
   // socket(AF_PACKET, SOCK_RAW) and close: 0 or the errno.
   virtual int try_packet_socket() = 0;
   // An unprivileged ICMP ("ping") socket, SOCK_DGRAM with IPPROTO_ICMP or

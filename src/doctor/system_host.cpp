@@ -34,6 +34,7 @@
 
 #include <fmt/format.h>
 
+#include "common/text.hpp"
 #include "common/unique_fd.hpp"
 #include "doctor/host.hpp"
 
@@ -127,13 +128,11 @@ Trial run_in_child(const std::vector<std::string>& step_names, Body body) {
   return t;
 }
 
-// Keeps nftables' error text to one readable line.
-std::string one_line(const char* s) {
-  std::string out = s ? s : "";
-  while (!out.empty() && (out.back() == '\n' || out.back() == ' ')) out.pop_back();
-  size_t nl = out.find('\n');
-  if (nl != std::string::npos) out.resize(nl);
-  return out;
+// nftables' error text, kept to its first line (the rest repeats the
+// command and marks the failing part with carets).
+std::string nft_error_line(const char* s) {
+  std::string_view text = s ? s : "";
+  return one_line(text.substr(0, text.find('\n')));
 }
 
 class SystemHost final : public Host {
@@ -265,37 +264,30 @@ class SystemHost final : public Host {
       int rc = nft_run_cmd_from_buffer(ctx, commands.c_str());
       int e = errno;
       if (rc != 0) {
-        std::string text = one_line(nft_ctx_get_error_buffer(ctx));
+        std::string text = nft_error_line(nft_ctx_get_error_buffer(ctx));
         report_and_exit(fd, 2, e, text);
       }
       report_and_exit(fd, -1, 0, {});
     });
   }
 
-  std::optional<std::vector<std::string>> nft_tables(std::string* why) override {
-    nft_ctx* ctx = nft_ctx_new(NFT_CTX_DEFAULT);
-    if (!ctx) {
-      if (why) *why = "nft_ctx_new failed";
-      return std::nullopt;
+  Result<std::vector<std::string>> nft_tables() override {
+    std::unique_ptr<nft_ctx, decltype(&nft_ctx_free)> ctx(nft_ctx_new(NFT_CTX_DEFAULT),
+                                                           nft_ctx_free);
+    if (!ctx) return Error{"nft_ctx_new failed"};
+    nft_ctx_buffer_output(ctx.get());
+    nft_ctx_buffer_error(ctx.get());
+    if (nft_run_cmd_from_buffer(ctx.get(), "list tables") != 0)
+      return Error{nft_error_line(nft_ctx_get_error_buffer(ctx.get()))};
+    std::vector<std::string> tables;
+    std::string_view text = nft_ctx_get_output_buffer(ctx.get());
+    while (!text.empty()) {
+      size_t nl = text.find('\n');
+      std::string_view line = text.substr(0, nl);
+      text = nl == std::string_view::npos ? std::string_view{} : text.substr(nl + 1);
+      if (line.starts_with("table ")) tables.emplace_back(line.substr(6));
     }
-    nft_ctx_buffer_output(ctx);
-    nft_ctx_buffer_error(ctx);
-    int rc = nft_run_cmd_from_buffer(ctx, "list tables");
-    std::optional<std::vector<std::string>> out;
-    if (rc != 0) {
-      if (why) *why = one_line(nft_ctx_get_error_buffer(ctx));
-    } else {
-      out.emplace();
-      std::string_view text = nft_ctx_get_output_buffer(ctx);
-      while (!text.empty()) {
-        size_t nl = text.find('\n');
-        std::string_view line = text.substr(0, nl);
-        text = nl == std::string_view::npos ? std::string_view{} : text.substr(nl + 1);
-        if (line.starts_with("table ")) out->emplace_back(line.substr(6));
-      }
-    }
-    nft_ctx_free(ctx);
-    return out;
+    return tables;
   }
 
   int try_packet_socket() override {

@@ -13,6 +13,8 @@
 #include <cstring>
 #include <string_view>
 
+#include "common/bytes.hpp"
+
 namespace cf::dns {
 namespace {
 
@@ -25,27 +27,6 @@ struct NameText {
   size_t len = 0;
   std::string_view view() const { return {text, len}; }
 };
-
-uint16_t load16(std::span<const uint8_t> msg, size_t off) {
-  return uint16_t(uint16_t(msg[off]) << 8 | msg[off + 1]);
-}
-
-uint32_t load32(std::span<const uint8_t> msg, size_t off) {
-  return uint32_t(msg[off]) << 24 | uint32_t(msg[off + 1]) << 16 |
-         uint32_t(msg[off + 2]) << 8 | msg[off + 3];
-}
-
-void store16(uint8_t* p, uint16_t v) {
-  p[0] = uint8_t(v >> 8);
-  p[1] = uint8_t(v);
-}
-
-void store32(uint8_t* p, uint32_t v) {
-  p[0] = uint8_t(v >> 24);
-  p[1] = uint8_t(v >> 16);
-  p[2] = uint8_t(v >> 8);
-  p[3] = uint8_t(v);
-}
 
 // Appends one label byte: lowercase, and \DDD for anything that would be
 // ambiguous or unprintable in presentation form.
@@ -114,8 +95,8 @@ Status read_question(std::span<const uint8_t> msg, size_t* pos, NameText* name,
   Status st = read_name(msg, *pos, name, &after_name);
   if (st != Status::Ok) return st;
   if (after_name + 4 > msg.size()) return Status::Truncated;
-  if (qtype) *qtype = load16(msg, after_name);
-  if (qclass) *qclass = load16(msg, after_name + 2);
+  if (qtype) *qtype = load_be16(msg.data() + after_name);
+  if (qclass) *qclass = load_be16(msg.data() + after_name + 2);
   *pos = after_name + 4;
   return Status::Ok;
 }
@@ -135,10 +116,10 @@ Status read_record(std::span<const uint8_t> msg, size_t* pos, RecordRef* rr) {
   if (st != Status::Ok) return st;
   if (after_name + 10 > msg.size()) return Status::Truncated;
   rr->owner_off = *pos;
-  rr->type = load16(msg, after_name);
-  rr->cls = load16(msg, after_name + 2);
-  rr->ttl = load32(msg, after_name + 4);
-  rr->rdlen = load16(msg, after_name + 8);
+  rr->type = load_be16(msg.data() + after_name);
+  rr->cls = load_be16(msg.data() + after_name + 2);
+  rr->ttl = load_be32(msg.data() + after_name + 4);
+  rr->rdlen = load_be16(msg.data() + after_name + 8);
   rr->rdata_off = after_name + 10;
   if (rr->rdata_off + rr->rdlen > msg.size()) return Status::Truncated;
   *pos = rr->rdata_off + rr->rdlen;
@@ -191,20 +172,20 @@ size_t build_reply(std::span<const uint8_t> query, const Question& q, uint8_t rc
   uint8_t* p = out.data();
   uint16_t flags = uint16_t(kFlagQr | (q.flags & (kOpcodeMask | kFlagRd | kFlagCd)) | kFlagRa |
                             rcode);
-  store16(p + 0, q.id);
-  store16(p + 2, flags);
-  store16(p + 4, 1);  // QDCOUNT
-  store16(p + 6, 0);  // ANCOUNT
-  store16(p + 8, 0);  // NSCOUNT
-  store16(p + 10, q.has_edns ? 1 : 0);
+  store_be16(p + 0, q.id);
+  store_be16(p + 2, flags);
+  store_be16(p + 4, 1);  // QDCOUNT
+  store_be16(p + 6, 0);  // ANCOUNT
+  store_be16(p + 8, 0);  // NSCOUNT
+  store_be16(p + 10, q.has_edns ? 1 : 0);
   std::memcpy(p + kHeaderSize, query.data() + kHeaderSize, q.question_end - kHeaderSize);
   if (q.has_edns) {
     uint8_t* o = p + q.question_end;
     o[0] = 0;  // root owner
-    store16(o + 1, kTypeOpt);
-    store16(o + 3, kEdnsUdpSize);
-    store32(o + 5, q.edns_do ? 0x8000u : 0u);  // ext rcode 0, version 0, DO
-    store16(o + 9, 0);                         // no options
+    store_be16(o + 1, kTypeOpt);
+    store_be16(o + 3, kEdnsUdpSize);
+    store_be32(o + 5, q.edns_do ? 0x8000u : 0u);  // ext rcode 0, version 0, DO
+    store_be16(o + 9, 0);                         // no options
   }
   return need;
 }
@@ -214,12 +195,12 @@ size_t build_reply(std::span<const uint8_t> query, const Question& q, uint8_t rc
 std::optional<Question> parse_query(std::span<const uint8_t> msg) {
   if (msg.size() < kHeaderSize) return std::nullopt;
   Question q;
-  q.id = load16(msg, 0);
-  q.flags = load16(msg, 2);
-  uint16_t qdcount = load16(msg, 4);
-  uint16_t ancount = load16(msg, 6);
-  uint16_t nscount = load16(msg, 8);
-  uint16_t arcount = load16(msg, 10);
+  q.id = load_be16(msg.data());
+  q.flags = load_be16(msg.data() + 2);
+  uint16_t qdcount = load_be16(msg.data() + 4);
+  uint16_t ancount = load_be16(msg.data() + 6);
+  uint16_t nscount = load_be16(msg.data() + 8);
+  uint16_t arcount = load_be16(msg.data() + 10);
   if (q.flags & kFlagQr) return std::nullopt;
   if (q.flags & kOpcodeMask) return std::nullopt;  // only opcode QUERY
   if (qdcount == 0) return std::nullopt;
@@ -283,13 +264,13 @@ const char* rcode_name(uint8_t rcode) {
 std::optional<Answer> parse_response(std::span<const uint8_t> msg) {
   if (msg.size() < kHeaderSize) return std::nullopt;
   Answer a;
-  a.id = load16(msg, 0);
-  a.flags = load16(msg, 2);
+  a.id = load_be16(msg.data());
+  a.flags = load_be16(msg.data() + 2);
   if (!(a.flags & kFlagQr)) return std::nullopt;
   a.rcode = uint8_t(a.flags & kRcodeMask);
   a.truncated = (a.flags & kFlagTc) != 0;
-  uint16_t qdcount = load16(msg, 4);
-  uint16_t ancount = load16(msg, 6);
+  uint16_t qdcount = load_be16(msg.data() + 4);
+  uint16_t ancount = load_be16(msg.data() + 6);
 
   // A message cut short is acceptable only when the server said so (TC).
   auto cut_short_ok = [&](Status st) { return st == Status::Truncated && a.truncated; };
@@ -374,12 +355,12 @@ size_t build_error(std::span<const uint8_t> query, const Question& q, uint8_t rc
 
 uint16_t get_id(std::span<const uint8_t> msg) {
   if (msg.size() < 2) return 0;
-  return load16(msg, 0);
+  return load_be16(msg.data());
 }
 
 void set_id(std::span<uint8_t> msg, uint16_t id) {
   if (msg.size() < 2) return;
-  store16(msg.data(), id);
+  store_be16(msg.data(), id);
 }
 
 }  // namespace cf::dns

@@ -30,8 +30,6 @@ namespace {
 constexpr uint64_t kDnsTimeoutMs = 5'000;
 }
 
-std::optional<std::string> Engine::dns_init() { return std::nullopt; }
-
 namespace {
 
 // Sends `len` bytes already at the UDP payload offset of e.tx to the child.

@@ -29,7 +29,6 @@
 
 #include <fcntl.h>
 #include <linux/close_range.h>
-#include <sys/random.h>
 #include <sys/signalfd.h>
 #include <sys/timerfd.h>
 #include <time.h>
@@ -37,10 +36,11 @@
 
 #include <cerrno>
 #include <memory>
-#include <fmt/format.h>
 
 #include "capture/capture.hpp"
+#include "common/clock.hpp"
 #include "common/kernel.hpp"
+#include "common/random.hpp"
 #include "engine/engine_impl.hpp"
 
 namespace cf::engine {
@@ -49,40 +49,28 @@ namespace {
 constexpr int kTapBudget = 256;
 }
 
-uint64_t monotonic_ms() {
-  timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return uint64_t(ts.tv_sec) * 1000 + uint64_t(ts.tv_nsec) / 1'000'000;
-}
+Engine::Engine(const Options& o, UniqueFd t, policy::Policy& p, observe::Recorder& r,
+               Stats* s)
+    : opts(o), tap(std::move(t)), pol(p), rec(r), st(*s) {}
 
-uint32_t random_u32() {
-  uint32_t v = 0;
-  if (getrandom(&v, sizeof v, GRND_NONBLOCK) != sizeof v) v = uint32_t(monotonic_ms() * 2654435761u);
-  return v;
-}
-
-Engine::Engine(const Config& c, const Options& o, UniqueFd t, policy::Policy& p,
-               observe::Recorder& r, Stats* s)
-    : cfg(c), opts(o), tap(std::move(t)), pol(p), rec(r), st(*s) {}
-
-std::optional<std::string> Engine::init() {
+Status Engine::init() {
   ep.reset(epoll_create1(EPOLL_CLOEXEC));
-  if (!ep) return fmt::format("engine: epoll_create1: {}", strerror(errno));
+  if (!ep) return errno_error("engine: epoll_create1");
   timerfd.reset(timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC));
-  if (!timerfd) return fmt::format("engine: timerfd_create: {}", strerror(errno));
+  if (!timerfd) return errno_error("engine: timerfd_create");
   int fl = fcntl(tap.get(), F_GETFL);
   fcntl(tap.get(), F_SETFL, fl | O_NONBLOCK);
   epoll_event ev{};
   ev.events = EPOLLIN;
   ev.data.u64 = tag(Tag::Tap, 0);
   if (epoll_ctl(ep.get(), EPOLL_CTL_ADD, tap.get(), &ev) < 0)
-    return fmt::format("engine: epoll_ctl(tap): {}", strerror(errno));
+    return errno_error("engine: epoll_ctl(tap)");
   ev.data.u64 = tag(Tag::Timer, 0);
   epoll_ctl(ep.get(), EPOLL_CTL_ADD, timerfd.get(), &ev);
 
   tcp_ack_list.reserve(tcp.cap());
   tcp_peek_off = kernel::probe(kernel::Feature::TcpPeekOff).in_use();
-  return dns_init();
+  return {};
 }
 
 void Engine::send_frame(size_t len) {
@@ -104,7 +92,7 @@ void Engine::program_timerfd(uint64_t when) {
 
 uint16_t Engine::random_id() {
   if (rand_left_ == 0) {
-    if (getrandom(rand_ids_, sizeof rand_ids_, GRND_NONBLOCK) == ssize_t(sizeof rand_ids_)) {
+    if (random_bytes(rand_ids_, sizeof rand_ids_)) {
       rand_left_ = std::size(rand_ids_);
     } else {
       return uint16_t(random_u32());
@@ -259,13 +247,12 @@ void Engine::tap_readable() {
   tcp_flush_acks();
 }
 
-std::optional<std::string> Engine::loop(int pidfd, int sigfd,
-                                        const std::function<void(int, int)>& on_sig) {
+Status Engine::loop(int pidfd, int sigfd, const std::function<void(int, int)>& on_sig) {
   epoll_event ev{};
   ev.events = EPOLLIN;
   ev.data.u64 = tag(Tag::Pidfd, 0);
   if (epoll_ctl(ep.get(), EPOLL_CTL_ADD, pidfd, &ev) < 0)
-    return fmt::format("engine: epoll_ctl(pidfd): {}", strerror(errno));
+    return errno_error("engine: epoll_ctl(pidfd)");
   if (sigfd >= 0) {
     ev.data.u64 = tag(Tag::Signal, 0);
     epoll_ctl(ep.get(), EPOLL_CTL_ADD, sigfd, &ev);
@@ -274,13 +261,13 @@ std::optional<std::string> Engine::loop(int pidfd, int sigfd,
   sigfd_ = sigfd;
   for (;;) {
     bool tree_exited = false;
-    if (auto err = turn(-1, &tree_exited)) return err;
+    if (auto r = turn(-1, &tree_exited); !r) return r;
     if (tree_exited) break;
   }
   tcp_close_all();
   udp_icmp_close_all();
   rec.flush();
-  return std::nullopt;
+  return {};
 }
 
 bool Engine::dispatch(uint64_t t, uint32_t events) {
@@ -310,13 +297,13 @@ bool Engine::dispatch(uint64_t t, uint32_t events) {
   return false;
 }
 
-std::optional<std::string> Engine::turn(int timeout_ms, bool* tree_exited) {
+Status Engine::turn(int timeout_ms, bool* tree_exited) {
   constexpr int kEvents = 256;
   epoll_event evs[kEvents];
   int n = epoll_wait(ep.get(), evs, kEvents, timeout_ms);
   if (n < 0) {
-    if (errno == EINTR) return std::nullopt;
-    return fmt::format("engine: epoll_wait: {}", strerror(errno));
+    if (errno == EINTR) return {};
+    return errno_error("engine: epoll_wait");
   }
   now = monotonic_ms();
   for (int i = 0; i < n; ++i)
@@ -324,7 +311,7 @@ std::optional<std::string> Engine::turn(int timeout_ms, bool* tree_exited) {
   tcp_flush_acks();
   rec.flush();
   if (opts.capture) opts.capture->flush();
-  return std::nullopt;
+  return {};
 }
 
 // Closing the last fd of tap0 unregisters the device, which waits for RCU
@@ -347,12 +334,12 @@ static void close_detached(UniqueFd fd) {
   // child is reaped by init.
 }
 
-std::optional<std::string> run(const Config& cfg, const Options& opts, UniqueFd tap, int pidfd,
-                               int sigfd, const std::function<void(int, int)>& on_signal,
-                               policy::Policy& policy, observe::Recorder& rec, Stats* stats) {
-  auto eng = std::make_unique<Engine>(cfg, opts, std::move(tap), policy, rec, stats);
+Status run(const Options& opts, UniqueFd tap, int pidfd, int sigfd,
+           const std::function<void(int, int)>& on_signal, policy::Policy& policy,
+           observe::Recorder& rec, Stats* stats) {
+  auto eng = std::make_unique<Engine>(opts, std::move(tap), policy, rec, stats);
   eng->now = monotonic_ms();
-  if (auto err = eng->init()) return err;
+  if (auto r = eng->init(); !r) return r;
   auto result = eng->loop(pidfd, sigfd, on_signal);
   close_detached(std::move(eng->tap));
   return result;

@@ -4,12 +4,11 @@
 #pragma once
 #include <functional>
 #include <optional>
-#include <string>
 
 #include "common/addr.hpp"
+#include "common/net_plan.hpp"
+#include "common/result.hpp"
 #include "common/unique_fd.hpp"
-#include "config/config.hpp"
-#include "sandbox/sandbox.hpp"
 
 namespace cf::observe {
 class Recorder;
@@ -26,10 +25,15 @@ class Capture;
 
 namespace cf::engine {
 
+// Everything the engine needs to know about the run; the app builds it from
+// the Config, and the engine sees no other setting.
 struct Options {
-  sandbox::NetPlan plan;
+  NetPlan plan;
   std::optional<IpAddr> resolver;  // upstream DNS; none: SERVFAIL
   bool host_has_ipv6 = true;       // false: AAAA queries get empty answers
+  // --allow-host-loopback: flows to the gateway's address (other than DNS)
+  // go to the host's loopback; without it they are refused.
+  bool allow_host_loopback = false;
   // --proxy: the proxy's address (resolved before the run) and its settings.
   std::optional<IpAddr> proxy_addr;
   const proxy::Upstream* proxy = nullptr;
@@ -49,15 +53,11 @@ struct Stats {
   uint64_t tcp_idle_reset = 0;  // TCP flows reset after their idle time-out  // upstream DNS answers whose id or question did not match  // UDP / echo flows evicted from a full table (least recently used)  // epoll events for a slot freed since they were queued
 };
 
-// Monotonic milliseconds and a random 32-bit value (getrandom).
-uint64_t monotonic_ms();
-uint32_t random_u32();
-
 // Runs the reactor on `tap` until `pidfd` becomes readable (the tree's init
 // exited). Signals read from `sigfd` (a signalfd) are passed to on_signal(signo, si_code).
-// Returns an error string when the engine itself fails.
-std::optional<std::string> run(const Config& cfg, const Options& opts, UniqueFd tap,
-                               int pidfd, int sigfd, const std::function<void(int, int)>& on_signal,
-                               policy::Policy& policy, observe::Recorder& rec, Stats* stats);
+// An Error when the engine itself fails (its step starts with "engine: ").
+Status run(const Options& opts, UniqueFd tap, int pidfd, int sigfd,
+           const std::function<void(int, int)>& on_signal, policy::Policy& policy,
+           observe::Recorder& rec, Stats* stats);
 
 }  // namespace cf::engine

@@ -15,8 +15,9 @@
 #include <vector>
 
 #include "common/addr.hpp"
+#include "common/clock.hpp"
+#include "common/random.hpp"
 #include "common/unique_fd.hpp"
-#include "config/config.hpp"
 #include "engine/engine.hpp"
 #include "engine/dgram.hpp"
 #include "engine/dns_gate.hpp"
@@ -46,23 +47,22 @@ struct DnsPending {
 
 class Engine {
  public:
-  Engine(const Config& cfg, const Options& opts, UniqueFd tap, policy::Policy& pol,
-         observe::Recorder& rec, Stats* stats);
-  std::optional<std::string> init();
-  std::optional<std::string> loop(int pidfd, int sigfd, const std::function<void(int, int)>& on_sig);
+  Engine(const Options& opts, UniqueFd tap, policy::Policy& pol, observe::Recorder& rec,
+         Stats* stats);
+  Status init();
+  Status loop(int pidfd, int sigfd, const std::function<void(int, int)>& on_sig);
   // One reactor turn: waits up to timeout_ms (-1: forever) for events and
   // handles them, then runs due timers and sends the ACKs owed. Sets
   // *tree_exited when the pidfd fired. loop() is turns until then; the unit
   // tests drive the engine turn by turn over a socketpair standing in for
   // tap0.
-  std::optional<std::string> turn(int timeout_ms, bool* tree_exited);
+  Status turn(int timeout_ms, bool* tree_exited);
   // Handles one epoll event by its tag (turn() calls it for each): an event
   // whose generation is not its slot's current one is counted and dropped.
   // True when it was the tree's pidfd.
   bool dispatch(uint64_t tag, uint32_t events);
 
   // Shared by the protocol files.
-  const Config& cfg;
   Options opts;
   UniqueFd tap;
   policy::Policy& pol;
@@ -71,7 +71,7 @@ class Engine {
   UniqueFd ep, timerfd;
   uint64_t now = 0;  // monotonic ms, updated once per reactor turn
   alignas(64) uint8_t tx[packet::kFrameMax];
-  packet::Mac child_mac{};  // learnt from the child's frames
+  Mac child_mac{};  // learnt from the child's frames
 
   void send_frame(size_t len);
   void arm(Tag k, uint32_t slot, uint64_t when);
@@ -127,7 +127,6 @@ class Engine {
   void dns_input(const uint8_t* frame, const packet::Parsed& p);
   void dns_event(uint32_t slot);
   void dns_timer(uint32_t slot, uint64_t when);
-  std::optional<std::string> dns_init();
 
   // TCP state (tcp.cpp).
   SlotTable<TcpFlow> tcp{16384};
@@ -148,7 +147,7 @@ class Engine {
   DgramTable icmp{256};
   // DNS relay state: pending queries.
   SlotTable<DnsPending> dns{1024};
-  // Random 16-bit transaction ids, drawn from getrandom() 128 at a time.
+  // Random 16-bit transaction ids, drawn from the kernel 128 at a time.
   uint16_t random_id();
 
  private:

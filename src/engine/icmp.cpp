@@ -21,6 +21,7 @@
 
 #include <cerrno>
 
+#include "common/bytes.hpp"
 #include "engine/engine_impl.hpp"
 
 namespace cf::engine {
@@ -106,15 +107,10 @@ void Engine::icmp_event(uint32_t slot, uint32_t events) {
       ssize_t n = ssize_t(err->len);
       // The error queue returns our request as sent; put the child's id back
       // and quote it behind the child's IP header.
-      data[4] = uint8_t(f.key.cport >> 8);
-      data[5] = uint8_t(f.key.cport);
-      data[2] = data[3] = 0;
+      store_be16(data + 4, f.key.cport);
+      store_be16(data + 2, 0);
       size_t l4len = std::min<size_t>(size_t(n), 64);
-      if (v4) {
-        uint16_t c = packet::csum_fold(packet::csum_partial(data, size_t(n), 0));
-        data[2] = uint8_t(c >> 8);
-        data[3] = uint8_t(c);
-      }
+      if (v4) store_be16(data + 2, packet::csum_fold(packet::csum_partial(data, size_t(n), 0)));
       uint8_t quote[40 + 64];
       size_t q = build_quote(quote, sizeof quote, f.ip_hdr, f.ip_hdr_len, data, l4len);
       send_frame(packet::build_icmp_error(tx, opts.plan.gw_mac, child_mac, err->offender,
@@ -133,7 +129,7 @@ void Engine::icmp_event(uint32_t slot, uint32_t events) {
       uint8_t reply = v4 ? packet::icmp4::kEchoReply : packet::icmp6::kEchoReply;
       if (buf[0] != reply) continue;
       f.bytes_down += uint64_t(n);
-      uint16_t seq = uint16_t(buf[6] << 8 | buf[7]);
+      uint16_t seq = load_be16(buf + 6);
       send_frame(packet::build_icmp_echo(tx, opts.plan.gw_mac, child_mac, f.key.raddr,
                                          f.key.caddr, true, f.key.cport, seq,
                                          {buf + 8, size_t(n) - 8}));

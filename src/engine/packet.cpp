@@ -3,23 +3,10 @@
 
 #include <cstring>
 
+#include "common/bytes.hpp"
+
 namespace cf::packet {
 namespace {
-
-uint16_t rd16(const uint8_t* p) { return uint16_t(p[0] << 8 | p[1]); }
-uint32_t rd32(const uint8_t* p) {
-  return uint32_t(p[0]) << 24 | uint32_t(p[1]) << 16 | uint32_t(p[2]) << 8 | p[3];
-}
-void wr16(uint8_t* p, uint16_t v) {
-  p[0] = uint8_t(v >> 8);
-  p[1] = uint8_t(v);
-}
-void wr32(uint8_t* p, uint32_t v) {
-  p[0] = uint8_t(v >> 24);
-  p[1] = uint8_t(v >> 16);
-  p[2] = uint8_t(v >> 8);
-  p[3] = uint8_t(v);
-}
 
 constexpr size_t kIp4Hdr = 20, kIp6Hdr = 40, kTcpHdr = 20, kUdpHdr = 8, kIcmpHdr = 8;
 
@@ -35,7 +22,7 @@ void parse_tcp_options(const uint8_t* p, size_t len, TcpOptions* o) {
     if (i + 1 >= len) break;
     uint8_t olen = p[i + 1];
     if (olen < 2 || i + olen > len) break;
-    if (kind == 2 && olen == 4) o->mss = rd16(p + i + 2);
+    if (kind == 2 && olen == 4) o->mss = load_be16(p + i + 2);
     if (kind == 3 && olen == 3) o->wscale = int8_t(p[i + 2] > 14 ? 14 : p[i + 2]);
     if (kind == 4 && olen == 2) o->sack_permitted = true;
     i += olen;
@@ -51,12 +38,12 @@ bool parse_l4(const uint8_t* f, size_t flen, Parsed* o) {
       if (len < kTcpHdr) return false;
       size_t doff = size_t(l4[12] >> 4) * 4;
       if (doff < kTcpHdr || doff > len) return false;
-      o->sport = rd16(l4);
-      o->dport = rd16(l4 + 2);
-      o->seq = rd32(l4 + 4);
-      o->ack = rd32(l4 + 8);
+      o->sport = load_be16(l4);
+      o->dport = load_be16(l4 + 2);
+      o->seq = load_be32(l4 + 4);
+      o->ack = load_be32(l4 + 8);
       o->flags = l4[13];
-      o->window = rd16(l4 + 14);
+      o->window = load_be16(l4 + 14);
       parse_tcp_options(l4 + kTcpHdr, doff - kTcpHdr, &o->opts);
       o->payload_off = o->l4_off + doff;
       o->payload_len = len - doff;
@@ -64,10 +51,10 @@ bool parse_l4(const uint8_t* f, size_t flen, Parsed* o) {
     }
     case kProtoUdp: {
       if (len < kUdpHdr) return false;
-      size_t ulen = rd16(l4 + 4);
+      size_t ulen = load_be16(l4 + 4);
       if (ulen < kUdpHdr || ulen > len) return false;
-      o->sport = rd16(l4);
-      o->dport = rd16(l4 + 2);
+      o->sport = load_be16(l4);
+      o->dport = load_be16(l4 + 2);
       o->payload_off = o->l4_off + kUdpHdr;
       o->payload_len = ulen - kUdpHdr;
       return true;
@@ -78,8 +65,8 @@ bool parse_l4(const uint8_t* f, size_t flen, Parsed* o) {
       o->icmp_type = l4[0];
       o->icmp_code = l4[1];
       if (len >= kIcmpHdr) {
-        o->icmp_id = rd16(l4 + 4);
-        o->icmp_seq = rd16(l4 + 6);
+        o->icmp_id = load_be16(l4 + 4);
+        o->icmp_seq = load_be16(l4 + 6);
         o->payload_off = o->l4_off + kIcmpHdr;
         o->payload_len = len - kIcmpHdr;
       } else {
@@ -100,14 +87,14 @@ bool parse_ipv4(const uint8_t* f, size_t flen, Parsed* o) {
   size_t avail = flen - kEthHdr;
   if (avail < kIp4Hdr || (ip[0] >> 4) != 4) return false;
   size_t ihl = size_t(ip[0] & 0x0f) * 4;
-  size_t total = rd16(ip + 2);
+  size_t total = load_be16(ip + 2);
   if (ihl < kIp4Hdr || total < ihl || total > avail) return false;
   o->l3_off = kEthHdr;
   o->src = IpAddr::v4_bytes(ip + 12);
   o->dst = IpAddr::v4_bytes(ip + 16);
   o->ttl = ip[8];
   o->proto = ip[9];
-  uint16_t frag = rd16(ip + 6);
+  uint16_t frag = load_be16(ip + 6);
   if ((frag & 0x2000) || (frag & 0x1fff)) {
     o->kind = Kind::Fragment;
     return true;
@@ -122,7 +109,7 @@ bool parse_ipv6(const uint8_t* f, size_t flen, Parsed* o) {
   const uint8_t* ip = f + kEthHdr;
   size_t avail = flen - kEthHdr;
   if (avail < kIp6Hdr || (ip[0] >> 4) != 6) return false;
-  size_t plen = rd16(ip + 4);
+  size_t plen = load_be16(ip + 4);
   if (kIp6Hdr + plen > avail) return false;
   o->l3_off = kEthHdr;
   o->src = IpAddr::v6_bytes(ip + 8);
@@ -158,8 +145,8 @@ bool parse_ipv6(const uint8_t* f, size_t flen, Parsed* o) {
 bool parse_arp(const uint8_t* f, size_t flen, Parsed* o) {
   const uint8_t* a = f + kEthHdr;
   if (flen < kEthHdr + 28) return false;
-  if (rd16(a) != 1 || rd16(a + 2) != kEthIpv4 || a[4] != 6 || a[5] != 4) return false;
-  o->arp_op = rd16(a + 6);
+  if (load_be16(a) != 1 || load_be16(a + 2) != kEthIpv4 || a[4] != 6 || a[5] != 4) return false;
+  o->arp_op = load_be16(a + 6);
   std::memcpy(o->arp_sender_mac.data(), a + 8, 6);
   o->arp_sender_ip = IpAddr::v4_bytes(a + 14);
   o->arp_target_ip = IpAddr::v4_bytes(a + 24);
@@ -170,7 +157,7 @@ bool parse_arp(const uint8_t* f, size_t flen, Parsed* o) {
 void write_eth(uint8_t* buf, const Mac& src, const Mac& dst, uint16_t type) {
   std::memcpy(buf, dst.data(), 6);
   std::memcpy(buf + 6, src.data(), 6);
-  wr16(buf + 12, type);
+  store_be16(buf + 12, type);
 }
 
 // Writes Ethernet + IP header for an L4 length; returns the L4 offset.
@@ -181,21 +168,21 @@ size_t write_ip(uint8_t* buf, const Mac& smac, const Mac& dmac, const IpAddr& sr
     uint8_t* ip = buf + kEthHdr;
     ip[0] = 0x45;
     ip[1] = 0;
-    wr16(ip + 2, uint16_t(kIp4Hdr + l4_len));
-    wr16(ip + 4, 0);
-    wr16(ip + 6, 0x4000);  // DF
+    store_be16(ip + 2, uint16_t(kIp4Hdr + l4_len));
+    store_be16(ip + 4, 0);
+    store_be16(ip + 6, 0x4000);  // DF
     ip[8] = ttl;
     ip[9] = proto;
-    wr16(ip + 10, 0);
+    store_be16(ip + 10, 0);
     std::memcpy(ip + 12, src.bytes.data(), 4);
     std::memcpy(ip + 16, dst.bytes.data(), 4);
-    wr16(ip + 10, csum_fold(csum_partial(ip, kIp4Hdr, 0)));
+    store_be16(ip + 10, csum_fold(csum_partial(ip, kIp4Hdr, 0)));
     return kEthHdr + kIp4Hdr;
   }
   write_eth(buf, smac, dmac, kEthIpv6);
   uint8_t* ip = buf + kEthHdr;
-  wr32(ip, 0x60000000);
-  wr16(ip + 4, uint16_t(l4_len));
+  store_be32(ip, 0x60000000);
+  store_be16(ip + 4, uint16_t(l4_len));
   ip[6] = proto;
   ip[7] = ttl;
   std::memcpy(ip + 8, src.bytes.data(), 16);
@@ -218,7 +205,7 @@ bool parse(std::span<const uint8_t> frame, Parsed* out) {
   if (flen < kEthHdr) return false;
   std::memcpy(out->dst_mac.data(), f, 6);
   std::memcpy(out->src_mac.data(), f + 6, 6);
-  uint16_t type = rd16(f + 12);
+  uint16_t type = load_be16(f + 12);
   bool ok = false;
   switch (type) {
     case kEthIpv4: ok = parse_ipv4(f, flen, out); break;
@@ -258,7 +245,7 @@ uint32_t csum_partial(const uint8_t* data, size_t len, uint32_t sum32) {
 uint16_t csum_fold(uint32_t sum) {
   while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
   // The sum was accumulated in memory (network) byte order; the result is
-  // written back with memcpy, so convert to the value wr16 expects.
+  // written back with memcpy, so convert to the value store_be16 expects.
   uint16_t r = uint16_t(~sum);
   return uint16_t((r >> 8) | (r << 8));
 }
@@ -271,7 +258,7 @@ uint32_t pseudo_header_sum(const IpAddr& src, const IpAddr& dst, uint8_t proto, 
     uint8_t t4[4] = {0, proto, uint8_t(len >> 8), uint8_t(len)};
     return csum_partial(t4, 4, sum);
   }
-  wr32(tail, uint32_t(len));
+  store_be32(tail, uint32_t(len));
   tail[7] = proto;
   return csum_partial(tail, 8, sum);
 }
@@ -291,19 +278,19 @@ size_t build_tcp(uint8_t* buf, const Mac& smac, const Mac& dmac, const TcpSeg& s
   size_t l4 = write_ip(buf, smac, dmac, s.src, s.dst, kProtoTcp, l4_len, 64);
   if (l4 + l4_len > kFrameMax) return 0;
   uint8_t* t = buf + l4;
-  wr16(t, s.sport);
-  wr16(t + 2, s.dport);
-  wr32(t + 4, s.seq);
-  wr32(t + 8, s.ack);
+  store_be16(t, s.sport);
+  store_be16(t + 2, s.dport);
+  store_be32(t + 4, s.seq);
+  store_be32(t + 8, s.ack);
   t[12] = uint8_t((hdr / 4) << 4);
   t[13] = s.flags;
-  wr16(t + 14, s.window);
-  wr16(t + 16, 0);
-  wr16(t + 18, 0);
+  store_be16(t + 14, s.window);
+  store_be16(t + 16, 0);
+  store_be16(t + 18, 0);
   if (opts) {
     t[20] = 2;  // MSS
     t[21] = 4;
-    wr16(t + 22, s.mss);
+    store_be16(t + 22, s.mss);
     if (s.wscale >= 0) {
       t[24] = 1;  // NOP
       t[25] = 3;  // window scale
@@ -313,7 +300,7 @@ size_t build_tcp(uint8_t* buf, const Mac& smac, const Mac& dmac, const TcpSeg& s
       t[24] = t[25] = t[26] = t[27] = 1;
     }
   }
-  wr16(t + 16, l4_checksum(s.src, s.dst, kProtoTcp, t, l4_len));
+  store_be16(t + 16, l4_checksum(s.src, s.dst, kProtoTcp, t, l4_len));
   return l4 + l4_len;
 }
 
@@ -324,12 +311,12 @@ size_t build_udp(uint8_t* buf, const Mac& smac, const Mac& dmac, const IpAddr& s
   size_t l4 = write_ip(buf, smac, dmac, src, dst, kProtoUdp, l4_len, 64);
   if (l4 + l4_len > kFrameMax) return 0;
   uint8_t* u = buf + l4;
-  wr16(u, sport);
-  wr16(u + 2, dport);
-  wr16(u + 4, uint16_t(l4_len));
-  wr16(u + 6, 0);
+  store_be16(u, sport);
+  store_be16(u + 2, dport);
+  store_be16(u + 4, uint16_t(l4_len));
+  store_be16(u + 6, 0);
   uint16_t c = l4_checksum(src, dst, kProtoUdp, u, l4_len);
-  wr16(u + 6, c == 0 ? 0xffff : c);
+  store_be16(u + 6, c == 0 ? 0xffff : c);
   return l4 + l4_len;
 }
 
@@ -345,13 +332,13 @@ size_t build_icmp_echo(uint8_t* buf, const Mac& smac, const Mac& dmac, const IpA
   c[0] = v4 ? (reply ? icmp4::kEchoReply : icmp4::kEcho)
             : (reply ? icmp6::kEchoReply : icmp6::kEcho);
   c[1] = 0;
-  wr16(c + 2, 0);
-  wr16(c + 4, id);
-  wr16(c + 6, seq);
+  store_be16(c + 2, 0);
+  store_be16(c + 4, id);
+  store_be16(c + 6, seq);
   std::memmove(c + kIcmpHdr, data.data(), data.size());
   uint16_t sum = v4 ? csum_fold(csum_partial(c, l4_len, 0))
                     : l4_checksum(src, dst, kProtoIcmp6, c, l4_len);
-  wr16(c + 2, sum);
+  store_be16(c + 2, sum);
   return l4 + l4_len;
 }
 
@@ -369,12 +356,12 @@ size_t build_icmp_error(uint8_t* buf, const Mac& smac, const Mac& dmac, const Ip
   uint8_t* c = buf + l4;
   c[0] = type;
   c[1] = code;
-  wr16(c + 2, 0);
-  wr32(c + 4, 0);
+  store_be16(c + 2, 0);
+  store_be32(c + 4, 0);
   std::memcpy(c + kIcmpHdr, quoted.data(), qlen);
   uint16_t sum = v4 ? csum_fold(csum_partial(c, l4_len, 0))
                     : l4_checksum(src, dst, kProtoIcmp6, c, l4_len);
-  wr16(c + 2, sum);
+  store_be16(c + 2, sum);
   return l4 + l4_len;
 }
 
@@ -382,11 +369,11 @@ size_t build_arp_reply(uint8_t* buf, const Mac& our_mac, const IpAddr& our_ip,
                        const Mac& peer_mac, const IpAddr& peer_ip) {
   write_eth(buf, our_mac, peer_mac, kEthArp);
   uint8_t* a = buf + kEthHdr;
-  wr16(a, 1);
-  wr16(a + 2, kEthIpv4);
+  store_be16(a, 1);
+  store_be16(a + 2, kEthIpv4);
   a[4] = 6;
   a[5] = 4;
-  wr16(a + 6, 2);
+  store_be16(a + 6, 2);
   std::memcpy(a + 8, our_mac.data(), 6);
   std::memcpy(a + 14, our_ip.bytes.data(), 4);
   std::memcpy(a + 18, peer_mac.data(), 6);
@@ -401,13 +388,13 @@ size_t build_neighbor_advert(uint8_t* buf, const Mac& our_mac, const IpAddr& tar
   uint8_t* c = buf + l4;
   c[0] = icmp6::kNeighborAdvert;
   c[1] = 0;
-  wr16(c + 2, 0);
-  wr32(c + 4, 0x60000000);  // solicited + override
+  store_be16(c + 2, 0);
+  store_be32(c + 4, 0x60000000);  // solicited + override
   std::memcpy(c + 8, target.bytes.data(), 16);
   c[24] = 2;  // target link-layer address
   c[25] = 1;
   std::memcpy(c + 26, our_mac.data(), 6);
-  wr16(c + 2, l4_checksum(target, dst, kProtoIcmp6, c, l4_len));
+  store_be16(c + 2, l4_checksum(target, dst, kProtoIcmp6, c, l4_len));
   return l4 + l4_len;
 }
 

@@ -12,7 +12,6 @@
 // fragment can never smuggle a header past the policy. Any length field that
 // points past the frame makes the parse fail.
 #pragma once
-#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <span>
@@ -20,8 +19,6 @@
 #include "common/addr.hpp"
 
 namespace cf::packet {
-
-using Mac = std::array<uint8_t, 6>;
 
 constexpr size_t kEthHdr = 14;
 constexpr size_t kFrameMax = 65536 + 128;

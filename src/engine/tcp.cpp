@@ -494,7 +494,7 @@ struct TcpOps {
       if (p.dport == 53 && e.opts.resolver) {
         cip = *e.opts.resolver;
         to_resolver = true;
-      } else if (e.cfg.allow_host_loopback) {
+      } else if (e.opts.allow_host_loopback) {
         cip = p.dst.is_v4() ? *IpAddr::parse("127.0.0.1") : *IpAddr::parse("::1");
       } else {
         rst_for(p);

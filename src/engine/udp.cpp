@@ -19,6 +19,7 @@
 
 #include <cerrno>
 
+#include "common/bytes.hpp"
 #include "engine/engine_impl.hpp"
 
 namespace cf::engine {
@@ -36,7 +37,7 @@ void Engine::udp_input(const uint8_t* frame, const packet::Parsed& p) {
   if (!found) {
     IpAddr cip = p.dst;
     if (is_gateway(p.dst)) {
-      if (!cfg.allow_host_loopback) {
+      if (!opts.allow_host_loopback) {
         ++st.dropped_other;
         return;
       }
@@ -95,13 +96,10 @@ void Engine::udp_event(uint32_t slot, uint32_t events) {
       uint8_t l4[8 + 64];
       size_t plen = std::min<size_t>(err->len, 64);
       uint16_t ulen = uint16_t(8 + err->len);
-      l4[0] = uint8_t(f.key.cport >> 8);
-      l4[1] = uint8_t(f.key.cport);
-      l4[2] = uint8_t(f.key.rport >> 8);
-      l4[3] = uint8_t(f.key.rport);
-      l4[4] = uint8_t(ulen >> 8);
-      l4[5] = uint8_t(ulen);
-      l4[6] = l4[7] = 0;
+      store_be16(l4, f.key.cport);
+      store_be16(l4 + 2, f.key.rport);
+      store_be16(l4 + 4, ulen);
+      store_be16(l4 + 6, 0);
       std::memcpy(l4 + 8, data, plen);
       uint8_t quote[40 + sizeof l4];
       size_t q = build_quote(quote, sizeof quote, f.ip_hdr, f.ip_hdr_len, l4, 8 + plen);

@@ -3,8 +3,8 @@
 // the kernel's ack (libnl's *_add/_change calls do nl_send_auto + wait_for_ack).
 // libnl objects and addresses are reference counted; every reference taken
 // here is owned by a unique_ptr with the matching put/free, so an early return
-// leaks nothing. Errors become "netlink: <RTM_*> on <ifname>: <nl_geterror>"
-// so a setup failure names the step and the cause.
+// leaks nothing. Errors have the step "netlink: <RTM_*> on <ifname>" and the
+// cause (nl_geterror) as message, so a setup failure names both.
 #include "netlink/netlink.hpp"
 
 #include <linux/if_arp.h>
@@ -50,48 +50,48 @@ AddrPtr to_nl(const IpAddr& ip) {
   return AddrPtr(nl_addr_build(af_of(ip), ip.bytes.data(), ip.size()));
 }
 
-std::string fail(const char* request, const std::string& ifname, int nl_err) {
-  return fmt::format("netlink: {} on {}: {}", request, ifname, nl_geterror(nl_err));
+Error fail(const char* request, const std::string& ifname, int nl_err) {
+  return Error{nl_geterror(nl_err), fmt::format("netlink: {} on {}", request, ifname)};
 }
-std::string out_of_memory(const char* request, const std::string& ifname) {
-  return fmt::format("netlink: {} on {}: out of memory", request, ifname);
+Error out_of_memory(const char* request, const std::string& ifname) {
+  return Error{"out of memory", fmt::format("netlink: {} on {}", request, ifname)};
 }
 
 }  // namespace
 
 void Socket::Free::operator()(nl_sock* s) const { nl_socket_free(s); }
 
-std::variant<Socket, std::string> Socket::open() {
+Result<Socket> Socket::open() {
   nl_sock* s = nl_socket_alloc();
-  if (!s) return std::string("netlink: socket: out of memory");
+  if (!s) return Error{"out of memory", "netlink: socket"};
   Socket sock(s);
   if (int err = nl_connect(s, NETLINK_ROUTE); err < 0)
-    return fmt::format("netlink: connect NETLINK_ROUTE: {}", nl_geterror(err));
+    return Error{nl_geterror(err), "netlink: connect NETLINK_ROUTE"};
   return sock;
 }
 
-std::variant<Link, std::string> Socket::find_link(std::string_view name) {
+Result<Link> Socket::find_link(std::string_view name) {
   std::string n(name);
   rtnl_link* raw = nullptr;
   if (int err = rtnl_link_get_kernel(sock_.get(), 0, n.c_str(), &raw); err < 0)
-    return fmt::format("netlink: no link {}: {}", n, nl_geterror(err));
+    return Error{nl_geterror(err), "netlink: no link " + n};
   LinkPtr l(raw);
   return Link{n, rtnl_link_get_ifindex(l.get())};
 }
 
 namespace {
-MaybeError change_link(nl_sock* sock, const Link& link, rtnl_link* changes) {
+Status change_link(nl_sock* sock, const Link& link, rtnl_link* changes) {
   LinkPtr orig(rtnl_link_alloc());
   if (!orig) return out_of_memory("RTM_NEWLINK", link.name);
   rtnl_link_set_ifindex(orig.get(), link.index);
   rtnl_link_set_name(orig.get(), link.name.c_str());
   if (int err = rtnl_link_change(sock, orig.get(), changes, 0); err < 0)
     return fail("RTM_NEWLINK", link.name, err);
-  return std::nullopt;
+  return {};
 }
 }  // namespace
 
-MaybeError Socket::set_mac_and_mtu(const Link& link, const Mac& mac, uint32_t mtu) {
+Status Socket::set_mac_and_mtu(const Link& link, const Mac& mac, uint32_t mtu) {
   LinkPtr changes(rtnl_link_alloc());
   AddrPtr lladdr(nl_addr_build(AF_LLC, mac.data(), mac.size()));
   if (!changes || !lladdr) return out_of_memory("RTM_NEWLINK", link.name);
@@ -100,15 +100,14 @@ MaybeError Socket::set_mac_and_mtu(const Link& link, const Mac& mac, uint32_t mt
   return change_link(sock_.get(), link, changes.get());
 }
 
-MaybeError Socket::set_up(const Link& link) {
+Status Socket::set_up(const Link& link) {
   LinkPtr changes(rtnl_link_alloc());
   if (!changes) return out_of_memory("RTM_NEWLINK", link.name);
   rtnl_link_set_flags(changes.get(), IFF_UP);
   return change_link(sock_.get(), link, changes.get());
 }
 
-MaybeError Socket::add_address(const Link& link, const IpAddr& addr, uint8_t prefix,
-                               bool nodad) {
+Status Socket::add_address(const Link& link, const IpAddr& addr, uint8_t prefix, bool nodad) {
   std::unique_ptr<rtnl_addr, PutRtAddr> a(rtnl_addr_alloc());
   AddrPtr local = to_nl(addr);
   if (!a || !local) return out_of_memory("RTM_NEWADDR", link.name);
@@ -121,10 +120,10 @@ MaybeError Socket::add_address(const Link& link, const IpAddr& addr, uint8_t pre
   if (nodad) rtnl_addr_set_flags(a.get(), IFA_F_NODAD);
   if (int err = rtnl_addr_add(sock_.get(), a.get(), NLM_F_EXCL); err < 0)
     return fail("RTM_NEWADDR", link.name, err);
-  return std::nullopt;
+  return {};
 }
 
-MaybeError Socket::add_default_route(const Link& link, const IpAddr& gateway) {
+Status Socket::add_default_route(const Link& link, const IpAddr& gateway) {
   std::unique_ptr<rtnl_route, PutRoute> r(rtnl_route_alloc());
   IpAddr any;
   any.family = gateway.family;  // all-zero bytes: 0.0.0.0 or ::
@@ -150,11 +149,10 @@ MaybeError Socket::add_default_route(const Link& link, const IpAddr& gateway) {
   rtnl_route_add_nexthop(r.get(), nh);  // the route owns nh from here on
   if (int err = rtnl_route_add(sock_.get(), r.get(), NLM_F_EXCL); err < 0)
     return fail("RTM_NEWROUTE", link.name, err);
-  return std::nullopt;
+  return {};
 }
 
-MaybeError Socket::add_permanent_neighbour(const Link& link, const IpAddr& addr,
-                                           const Mac& mac) {
+Status Socket::add_permanent_neighbour(const Link& link, const IpAddr& addr, const Mac& mac) {
   std::unique_ptr<rtnl_neigh, PutNeigh> n(rtnl_neigh_alloc());
   AddrPtr dst = to_nl(addr);
   AddrPtr lladdr(nl_addr_build(AF_LLC, mac.data(), mac.size()));
@@ -167,7 +165,7 @@ MaybeError Socket::add_permanent_neighbour(const Link& link, const IpAddr& addr,
   rtnl_neigh_set_state(n.get(), NUD_PERMANENT);
   if (int err = rtnl_neigh_add(sock_.get(), n.get(), NLM_F_CREATE | NLM_F_REPLACE); err < 0)
     return fail("RTM_NEWNEIGH", link.name, err);
-  return std::nullopt;
+  return {};
 }
 
 }  // namespace cf::netlink

@@ -7,28 +7,21 @@
 // time the socket was opened. Each call is one synchronous request/ack round
 // trip; nothing here is on a packet path.
 //
-// Errors are returned, never thrown: nullopt means done, otherwise a message
-// that names the request, the interface and the cause, e.g.
+// Errors are returned, never thrown, as an Error whose step names the request
+// and the interface and whose message is the cause; together
 // "netlink: RTM_NEWADDR on tap0: Operation not permitted".
 #pragma once
-#include <array>
 #include <cstdint>
 #include <memory>
-#include <optional>
 #include <string>
 #include <string_view>
-#include <variant>
 
 #include "common/addr.hpp"
+#include "common/result.hpp"
 
 struct nl_sock;
 
 namespace cf::netlink {
-
-using Mac = std::array<uint8_t, 6>;
-
-// nullopt: the request succeeded; otherwise the error message.
-using MaybeError = std::optional<std::string>;
 
 // A link as the requests below name it.
 struct Link {
@@ -39,26 +32,24 @@ struct Link {
 // A connected NETLINK_ROUTE socket (close-on-exec).
 class Socket {
  public:
-  static std::variant<Socket, std::string> open();
+  static Result<Socket> open();
 
   // Looks a link up by name: "netlink: no link tap0: Object not found".
-  std::variant<Link, std::string> find_link(std::string_view name);
+  Result<Link> find_link(std::string_view name);
 
   // RTM_NEWLINK: sets the link's hardware address and MTU (the link must be
   // down to change a tap's MAC).
-  [[nodiscard]] MaybeError set_mac_and_mtu(const Link& link, const Mac& mac, uint32_t mtu);
+  Status set_mac_and_mtu(const Link& link, const Mac& mac, uint32_t mtu);
   // RTM_NEWLINK: sets IFF_UP.
-  [[nodiscard]] MaybeError set_up(const Link& link);
+  Status set_up(const Link& link);
   // RTM_NEWADDR: adds addr/prefix; nodad adds IFA_F_NODAD (IPv6: usable at
   // once, no tentative state).
-  [[nodiscard]] MaybeError add_address(const Link& link, const IpAddr& addr, uint8_t prefix,
-                                       bool nodad);
+  Status add_address(const Link& link, const IpAddr& addr, uint8_t prefix, bool nodad);
   // RTM_NEWROUTE: default route (0.0.0.0/0 or ::/0) via gateway on link, main
   // table, protocol static.
-  [[nodiscard]] MaybeError add_default_route(const Link& link, const IpAddr& gateway);
+  Status add_default_route(const Link& link, const IpAddr& gateway);
   // RTM_NEWNEIGH: NUD_PERMANENT entry addr -> mac on link (replaces any entry).
-  [[nodiscard]] MaybeError add_permanent_neighbour(const Link& link, const IpAddr& addr,
-                                                   const Mac& mac);
+  Status add_permanent_neighbour(const Link& link, const IpAddr& addr, const Mac& mac);
 
  private:
   struct Free {

@@ -3,12 +3,13 @@
 
 #include <fcntl.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
 #include <fmt/format.h>
+
+#include "common/clock.hpp"
 
 namespace cf::observe {
 
@@ -20,12 +21,6 @@ const char* name(Close c) {
     case Close::Error: return "error";
   }
   return "?";
-}
-
-uint64_t now_epoch_ms() {
-  timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return uint64_t(ts.tv_sec) * 1000 + uint64_t(ts.tv_nsec) / 1'000'000;
 }
 
 void append_json_string(std::string& out, std::string_view s) {
@@ -78,14 +73,15 @@ void kv_target(std::string& b, const Target& t) {
 
 Recorder::Recorder(const Config& c) : cfg_(c) { buf_.reserve(1 << 16); }
 
-std::optional<std::string> Recorder::open() {
-  if (!cfg_.flow_log) return std::nullopt;
+Status Recorder::open() {
+  if (!cfg_.flow_log) return {};
   int fd = ::open(cfg_.flow_log->c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_APPEND,
                   0644);
   if (fd < 0)
-    return fmt::format("flow log: cannot open {}: {}", *cfg_.flow_log, std::strerror(errno));
+    return Error{fmt::format("cannot open {}: {}", *cfg_.flow_log, std::strerror(errno)),
+                 "flow log"};
   fd_.reset(fd);
-  return std::nullopt;
+  return {};
 }
 
 void Recorder::begin(std::string_view event) {
@@ -95,7 +91,7 @@ void Recorder::begin(std::string_view event) {
     return;
   }
   mark_ = buf_.size();
-  buf_ += fmt::format("{{\"schema_version\":1,\"ts_ms\":{}", now_epoch_ms());
+  buf_ += fmt::format("{{\"schema_version\":1,\"ts_ms\":{}", epoch_ms());
   kv_str(buf_, "event", event);
 }
 

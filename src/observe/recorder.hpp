@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "common/addr.hpp"
+#include "common/result.hpp"
 #include "common/unique_fd.hpp"
 #include "config/config.hpp"
 #include "policy/policy.hpp"
@@ -32,8 +33,8 @@ struct Target {
 class Recorder {
  public:
   explicit Recorder(const Config& c);
-  // Opens the flow log (truncating it). Error text names the path and cause.
-  std::optional<std::string> open();
+  // Opens the flow log (truncating it). The Error names the path and cause.
+  Status open();
 
   uint64_t next_flow_id() { return ++last_flow_id_; }
 
@@ -80,9 +81,6 @@ class Recorder {
   uint64_t last_flow_id_ = 0;
   Counts counts_;
 };
-
-// Now as Unix epoch milliseconds.
-uint64_t now_epoch_ms();
 
 // Appends `s` as a JSON string literal.
 void append_json_string(std::string& out, std::string_view s);

@@ -318,10 +318,9 @@ int report(const Config& c) {
     std::fputs("childflow: error: report: no flow log given (--report FILE)\n", stderr);
     return 2;
   }
-  std::string error;
-  auto data = analyze_flow_log(*c.report, &error);
+  auto data = analyze_flow_log(*c.report);
   if (!data) {
-    std::fprintf(stderr, "childflow: error: %s\n", error.c_str());
+    std::fprintf(stderr, "childflow: error: %s\n", data.error().str().c_str());
     return 2;
   }
   std::string out = render_report(*data, c.report_format, *c.report);

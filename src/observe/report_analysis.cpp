@@ -407,12 +407,9 @@ ReportData FlowLogAnalysis::result() const {
   return d;
 }
 
-std::optional<ReportData> analyze_flow_log(const std::string& path, std::string* error) {
+Result<ReportData> analyze_flow_log(const std::string& path) {
   std::FILE* f = std::fopen(path.c_str(), "re");
-  if (!f) {
-    *error = fmt::format("report: cannot open {}: {}", path, std::strerror(errno));
-    return std::nullopt;
-  }
+  if (!f) return Error{fmt::format("cannot open {}: {}", path, std::strerror(errno)), "report"};
   FlowLogAnalysis a;
   char* buf = nullptr;
   size_t cap = 0;
@@ -426,10 +423,8 @@ std::optional<ReportData> analyze_flow_log(const std::string& path, std::string*
   int read_errno = std::ferror(f) ? errno : 0;
   std::free(buf);
   std::fclose(f);
-  if (read_errno) {
-    *error = fmt::format("report: cannot read {}: {}", path, std::strerror(read_errno));
-    return std::nullopt;
-  }
+  if (read_errno)
+    return Error{fmt::format("cannot read {}: {}", path, std::strerror(read_errno)), "report"};
   return a.result();
 }
 

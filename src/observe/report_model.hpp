@@ -35,6 +35,7 @@
 #include <string_view>
 #include <vector>
 
+#include "common/result.hpp"
 #include "config/config.hpp"
 
 namespace cf::observe {
@@ -106,9 +107,9 @@ class FlowLogAnalysis {
   std::unique_ptr<State> s_;
 };
 
-// Reads the whole file at `path` line by line. On an open or read error the
-// result is empty and `error` says what failed (path and cause).
-std::optional<ReportData> analyze_flow_log(const std::string& path, std::string* error);
+// Reads the whole file at `path` line by line. An open or read error names
+// the path and the cause.
+Result<ReportData> analyze_flow_log(const std::string& path);
 
 // `source` is the name printed as the log's origin (the path).
 std::string render_report(const ReportData& d, ReportFormat f, std::string_view source);

@@ -4,6 +4,8 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "capture/capture.hpp"
+
 namespace cf::observe {
 namespace {
 
@@ -40,15 +42,7 @@ std::string shell_join(const std::vector<std::string>& argv) {
   return out;
 }
 
-std::vector<std::string> capture_outputs(const Config& c) {
-  if (!c.capture) return {};
-  if (c.capture_point == CapturePoint::Both) {
-    std::string base = *c.capture;
-    std::string stem = base.ends_with(".pcapng") ? base.substr(0, base.size() - 7) : base;
-    return {stem + ".child.pcapng", stem + ".egress.pcapng"};
-  }
-  return {*c.capture};
-}
+std::vector<std::string> capture_outputs(const Config& c) { return capture::output_paths(c); }
 
 }  // namespace
 

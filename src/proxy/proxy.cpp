@@ -75,7 +75,7 @@ const char* socks_reply_text(uint8_t rep) {
 
 }  // namespace
 
-std::variant<std::unique_ptr<Upstream>, std::string> Upstream::create(const Config& c) {
+Result<std::unique_ptr<Upstream>> Upstream::create(const Config& c) {
   std::unique_ptr<Upstream> u(new Upstream());
   u->uri_ = *c.proxy;
   u->user_ = c.proxy_user;
@@ -83,12 +83,12 @@ std::variant<std::unique_ptr<Upstream>, std::string> Upstream::create(const Conf
   u->insecure_ = c.proxy_insecure;
   if (u->uri_.scheme == ProxyScheme::Https) {
     u->ctx_ = SSL_CTX_new(TLS_client_method());
-    if (!u->ctx_) return fmt::format("proxy: TLS context: {}", tls_error_text());
+    if (!u->ctx_) return Error{tls_error_text(), "proxy: TLS context"};
     SSL_CTX_set_min_proto_version(u->ctx_, TLS1_2_VERSION);
     if (SSL_CTX_set_default_verify_paths(u->ctx_) != 1)
-      return fmt::format("proxy: system trust store: {}", tls_error_text());
+      return Error{tls_error_text(), "proxy: system trust store"};
     if (c.proxy_ca && SSL_CTX_load_verify_locations(u->ctx_, c.proxy_ca->c_str(), nullptr) != 1)
-      return fmt::format("proxy: --proxy-ca {}: {}", *c.proxy_ca, tls_error_text());
+      return Error{tls_error_text(), "proxy: --proxy-ca " + *c.proxy_ca};
     SSL_CTX_set_verify(u->ctx_, SSL_VERIFY_PEER, u->insecure_ ? insecure_verify : nullptr);
   }
   return u;

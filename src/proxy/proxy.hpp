@@ -21,9 +21,9 @@
 #include <memory>
 #include <optional>
 #include <string>
-#include <variant>
 
 #include "common/addr.hpp"
+#include "common/result.hpp"
 #include "common/unique_fd.hpp"
 #include "config/config.hpp"
 
@@ -37,8 +37,8 @@ enum class Step : uint8_t { WantRead, WantWrite, Done, Failed };
 // What every handshake of one run shares.
 class Upstream {
  public:
-  // Builds the TLS context for https:// proxies. Error text names the cause.
-  static std::variant<std::unique_ptr<Upstream>, std::string> create(const Config& c);
+  // Builds the TLS context for https:// proxies. The Error names the cause.
+  static Result<std::unique_ptr<Upstream>> create(const Config& c);
   ~Upstream();
   const ProxyUri& uri() const { return uri_; }
   const std::optional<std::string>& user() const { return user_; }

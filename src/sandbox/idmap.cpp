@@ -20,6 +20,9 @@
 
 #include <fmt/format.h>
 
+#include "common/text.hpp"
+#include "sandbox/kernel_file.hpp"
+
 extern char** environ;
 
 namespace cf::sandbox::idmap {
@@ -35,23 +38,6 @@ std::optional<std::string> read_text(const char* path) {
   while ((n = ::read(fd, buf, sizeof buf)) > 0) out.append(buf, static_cast<size_t>(n));
   if (n < 0) return std::nullopt;
   return out;
-}
-
-// 0 on success, else errno.
-int write_text(const std::string& path, std::string_view text) {
-  int fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC);
-  if (fd < 0) return errno;
-  UniqueFd owned(fd);
-  ssize_t n = ::write(fd, text.data(), text.size());
-  if (n < 0) return errno;
-  return n == static_cast<ssize_t>(text.size()) ? 0 : EIO;
-}
-
-std::string one_line(std::string_view text) {
-  while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.remove_suffix(1);
-  std::string s;
-  for (char ch : text) s += (ch == '\n') ? ' ' : ch;
-  return s;
 }
 
 std::optional<std::string> find_in_path(const char* prog) {
@@ -76,7 +62,7 @@ std::optional<std::string> find_in_path(const char* prog) {
 struct Helper {
   pid_t pid = -1;
   UniqueFd stderr_read;
-  std::string spawn_error;
+  std::optional<Error> spawn_error;  // it could not be started
 };
 
 Helper spawn_helper(const std::string& path, const std::vector<std::string>& args) {
@@ -86,7 +72,7 @@ Helper spawn_helper(const std::string& path, const std::vector<std::string>& arg
   argv.push_back(nullptr);
   int err_pipe[2];
   if (pipe2(err_pipe, O_CLOEXEC) != 0) {
-    h.spawn_error = fmt::format("pipe: {}", strerror(errno));
+    h.spawn_error = errno_error("pipe");
     return h;
   }
   h.stderr_read.reset(err_pipe[0]);
@@ -98,14 +84,14 @@ Helper spawn_helper(const std::string& path, const std::vector<std::string>& arg
   posix_spawn_file_actions_destroy(&fa);
   if (rc != 0) {
     h.pid = -1;
-    h.spawn_error = fmt::format("cannot run {}: {}", path, strerror(rc));
+    h.spawn_error = errno_error("cannot run " + path, rc);
   }
   return h;
 }
 
-// Waits for a helper; "" on exit 0, else a description with its stderr.
-std::string finish_helper(Helper& h) {
-  if (h.pid < 0) return h.spawn_error;
+// Waits for a helper: ok on exit 0, else a description with its stderr.
+Status finish_helper(Helper& h) {
+  if (h.pid < 0) return *h.spawn_error;
   std::string err;
   char buf[1024];
   ssize_t n;
@@ -114,11 +100,11 @@ std::string finish_helper(Helper& h) {
   int status = 0;
   while (waitpid(h.pid, &status, 0) < 0 && errno == EINTR) {
   }
-  if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return "";
+  if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return {};
   std::string why = WIFEXITED(status) ? fmt::format("exit status {}", WEXITSTATUS(status))
                                       : fmt::format("killed by signal {}", WTERMSIG(status));
   if (!err.empty()) why += ": " + one_line(err);
-  return why;
+  return Error{why};
 }
 
 std::string user_name(uid_t uid) {
@@ -186,7 +172,7 @@ std::string identity_map(std::string_view proc_map_text) {
   return out;
 }
 
-std::variant<IdMap, std::string> map_ids(pid_t pid) {
+Result<IdMap> map_ids(pid_t pid) {
   const uid_t uid = geteuid();
   const gid_t gid = getegid();
   const std::string proc = fmt::format("/proc/{}/", pid);
@@ -194,17 +180,20 @@ std::variant<IdMap, std::string> map_ids(pid_t pid) {
   bool uid_written = false, gid_written = false;
   IdMap kind = IdMap::Single;  // what the uid side became
 
-  // Completes the gid side directly with a single-id map; 0 or errno.
-  auto write_single_gid = [&]() -> int {
-    int err = write_text(proc + "setgroups", "deny");
-    if (err != 0 && err != ENOENT) {  // ENOENT: kernel without setgroups (< 3.19)
-      failures.push_back(fmt::format("setgroups \"deny\": {}", strerror(err)));
-      return err;
+  // Completes the gid side directly with a single-id map; false when it
+  // failed (the cause is in `failures`).
+  auto write_single_gid = [&]() -> bool {
+    // A kernel without setgroups (< 3.19) has no file: nothing to deny.
+    if (kernel_file_exists(proc + "setgroups")) {
+      if (auto w = write_kernel_file(proc + "setgroups", "deny"); !w) {
+        failures.push_back("setgroups \"deny\": " + w.error().message);
+        return false;
+      }
     }
     std::string gmap = fmt::format("0 {} 1", gid);
-    err = write_text(proc + "gid_map", gmap);
-    if (err != 0) failures.push_back(fmt::format("gid_map \"{}\": {}", gmap, strerror(err)));
-    return err;
+    auto w = write_kernel_file(proc + "gid_map", gmap);
+    if (!w) failures.push_back(fmt::format("gid_map \"{}\": {}", gmap, w.error().message));
+    return w.ok();
   };
 
   // 1. Root: identity over every id we have.
@@ -215,15 +204,16 @@ std::variant<IdMap, std::string> map_ids(pid_t pid) {
       failures.push_back("cannot read /proc/self/uid_map or gid_map");
     } else {
       std::string u = identity_map(*umap), g = identity_map(*gmap);
-      int err = write_text(proc + "uid_map", u);
-      if (err != 0) {
-        failures.push_back(fmt::format("identity uid_map \"{}\": {}", one_line(u), strerror(err)));
+      if (auto w = write_kernel_file(proc + "uid_map", u); !w) {
+        failures.push_back(
+            fmt::format("identity uid_map \"{}\": {}", one_line(u), w.error().message));
       } else {
         uid_written = true;
         kind = IdMap::Identity;
-        err = write_text(proc + "gid_map", g);
-        if (err == 0) return IdMap::Identity;
-        failures.push_back(fmt::format("identity gid_map \"{}\": {}", one_line(g), strerror(err)));
+        auto wg = write_kernel_file(proc + "gid_map", g);
+        if (wg) return IdMap::Identity;
+        failures.push_back(
+            fmt::format("identity gid_map \"{}\": {}", one_line(g), wg.error().message));
       }
     }
   }
@@ -256,18 +246,18 @@ std::variant<IdMap, std::string> map_ids(pid_t pid) {
       Helper gh = spawn_helper(*newgidmap, {"newgidmap", p, "0", std::to_string(gid), "1", "1",
                                             std::to_string(gr->start),
                                             std::to_string(gr->count)});
-      std::string uwhy = finish_helper(uh);
-      std::string gwhy = finish_helper(gh);
-      if (uwhy.empty()) {
+      Status udone = finish_helper(uh);
+      Status gdone = finish_helper(gh);
+      if (udone) {
         uid_written = true;
         kind = IdMap::SubIds;
       } else {
-        failures.push_back("newuidmap: " + uwhy);
+        failures.push_back("newuidmap: " + udone.error().str());
       }
-      if (gwhy.empty()) {
+      if (gdone) {
         gid_written = true;
       } else {
-        failures.push_back("newgidmap: " + gwhy);
+        failures.push_back("newgidmap: " + gdone.error().str());
       }
       if (uid_written && gid_written) return IdMap::SubIds;
     }
@@ -276,9 +266,8 @@ std::variant<IdMap, std::string> map_ids(pid_t pid) {
   // 3. Direct single-id uid map.
   if (!uid_written) {
     std::string umap = fmt::format("0 {} 1", uid);
-    int err = write_text(proc + "uid_map", umap);
-    if (err != 0) {
-      failures.push_back(fmt::format("uid_map \"{}\": {}", umap, strerror(err)));
+    if (auto w = write_kernel_file(proc + "uid_map", umap); !w) {
+      failures.push_back(fmt::format("uid_map \"{}\": {}", umap, w.error().message));
     } else {
       uid_written = true;
       kind = IdMap::Single;
@@ -286,13 +275,13 @@ std::variant<IdMap, std::string> map_ids(pid_t pid) {
   }
   // 3. (gid side) or 4. uid only.
   if (uid_written) {
-    if (gid_written || write_single_gid() == 0) return kind;
+    if (gid_written || write_single_gid()) return kind;
     return IdMap::UidOnly;
   }
 
-  std::string msg = "sandbox: cannot map user ids: ";
+  std::string msg;
   for (size_t i = 0; i < failures.size(); ++i) msg += (i ? "; " : "") + failures[i];
-  return msg;
+  return Error{msg, "sandbox: cannot map user ids"};
 }
 
 }  // namespace cf::sandbox::idmap

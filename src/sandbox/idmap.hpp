@@ -20,8 +20,8 @@
 #include <optional>
 #include <string>
 #include <string_view>
-#include <variant>
 
+#include "common/result.hpp"
 #include "sandbox/sandbox.hpp"
 
 namespace cf::sandbox::idmap {
@@ -41,6 +41,6 @@ std::optional<SubIdRange> find_subid_range(std::string_view text, std::string_vi
 std::string identity_map(std::string_view proc_map_text);
 
 // Writes the maps of process `pid` (a fresh user namespace's first process).
-std::variant<IdMap, std::string> map_ids(pid_t pid);
+Result<IdMap> map_ids(pid_t pid);
 
 }  // namespace cf::sandbox::idmap

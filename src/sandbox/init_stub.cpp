@@ -53,13 +53,14 @@
 
 #include <cerrno>
 #include <cstring>
-#include <variant>
 #include <vector>
 
 #include <fmt/format.h>
 
+#include "common/result.hpp"
 #include "netlink/netlink.hpp"
 #include "sandbox/control.hpp"
+#include "sandbox/kernel_file.hpp"
 #include "sandbox/overlay.hpp"
 
 extern char** environ;
@@ -69,8 +70,9 @@ namespace {
 
 constexpr const char* kTapName = "tap0";
 
-[[noreturn]] void fail_setup(int ctl, const std::string& why) {
-  control::send(ctl, control::Tag::SetupFailed, 0, why);
+// The parent receives the whole text ("step: cause") and reports it as is.
+[[noreturn]] void fail_setup(int ctl, const Error& why) {
+  control::send(ctl, control::Tag::SetupFailed, 0, why.str());
   _exit(1);
 }
 
@@ -89,32 +91,20 @@ void reset_signal_dispositions() {
   }
 }
 
-// Writes a sysctl of the current network namespace; ENOENT is reported as
-// such so the caller can decide.
-std::optional<std::string> write_sysctl(const std::string& key, const char* value,
-                                        int* err_out) {
-  std::string path = "/proc/sys/" + key;
-  int fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC);
-  int err = 0;
-  if (fd < 0) {
-    err = errno;
-  } else {
-    UniqueFd owned(fd);
-    if (::write(fd, value, strlen(value)) < 0) err = errno;
-  }
-  if (err_out) *err_out = err;
-  if (err == 0) return std::nullopt;
-  return fmt::format("sandbox: sysctl {}={}: {}", key, value, strerror(err));
+// Writes a sysctl of the current network namespace.
+Status write_sysctl(const std::string& key, const char* value) {
+  auto w = write_kernel_file("/proc/sys/" + key, value);
+  if (!w) return Error{w.error().message, fmt::format("sandbox: sysctl {}={}", key, value)};
+  return {};
 }
 
-std::variant<UniqueFd, std::string> setup_network(const NetPlan& plan) {
-  auto opened = netlink::Socket::open();
-  if (auto* e = std::get_if<std::string>(&opened)) return *e;
-  netlink::Socket& nl = std::get<netlink::Socket>(opened);
+Result<UniqueFd> setup_network(const NetPlan& plan) {
+  auto nl = netlink::Socket::open();
+  if (!nl) return nl.error();
 
-  auto lo = nl.find_link("lo");
-  if (auto* e = std::get_if<std::string>(&lo)) return *e;
-  if (auto e = nl.set_up(std::get<netlink::Link>(lo))) return *e;
+  auto lo = nl->find_link("lo");
+  if (!lo) return lo.error();
+  if (auto r = nl->set_up(*lo); !r) return r.error();
 
   int fd = ::open("/dev/net/tun", O_RDWR | O_CLOEXEC);
   if (fd < 0) {
@@ -123,42 +113,48 @@ std::variant<UniqueFd, std::string> setup_network(const NetPlan& plan) {
     std::string mode;
     if (::stat("/dev/net/tun", &st) == 0)
       mode = fmt::format(" (mode {:04o}; run childflow --doctor)", st.st_mode & 07777);
-    return fmt::format("sandbox: open /dev/net/tun: {}{}", strerror(err), mode);
+    return Error{strerror(err) + mode, "sandbox: open /dev/net/tun"};
   }
   UniqueFd tap(fd);
   ifreq ifr{};
   ifr.ifr_flags = IFF_TAP | IFF_NO_PI;
   std::memcpy(ifr.ifr_name, kTapName, strlen(kTapName));
   if (::ioctl(tap.get(), TUNSETIFF, &ifr) != 0)
-    return fmt::format("sandbox: TUNSETIFF {}: {}", kTapName, strerror(errno));
+    return errno_error(fmt::format("sandbox: TUNSETIFF {}", kTapName));
 
-  // IPv6 behaviour of tap0, set while it is down (before any address).
+  // IPv6 behaviour of tap0, set while it is down (before any address). A
+  // kernel without IPv6 has no such sysctls: nothing to disable then, and an
+  // error that says so when the plan wants IPv6.
   const std::string conf = fmt::format("net/ipv6/conf/{}/", kTapName);
-  int err = 0;
   if (plan.ipv6) {
     // disable_ipv6=0 explicitly: with net.core.devconf_inherit_init_net a new
     // namespace may inherit a host default of 1.
-    for (const char* key : {"disable_ipv6", "accept_ra", "accept_dad", "dad_transmits"})
-      if (auto e = write_sysctl(conf + key, "0", &err))
-        return err == ENOENT ? *e + " (is IPv6 disabled in this kernel?)" : *e;
-  } else if (auto e = write_sysctl(conf + "disable_ipv6", "1", &err); e && err != ENOENT) {
-    return *e;  // ENOENT: no IPv6 in this kernel at all, nothing to disable
+    for (const char* key : {"disable_ipv6", "accept_ra", "accept_dad", "dad_transmits"}) {
+      if (auto w = write_sysctl(conf + key, "0"); !w) {
+        Error e = w.error();
+        if (!kernel_file_exists("/proc/sys/" + conf + key))
+          e.message += " (is IPv6 disabled in this kernel?)";
+        return e;
+      }
+    }
+  } else if (kernel_file_exists("/proc/sys/" + conf + "disable_ipv6")) {
+    if (auto w = write_sysctl(conf + "disable_ipv6", "1"); !w) return w.error();
   }
 
-  auto found = nl.find_link(kTapName);
-  if (auto* e = std::get_if<std::string>(&found)) return *e;
-  const netlink::Link& link = std::get<netlink::Link>(found);
-  if (auto e = nl.set_mac_and_mtu(link, plan.child_mac, plan.mtu)) return *e;
-  if (auto e = nl.set_up(link)) return *e;
-  if (auto e = nl.add_address(link, plan.child4, plan.prefix4, false)) return *e;
+  auto found = nl->find_link(kTapName);
+  if (!found) return found.error();
+  const netlink::Link& link = *found;
+  if (auto r = nl->set_mac_and_mtu(link, plan.child_mac, plan.mtu); !r) return r.error();
+  if (auto r = nl->set_up(link); !r) return r.error();
+  if (auto r = nl->add_address(link, plan.child4, plan.prefix4, false); !r) return r.error();
   if (plan.ipv6)
-    if (auto e = nl.add_address(link, plan.child6, plan.prefix6, true)) return *e;
-  if (auto e = nl.add_default_route(link, plan.gw4)) return *e;
+    if (auto r = nl->add_address(link, plan.child6, plan.prefix6, true); !r) return r.error();
+  if (auto r = nl->add_default_route(link, plan.gw4); !r) return r.error();
   if (plan.ipv6)
-    if (auto e = nl.add_default_route(link, plan.gw6)) return *e;
-  if (auto e = nl.add_permanent_neighbour(link, plan.gw4, plan.gw_mac)) return *e;
+    if (auto r = nl->add_default_route(link, plan.gw6); !r) return r.error();
+  if (auto r = nl->add_permanent_neighbour(link, plan.gw4, plan.gw_mac); !r) return r.error();
   if (plan.ipv6)
-    if (auto e = nl.add_permanent_neighbour(link, plan.gw6, plan.gw_mac)) return *e;
+    if (auto r = nl->add_permanent_neighbour(link, plan.gw6, plan.gw_mac); !r) return r.error();
   return tap;
 }
 
@@ -263,7 +259,7 @@ void run_init_stub(const StubArgs& a) {
   // 2. Die with childflow (the race with an already dead parent is covered by
   //    the read below: end of file).
   if (::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0)
-    fail_setup(ctl, fmt::format("sandbox: prctl(PR_SET_PDEATHSIG): {}", strerror(errno)));
+    fail_setup(ctl, errno_error("sandbox: prctl(PR_SET_PDEATHSIG)"));
 
   // 3. Id maps.
   auto go = control::receive(ctl);
@@ -272,19 +268,18 @@ void run_init_stub(const StubArgs& a) {
 
   // 4. Mounts.
   if (::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0)
-    fail_setup(ctl, fmt::format("sandbox: make / private (mount --make-rprivate /): {}",
-                                strerror(errno)));
+    fail_setup(ctl, errno_error("sandbox: make / private (mount --make-rprivate /)"));
   if (::mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr) != 0)
-    fail_setup(ctl, fmt::format("sandbox: mount a fresh /proc: {}", strerror(errno)));
+    fail_setup(ctl, errno_error("sandbox: mount a fresh /proc"));
   if (a.resolv_conf)
-    if (auto e = bind_file(*a.resolv_conf, "/etc/resolv.conf")) fail_setup(ctl, *e);
+    if (auto r = bind_file(*a.resolv_conf, "/etc/resolv.conf"); !r) fail_setup(ctl, r.error());
   if (a.hosts)
-    if (auto e = bind_file(*a.hosts, "/etc/hosts")) fail_setup(ctl, *e);
+    if (auto r = bind_file(*a.hosts, "/etc/hosts"); !r) fail_setup(ctl, r.error());
 
   // 5. Network.
   auto net = setup_network(a.plan);
-  if (auto* e = std::get_if<std::string>(&net)) fail_setup(ctl, *e);
-  UniqueFd tap = std::move(std::get<UniqueFd>(net));
+  if (!net) fail_setup(ctl, net.error());
+  UniqueFd tap = std::move(net).value();
 
   // 6. Hand tap0 to the engine.
   if (!control::send(ctl, control::Tag::TapReady, 0, {}, tap.get())) _exit(1);

@@ -33,44 +33,43 @@ std::string pick_base_dir() {
   return "/tmp";
 }
 
-std::optional<std::string> write_file(const std::string& path, const std::string& text) {
+Status write_file(const std::string& path, const std::string& text) {
   int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0644);
-  if (fd < 0) return fmt::format("sandbox: create {}: {}", path, strerror(errno));
+  if (fd < 0) return errno_error("sandbox: create " + path);
   UniqueFd owned(fd);
   // Keep 0644 whatever the umask: any user inside the tree reads it.
-  if (::fchmod(fd, 0644) != 0) return fmt::format("sandbox: chmod {}: {}", path, strerror(errno));
+  if (::fchmod(fd, 0644) != 0) return errno_error("sandbox: chmod " + path);
   size_t done = 0;
   while (done < text.size()) {
     ssize_t n = ::write(fd, text.data() + done, text.size() - done);
     if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return fmt::format("sandbox: write {}: {}", path, strerror(errno));
+    if (n <= 0) return errno_error("sandbox: write " + path);
     done += static_cast<size_t>(n);
   }
-  return std::nullopt;
+  return {};
 }
 
 }  // namespace
 
-std::variant<OverlayDir, std::string> OverlayDir::create(const Overlays& o) {
+Result<OverlayDir> OverlayDir::create(const Overlays& o) {
   OverlayDir d;
   if (!o.resolv_conf && !o.hosts) return d;
   std::string templ = pick_base_dir() + "/childflow.XXXXXX";
-  if (!::mkdtemp(templ.data()))
-    return fmt::format("sandbox: mkdtemp {}: {}", templ, strerror(errno));
+  if (!::mkdtemp(templ.data())) return errno_error("sandbox: mkdtemp " + templ);
   d.dir_ = templ;
   if (o.resolv_conf) {
     std::string p = d.dir_ + "/resolv.conf";
-    if (auto err = write_file(p, *o.resolv_conf)) {
+    if (auto w = write_file(p, *o.resolv_conf); !w) {
       ::unlink(p.c_str());
-      return *err;  // d's destructor removes what exists
+      return w.error();  // d's destructor removes what exists
     }
     d.resolv_conf_ = p;
   }
   if (o.hosts) {
     std::string p = d.dir_ + "/hosts";
-    if (auto err = write_file(p, *o.hosts)) {
+    if (auto w = write_file(p, *o.hosts); !w) {
       ::unlink(p.c_str());
-      return *err;
+      return w.error();
     }
     d.hosts_ = p;
   }
@@ -103,11 +102,12 @@ void OverlayDir::remove() {
   dir_.clear();
 }
 
-std::optional<std::string> bind_file(const std::string& source, const char* target) {
+Status bind_file(const std::string& source, const char* target) {
+  const std::string step = fmt::format("sandbox: overlay {}", target);
   struct stat st{};
   if (::lstat(target, &st) != 0)
-    return fmt::format("sandbox: overlay {}: {} (childflow never creates files on the host)",
-                       target, strerror(errno));
+    return Error{fmt::format("{} (childflow never creates files on the host)", strerror(errno)),
+                 step};
 
   int tree = ::open_tree(AT_FDCWD, source.c_str(), OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
   if (tree >= 0) {
@@ -116,24 +116,23 @@ std::optional<std::string> bind_file(const std::string& source, const char* targ
     attr.attr_set = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC;
     bool read_only = kernel::probe(kernel::Feature::MountSetattr).in_use();
     if (read_only && ::mount_setattr(tree, "", AT_EMPTY_PATH, &attr, sizeof attr) != 0) {
-      if (errno != ENOSYS)
-        return fmt::format("sandbox: overlay {}: mount_setattr: {}", target, strerror(errno));
+      if (errno != ENOSYS) return errno_error(step + ": mount_setattr");
       read_only = false;  // 5.2 .. 5.11: remount below
     }
     // No MOVE_MOUNT_T_SYMLINKS: a symlink at target is covered, not followed.
     if (::move_mount(tree, "", AT_FDCWD, target, MOVE_MOUNT_F_EMPTY_PATH) != 0)
-      return fmt::format("sandbox: overlay {}: move_mount: {}", target, strerror(errno));
-    if (read_only) return std::nullopt;
+      return errno_error(step + ": move_mount");
+    if (read_only) return {};
     // The path now ends in our mount (mounts are crossed before symlinks).
   } else if (errno != ENOSYS) {
-    return fmt::format("sandbox: overlay {}: open_tree {}: {}", target, source, strerror(errno));
+    return errno_error(step + ": open_tree " + source);
   } else if (::mount(source.c_str(), target, nullptr, MS_BIND, nullptr) != 0) {
-    return fmt::format("sandbox: overlay {}: bind mount: {}", target, strerror(errno));
+    return errno_error(step + ": bind mount");
   }
   if (::mount(nullptr, target, nullptr,
               MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr) != 0)
-    return fmt::format("sandbox: overlay {}: read-only remount: {}", target, strerror(errno));
-  return std::nullopt;
+    return errno_error(step + ": read-only remount");
+  return {};
 }
 
 }  // namespace cf::sandbox

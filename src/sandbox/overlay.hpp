@@ -15,8 +15,8 @@
 #pragma once
 #include <optional>
 #include <string>
-#include <variant>
 
+#include "common/result.hpp"
 #include "sandbox/sandbox.hpp"
 
 namespace cf::sandbox {
@@ -24,7 +24,7 @@ namespace cf::sandbox {
 class OverlayDir {
  public:
   // Creates the directory and files for the overlays that are set.
-  static std::variant<OverlayDir, std::string> create(const Overlays& o);
+  static Result<OverlayDir> create(const Overlays& o);
 
   OverlayDir() = default;
   OverlayDir(OverlayDir&& o) noexcept;
@@ -43,8 +43,7 @@ class OverlayDir {
 };
 
 // Stub side: bind-mounts `source` read-only over `target` (not following a
-// symlink at target). nullopt on success, else "sandbox: overlay <target>:
-// <cause>".
-std::optional<std::string> bind_file(const std::string& source, const char* target);
+// symlink at target). Error: "sandbox: overlay <target>: <cause>".
+Status bind_file(const std::string& source, const char* target);
 
 }  // namespace cf::sandbox

@@ -147,24 +147,23 @@ Tree::~Tree() {
   if (!exit_code) kill_and_reap(init_pid, pidfd.get());
 }
 
-std::variant<Tree, std::string> launch(const Config& c, const NetPlan& plan,
-                                       const Overlays& overlays) {
-  if (c.command.empty()) return std::string("sandbox: no command to run");
+Result<Tree> launch(const Options& o) {
+  if (o.command.empty()) return Error{"no command to run", "sandbox"};
 
-  auto made = OverlayDir::create(overlays);
-  if (auto* e = std::get_if<std::string>(&made)) return *e;
-  OverlayDir overlay_dir = std::move(std::get<OverlayDir>(made));
+  auto made = OverlayDir::create(o.overlays);
+  if (!made) return made.error();
+  OverlayDir overlay_dir = std::move(made).value();
 
   int sv[2];
   if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0)
-    return fmt::format("sandbox: socketpair: {}", strerror(errno));
+    return errno_error("sandbox: socketpair");
   UniqueFd parent_end(sv[0]), stub_end(sv[1]);
 
   StubArgs args;
   args.control_fd = stub_end.get();
-  for (const auto& word : c.command) args.argv.push_back(const_cast<char*>(word.c_str()));
+  for (const auto& word : o.command) args.argv.push_back(const_cast<char*>(word.c_str()));
   args.argv.push_back(nullptr);
-  args.plan = plan;
+  args.plan = o.plan;
   args.resolv_conf = overlay_dir.resolv_conf();
   args.hosts = overlay_dir.hosts();
 
@@ -179,8 +178,8 @@ std::variant<Tree, std::string> launch(const Config& c, const NetPlan& plan,
     std::string hint;
     if (clone_errno == EPERM || clone_errno == ENOSPC || clone_errno == EACCES)
       hint = " (are unprivileged user namespaces disabled or exhausted? run childflow --doctor)";
-    return fmt::format("sandbox: clone(user, network, mount, pid namespaces): {}{}",
-                       strerror(clone_errno), hint);
+    return Error{strerror(clone_errno) + hint,
+                 "sandbox: clone(user, network, mount, pid namespaces)"};
   }
   StubGuard guard;
   guard.pid = pid;
@@ -188,33 +187,35 @@ std::variant<Tree, std::string> launch(const Config& c, const NetPlan& plan,
   stub_end.reset();
 
   auto mapped = idmap::map_ids(pid);
-  if (auto* e = std::get_if<std::string>(&mapped)) return *e;
+  if (!mapped) return mapped.error();
   if (!control::send(parent_end.get(), control::Tag::MapsDone))
-    return fmt::format("sandbox: init stub is gone before setup: {}", strerror(errno));
+    return errno_error("sandbox: init stub is gone before setup");
 
   pollfd pfd{parent_end.get(), POLLIN, 0};
   int ready;
   do ready = ::poll(&pfd, 1, kSetupTimeoutMs);
   while (ready < 0 && errno == EINTR);
   if (ready == 0)
-    return fmt::format("sandbox: init stub did not finish setup within {} s",
-                       kSetupTimeoutMs / 1000);
+    return Error{fmt::format("init stub did not finish setup within {} s", kSetupTimeoutMs / 1000),
+                 "sandbox"};
   auto msg = control::receive(parent_end.get());
   if (!msg) {
     int status = 0;
     if (::waitpid(pid, &status, 0) == pid) {
       guard.pid = -1;
-      return fmt::format("sandbox: init stub exited during setup ({})", describe_status(status));
+      return Error{fmt::format("init stub exited during setup ({})", describe_status(status)),
+                   "sandbox"};
     }
-    return std::string("sandbox: init stub closed its control socket during setup");
+    return Error{"init stub closed its control socket during setup", "sandbox"};
   }
-  if (msg->tag == control::Tag::SetupFailed) return msg->text;
+  // The stub's text already names its step ("netlink: RTM_NEWADDR on tap0: ...").
+  if (msg->tag == control::Tag::SetupFailed) return Error{msg->text};
   if (msg->tag != control::Tag::TapReady || !msg->fd)
-    return std::string("sandbox: init stub sent an unexpected message during setup");
+    return Error{"init stub sent an unexpected message during setup", "sandbox"};
 
   int flags = ::fcntl(msg->fd.get(), F_GETFL);
   if (flags < 0 || ::fcntl(msg->fd.get(), F_SETFL, flags | O_NONBLOCK) != 0)
-    return fmt::format("sandbox: set tap0 non-blocking: {}", strerror(errno));
+    return errno_error("sandbox: set tap0 non-blocking");
 
   overlay_dir.remove();  // mounted: the files live on in the tree only
   Tree t;
@@ -222,7 +223,7 @@ std::variant<Tree, std::string> launch(const Config& c, const NetPlan& plan,
   t.pidfd = std::move(guard.pidfd);
   t.tap = std::move(msg->fd);
   t.control = std::move(parent_end);
-  t.id_map = std::get<IdMap>(mapped);
+  t.id_map = *mapped;
   return t;
 }
 

@@ -14,36 +14,29 @@
 #pragma once
 #include <sys/types.h>
 
-#include <array>
 #include <cstdint>
 #include <optional>
 #include <string>
-#include <variant>
+#include <vector>
 
-#include "common/addr.hpp"
+#include "common/net_plan.hpp"
+#include "common/result.hpp"
 #include "common/unique_fd.hpp"
-#include "config/config.hpp"
 
 namespace cf::sandbox {
-
-using Mac = std::array<uint8_t, 6>;
-
-// Addresses of one run, chosen by the parent (docs/tree.md).
-struct NetPlan {
-  IpAddr child4, gw4;  // inside a /30
-  uint8_t prefix4 = 30;
-  IpAddr child6, gw6;  // inside a /64
-  uint8_t prefix6 = 64;
-  Mac child_mac{};  // tap0's address inside the tree
-  Mac gw_mac{};     // the engine's address (static neighbour entry)
-  uint32_t mtu = 65520;
-  bool ipv6 = true;
-};
 
 // Contents for the bind-mounted overlays; empty optional = leave as is.
 struct Overlays {
   std::optional<std::string> resolv_conf;
   std::optional<std::string> hosts;
+};
+
+// Everything launch needs; the app builds it from the Config, and the
+// sandbox sees no other setting.
+struct Options {
+  std::vector<std::string> command;  // argv of the command; must not be empty
+  NetPlan plan;
+  Overlays overlays;
 };
 
 // How the tree's user ids were mapped (docs/sandbox.md, "Id maps").
@@ -74,10 +67,9 @@ struct Tree {
 // Creates the namespaces and the stub, maps ids, and returns once the stub has
 // configured tap0 and sent its fd. Overlay temp files are already removed when
 // it returns (the bind mounts keep their contents alive); on failure nothing is
-// left behind. Error: "phase: cause" (e.g.
-// "netlink: RTM_NEWADDR on tap0: Operation not permitted").
-std::variant<Tree, std::string> launch(const Config& c, const NetPlan& plan,
-                                       const Overlays& overlays);
+// left behind. The Error names its step (e.g. "netlink: RTM_NEWADDR on tap0:
+// Operation not permitted").
+Result<Tree> launch(const Options& o);
 
 // Tells the stub the engine is ready: it then runs the command.
 bool release(Tree& t);

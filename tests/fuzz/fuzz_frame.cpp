@@ -19,7 +19,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   static std::vector<uint8_t> buf(packet::kFrameMax);
   size_t qlen = p.l4_off - p.l3_off + p.l4_len;
   if (qlen > 576) qlen = 576;
-  packet::Mac mac{};
+  Mac mac{};
   if (p.src.family == p.dst.family)
     packet::build_icmp_error(buf.data(), mac, mac, p.dst, p.src, 3, 1,
                              {data + p.l3_off, qlen});

@@ -71,9 +71,9 @@ class FakeHost final : public Host {
     nft_commands.push_back(commands);
     return nft;
   }
-  std::optional<std::vector<std::string>> nft_tables(std::string* why) override {
-    if (!tables && why) *why = tables_why;
-    return tables;
+  Result<std::vector<std::string>> nft_tables() override {
+    if (!tables) return Error{tables_why};
+    return *tables;
   }
   int try_packet_socket() override { return packet_errno; }
   int try_ping_socket(bool ipv6) override { return ipv6 ? ping_errno_v6 : ping_errno_v4; }

@@ -95,9 +95,9 @@ int make_tap(const char* name, std::string* err) {
   return fd;
 }
 
-#define CHECK_OK(expr)                              \
-  do {                                              \
-    if (auto e_ = (expr)) return "unexpected: " + *e_; \
+#define CHECK_OK(expr)                                             \
+  do {                                                             \
+    if (auto r_ = (expr); !r_) return "unexpected: " + r_.error().str(); \
   } while (0)
 
 #define CHECK_CONTAINS(hay, needle)                                               \
@@ -117,14 +117,14 @@ TEST(Netlink, ConfiguresTapLikeTheSandboxDoes) {
     int tap = make_tap("tap0", &err);
     if (tap < 0) return err;
     auto opened = Socket::open();
-    if (auto* e = std::get_if<std::string>(&opened)) return *e;
-    Socket& s = std::get<Socket>(opened);
+    if (!opened) return opened.error().str();
+    Socket& s = *opened;
     auto lo = s.find_link("lo");
-    if (auto* e = std::get_if<std::string>(&lo)) return *e;
-    CHECK_OK(s.set_up(std::get<Link>(lo)));
+    if (!lo) return lo.error().str();
+    CHECK_OK(s.set_up(*lo));
     auto found = s.find_link("tap0");
-    if (auto* e = std::get_if<std::string>(&found)) return *e;
-    const Link& t = std::get<Link>(found);
+    if (!found) return found.error().str();
+    const Link& t = *found;
     Mac mac{0x02, 0x00, 0x5e, 0x10, 0x20, 0x30};
     Mac gw_mac{0x02, 0x00, 0x5e, 0x00, 0x00, 0x01};
     CHECK_OK(s.set_mac_and_mtu(t, mac, 65520));
@@ -162,28 +162,27 @@ TEST(Netlink, ErrorsNameRequestLinkAndCause) {
     int tap = make_tap("tap0", &err);
     if (tap < 0) return err;
     auto opened = Socket::open();
-    if (auto* e = std::get_if<std::string>(&opened)) return *e;
-    Socket& s = std::get<Socket>(opened);
+    if (!opened) return opened.error().str();
+    Socket& s = *opened;
     auto missing = s.find_link("nosuch0");
-    if (!std::holds_alternative<std::string>(missing)) return "found nosuch0";
-    CHECK_CONTAINS(std::get<std::string>(missing), "netlink: no link nosuch0: ");
+    if (missing) return "found nosuch0";
+    CHECK_CONTAINS(missing.error().str(), "netlink: no link nosuch0: ");
 
-    const Link t = std::get<Link>(s.find_link("tap0"));
+    const Link t = *s.find_link("tap0");
     CHECK_OK(s.add_address(t, *IpAddr::parse("10.240.7.2"), 30, false));
     auto dup = s.add_address(t, *IpAddr::parse("10.240.7.2"), 30, false);
-    if (!dup) return "duplicate address accepted";
-    CHECK_CONTAINS(*dup, "netlink: RTM_NEWADDR on tap0: ");
+    if (dup) return "duplicate address accepted";
+    CHECK_CONTAINS(dup.error().str(), "netlink: RTM_NEWADDR on tap0: ");
 
     // A nested user namespace has no CAP_NET_ADMIN over this network
     // namespace: every change must fail with EPERM, named as such.
     if (unshare(CLONE_NEWUSER) != 0) return std::string("unshare user: ") + strerror(errno);
     auto opened2 = Socket::open();
-    if (auto* e = std::get_if<std::string>(&opened2)) return *e;
-    auto denied = std::get<Socket>(opened2).add_address(t, *IpAddr::parse("10.240.8.2"), 30,
-                                                        false);
-    if (!denied) return "address added without CAP_NET_ADMIN";
-    if (*denied != "netlink: RTM_NEWADDR on tap0: Operation not permitted")
-      return "wrong message: " + *denied;
+    if (!opened2) return opened2.error().str();
+    auto denied = opened2->add_address(t, *IpAddr::parse("10.240.8.2"), 30, false);
+    if (denied) return "address added without CAP_NET_ADMIN";
+    if (denied.error().str() != "netlink: RTM_NEWADDR on tap0: Operation not permitted")
+      return "wrong message: " + denied.error().str();
     close(tap);
     return "";
   });

@@ -35,10 +35,9 @@ std::string slurp(const std::string& path) {
 }
 
 ReportData analyze(const std::string& fixture) {
-  std::string err;
-  auto d = analyze_flow_log(kLogs + fixture, &err);
-  EXPECT_TRUE(d) << err;
-  return d.value_or(ReportData{});
+  auto d = analyze_flow_log(kLogs + fixture);
+  EXPECT_TRUE(d) << d.error().str();
+  return d ? std::move(d).value() : ReportData{};
 }
 
 Json report_json(const std::string& fixture) {
@@ -349,10 +348,9 @@ TEST(ReportAnalysis, StreamsManyLines) {
           << R"(.example.test","qtype":"A"})" << "\n";
     }
   }
-  std::string err;
-  auto d = analyze_flow_log(path, &err);
+  auto d = analyze_flow_log(path);
   unlink(path);
-  ASSERT_TRUE(d) << err;
+  ASSERT_TRUE(d) << d.error().str();
   EXPECT_EQ(d->events, 40000u);
   EXPECT_EQ(d->connect_attempts, 20000u);
   EXPECT_EQ(d->top_targets.distinct, 200u);
@@ -399,8 +397,9 @@ TEST(ReportRender, EmptyLog) {
 // --- errors -------------------------------------------------------------------
 
 TEST(ReportErrors, MissingFileIsExit2WithPathInMessage) {
-  std::string err;
-  EXPECT_FALSE(analyze_flow_log("/nonexistent/flow.jsonl", &err));
+  auto d = analyze_flow_log("/nonexistent/flow.jsonl");
+  ASSERT_FALSE(d);
+  std::string err = d.error().str();
   EXPECT_NE(err.find("/nonexistent/flow.jsonl"), std::string::npos) << err;
   EXPECT_NE(err.find("No such file"), std::string::npos) << err;
   Config c;
@@ -414,9 +413,9 @@ TEST(ReportErrors, MissingFileIsExit2WithPathInMessage) {
 }
 
 TEST(ReportErrors, DirectoryIsAReadError) {
-  std::string err;
-  EXPECT_FALSE(analyze_flow_log("/tmp", &err));
-  EXPECT_NE(err.find("/tmp"), std::string::npos) << err;
+  auto d = analyze_flow_log("/tmp");
+  ASSERT_FALSE(d);
+  EXPECT_NE(d.error().str().find("/tmp"), std::string::npos) << d.error().str();
 }
 
 TEST(ReportErrors, ReportOfAGoodLogExitsZero) {

@@ -111,8 +111,8 @@ TEST(OverlayDir, WritesPrivateFilesAndRemovesThem) {
     Overlays o;
     o.resolv_conf = "nameserver 10.240.0.1\n";
     auto made = OverlayDir::create(o);
-    ASSERT_TRUE(std::holds_alternative<OverlayDir>(made)) << std::get<std::string>(made);
-    OverlayDir& d = std::get<OverlayDir>(made);
+    ASSERT_TRUE(made) << made.error().str();
+    OverlayDir& d = *made;
     dir = d.dir();
     EXPECT_EQ(dir.rfind(std::string(templ) + "/childflow.", 0), 0u) << dir;
     struct stat st{};
@@ -151,8 +151,8 @@ TEST(BindFile, CoversDanglingSymlinkReadOnly) {
       result = std::string("SKIP: unshare: ") + strerror(errno);
     } else if (mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) {
       result = std::string("make-rprivate: ") + strerror(errno);
-    } else if (auto e = bind_file(source, link.c_str())) {
-      result = *e;
+    } else if (auto r = bind_file(source, link.c_str()); !r) {
+      result = r.error().str();
     } else {
       std::ifstream in(link);
       std::stringstream ss;
@@ -185,10 +185,11 @@ TEST(BindFile, CoversDanglingSymlinkReadOnly) {
 }
 
 TEST(BindFile, MissingTargetIsNamed) {
-  auto e = bind_file("/etc/hostname", "/nonexistent-dir-cf/resolv.conf");
-  ASSERT_TRUE(e);
-  EXPECT_EQ(e->rfind("sandbox: overlay /nonexistent-dir-cf/resolv.conf: No such file", 0), 0u)
-      << *e;
+  auto r = bind_file("/etc/hostname", "/nonexistent-dir-cf/resolv.conf");
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().str().rfind("sandbox: overlay /nonexistent-dir-cf/resolv.conf: No such file", 0),
+            0u)
+      << r.error().str();
 }
 
 }  // namespace

@@ -103,14 +103,12 @@ class SandboxTest : public ::testing::Test {
   int run(const std::vector<std::string>& command, const Overlays& overlays = {},
           const NetPlan& plan = test_plan(),
           const std::function<void(Tree&)>& during = nullptr) {
-    Config cfg;
-    cfg.command = command;
-    auto launched = launch(cfg, plan, overlays);
-    if (auto* e = std::get_if<std::string>(&launched)) {
-      ADD_FAILURE() << "launch: " << *e;
+    auto launched = launch({command, plan, overlays});
+    if (!launched) {
+      ADD_FAILURE() << "launch: " << launched.error().str();
       return -1;
     }
-    Tree& t = std::get<Tree>(launched);
+    Tree& t = *launched;
     last_id_map_ = t.id_map;
     EXPECT_TRUE(dir_entries(runtime_).empty()) << "overlay temp files still on disk";
     EXPECT_TRUE(fcntl(t.tap.get(), F_GETFL) & O_NONBLOCK);
@@ -302,14 +300,12 @@ TEST_F(SandboxTest, StubReapsOrphansAndTreeEndsWithCommand) {
 TEST_F(SandboxTest, SetupFailureNamesStepAndLeavesNothing) {
   NetPlan p = test_plan();
   p.mtu = 40;  // below the minimum MTU of an Ethernet device
-  Config cfg;
-  cfg.command = {"true"};
   Overlays ov;
   ov.resolv_conf = "nameserver 10.240.0.1\n";
-  auto launched = launch(cfg, p, ov);
-  ASSERT_TRUE(std::holds_alternative<std::string>(launched));
-  EXPECT_EQ(std::get<std::string>(launched).rfind("netlink: RTM_NEWLINK on tap0: ", 0), 0u)
-      << std::get<std::string>(launched);
+  auto launched = launch({{"true"}, p, ov});
+  ASSERT_FALSE(launched);
+  EXPECT_EQ(launched.error().str().rfind("netlink: RTM_NEWLINK on tap0: ", 0), 0u)
+      << launched.error().str();
   EXPECT_TRUE(dir_entries(runtime_).empty());
   int status;
   EXPECT_EQ(waitpid(-1, &status, WNOHANG), -1) << "a stub was left unreaped";
@@ -317,13 +313,11 @@ TEST_F(SandboxTest, SetupFailureNamesStepAndLeavesNothing) {
 }
 
 TEST_F(SandboxTest, DestroyingTreeKillsIt) {
-  Config cfg;
-  cfg.command = {"sleep", "30"};
   pid_t stub;
   {
-    auto launched = launch(cfg, test_plan(), {});
-    ASSERT_TRUE(std::holds_alternative<Tree>(launched)) << std::get<std::string>(launched);
-    Tree& t = std::get<Tree>(launched);
+    auto launched = launch({{"sleep", "30"}, test_plan(), {}});
+    ASSERT_TRUE(launched) << launched.error().str();
+    Tree& t = *launched;
     ASSERT_TRUE(release(t));
     stub = t.init_pid;
   }
@@ -345,11 +339,10 @@ void sigkill_of_parent_kills_tree(const std::string& dir, bool keep_control_open
   pid_t p = fork();
   if (p == 0) {
     close(pipefd[0]);
-    Config cfg;
-    cfg.command = {"sh", "-c", "touch " + ready + "; exec sleep " + marker};
-    auto launched = launch(cfg, test_plan(), {});
-    if (!std::holds_alternative<Tree>(launched)) _exit(1);
-    Tree& t = std::get<Tree>(launched);
+    auto launched =
+        launch({{"sh", "-c", "touch " + ready + "; exec sleep " + marker}, test_plan(), {}});
+    if (!launched) _exit(1);
+    Tree& t = *launched;
     release(t);
     pid_t holder = -1;
     if (keep_control_open && (holder = fork()) == 0) {
