@@ -264,6 +264,7 @@ int run_tree(const Config& c) {
                stderr);
   }
   rec.flush();
+  std::fputs(observe::exit_notice(c, rec.counts(), leak).c_str(), stderr);
   if (c.summary) {
     observe::RunFacts facts;
     facts.exit_code = exit_code;

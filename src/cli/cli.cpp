@@ -26,6 +26,7 @@
 #include "cli/cli.hpp"
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstdio>
 #include <fmt/format.h>
 #include <string>
@@ -165,6 +166,8 @@ Status check_modes(const Split& split) {
                                "drop --{}",
                                mode, what, split.command.front(), mode)};
     }
+  if (split.given("quiet") && split.given("verbose"))
+    return Error{"-q/--quiet and -v/--verbose contradict each other: give one of them"};
   if (split.given("doctor-format") && !split.given("doctor"))
     return Error{"--doctor-format is only used with --doctor: add --doctor or drop "
                  "--doctor-format"};
@@ -219,6 +222,9 @@ Parsed parse(int argc, const char* const* argv) {
   merged.overlay(*flags);
   Config c = config::apply(merged);
   if (c.mode == Mode::Cleanup) c.backend = Backend::Rootful;
+  // CHILDFLOW_DEBUG=1 (anything but empty or 0): every event as it happens.
+  if (const char* d = std::getenv("CHILDFLOW_DEBUG"); d && *d && std::string_view(d) != "0")
+    c.verbosity = std::max<int8_t>(c.verbosity, 3);
 
   if (c.mode == Mode::Run && c.command.empty())
     return {std::nullopt,

@@ -79,6 +79,12 @@ struct Config {
   bool allow_host_loopback = false;
   uint32_t mtu = 65520;
 
+  // Live lines on stderr (docs/cli.md): -1 -q (errors only), 0 default (one
+  // line at exit when something was denied), 1 -v (denials, proxy failures,
+  // connect errors as they happen), 2 -vv (and every flow), 3 CHILDFLOW_DEBUG
+  // (and every DNS query, answer and connect attempt).
+  int8_t verbosity = 0;
+
   // The command tree.
   std::vector<std::string> command;
 

@@ -252,6 +252,21 @@ std::vector<Setting> table() {
   t.push_back(value({"summary-format", 0, "summary_format", "text|json", kOutput,
                      "Summary format (default: text)"},
                     &C::summary_format, parse_text_or_json, by_name));
+  {
+    Setting s = start({"verbose", 'v', "", "", kOutput,
+                       "Print each denial, proxy failure and connect error on stderr as it "
+                       "happens; -vv adds every flow"},
+                      Shape::Switch, field_offset(&C::verbosity));
+    s.parse_bool = [](Layer& l, bool b) -> Status {
+      if (b) l.set(&C::verbosity, int8_t(l.has(&C::verbosity) ? l.values.verbosity + 1 : 1));
+      return {};
+    };
+    copy_field(s, &C::verbosity);
+    t.push_back(std::move(s));
+  }
+  t.push_back(sets({"quiet", 'q', "", "", kOutput,
+                    "Print nothing but errors (and what --summary asks for)"},
+                   &C::verbosity, int8_t(-1)));
   t.push_back(path({"flow-log", 0, "flow_log", "FILE", kOutput,
                     "Write flow events as JSON Lines"},
                    &C::flow_log, Check::None));

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <fmt/format.h>
 
@@ -71,7 +72,28 @@ void kv_target(std::string& b, const Target& t) {
 
 }  // namespace
 
-Recorder::Recorder(const Config& c) : cfg_(c) { buf_.reserve(1 << 16); }
+Recorder::Recorder(const Config& c) : cfg_(c) {
+  buf_.reserve(1 << 16);
+  const char* no_colour = std::getenv("NO_COLOR");
+  colour_ = cfg_.verbosity > 0 && ::isatty(STDERR_FILENO) && !(no_colour && *no_colour);
+}
+
+void Recorder::live(int level, int colour, std::string_view line) {
+  if (cfg_.verbosity < level) return;
+  if (live_.size() > (256u << 10)) {
+    ++counts_.live_dropped;
+    return;
+  }
+  live_ += colour_ && colour ? fmt::format("\x1b[{}mchildflow: {}\x1b[0m\n", colour, line)
+                             : fmt::format("childflow: {}\n", line);
+}
+
+std::string Recorder::endpoint_with_names(const Target& t,
+                                          const std::vector<std::string>& names) const {
+  std::string s = t.port ? format_endpoint(t.ip, t.port) : t.ip.str();
+  if (!names.empty()) s += " (" + names.front() + ")";
+  return s;
+}
 
 Status Recorder::open() {
   if (!cfg_.flow_log) return {};
@@ -105,6 +127,20 @@ void Recorder::end() {
 }
 
 void Recorder::flush() {
+  if (!live_.empty()) {
+    // stderr is the user's terminal or pipe; a short or failed write loses
+    // the rest of these lines, never the run.
+    const char* p = live_.data();
+    size_t left = live_.size();
+    while (left > 0) {
+      ssize_t n = ::write(STDERR_FILENO, p, left);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) break;
+      p += n;
+      left -= size_t(n);
+    }
+    live_.clear();
+  }
   if (!fd_ || buf_.empty()) {
     buf_.clear();
     return;
@@ -134,6 +170,9 @@ void Recorder::dns_query(std::string_view proto, const IpAddr& server, uint16_t 
   kv_str(buf_, "qname", qname);
   kv_str(buf_, "qtype", qtype);
   end();
+  if (cfg_.verbosity >= 3)
+    live(3, 90, fmt::format("debug: dns query {} {} to {} ({})", qname, qtype,
+                            format_endpoint(server, port), proto));
 }
 
 void Recorder::dns_answer(std::string_view proto, const IpAddr& server, uint16_t port,
@@ -156,6 +195,13 @@ void Recorder::dns_answer(std::string_view proto, const IpAddr& server, uint16_t
   buf_.push_back(']');
   kv_num(buf_, "rcode", uint64_t(rcode));
   end();
+  if (cfg_.verbosity >= 3) {
+    std::string list;
+    for (const IpAddr& ip : ips) list += (list.empty() ? "" : " ") + ip.str();
+    live(3, 90, fmt::format("debug: dns answer {} {}: {} (rcode {}, {})", qname, qtype,
+                            list.empty() ? "no address" : list, rcode,
+                            relayed ? "relayed" : "synthetic empty"));
+  }
 }
 
 void Recorder::connect_attempt(uint64_t id, const Target& t, bool via_proxy,
@@ -168,6 +214,9 @@ void Recorder::connect_attempt(uint64_t id, const Target& t, bool via_proxy,
   kv_raw(buf_, "via_proxy", via_proxy ? "true" : "false");
   kv_names(buf_, names);
   end();
+  if (cfg_.verbosity >= 3)
+    live(3, 90, fmt::format("debug: connect {}{}", endpoint_with_names(t, names),
+                            via_proxy ? " via the proxy" : ""));
 }
 
 void Recorder::connect_result(uint64_t id, const Target& t, bool via_proxy,
@@ -183,6 +232,13 @@ void Recorder::connect_result(uint64_t id, const Target& t, bool via_proxy,
   if (error) kv_str(buf_, "error", error);
   else kv_raw(buf_, "error", "null");
   end();
+  if (!error)
+    live(2, 0, fmt::format("flow tcp {} started{}", endpoint_with_names(t, names),
+                           via_proxy ? " (via the proxy)" : ""));
+  if (error && id != last_denied_id_) {
+    if (via_proxy) live(1, 33, fmt::format("proxy failed: tcp {}: {}", endpoint_with_names(t, names), error));
+    else live(1, 33, fmt::format("connect failed: tcp {}: {}", endpoint_with_names(t, names), error));
+  }
 }
 
 void Recorder::flow_start(uint64_t id, policy::Proto p, const Target& t,
@@ -194,6 +250,7 @@ void Recorder::flow_start(uint64_t id, policy::Proto p, const Target& t,
   kv_target(buf_, t);
   kv_names(buf_, names);
   end();
+  live(2, 0, fmt::format("flow {} {} started", policy::name(p), endpoint_with_names(t, names)));
 }
 
 void Recorder::flow_end(uint64_t id, policy::Proto p, const Target& t, uint64_t sent,
@@ -207,6 +264,8 @@ void Recorder::flow_end(uint64_t id, policy::Proto p, const Target& t, uint64_t 
   kv_num(buf_, "duration_ms", duration_ms);
   kv_str(buf_, "close", name(close));
   end();
+  live(2, 0, fmt::format("flow {} {} ended ({}): {} B sent, {} B received, {} ms", policy::name(p),
+                         endpoint_with_names(t, {}), name(close), sent, received, duration_ms));
 }
 
 void Recorder::policy_violation(uint64_t id, policy::Proto p, std::string_view remote,
@@ -232,6 +291,15 @@ void Recorder::policy_violation(uint64_t id, policy::Proto p, std::string_view r
   kv_str(buf_, "reason", v.reason);
   kv_names(buf_, names);
   end();
+  if (cfg_.verbosity >= 1) {
+    last_denied_id_ = id;
+    std::string rule = v.reason_code;
+    if (v.matched_domain) rule += " " + *v.matched_domain;
+    else if (v.matched_cidr) rule += " " + v.matched_cidr->str();
+    std::string name = names.empty() ? "" : " (" + names.front() + ")";
+    live(1, 31, fmt::format("denied {} {}{}: {} ({})", policy::name(p), remote, name, rule,
+                            v.control));
+  }
 }
 
 void Recorder::runtime_failure(std::string_view phase, std::string_view reason_code,

@@ -5,6 +5,14 @@
 // write(2) per event burst (flush() at the end of every reactor turn and at
 // exit), so the log is readable while the run goes on and complete when the
 // tree crashes. Passwords never reach it: the Recorder is never given one.
+//
+// Live lines: with -v (Config::verbosity >= 1) the Recorder also writes one
+// line per denial, proxy failure and connect error to stderr, with -vv one
+// per flow start and end, with CHILDFLOW_DEBUG every DNS query, answer and
+// connect attempt. They are buffered like the log and written at flush(),
+// in colour only when stderr is a terminal and NO_COLOR is unset. Past 256
+// KiB of unwritten lines in one turn, further lines are counted
+// (live_dropped) instead of buffered.
 #pragma once
 #include <cstdint>
 #include <map>
@@ -68,18 +76,25 @@ class Recorder {
     std::map<std::string, uint64_t> connect_errors;  // "remote: error"
     std::map<std::string, uint64_t> dns_names;
     uint64_t violations_total = 0;
+    uint64_t live_dropped = 0;  // live lines over the per-turn bound
   };
   const Counts& counts() const { return counts_; }
 
  private:
   void begin(std::string_view event);
   void end();
+  // One live line at `level` (see above); `colour` an SGR code or 0.
+  void live(int level, int colour, std::string_view line);
+  std::string endpoint_with_names(const Target& t, const std::vector<std::string>& names) const;
   const Config& cfg_;
   UniqueFd fd_;
   std::string buf_;
   size_t mark_ = 0;
   uint64_t last_flow_id_ = 0;
+  uint64_t last_denied_id_ = 0;  // its connect_result repeats the denial
   Counts counts_;
+  std::string live_;
+  bool colour_ = false;
 };
 
 // Appends `s` as a JSON string literal.

@@ -129,4 +129,11 @@ std::string render_summary(const Config& c, const Recorder::Counts& k, const Run
   return o;
 }
 
+std::string exit_notice(const Config& c, const Recorder::Counts& counts, bool leak_warned) {
+  uint64_t n = counts.violations_total;
+  if (n == 0 || c.verbosity != 0 || c.summary || leak_warned) return {};
+  return fmt::format("childflow: {} flow{} denied by policy (use -v or --summary to see which)\n",
+                     n, n == 1 ? "" : "s");
+}
+
 }  // namespace cf::observe

@@ -19,6 +19,12 @@ struct RunFacts {
 std::string render_summary(const Config& c, const Recorder::Counts& counts,
                            const RunFacts& facts);
 
+// The one line printed at exit without -v when the policy denied something
+// ("childflow: 3 flows denied by policy (use -v or --summary to see which)"),
+// or "" when nothing was denied, or -q, -v, --summary or the --fail-on-leak
+// warning (`leak_warned`) already tell.
+std::string exit_notice(const Config& c, const Recorder::Counts& counts, bool leak_warned);
+
 // The controls in force, as flags (e.g. "--offline", "--deny-cidr 10.0.0.0/8").
 std::vector<std::string> active_controls(const Config& c);
 

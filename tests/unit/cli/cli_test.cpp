@@ -193,6 +193,20 @@ TEST_F(CliTest, HelpAndVersion) {
   EXPECT_EQ(accepts({"ls", "-h"}).command, (std::vector<std::string>{"ls", "-h"}));
 }
 
+TEST_F(CliTest, VerbosityCountsAndQuietExcludesIt) {
+  EXPECT_EQ(accepts({"true"}).verbosity, 0);
+  EXPECT_EQ(accepts({"-v", "true"}).verbosity, 1);
+  EXPECT_EQ(accepts({"-vv", "true"}).verbosity, 2);
+  EXPECT_EQ(accepts({"--verbose", "-v", "true"}).verbosity, 2);
+  EXPECT_EQ(accepts({"-q", "true"}).verbosity, -1);
+  rejects({"-q", "-v", "true"}, "contradict");
+  setenv("CHILDFLOW_DEBUG", "1", 1);
+  EXPECT_EQ(accepts({"true"}).verbosity, 3);
+  setenv("CHILDFLOW_DEBUG", "0", 1);
+  EXPECT_EQ(accepts({"true"}).verbosity, 0);
+  unsetenv("CHILDFLOW_DEBUG");
+}
+
 TEST_F(CliTest, Modes) {
   Config c = accepts({"--doctor"});
   EXPECT_EQ(c.mode, Mode::Doctor);
