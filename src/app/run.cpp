@@ -216,6 +216,11 @@ int run_tree(const Config& c) {
   sigset_t only_fwd = fwd;
   sigdelset(&only_fwd, SIGCHLD);
   UniqueFd sigfd(signalfd(-1, &only_fwd, SFD_NONBLOCK | SFD_CLOEXEC));
+  if (!sigfd) {
+    fail(errno_error("signals: signalfd"));
+    sigprocmask(SIG_SETMASK, &old, nullptr);
+    return 1;
+  }
 
   auto launched = sandbox::launch(so);
   if (!launched) {
