@@ -22,6 +22,11 @@
 //
 // Frames that are malformed, fragmented, spoofed (source not the child's
 // address) or addressed to nothing we serve are counted in Stats and dropped.
+// A new flow whose socket epoll cannot take (no memory, or
+// fs.epoll.max_user_watches reached) is refused as when its table is full,
+// and counted; registrations at start-up that fail stop the run; a failed
+// EPOLL_CTL_MOD or _DEL is a bug and aborts (watch/rewatch/unwatch in
+// engine_impl.hpp, docs/design.md "Errors").
 #include "engine/engine.hpp"
 
 #include <fcntl.h>
