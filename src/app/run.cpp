@@ -1,14 +1,25 @@
 // Running a command tree on the rootless-internal backend.
 //
-// Order of work (each step names itself in the error that stops it):
-//   1. preflight   the doctor's checks, silently; the first fatal one stops us
-//   2. plan        per-run addresses: a /30 in 10.240.0.0/16, a /64 in fd42::/16
-//   3. overlays    resolv.conf (gateways as nameservers) and hosts (--hosts-file)
-//   4. flow log    opened (created) only now, after all validation passed
-//   5. sandbox     namespaces + init stub; tap0 comes back over SCM_RIGHTS
-//   6. engine      the reactor serves tap0 until the stub exits; signals
-//                  SIGINT/SIGTERM/SIGHUP/SIGQUIT are forwarded to the tree
-//   7. report      exit code mapping, --fail-on-leak, summary
+// Order of work. Each step is one function below; the Error that stops a
+// step names the step (its text starts with it), and fail() prints it as
+// the one line `childflow: error: <step>: <message>`, exit code 1.
+//    1. backend     only rootless-internal exists in this build
+//    2. preflight   the doctor's checks, silently; the first fatal one stops us
+//    3. plan        per-run addresses: a /30 in 10.240.0.0/16, a /64 in fd42::/16
+//    4. proxy       --proxy: its address, resolved once (the engine never
+//                   blocks on a name), and its TLS context
+//    5. overlays    resolv.conf (gateways as nameservers) and hosts (--hosts-file)
+//    6. flow log    opened (created) only now, after all validation passed
+//    7. capture     --capture: the pcapng file(s)
+//    8. signals     SIGINT/SIGTERM/SIGHUP/SIGQUIT blocked, read through a signalfd
+//    9. sandbox     namespaces + init stub; tap0 comes back over SCM_RIGHTS;
+//                   the parent turns non-dumpable, then releases the command
+//   10. engine      the reactor serves tap0 until the stub exits; the signals
+//                   are forwarded to the tree
+//   11. report      exit code mapping, --fail-on-leak, summary
+// Steps 1-9 stop the run when they fail (from 9 on, the flow log records
+// it). An engine failure kills the tree (fail closed) and the run still
+// reports, with exit code 1; so does a capture file that fails to close.
 // The parent turns non-dumpable before the tree runs any command, so nothing
 // in the tree can ptrace or read the engine's memory.
 #include "app/run.hpp"
@@ -23,6 +34,7 @@
 #include <cstdio>
 #include <fmt/format.h>
 #include <fstream>
+#include <memory>
 #include <sstream>
 
 #include "app/overlays.hpp"
@@ -30,6 +42,7 @@
 #include "common/clock.hpp"
 #include "common/net_plan.hpp"
 #include "common/random.hpp"
+#include "common/result.hpp"
 #include "doctor/doctor.hpp"
 #include "engine/engine.hpp"
 #include "observe/recorder.hpp"
@@ -41,6 +54,13 @@
 namespace cf::app {
 namespace {
 
+// The one way a step fails: `childflow: error: <step>: <message>` on
+// stderr. Returns the exit code of a run that stops there.
+int fail(const Error& e) {
+  std::fputs(fmt::format("childflow: error: {}\n", e.str()).c_str(), stderr);
+  return 1;
+}
+
 std::string read_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   std::stringstream ss;
@@ -48,25 +68,16 @@ std::string read_file(const std::string& path) {
   return ss.str();
 }
 
-// The one way a step reports its failure: `childflow: error: <step>: <message>`.
-void fail(const Error& e) {
-  std::fputs(fmt::format("childflow: error: {}\n", e.str()).c_str(), stderr);
+// 1. backend
+Status check_backend(const Config& c) {
+  if (c.backend == Backend::Rootful)
+    return Error{"the rootful backend (--root) is not available in this build; "
+                 "drop --root or `backend = \"rootful\"` to use rootless-internal",
+                 "backend"};
+  return {};
 }
 
-bool host_has_default_route6() {
-  std::ifstream in("/proc/net/ipv6_route");
-  std::string dst, plen;
-  std::string line;
-  while (std::getline(in, line)) {
-    std::istringstream ls(line);
-    ls >> dst >> plen;
-    if (dst == std::string(32, '0') && plen == "00" && line.find(" lo") == std::string::npos &&
-        line.find("ffffffff") == std::string::npos)
-      return true;
-  }
-  return false;
-}
-
+// 3. plan (2. preflight is doctor::preflight).
 NetPlan make_plan(const Config& c) {
   NetPlan p;
   uint32_t r = random_u32();
@@ -94,6 +105,33 @@ NetPlan make_plan(const Config& c) {
   return p;
 }
 
+// Whether the host has an IPv6 default route: without one, the engine
+// answers AAAA queries with no addresses.
+bool host_has_default_route6() {
+  std::ifstream in("/proc/net/ipv6_route");
+  std::string dst, plen;
+  std::string line;
+  while (std::getline(in, line)) {
+    std::istringstream ls(line);
+    ls >> dst >> plen;
+    if (dst == std::string(32, '0') && plen == "00" && line.find(" lo") == std::string::npos &&
+        line.find("ffffffff") == std::string::npos)
+      return true;
+  }
+  return false;
+}
+
+// What the engine needs to know, from the Config and the host.
+engine::Options engine_options(const Config& c, const NetPlan& plan,
+                               const std::string& host_resolv) {
+  engine::Options eo;
+  eo.plan = plan;
+  eo.resolver = c.dns ? c.dns : first_nameserver(host_resolv);
+  eo.host_has_ipv6 = host_has_default_route6();
+  eo.allow_host_loopback = c.allow_host_loopback;
+  return eo;
+}
+
 // The proxy's address, resolved once before the tree starts (the engine
 // never blocks on name resolution). IPv4 first, as curl does.
 Result<IpAddr> resolve_proxy(const ProxyUri& uri) {
@@ -119,140 +157,127 @@ Result<IpAddr> resolve_proxy(const ProxyUri& uri) {
   return Error{fmt::format("cannot resolve proxy host `{}`: no address", uri.host), "proxy"};
 }
 
-}  // namespace
-
-int run_tree(const Config& c) {
-  uint64_t started = monotonic_ms();
-  if (c.backend == Backend::Rootful) {
-    fail(Error{"the rootful backend (--root) is not available in this build; "
-               "drop --root or `backend = \"rootful\"` to use rootless-internal",
-               "backend"});
-    return 1;
-  }
-  if (auto ready = doctor::preflight(c); !ready) {
-    fail(ready.error());
-    return 1;
-  }
-  NetPlan plan = make_plan(c);
-
-  std::string host_resolv = read_file("/etc/resolv.conf");
-  engine::Options eo;
-  eo.plan = plan;
-  eo.resolver = c.dns ? c.dns : first_nameserver(host_resolv);
-  eo.host_has_ipv6 = host_has_default_route6();
-  eo.allow_host_loopback = c.allow_host_loopback;
-
+// 4. proxy: where the engine connects for every TCP flow, and how.
+struct ProxyRoute {
+  IpAddr addr;
   std::unique_ptr<proxy::Upstream> upstream;
-  if (c.proxy && !c.offline) {
-    auto addr = resolve_proxy(*c.proxy);
-    if (!addr) {
-      fail(addr.error());
-      return 1;
-    }
-    auto up = proxy::Upstream::create(c);
-    if (!up) {
-      fail(up.error());
-      return 1;
-    }
-    upstream = std::move(up).value();
-    eo.proxy_addr = *addr;
-    eo.proxy = upstream.get();
-  }
+};
 
+Result<ProxyRoute> prepare_proxy(const Config& c) {
+  auto addr = resolve_proxy(*c.proxy);
+  if (!addr) return addr.error();
+  auto upstream = proxy::Upstream::create(c);
+  if (!upstream) return upstream.error();
+  return ProxyRoute{*addr, std::move(upstream).value()};
+}
+
+// 5. overlays, with everything else the tree is launched with.
+sandbox::Options tree_options(const Config& c, const NetPlan& plan,
+                              const std::string& host_resolv) {
   sandbox::Options so;
   so.command = c.command;
   so.plan = plan;
-  sandbox::Overlays& ov = so.overlays;
-  ov.resolv_conf = make_resolv_conf(host_resolv, plan.gw4,
-                                    plan.ipv6 ? std::optional<IpAddr>(plan.gw6) : std::nullopt,
-                                    !c.dns.has_value());
-  if (c.hosts_file) ov.hosts = make_hosts(read_file(*c.hosts_file), read_file("/etc/hosts"));
+  so.overlays.resolv_conf =
+      make_resolv_conf(host_resolv, plan.gw4,
+                       plan.ipv6 ? std::optional<IpAddr>(plan.gw6) : std::nullopt,
+                       !c.dns.has_value());
+  if (c.hosts_file)
+    so.overlays.hosts = make_hosts(read_file(*c.hosts_file), read_file("/etc/hosts"));
+  return so;
+}
 
-  // Every flow of the tree holds a host socket in the engine: lift the soft
-  // fd limit to the hard one. The tree inherits it; raising a soft limit
-  // grants nothing the hard limit did not already allow.
+// Every flow of the tree holds a host socket in the engine: lift the soft
+// fd limit to the hard one. The tree inherits it; raising a soft limit
+// grants nothing the hard limit did not already allow. Best effort: a run
+// under the old limit still works, with fewer flows at once.
+void raise_fd_limit() {
   rlimit nofile{};
   if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < nofile.rlim_max) {
     rlimit raised = nofile;
     raised.rlim_cur = nofile.rlim_max;
     setrlimit(RLIMIT_NOFILE, &raised);
   }
+}
 
-  observe::Recorder rec(c);
-  if (auto opened = rec.open(); !opened) {
-    fail(opened.error());
-    return 1;
-  }
-  policy::Policy pol(c);
+// 7. capture: the engine hands it every frame; its endpoints say what the
+// egress view rewrites.
+Result<capture::Capture> open_capture(const Config& c, const NetPlan& plan,
+                                      const std::optional<IpAddr>& resolver) {
+  capture::Endpoints ends;
+  ends.child4 = plan.child4;
+  if (plan.ipv6) ends.child6 = plan.child6;
+  ends.host4 = capture::host_egress(Family::V4);
+  ends.host6 = capture::host_egress(Family::V6);
+  if (ends.host4) ends.host_ifname = capture::interface_of(*ends.host4);
+  else if (ends.host6) ends.host_ifname = capture::interface_of(*ends.host6);
+  ends.gateway4 = plan.gw4;
+  if (plan.ipv6) ends.gateway6 = plan.gw6;
+  ends.resolver = resolver;
+  return capture::Capture::open(c, ends);
+}
 
-  std::optional<capture::Capture> cap;
-  if (c.capture) {
-    capture::Endpoints ends;
-    ends.child4 = plan.child4;
-    if (plan.ipv6) ends.child6 = plan.child6;
-    ends.host4 = capture::host_egress(Family::V4);
-    ends.host6 = capture::host_egress(Family::V6);
-    if (ends.host4) ends.host_ifname = capture::interface_of(*ends.host4);
-    else if (ends.host6) ends.host_ifname = capture::interface_of(*ends.host6);
-    ends.gateway4 = plan.gw4;
-    if (plan.ipv6) ends.gateway6 = plan.gw6;
-    ends.resolver = eo.resolver;
-    auto opened = capture::Capture::open(c, ends);
-    if (!opened) {
-      fail(opened.error());
-      return 1;
-    }
-    cap.emplace(std::move(opened).value());
-    eo.capture = &*cap;
+// 8. signals: the ones the tree should get arrive through a signalfd in the
+// reactor. stop() puts the caller's mask back; the destructor does too, for
+// a run that stops early.
+class ForwardedSignals {
+ public:
+  ForwardedSignals() = default;
+  ForwardedSignals(const ForwardedSignals&) = delete;
+  ForwardedSignals& operator=(const ForwardedSignals&) = delete;
+  ~ForwardedSignals() { stop(); }
+
+  Status start() {
+    sigset_t fwd;
+    sigemptyset(&fwd);
+    for (int s : {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGCHLD}) sigaddset(&fwd, s);
+    sigprocmask(SIG_BLOCK, &fwd, &old_);
+    blocked_ = true;
+    signal(SIGPIPE, SIG_IGN);
+    sigset_t only_fwd = fwd;
+    sigdelset(&only_fwd, SIGCHLD);
+    fd_.reset(signalfd(-1, &only_fwd, SFD_NONBLOCK | SFD_CLOEXEC));
+    if (!fd_) return errno_error("signals: signalfd");
+    return {};
+  }
+  int fd() const { return fd_.get(); }
+  void stop() {
+    if (blocked_) sigprocmask(SIG_SETMASK, &old_, nullptr);
+    blocked_ = false;
   }
 
-  // Signals for the tree arrive through a signalfd in the reactor.
-  sigset_t fwd;
-  sigemptyset(&fwd);
-  for (int s : {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGCHLD}) sigaddset(&fwd, s);
-  sigset_t old;
-  sigprocmask(SIG_BLOCK, &fwd, &old);
-  signal(SIGPIPE, SIG_IGN);
-  sigset_t only_fwd = fwd;
-  sigdelset(&only_fwd, SIGCHLD);
-  UniqueFd sigfd(signalfd(-1, &only_fwd, SFD_NONBLOCK | SFD_CLOEXEC));
+ private:
+  sigset_t old_{};
+  bool blocked_ = false;
+  UniqueFd fd_;
+};
 
-  auto launched = sandbox::launch(so);
-  if (!launched) {
-    fail(launched.error());
-    rec.runtime_failure("sandbox", "launch_failed", launched.error().str());
-    sigprocmask(SIG_SETMASK, &old, nullptr);
-    return 1;
-  }
-  sandbox::Tree tree = std::move(launched).value();
-  prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
-  if (!sandbox::release(tree)) {
-    fail(Error{"the init stub did not take the release message", "sandbox"});
-    return 1;
-  }
-  engine::Stats stats;
+// 9. sandbox, after launch: nothing in the tree may ptrace the engine, so
+// the parent turns non-dumpable before the command is released.
+Status hand_over(sandbox::Tree& tree) {
+  if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0)
+    return errno_error("sandbox: prctl(PR_SET_DUMPABLE)");
+  if (!sandbox::release(tree))
+    return Error{"the init stub did not take the release message", "sandbox"};
+  return {};
+}
+
+// 10. engine: serves tap0 until the tree's init exits; then the tree's exit
+// code (the command's, or 128 + N).
+Result<int> serve(const engine::Options& eo, sandbox::Tree& tree, int sigfd,
+                  policy::Policy& pol, observe::Recorder& rec, engine::Stats* stats) {
   auto on_signal = [&](int sig, int code) {
     if (code == SI_KERNEL) return;  // the terminal already signalled the group
     sandbox::forward_signal(tree, sig);
   };
-  auto served = engine::run(eo, std::move(tree.tap), tree.pidfd.get(), sigfd.get(), on_signal,
-                            pol, rec, &stats);
-  std::optional<int> code;
-  if (!served) {
-    fail(served.error());
-    rec.runtime_failure("engine", "engine_failed", served.error().str());
-    tree = sandbox::Tree{};  // kills and reaps the tree: fail closed
-    code = 1;
-  } else {
-    code = sandbox::try_reap(tree);
-    if (!code) code = 1;
-  }
-  sigprocmask(SIG_SETMASK, &old, nullptr);
-  if (cap) {
-    if (auto closed = cap->close(); !closed) fail(closed.error());
-  }
+  auto served = engine::run(eo, std::move(tree.tap), tree.pidfd.get(), sigfd, on_signal, pol,
+                            rec, stats);
+  if (!served) return served.error();
+  return sandbox::try_reap(tree).value_or(1);
+}
 
-  int exit_code = *code;
+// 11. report: --fail-on-leak and the summary; returns childflow's exit code.
+int report(const Config& c, int exit_code, uint64_t started, observe::Recorder& rec,
+           const engine::Stats& stats) {
   bool leak = false;
   if (c.fail_on_leak && exit_code == 0 && rec.counts().violations_total > 0) {
     leak = true;
@@ -277,6 +302,67 @@ int run_tree(const Config& c) {
     std::fwrite(s.data(), 1, s.size(), stderr);
   }
   return exit_code;
+}
+
+}  // namespace
+
+int run_tree(const Config& c) {
+  const uint64_t started = monotonic_ms();
+  if (auto s = check_backend(c); !s) return fail(s.error());
+  if (auto s = doctor::preflight(c); !s) return fail(s.error());
+  const NetPlan plan = make_plan(c);
+
+  const std::string host_resolv = read_file("/etc/resolv.conf");
+  engine::Options eo = engine_options(c, plan, host_resolv);
+  std::unique_ptr<proxy::Upstream> upstream;
+  if (c.proxy && !c.offline) {
+    auto route = prepare_proxy(c);
+    if (!route) return fail(route.error());
+    eo.proxy_addr = route->addr;
+    upstream = std::move(route->upstream);
+    eo.proxy = upstream.get();
+  }
+
+  const sandbox::Options so = tree_options(c, plan, host_resolv);
+  raise_fd_limit();
+
+  observe::Recorder rec(c);
+  if (auto s = rec.open(); !s) return fail(s.error());
+  policy::Policy pol(c);
+
+  std::optional<capture::Capture> cap;
+  if (c.capture) {
+    auto opened = open_capture(c, plan, eo.resolver);
+    if (!opened) return fail(opened.error());
+    cap.emplace(std::move(opened).value());
+    eo.capture = &*cap;
+  }
+
+  ForwardedSignals signals;
+  if (auto s = signals.start(); !s) return fail(s.error());
+
+  auto launched = sandbox::launch(so);
+  if (!launched) {
+    rec.runtime_failure("sandbox", "launch_failed", launched.error().str());
+    return fail(launched.error());
+  }
+  sandbox::Tree tree = std::move(launched).value();
+  if (auto s = hand_over(tree); !s) return fail(s.error());
+
+  engine::Stats stats;
+  int code = 1;
+  if (auto served = serve(eo, tree, signals.fd(), pol, rec, &stats)) {
+    code = *served;
+  } else {
+    fail(served.error());
+    rec.runtime_failure("engine", "engine_failed", served.error().str());
+    tree = sandbox::Tree{};  // kills and reaps the tree: fail closed
+  }
+  signals.stop();
+  if (cap) {
+    if (auto s = cap->close(); !s) fail(s.error());  // said; the run still reports
+  }
+  return report(c, code, started, rec, stats);
 }
 
 int run_cleanup(const Config&) {

@@ -147,6 +147,11 @@ uint32_t Engine::dgram_open(DgramTable& table, Tag kind, policy::Proto proto, co
   // must not lock out the flows that follow.
   if (table.full()) dgram_evict(table);
   uint32_t slot = table.add(key);
+  if (fd >= 0 && !watch(fd, EPOLLIN | EPOLLERR, tag(kind, slot, table.gen(slot)))) {
+    ::close(fd);
+    table.remove(slot);
+    return kNoSlot;
+  }
   DatagramFlow& f = table[slot];
   f.used = true;
   f.denied = fd < 0;
@@ -155,13 +160,7 @@ uint32_t Engine::dgram_open(DgramTable& table, Tag kind, policy::Proto proto, co
   f.started_ms = f.last_ms = now;
   f.queued = now + idle_ms;
   arm(kind, slot, f.queued);
-  if (fd >= 0) {
-    f.sock.reset(fd);
-    epoll_event ev{};
-    ev.events = EPOLLIN | EPOLLERR;
-    ev.data.u64 = tag(kind, slot, table.gen(slot));
-    epoll_ctl(ep.get(), EPOLL_CTL_ADD, fd, &ev);
-  }
+  if (fd >= 0) f.sock.reset(fd);  // watched above
   return slot;
 }
 
@@ -202,7 +201,7 @@ void Engine::dgram_release(DgramTable& table, uint32_t slot, observe::Close clos
   if (!f.denied)
     rec.flow_end(f.flow_id, f.proto, {f.key.raddr, f.key.rport}, f.bytes_up, f.bytes_down,
                  now - f.started_ms, close);
-  if (f.sock) epoll_ctl(ep.get(), EPOLL_CTL_DEL, f.sock.get(), nullptr);
+  if (f.sock) unwatch(f.sock.get());
   table.remove(slot);
 }
 

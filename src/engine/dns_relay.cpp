@@ -105,11 +105,8 @@ void Engine::dns_input(const uint8_t* frame, const packet::Parsed& p) {
     servfail(*this, *slot);
     return;
   }
-  epoll_event ev{};
-  ev.events = EPOLLIN;
-  ev.data.u64 = tag(Tag::DnsUpstream, *slot, dns.gen(*slot));
-  if (epoll_ctl(ep.get(), EPOLL_CTL_ADD, d.sock.get(), &ev) < 0) {
-    servfail(*this, *slot);
+  if (!watch(d.sock.get(), EPOLLIN, tag(Tag::DnsUpstream, *slot, dns.gen(*slot)))) {
+    servfail(*this, *slot);  // no epoll resources (counted)
     return;
   }
   // Send with the upstream id; the frame buffer is ours to modify.

@@ -186,24 +186,32 @@ struct DnsStreamOps {
 };
 
 // Sets up the stream for a new gateway:53/tcp flow; returns the translator's
-// end of the socketpair (invalid on failure).
+// end of the socketpair (invalid on failure: no socketpair, or no epoll
+// resources, in which case nothing stays watched and f.dns is gone).
 UniqueFd dns_stream_open(Engine& e, TcpFlow& f, uint32_t slot) {
   int sv[2];
   if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) < 0) return {};
+  UniqueFd translator_end(sv[1]);
   f.dns = std::make_unique<DnsStream>();
   DnsStream& s = *f.dns;
   s.local.reset(sv[0]);
-  epoll_event ev{};
-  ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
-  ev.data.u64 = tag(Tag::DnsStream, slot, e.tcp.gen(slot));
-  epoll_ctl(e.ep.get(), EPOLL_CTL_ADD, s.local.get(), &ev);
+  const uint32_t events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
+  const uint64_t t = tag(Tag::DnsStream, slot, e.tcp.gen(slot));
+  if (!e.watch(s.local.get(), events, t)) {
+    f.dns.reset();
+    return {};
+  }
   if (e.opts.resolver) {
     const IpAddr& r = *e.opts.resolver;
     int fd = socket(r.is_v4() ? AF_INET : AF_INET6, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
                     0);
     if (fd >= 0) {
       s.up.reset(fd);
-      epoll_ctl(e.ep.get(), EPOLL_CTL_ADD, fd, &ev);
+      if (!e.watch(fd, events, t)) {
+        e.unwatch(s.local.get());
+        f.dns.reset();
+        return {};
+      }
       sockaddr_storage ss;
       socklen_t sl = to_sockaddr(r, 53, &ss);
       if (connect(fd, reinterpret_cast<sockaddr*>(&ss), sl) == 0) s.up_connecting = false;
@@ -211,12 +219,17 @@ UniqueFd dns_stream_open(Engine& e, TcpFlow& f, uint32_t slot) {
       else s.up_failed = true;
     }
   }
-  return UniqueFd(sv[1]);
+  s.watched = true;
+  return translator_end;
 }
 
+// Called when the flow finishes (maybe_finish) and again when its slot is
+// released: only the first call unwatches.
 void dns_stream_close(Engine& e, DnsStream& s) {
-  if (s.local) epoll_ctl(e.ep.get(), EPOLL_CTL_DEL, s.local.get(), nullptr);
-  if (s.up) epoll_ctl(e.ep.get(), EPOLL_CTL_DEL, s.up.get(), nullptr);
+  if (!s.watched) return;
+  e.unwatch(s.local.get());
+  if (s.up) e.unwatch(s.up.get());
+  s.watched = false;
 }
 
 void Engine::dns_stream_event(uint32_t slot) {

@@ -23,14 +23,16 @@ struct DnsStream {
   UniqueFd up;     // TCP to the upstream resolver
   bool up_connecting = false, up_failed = false;
   bool local_eof = false, up_eof = false, shut_up = false, shut_local = false;
+  bool watched = false;  // local (and up, when open) are in the epoll set
   std::string from_child, to_up, from_up, to_child;
   std::vector<Pending> pending;
 };
 
 // Sets up the stream for a new gateway:53/tcp flow; returns the translator's
-// end of the socketpair (invalid on failure).
+// end of the socketpair (invalid on failure; nothing is left watched then).
 UniqueFd dns_stream_open(Engine& e, TcpFlow& f, uint32_t slot);
-// Takes the stream's sockets out of the reactor (the flow is ending).
+// Takes the stream's sockets out of the reactor (the flow is ending); a
+// second call does nothing.
 void dns_stream_close(Engine& e, DnsStream& s);
 
 }  // namespace cf::engine

@@ -22,6 +22,11 @@
 //
 // Frames that are malformed, fragmented, spoofed (source not the child's
 // address) or addressed to nothing we serve are counted in Stats and dropped.
+// A new flow whose socket epoll cannot take (no memory, or
+// fs.epoll.max_user_watches reached) is refused as when its table is full,
+// and counted; registrations at start-up that fail stop the run; a failed
+// EPOLL_CTL_MOD or _DEL is a bug and aborts (watch/rewatch/unwatch in
+// engine_impl.hpp, docs/design.md "Errors").
 //
 // docs/design.md, "Life of a packet", follows one TCP connection and one DNS
 // query through the functions of this module, step by step.
@@ -46,8 +51,19 @@
 namespace cf::engine {
 
 namespace {
+
 constexpr int kTapBudget = 256;
+
+// Registers one of the engine's fixed fds (start-up: a failure stops the run).
+Status watch_fixed(int ep, int fd, Tag k, const char* step) {
+  epoll_event ev{};
+  ev.events = EPOLLIN;
+  ev.data.u64 = tag(k, 0);
+  if (epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) < 0) return errno_error(step);
+  return {};
 }
+
+}  // namespace
 
 Engine::Engine(const Options& o, UniqueFd t, policy::Policy& p, observe::Recorder& r,
                Stats* s)
@@ -59,14 +75,11 @@ Status Engine::init() {
   timerfd.reset(timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC));
   if (!timerfd) return errno_error("engine: timerfd_create");
   int fl = fcntl(tap.get(), F_GETFL);
-  fcntl(tap.get(), F_SETFL, fl | O_NONBLOCK);
-  epoll_event ev{};
-  ev.events = EPOLLIN;
-  ev.data.u64 = tag(Tag::Tap, 0);
-  if (epoll_ctl(ep.get(), EPOLL_CTL_ADD, tap.get(), &ev) < 0)
-    return errno_error("engine: epoll_ctl(tap)");
-  ev.data.u64 = tag(Tag::Timer, 0);
-  epoll_ctl(ep.get(), EPOLL_CTL_ADD, timerfd.get(), &ev);
+  if (fl < 0 || fcntl(tap.get(), F_SETFL, fl | O_NONBLOCK) < 0)
+    return errno_error("engine: fcntl(tap, O_NONBLOCK)");
+  if (auto r = watch_fixed(ep.get(), tap.get(), Tag::Tap, "engine: epoll_ctl(tap)"); !r) return r;
+  if (auto r = watch_fixed(ep.get(), timerfd.get(), Tag::Timer, "engine: epoll_ctl(timerfd)"); !r)
+    return r;
 
   tcp_ack_list.reserve(tcp.cap());
   tcp_peek_off = kernel::probe(kernel::Feature::TcpPeekOff).in_use();
@@ -87,8 +100,30 @@ void Engine::program_timerfd(uint64_t when) {
   uint64_t delta = when > now ? when - now : 1;
   its.it_value.tv_sec = time_t(delta / 1000);
   its.it_value.tv_nsec = long(delta % 1000) * 1'000'000;
-  timerfd_settime(timerfd.get(), 0, &its, nullptr);
+  // Hot path. timerfd_settime fails only for a bad fd or bad values (EBADF,
+  // EINVAL, EFAULT), all of which this code rules out; it allocates nothing.
+  // A failure would leave every timer unarmed, so it is a broken invariant.
+  CF_CHECK(timerfd_settime(timerfd.get(), 0, &its, nullptr) == 0);
 }
+
+bool Engine::watch(int fd, uint32_t events, uint64_t t) {
+  epoll_event ev{};
+  ev.events = events;
+  ev.data.u64 = t;
+  if (epoll_add(ep.get(), fd, &ev) == 0) return true;
+  CF_CHECK(errno == ENOMEM || errno == ENOSPC);
+  ++st.epoll_refused;
+  return false;
+}
+
+void Engine::rewatch(int fd, uint32_t events, uint64_t t) {
+  epoll_event ev{};
+  ev.events = events;
+  ev.data.u64 = t;
+  CF_CHECK(epoll_ctl(ep.get(), EPOLL_CTL_MOD, fd, &ev) == 0);
+}
+
+void Engine::unwatch(int fd) { CF_CHECK(epoll_ctl(ep.get(), EPOLL_CTL_DEL, fd, nullptr) == 0); }
 
 uint16_t Engine::random_id() {
   if (rand_left_ == 0) {
@@ -248,14 +283,10 @@ void Engine::tap_readable() {
 }
 
 Status Engine::loop(int pidfd, int sigfd, const std::function<void(int, int)>& on_sig) {
-  epoll_event ev{};
-  ev.events = EPOLLIN;
-  ev.data.u64 = tag(Tag::Pidfd, 0);
-  if (epoll_ctl(ep.get(), EPOLL_CTL_ADD, pidfd, &ev) < 0)
-    return errno_error("engine: epoll_ctl(pidfd)");
+  if (auto r = watch_fixed(ep.get(), pidfd, Tag::Pidfd, "engine: epoll_ctl(pidfd)"); !r) return r;
   if (sigfd >= 0) {
-    ev.data.u64 = tag(Tag::Signal, 0);
-    epoll_ctl(ep.get(), EPOLL_CTL_ADD, sigfd, &ev);
+    if (auto r = watch_fixed(ep.get(), sigfd, Tag::Signal, "engine: epoll_ctl(signalfd)"); !r)
+      return r;
   }
   on_signal_ = &on_sig;
   sigfd_ = sigfd;

@@ -47,10 +47,13 @@ struct Stats {
            dropped_other = 0;
   uint64_t tcp_flows = 0, udp_flows = 0, icmp_flows = 0, dns_queries = 0;
   uint64_t tcp_refused_overload = 0;
-  uint64_t stale_events = 0;
-  uint64_t dgram_evicted = 0;
-  uint64_t dns_mismatched = 0;
-  uint64_t tcp_idle_reset = 0;  // TCP flows reset after their idle time-out  // upstream DNS answers whose id or question did not match  // UDP / echo flows evicted from a full table (least recently used)  // epoll events for a slot freed since they were queued
+  uint64_t stale_events = 0;    // epoll events for a slot freed since they were queued
+  uint64_t dgram_evicted = 0;   // UDP / echo flows evicted from a full table (least recently used)
+  uint64_t dns_mismatched = 0;  // upstream DNS answers whose id or question did not match
+  uint64_t tcp_idle_reset = 0;  // TCP flows reset after their idle time-out
+  // New flows (or DNS queries) refused because epoll_ctl(ADD) found no
+  // resources (ENOMEM, or ENOSPC at fs.epoll.max_user_watches).
+  uint64_t epoll_refused = 0;
 };
 
 // Runs the reactor on `tap` until `pidfd` becomes readable (the tree's init

@@ -32,6 +32,10 @@
 
 namespace cf::engine {
 
+inline int epoll_add_fd(int ep, int fd, epoll_event* ev) {
+  return epoll_ctl(ep, EPOLL_CTL_ADD, fd, ev);
+}
+
 // A query relayed over UDP: its own upstream socket (a fresh random source
 // port) and a random transaction id.
 struct DnsPending {
@@ -75,6 +79,22 @@ class Engine {
 
   void send_frame(size_t len);
   void arm(Tag k, uint32_t slot, uint64_t when);
+
+  // epoll registrations of flows (docs/design.md, "Errors"):
+  //  - watch (EPOLL_CTL_ADD of a new flow's fd) can fail for want of
+  //    resources: ENOMEM, or ENOSPC once fs.epoll.max_user_watches is
+  //    reached. It then counts st.epoll_refused and returns false with errno
+  //    set, and the caller refuses the flow as it does when a table is full
+  //    (RST for TCP, drop for UDP and ICMP, SERVFAIL for DNS). Any other
+  //    errno means the fd or the epoll set is not what we think: CF_CHECK.
+  //  - rewatch / unwatch (EPOLL_CTL_MOD / DEL) act on an fd this engine
+  //    registered, and failing is a broken invariant: CF_CHECK. So a flow
+  //    unwatches exactly the fds it watched, once.
+  // The fixed fds (tap, timer, pidfd, signalfd) are registered at start-up,
+  // where a failure is an Error (init, loop).
+  [[nodiscard]] bool watch(int fd, uint32_t events, uint64_t tag);
+  void rewatch(int fd, uint32_t events, uint64_t tag);
+  void unwatch(int fd);
   // The generation of a flow slot of the table behind `k` (Tcp, Pump and
   // DnsStream share the TCP table; DnsUpstream has no slots).
   uint32_t slot_gen(Tag k, uint32_t slot) const;
@@ -99,8 +119,9 @@ class Engine {
   void tcp_close_all();
   void udp_icmp_close_all();
   // Datagram flows (dgram.cpp): add a judged flow (fd < 0 when denied;
-  // a full table first evicts its least recently used flow), end one
-  // (flow_end unless denied), and the idle timer.
+  // a full table first evicts its least recently used flow; kNoSlot, with the
+  // fd closed, when the fd could not be watched), end one (flow_end unless
+  // denied), and the idle timer.
   uint32_t dgram_open(DgramTable& table, Tag kind, policy::Proto proto, const FlowKey& key,
                       uint64_t id, int fd, uint64_t idle_ms);
   // open_dgram for a new flow of `table`; when the process is out of file
@@ -135,6 +156,8 @@ class Engine {
   uint32_t tcp_connecting = 0;
   bool tcp_peek_off = true;  // kernel::Feature::TcpPeekOff in use (probed in init)
   uint32_t (*isn_source)() = random_u32;  // our ISNs (the unit tests pick them)
+  // The EPOLL_CTL_ADD behind watch() (the unit tests make it fail).
+  int (*epoll_add)(int ep, int fd, epoll_event* ev) = epoll_add_fd;
   // An established flow with no segment either way for this long is reset
   // (docs/design.md); half closed: once either side sent its FIN.
   uint64_t tcp_idle_ms = 24 * 3600 * 1000ull;

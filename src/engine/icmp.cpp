@@ -75,6 +75,7 @@ void Engine::icmp_input(const uint8_t* frame, const packet::Parsed& p) {
       deny(id, proto, p.dst, std::nullopt, v);
     }
     slot = dgram_open(icmp, Tag::Icmp, proto, key, id, fd, kIcmpIdleMs);
+    if (slot == kNoSlot) return;  // no epoll resources: dropped (counted)
     if (v.allow) {
       ++st.icmp_flows;
       rec.flow_start(id, proto, {p.dst, 0}, pol.names_for(p.dst, now));

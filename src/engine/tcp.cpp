@@ -89,6 +89,8 @@ constexpr uint8_t kMaxRetries = 10;
 constexpr uint64_t kLingerMs = 2'000;
 constexpr uint8_t kOurWscale = 7;
 constexpr uint64_t kProxyTimeoutMs = 15'000;
+// What a flow's host socket (or socketpair end) is watched for.
+constexpr uint32_t kSockEvents = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
 
 const char* connect_error_text(int err) {
   switch (err) {
@@ -152,10 +154,7 @@ struct TcpOps {
       }
       if (space < uint32_t(sndbuf) / 3 && !f.wnd_watch && f.state != TcpState::Connecting) {
         f.wnd_watch = true;
-        epoll_event ev{};
-        ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
-        ev.data.u64 = tag(Tag::Tcp, f.slot, e.tcp.gen(f.slot));
-        epoll_ctl(e.ep.get(), EPOLL_CTL_MOD, f.sock.get(), &ev);
+        e.rewatch(f.sock.get(), kSockEvents, tag(Tag::Tcp, f.slot, e.tcp.gen(f.slot)));
       }
     }
     uint32_t scaled = syn ? space : space >> f.our_wscale;
@@ -244,18 +243,18 @@ struct TcpOps {
     setsockopt(f.sock.get(), IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof cnt);
   }
 
-  uint32_t slot_of(const TcpFlow& f) const { return f.slot; }
-
   void release(TcpFlow& f, bool log, observe::Close close) {
     if (f.state == TcpState::Connecting && e.tcp_connecting) --e.tcp_connecting;
     if (f.dns) dns_stream_close(e, *f.dns);
     if (log && !f.dns)
       e.rec.flow_end(f.flow_id, policy::Proto::Tcp, target(f), f.bytes_up, f.bytes_down,
                      e.now - f.started_ms, close);
-    if (f.sock) epoll_ctl(e.ep.get(), EPOLL_CTL_DEL, f.sock.get(), nullptr);
+    // A valid sock and a pump's two fds are always watched (see new_flow
+    // and start_tls_pump, which drop what they could not watch).
+    if (f.sock) e.unwatch(f.sock.get());
     if (f.pump) {
-      epoll_ctl(e.ep.get(), EPOLL_CTL_DEL, f.pump->net_fd(), nullptr);
-      epoll_ctl(e.ep.get(), EPOLL_CTL_DEL, f.pump->local_fd(), nullptr);
+      e.unwatch(f.pump->net_fd());
+      e.unwatch(f.pump->local_fd());
     }
     f.sock.reset();
     e.tcp_map.erase(f.key);
@@ -398,7 +397,7 @@ struct TcpOps {
     if (!f.dns)
     e.rec.flow_end(f.flow_id, policy::Proto::Tcp, target(f), f.bytes_up, f.bytes_down,
                    e.now - f.started_ms, observe::Close::Fin);
-    epoll_ctl(e.ep.get(), EPOLL_CTL_DEL, f.sock.get(), nullptr);
+    e.unwatch(f.sock.get());
     f.sock.reset();
     tcp_enter(f, TcpState::Closing);
     arm(f, e.now + kLingerMs);
@@ -421,6 +420,38 @@ struct TcpOps {
     if (!f.dns)
       e.rec.connect_result(f.flow_id, target(f), f.via_proxy,
                            e.pol.names_for(f.key.raddr, e.now), nullptr);
+  }
+
+  // Puts a TlsPump between the proxy's socket (watched since new_flow) and
+  // the translator, which from now on uses one end of a socketpair as its
+  // host socket; the pump serves the other end. On failure (no socketpair,
+  // or no epoll resources for its two new fds) the proxy's socket is
+  // unwatched and everything the pump holds is closed, so release() finds
+  // neither sock nor pump. The Error goes to the flow log.
+  Status start_tls_pump(TcpFlow& f, SSL* tls) {
+    const uint32_t slot = f.slot;
+    const int net = f.sock.get();
+    f.pump = std::make_unique<proxy::TlsPump>(tls, std::move(f.sock));
+    f.sock = f.pump->take_translator_end();
+    f.sock_is_unix = true;
+    Status done;
+    if (!f.sock) {
+      done = Error{"socketpair for the TLS tunnel failed", "proxy"};
+    } else {
+      e.rewatch(net, kSockEvents, tag(Tag::Pump, slot, e.tcp.gen(slot)));
+      if (!e.watch(f.pump->local_fd(), kSockEvents, tag(Tag::Pump, slot, e.tcp.gen(slot)))) {
+        done = errno_error("proxy: TLS tunnel: epoll_ctl");
+      } else if (!e.watch(f.sock.get(), kSockEvents, tag(Tag::Tcp, slot, e.tcp.gen(slot)))) {
+        done = errno_error("proxy: TLS tunnel: epoll_ctl");
+        e.unwatch(f.pump->local_fd());
+      }
+    }
+    if (!done) {
+      e.unwatch(net);
+      f.pump.reset();
+      f.sock.reset();
+    }
+    return done;
   }
 
   // The proxy failed this connection: the child gets a reset.
@@ -509,17 +540,15 @@ struct TcpOps {
       f.slot = slot;
       init_flow(f, frame, p, 0);
       f.sock = dns_stream_open(e, f, slot);
-      if (!f.sock) {
+      const uint64_t t = tag(Tag::Tcp, slot, e.tcp.gen(slot));
+      if (!f.sock || !e.watch(f.sock.get(), kSockEvents, t)) {
+        if (f.dns) dns_stream_close(e, *f.dns);
         rst_for(p);
-        e.tcp.release(slot);
+        e.tcp.release(slot);  // closes the stream's sockets
         return;
       }
       f.sock_is_unix = true;
       e.tcp_map.emplace(f.key, slot);
-      epoll_event ev{};
-      ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
-      ev.data.u64 = tag(Tag::Tcp, slot, e.tcp.gen(slot));
-      epoll_ctl(e.ep.get(), EPOLL_CTL_ADD, f.sock.get(), &ev);
       tcp_enter(f, TcpState::Connecting);
       ++e.tcp_connecting;
       connected(f);
@@ -551,6 +580,15 @@ struct TcpOps {
       return;
     }
     uint32_t slot = *e.tcp.alloc();
+    if (!e.watch(fd, kSockEvents, tag(Tag::Tcp, slot, e.tcp.gen(slot)))) {
+      // No epoll resources (counted): refused like a full table.
+      int err = errno;
+      ::close(fd);
+      e.tcp.release(slot);
+      e.rec.connect_result(id, t, via_proxy, names, strerror(err));
+      rst_for(p);
+      return;
+    }
     TcpFlow& f = e.tcp[slot];
     f.slot = slot;
     init_flow(f, frame, p, id);
@@ -560,11 +598,6 @@ struct TcpOps {
     f.via_proxy = via_proxy;
     e.tcp_map.emplace(f.key, slot);
     ++e.st.tcp_flows;
-
-    epoll_event ev{};
-    ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
-    ev.data.u64 = tag(Tag::Tcp, slot, e.tcp.gen(slot));
-    epoll_ctl(e.ep.get(), EPOLL_CTL_ADD, fd, &ev);
 
     sockaddr_storage ss;
     socklen_t sl = to_sockaddr(cip, cport, &ss);
@@ -595,23 +628,10 @@ struct TcpOps {
       case proxy::Step::Done: break;
     }
     if (SSL* tls = f.hs->take_tls()) {
-      uint32_t slot = slot_of(f);
-      int net = f.sock.get();
-      f.pump = std::make_unique<proxy::TlsPump>(tls, std::move(f.sock));
-      f.sock = f.pump->take_translator_end();
-      f.sock_is_unix = true;
-      if (!f.sock) {
-        f.sock = UniqueFd(dup(net));  // keep release() uniform
-        proxy_failed(f, "proxy: socketpair for the TLS tunnel failed");
+      if (auto piped = start_tls_pump(f, tls); !piped) {
+        proxy_failed(f, piped.error().str());
         return;
       }
-      epoll_event ev{};
-      ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
-      ev.data.u64 = tag(Tag::Pump, slot, e.tcp.gen(slot));
-      epoll_ctl(e.ep.get(), EPOLL_CTL_MOD, net, &ev);
-      epoll_ctl(e.ep.get(), EPOLL_CTL_ADD, f.pump->local_fd(), &ev);
-      ev.data.u64 = tag(Tag::Tcp, slot, e.tcp.gen(slot));
-      epoll_ctl(e.ep.get(), EPOLL_CTL_ADD, f.sock.get(), &ev);
     }
     f.hs.reset();
     f.rto_deadline = 0;

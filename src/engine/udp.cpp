@@ -61,6 +61,7 @@ void Engine::udp_input(const uint8_t* frame, const packet::Parsed& p) {
       deny(id, policy::Proto::Udp, p.dst, p.dport, v);
     }
     slot = dgram_open(udp, Tag::Udp, policy::Proto::Udp, key, id, fd, kUdpIdleMs);
+    if (slot == kNoSlot) return;  // no epoll resources: dropped (counted)
     if (v.allow) {
       ++st.udp_flows;
       rec.flow_start(id, policy::Proto::Udp, {p.dst, p.dport}, pol.names_for(p.dst, now));

@@ -76,6 +76,14 @@ constexpr const char* kTapName = "tap0";
   _exit(1);
 }
 
+// Once the command may run, the parent is serving tap0 and no longer reads
+// the control socket: say it on stderr ("childflow: fork: ...") and exit 1.
+[[noreturn]] void fail_after_setup(const Error& why) {
+  std::string msg = fmt::format("childflow: {}\n", why.str());
+  (void)!::write(STDERR_FILENO, msg.data(), msg.size());
+  _exit(1);
+}
+
 void close_all_but(int keep) {
   if (keep > 3) ::close_range(3, static_cast<unsigned>(keep - 1), 0);
   ::close_range(static_cast<unsigned>(keep < 3 ? 3 : keep + 1), ~0U, 0);
@@ -289,13 +297,9 @@ void run_init_stub(const StubArgs& a) {
   auto release = control::receive(ctl);
   if (!release || release->tag != control::Tag::Release) _exit(1);
   int sfd = ::signalfd(-1, &only_chld, SFD_CLOEXEC | SFD_NONBLOCK);
-  if (sfd < 0) _exit(1);
+  if (sfd < 0) fail_after_setup(errno_error("signalfd"));
   pid_t command = ::fork();
-  if (command < 0) {
-    std::string msg = fmt::format("childflow: fork: {}\n", strerror(errno));
-    (void)!::write(STDERR_FILENO, msg.data(), msg.size());
-    _exit(1);
-  }
+  if (command < 0) fail_after_setup(errno_error("fork"));
   if (command == 0) exec_command(a.argv.data());
 
   // 8. Reap and forward until the command exits.

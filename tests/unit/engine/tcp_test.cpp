@@ -489,6 +489,100 @@ TEST_P(TcpTranslator, AVanishedPeerTurnsIntoARstWhenTheChildProbes) {
   EXPECT_TRUE(fr.back().p.flags & kRst) << "the vanished peer turns into a RST to the child";
 }
 
+// epoll_ctl(ADD) as the engine makes it, except that the g_fail_add-th call
+// (counting from fail_add) fails with ENOSPC, as at fs.epoll.max_user_watches.
+int g_adds = 0, g_fail_add = 0;
+int failing_add(int ep, int fd, epoll_event* ev) {
+  if (++g_adds == g_fail_add) {
+    errno = ENOSPC;
+    return -1;
+  }
+  return epoll_add_fd(ep, fd, ev);
+}
+void fail_add(Engine& e, int nth) {
+  g_adds = 0;
+  g_fail_add = nth;
+  e.epoll_add = failing_add;
+}
+
+// No epoll resources for a new flow's socket: the child gets a RST, as from
+// a full table, the refusal is counted, nothing is left behind, and the next
+// flow works.
+TEST_P(TcpTranslator, AFlowThatCannotBeWatchedIsRefused) {
+  fail_add(*e_, 1);
+  sport_ = kChildPort + 7;
+  child_send(kSyn, 7000, 0);
+  auto fr = run_until(500, any_with(kRst));
+  ASSERT_FALSE(fr.empty());
+  EXPECT_TRUE(fr.back().p.flags & kRst);
+  EXPECT_EQ(st_.epoll_refused, 1u);
+  EXPECT_FALSE(busy_slot(*e_));
+  e_->epoll_add = epoll_add_fd;
+  sport_ = kChildPort;
+  connect(5000);
+  child_send(kAck | kPsh, snd_nxt_, rcv_nxt_, "after");
+  EXPECT_EQ(server_read(5), "after");
+}
+
+// The same for DNS over TCP to the gateway, whichever of its three sockets
+// (stream end, upstream, translator end) cannot be watched.
+TEST_P(TcpTranslator, ADnsStreamThatCannotBeWatchedIsRefused) {
+  e_->opts.resolver = *IpAddr::parse("127.0.0.1");
+  dport_ = 53;
+  for (int nth = 1; nth <= 3; ++nth) {
+    fail_add(*e_, nth);
+    sport_ = uint16_t(kChildPort + nth);
+    child_send(kSyn, 7000, 0);
+    auto fr = run_until(500, any_with(kRst));
+    ASSERT_FALSE(fr.empty()) << nth;
+    EXPECT_TRUE(fr.back().p.flags & kRst) << nth;
+    EXPECT_EQ(st_.epoll_refused, uint64_t(nth));
+    EXPECT_FALSE(busy_slot(*e_)) << nth;
+  }
+  e_->epoll_add = epoll_add_fd;
+  sport_ = kChildPort + 9;
+  child_send(kSyn, 7000, 0);
+  auto fr = run_until(500, any_with(kSyn));
+  ASSERT_FALSE(fr.empty());
+  ASSERT_EQ(fr.back().p.flags, kSyn | kAck) << "a stream that could be watched is served";
+  // It finishes (its stream is unwatched then) and lingers; releasing the
+  // slot afterwards must not unwatch it a second time.
+  child_send(kAck | kFin, 7001, fr.back().p.seq + 1);
+  auto fins = run_until(1000, any_with(kFin));
+  ASSERT_FALSE(fins.empty());
+  child_send(kAck, 7002, fins.back().p.seq + 1);
+  run(20);
+  auto slot = busy_slot(*e_);
+  ASSERT_TRUE(slot);
+  EXPECT_EQ(e_->tcp[*slot].state, TcpState::Closing);
+  e_->tcp_close_all();
+  EXPECT_FALSE(busy_slot(*e_));
+}
+
+// A UDP flow whose socket cannot be watched: the datagram is dropped and
+// counted, no flow stays, and the next datagram opens the flow.
+TEST_P(TcpTranslator, AUdpFlowThatCannotBeWatchedIsDropped) {
+  auto send_udp = [&] {
+    uint8_t buf[packet::kFrameMax];
+    size_t off = packet::payload_offset(Family::V4, packet::kProtoUdp);
+    std::memcpy(buf + off, "ping", 4);
+    size_t n = packet::build_udp(buf, child_mac_, opts_.plan.gw_mac, opts_.plan.child4, 5353,
+                                 opts_.plan.gw4, port_, 4);
+    ASSERT_EQ(write(tap_.get(), buf, n), ssize_t(n));
+  };
+  FlowKey key{opts_.plan.child4, opts_.plan.gw4, 5353, port_};
+  fail_add(*e_, 1);
+  send_udp();
+  EXPECT_TRUE(run(50).empty());
+  EXPECT_EQ(st_.epoll_refused, 1u);
+  EXPECT_FALSE(e_->udp.find(key));
+  e_->epoll_add = epoll_add_fd;
+  send_udp();
+  run(50);
+  EXPECT_TRUE(e_->udp.find(key));
+  EXPECT_EQ(st_.udp_flows, 1u);
+}
+
 TEST(TcpStates, TheTransitionTableAllowsOnlyTheLifeCycle) {
   using S = TcpState;
   const S all[] = {S::Free, S::Connecting, S::SynAckSent, S::Established, S::Closing};
