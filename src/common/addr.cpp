@@ -103,26 +103,29 @@ static bool bit_set(const IpAddr& a, unsigned i) {
   return (a.bytes[i / 8] >> (7 - i % 8)) & 1;
 }
 
-std::variant<Cidr, std::string> Cidr::parse(std::string_view text) {
+Result<Cidr> Cidr::parse(std::string_view text) {
   auto slash = text.find('/');
   if (slash == std::string_view::npos)
-    return fmt::format("`{}` is not a CIDR prefix: write ADDRESS/LENGTH, e.g. 10.0.0.0/8", text);
+    return Error{
+        fmt::format("`{}` is not a CIDR prefix: write ADDRESS/LENGTH, e.g. 10.0.0.0/8", text)};
   auto ip = IpAddr::parse(text.substr(0, slash));
-  if (!ip) return fmt::format("`{}` is not a CIDR prefix: `{}` is not an IP address", text,
-                              text.substr(0, slash));
+  if (!ip)
+    return Error{fmt::format("`{}` is not a CIDR prefix: `{}` is not an IP address", text,
+                             text.substr(0, slash))};
   auto len_text = text.substr(slash + 1);
   unsigned len = 0;
   auto [p, ec] = std::from_chars(len_text.data(), len_text.data() + len_text.size(), len);
   unsigned max = ip->is_v4() ? 32 : 128;
   if (len_text.empty() || ec != std::errc{} || p != len_text.data() + len_text.size() ||
       len > max)
-    return fmt::format("`{}` is not a CIDR prefix: the length must be 0 to {}", text, max);
+    return Error{
+        fmt::format("`{}` is not a CIDR prefix: the length must be 0 to {}", text, max)};
   Cidr c{*ip, uint8_t(len)};
   for (unsigned i = len; i < max; ++i) {
     if (bit_set(*ip, i)) {
       Cidr fixed = c;
       for (unsigned j = len; j < max; ++j) fixed.addr.bytes[j / 8] &= uint8_t(~(0x80 >> (j % 8)));
-      return fmt::format("`{}` has host bits set: did you mean {}?", text, fixed.str());
+      return Error{fmt::format("`{}` has host bits set: did you mean {}?", text, fixed.str())};
     }
   }
   return c;

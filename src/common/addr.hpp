@@ -11,6 +11,8 @@
 #include <string_view>
 #include <variant>
 
+#include "common/result.hpp"
+
 struct sockaddr;
 struct sockaddr_storage;
 
@@ -50,7 +52,7 @@ struct Cidr {
   uint8_t prefix = 0;
 
   // Errors: "not an IP prefix", "host bits set (did you mean 10.0.0.0/8?)".
-  static std::variant<Cidr, std::string> parse(std::string_view text);
+  static Result<Cidr> parse(std::string_view text);
   bool contains(const IpAddr& ip) const;
   std::string str() const;
   friend bool operator==(const Cidr&, const Cidr&) = default;

@@ -248,9 +248,7 @@ Result<std::string> normalise_domain(std::string_view s) {
 }
 
 Result<Cidr> parse_cidr(std::string_view s) {
-  auto r = Cidr::parse(s);
-  if (auto* err = std::get_if<std::string>(&r)) return Error{*err};
-  return std::get<Cidr>(r);
+  return Cidr::parse(s);
 }
 
 Result<uint32_t> check_mtu(int64_t v) {

@@ -20,7 +20,7 @@ const Cidr& cidr(const char* text) {
   // Built once; the table is small and fixed.
   static std::unordered_map<std::string, Cidr> cache;
   auto it = cache.find(text);
-  if (it == cache.end()) it = cache.emplace(text, std::get<Cidr>(Cidr::parse(text))).first;
+  if (it == cache.end()) it = cache.emplace(text, *Cidr::parse(text)).first;
   return it->second;
 }
 

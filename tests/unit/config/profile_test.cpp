@@ -304,7 +304,7 @@ TEST(Apply, DefaultsForUnset) {
   Layer l;
   l.set(&Config::backend, Backend::Rootful);
   l.set(&Config::mtu, 1280u);
-  l.set(&Config::deny_cidrs, std::vector<Cidr>{std::get<Cidr>(Cidr::parse("10.0.0.0/8"))});
+  l.set(&Config::deny_cidrs, std::vector<Cidr>{*Cidr::parse("10.0.0.0/8")});
   c = apply(l);
   EXPECT_EQ(c.backend, Backend::Rootful);
   EXPECT_EQ(c.mtu, 1280u);

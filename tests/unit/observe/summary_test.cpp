@@ -27,7 +27,7 @@ Config config(TextOrJson format) {
   c.command = {"sh", "-c", "curl http://www.example.test/ && ping -c1 203.0.113.20"};
   c.summary = true;
   c.summary_format = format;
-  c.deny_cidrs = {std::get<Cidr>(Cidr::parse("203.0.113.20/32"))};
+  c.deny_cidrs = {*Cidr::parse("203.0.113.20/32")};
   c.deny_domains = {"blocked.example.test"};
   c.fail_on_leak = true;
   c.flow_log = "/tmp/run.jsonl";  // never opened: Recorder::open is not called
@@ -49,7 +49,7 @@ void feed(observe::Recorder& r) {
   v.allow = false;
   v.reason_code = "deny_cidr";
   v.control = "--deny-cidr";
-  v.matched_cidr = std::get<Cidr>(Cidr::parse("203.0.113.20/32"));
+  v.matched_cidr = *Cidr::parse("203.0.113.20/32");
   v.reason = "blocked by `--deny-cidr 203.0.113.20/32`";
   r.policy_violation(3, policy::Proto::Icmp4, echo.str(), echo, std::nullopt, v, {});
   r.dns_query("udp", gw, 53, "blocked.example.test", "A");
