@@ -70,6 +70,17 @@ void kv_target(std::string& b, const Target& t) {
   kv_num(b, "remote_port", t.port);
 }
 
+// The fields dns_query and dns_answer share.
+void kv_dns(std::string& b, std::string_view proto, const IpAddr& server, uint16_t port,
+            std::string_view qname, std::string_view qtype) {
+  kv_str(b, "protocol", proto);
+  kv_str(b, "server", format_endpoint(server, port));
+  kv_str(b, "server_ip", server.str());
+  kv_num(b, "server_port", port);
+  kv_str(b, "qname", qname);
+  kv_str(b, "qtype", qtype);
+}
+
 }  // namespace
 
 Recorder::Recorder(const Config& c) : cfg_(c) {
@@ -163,12 +174,7 @@ void Recorder::dns_query(std::string_view proto, const IpAddr& server, uint16_t 
                          std::string_view qname, std::string_view qtype) {
   ++counts_.dns_names[std::string(qname)];
   begin("dns_query");
-  kv_str(buf_, "protocol", proto);
-  kv_str(buf_, "server", format_endpoint(server, port));
-  kv_str(buf_, "server_ip", server.str());
-  kv_num(buf_, "server_port", port);
-  kv_str(buf_, "qname", qname);
-  kv_str(buf_, "qtype", qtype);
+  kv_dns(buf_, proto, server, port, qname, qtype);
   end();
   if (cfg_.verbosity >= 3)
     live(3, 90, fmt::format("debug: dns query {} {} to {} ({})", qname, qtype,
@@ -179,12 +185,7 @@ void Recorder::dns_answer(std::string_view proto, const IpAddr& server, uint16_t
                           std::string_view qname, std::string_view qtype, bool relayed,
                           size_t bytes, std::span<const IpAddr> ips, int rcode) {
   begin("dns_answer");
-  kv_str(buf_, "protocol", proto);
-  kv_str(buf_, "server", format_endpoint(server, port));
-  kv_str(buf_, "server_ip", server.str());
-  kv_num(buf_, "server_port", port);
-  kv_str(buf_, "qname", qname);
-  kv_str(buf_, "qtype", qtype);
+  kv_dns(buf_, proto, server, port, qname, qtype);
   kv_str(buf_, "mode", relayed ? "relayed" : "synthetic_empty");
   kv_num(buf_, "bytes", bytes);
   buf_ += ",\"answer_ips\":[";
