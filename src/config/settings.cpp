@@ -422,8 +422,7 @@ size_t Layer::slot(size_t field) {
     for (const Setting& s : settings())
       if (s.field != kNoField && std::find(f.begin(), f.end(), s.field) == f.end())
         f.push_back(s.field);
-    // Every field is also the target of a row's Layer::set.
-    CF_CHECK(f.size() <= 64);
+    CF_CHECK(f.size() <= 64);  // the width of Layer::set_
     return f;
   }();
   auto it = std::find(fields.begin(), fields.end(), field);
