@@ -189,7 +189,7 @@ std::vector<Setting> table() {
   {
     Setting s = path({"report", 0, "", "FLOW.jsonl", kModes,
                       "Read a flow log (- for standard input) and print a report instead of "
-                      "running anything"},
+                      "running anything; exit 1 if the file holds no flow-log event"},
                      &C::report, Check::Readable);
     auto read = s.parse;
     s.parse = [read](Layer& l, std::string_view text, const std::string& dir) -> Status {

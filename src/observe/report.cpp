@@ -14,8 +14,10 @@
 // characters (no terminal escapes reach the screen) and markdown escapes
 // table pipes; JSON is written by nlohmann-json.
 //
-// Exit codes: 0 after a report (also for a log with malformed lines), 2 when
-// the file cannot be opened or read (`childflow: error: ...`).
+// Exit codes: 0 after a report (also for a log with malformed lines); 1 with
+// one warning line when the file holds no event at all (empty, binary, not
+// JSON Lines: most likely not a flow log); 2 when the file cannot be opened
+// or read (`childflow: error: ...`).
 #include "observe/report.hpp"
 
 #include <time.h>
@@ -322,6 +324,21 @@ int report(const Config& c) {
   if (!data) {
     std::fprintf(stderr, "childflow: error: %s\n", data.error().str().c_str());
     return 2;
+  }
+  if (data->events == 0) {
+    // Nothing in it was an event: an empty file, a binary, another format.
+    // An empty report with exit 0 would hide that the wrong file was given.
+    std::string what = *c.report == "/dev/stdin" ? "standard input" : printable(*c.report);
+    std::string seen = data->lines == 0
+                           ? std::string("it is empty")
+                           : fmt::format("{} line{} read, none an event", data->lines,
+                                         data->lines == 1 ? "" : "s");
+    std::fputs(fmt::format("childflow: warning: report: {} has no flow-log events ({}): is it a "
+                           "flow log?\n",
+                           what, seen)
+                   .c_str(),
+               stderr);
+    return 1;
   }
   std::string out = render_report(*data, c.report_format, *c.report);
   std::fwrite(out.data(), 1, out.size(), stdout);

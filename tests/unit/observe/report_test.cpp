@@ -14,6 +14,8 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <string>
+#include <tuple>
+#include <vector>
 
 #include "observe/report.hpp"
 #include "observe/report_model.hpp"
@@ -416,6 +418,62 @@ TEST(ReportErrors, DirectoryIsAReadError) {
   auto d = analyze_flow_log("/tmp");
   ASSERT_FALSE(d);
   EXPECT_NE(d.error().str().find("/tmp"), std::string::npos) << d.error().str();
+}
+
+size_t count_of(const std::string& hay, const std::string& needle) {
+  size_t n = 0;
+  for (size_t at = hay.find(needle); at != std::string::npos; at = hay.find(needle, at + 1)) ++n;
+  return n;
+}
+
+// `report` on `content`: exit code, stdout, stderr.
+struct Ran {
+  int rc;
+  std::string out, err;
+};
+Ran report_of(const std::string& content) {
+  char path[] = "/tmp/cf-report-test-XXXXXX";
+  int fd = mkstemp(path);
+  EXPECT_GE(fd, 0);
+  EXPECT_EQ(write(fd, content.data(), content.size()), ssize_t(content.size()));
+  close(fd);
+  Config c;
+  c.mode = Mode::Report;
+  c.report = path;
+  testing::internal::CaptureStdout();
+  testing::internal::CaptureStderr();
+  int rc = report(c);
+  Ran r{rc, testing::internal::GetCapturedStdout(), testing::internal::GetCapturedStderr()};
+  unlink(path);
+  return r;
+}
+
+TEST(ReportErrors, NoEventAtAllIsOneWarningAndExit1) {
+  std::string elf = "\x7f" "ELF\x02\x01\x01";
+  elf += std::string("\0\0\0\0\0\0\0\0\x03\0>\0\x01\n\0\0\xff\xfe", 18);
+  for (const auto& [what, content, lines] :
+       std::vector<std::tuple<std::string, std::string, std::string>>{
+           {"empty", "", "(it is empty)"},
+           {"binary", elf, "(2 lines read, none an event)"},
+           {"text", "hello\nworld\n\n[1,2]\n{\"no\":\"event\"}\n", "(5 lines read, none an event)"},
+           {"blank", "\n", "(1 line read, none an event)"},
+       }) {
+    Ran r = report_of(content);
+    EXPECT_EQ(r.rc, 1) << what;
+    EXPECT_EQ(r.out, "") << what;
+    EXPECT_TRUE(r.err.starts_with("childflow: warning: report: /tmp/cf-report-test-")) << r.err;
+    EXPECT_NE(r.err.find(" has no flow-log events " + lines + ": is it a flow log?\n"),
+              std::string::npos)
+        << what << ": " << r.err;
+    EXPECT_EQ(count_of(r.err, "\n"), 1u) << what << ": " << r.err;
+  }
+}
+
+TEST(ReportErrors, OneEventAmongGarbageIsAReport) {
+  Ran r = report_of("garbage\n\x01\x02\n{\"event\":\"dns_query\",\"qname\":\"a\"}\n");
+  EXPECT_EQ(r.rc, 0);
+  EXPECT_EQ(r.err, "");
+  EXPECT_NE(r.out.find("(1 events, 2 malformed lines skipped)"), std::string::npos) << r.out;
 }
 
 TEST(ReportErrors, ReportOfAGoodLogExitsZero) {
