@@ -201,8 +201,9 @@ std::vector<Setting> table() {
     };
     t.push_back(std::move(s));
   }
-  t.push_back(value({"report-format", 0, "", "text|markdown|json", kModes,
-                     "Report output format (default: text)"},
+  t.push_back(value({"report-format", 0, "", "text|markdown|json|html", kModes,
+                     "Report output format (default: text); html is one self-contained page "
+                     "with a timeline of the flows"},
                     &C::report_format, parse_report_format, by_name));
   t.push_back(sets({"cleanup", 0, "", "", kModes,
                     "Remove host state left by a killed rootful run (rootful runs are not "

@@ -162,6 +162,7 @@ not_a_log "an empty file" "$LAB_DIR/empty.jsonl" "it is empty" "$LAB_DIR/empty.j
 not_a_log "a binary" "$LAB_DIR/true.bin" "$true_lines lines read, none an event" "$LAB_DIR/true.bin"
 not_a_log "a text file" "$LAB_DIR/notes.txt" "4 lines read, none an event" "$LAB_DIR/notes.txt"
 not_a_log "a text file, as json" "$LAB_DIR/notes.txt" "4 lines read, none an event" "$LAB_DIR/notes.txt" --report-format json
+not_a_log "a text file, as html" "$LAB_DIR/notes.txt" "4 lines read, none an event" "$LAB_DIR/notes.txt" --report-format html
 not_a_log "an empty standard input" "standard input" "it is empty" - </dev/null
 not_a_log "a binary on standard input" "standard input" "$true_lines lines read, none an event" - <"$LAB_DIR/true.bin"
 # One event among garbage is a log: a report, exit 0, the garbage counted.
