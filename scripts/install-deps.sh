@@ -4,7 +4,8 @@
 #
 #   build  compile childflow and its unit tests
 #   lab    the end-to-end tests: the lab's servers, proxies and clients
-#          (tests/lab), and the shells and man tools the package test uses
+#          (tests/lab), the shells and man tools the package test uses, and
+#          the headless browser that renders `--report-format html`
 #   bench  the peers and load generators of bench/ (pasta, slirp4netns, ...)
 #   fuzz   clang and libFuzzer
 #
@@ -30,6 +31,7 @@ LAB_PKGS=(
   dnsmasq tinyproxy microsocks dante-server socat tshark
   nmap bind9-dnsutils jq util-linux psmisc iperf3
   zsh fish bash-completion groff-base man-db
+  chromium
 )
 BENCH_PKGS=(sockperf wrk slirp4netns passt dnsperf)
 FUZZ_PKGS=(clang libclang-rt-14-dev)

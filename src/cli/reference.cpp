@@ -33,7 +33,7 @@ constexpr Group kGroups[] = {Group::Modes, Group::Sandbox, Group::Output, Group:
 const char* kUsageLines[] = {
     "childflow [OPTIONS] [--] COMMAND [ARGS...]",
     "childflow --doctor [--root] [--doctor-format text|json]",
-    "childflow --report FLOW.jsonl [--report-format text|markdown|json]",
+    "childflow --report FLOW.jsonl [--report-format text|markdown|json|html]",
     "childflow --profile FILE [--dump-profile]",
     "childflow --cleanup",
 };

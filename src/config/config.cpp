@@ -32,6 +32,7 @@ const char* name(ReportFormat f) {
     case ReportFormat::Text: return "text";
     case ReportFormat::Markdown: return "markdown";
     case ReportFormat::Json: return "json";
+    case ReportFormat::Html: return "html";
   }
   return "?";
 }

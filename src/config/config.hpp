@@ -21,14 +21,14 @@ enum class Mode : uint8_t { Run, Doctor, Report, DumpProfile, Cleanup };
 enum class Backend : uint8_t { RootlessInternal, Rootful };
 enum class CapturePoint : uint8_t { Child, Egress, WireEgress, Both };
 enum class TextOrJson : uint8_t { Text, Json };
-enum class ReportFormat : uint8_t { Text, Markdown, Json };
+enum class ReportFormat : uint8_t { Text, Markdown, Json, Html };
 enum class DefaultPolicy : uint8_t { Allow, Deny };
 enum class ProxyScheme : uint8_t { Http, Https, Socks5 };
 
 const char* name(Backend b);        // "rootless-internal" | "rootful"
 const char* name(CapturePoint c);   // "child" | "egress" | "wire-egress" | "both"
 const char* name(TextOrJson f);     // "text" | "json"
-const char* name(ReportFormat f);   // "text" | "markdown" | "json"
+const char* name(ReportFormat f);   // "text" | "markdown" | "json" | "html"
 const char* name(DefaultPolicy p);  // "allow" | "deny"
 const char* name(ProxyScheme s);    // "http" | "https" | "socks5"
 

@@ -189,7 +189,7 @@ std::vector<Setting> table() {
   {
     Setting s = path({"report", 0, "", "FLOW.jsonl", kModes,
                       "Read a flow log (- for standard input) and print a report instead of "
-                      "running anything"},
+                      "running anything; exit 1 if the file holds no flow-log event"},
                      &C::report, Check::Readable);
     auto read = s.parse;
     s.parse = [read](Layer& l, std::string_view text, const std::string& dir) -> Status {
@@ -201,8 +201,9 @@ std::vector<Setting> table() {
     };
     t.push_back(std::move(s));
   }
-  t.push_back(value({"report-format", 0, "", "text|markdown|json", kModes,
-                     "Report output format (default: text)"},
+  t.push_back(value({"report-format", 0, "", "text|markdown|json|html", kModes,
+                     "Report output format (default: text); html is one self-contained page "
+                     "with a timeline of the flows"},
                     &C::report_format, parse_report_format, by_name));
   t.push_back(sets({"cleanup", 0, "", "", kModes,
                     "Remove host state left by a killed rootful run (rootful runs are not "

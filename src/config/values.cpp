@@ -111,7 +111,8 @@ Result<ReportFormat> parse_report_format(std::string_view s) {
   if (s == "text") return ReportFormat::Text;
   if (s == "markdown") return ReportFormat::Markdown;
   if (s == "json") return ReportFormat::Json;
-  return bad("`{}` is not a report format: use text, markdown or json", shown(s));
+  if (s == "html") return ReportFormat::Html;
+  return bad("`{}` is not a report format: use text, markdown, json or html", shown(s));
 }
 
 Result<DefaultPolicy> parse_default_policy(std::string_view s) {

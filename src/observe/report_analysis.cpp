@@ -4,6 +4,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <deque>
 #include <fmt/format.h>
 #include <initializer_list>
 #include <nlohmann/json.hpp>
@@ -85,7 +86,7 @@ class KeyCounter {
 enum class Field : uint8_t {
   SchemaVersion, TsMs, Event, Protocol, Qname, Qtype, Mode, AnswerIps, RemoteAddr, RemoteIp,
   RemotePort, ViaProxy, Names, Status, Error, BytesSent, BytesReceived, Close, ReasonCode,
-  Control, MatchedDomain, MatchedCidr, Remote, Phase, Detail, Count
+  Control, MatchedDomain, MatchedCidr, Remote, Phase, Detail, FlowId, DurationMs, Count
 };
 
 // Field::Count for a key the analysis does not read.
@@ -101,6 +102,7 @@ Field field_of(std::string_view key) {
       {"close", Field::Close}, {"reason_code", Field::ReasonCode}, {"control", Field::Control},
       {"matched_domain", Field::MatchedDomain}, {"matched_cidr", Field::MatchedCidr},
       {"remote", Field::Remote}, {"phase", Field::Phase}, {"detail", Field::Detail},
+      {"flow_id", Field::FlowId}, {"duration_ms", Field::DurationMs},
   };
   auto it = fields.find(key);
   return it == fields.end() ? Field::Count : it->second;
@@ -256,6 +258,14 @@ std::optional<std::string> target_of(const Line& l) {
 // hostile logs; real answers name an address a handful of times).
 constexpr size_t kMaxNamesPerIp = 16;
 
+// `s` cut at kReportMaxString bytes, on a UTF-8 character boundary.
+std::string clip(std::string_view s) {
+  if (s.size() <= kReportMaxString) return std::string(s);
+  size_t n = kReportMaxString;
+  while (n > 0 && (static_cast<unsigned char>(s[n]) & 0xC0) == 0x80) --n;
+  return std::string(s.substr(0, n)) + "\xe2\x80\xa6";
+}
+
 }  // namespace
 
 struct FlowLogAnalysis::State {
@@ -267,9 +277,124 @@ struct FlowLogAnalysis::State {
   Line line;                       // the line being read (reused)
   std::vector<std::string> names;  // scratch
 
+  // Flow records (report_model.hpp, "Flow records").
+  KeyCounter denials;
+  std::vector<FlowRecord> flows;
+  uint64_t flows_not_drawn = 0;
+  std::unordered_map<uint64_t, size_t> flow_by_id;
+  // Logs without flow_id: per target, the records waiting for their
+  // connect_result and for their end, oldest first. A record that ended
+  // otherwise is skipped (and dropped) when it reaches the front, so every
+  // join is O(1) amortised, whatever a hostile log does.
+  struct Waiting {
+    std::deque<size_t> result, end;
+  };
+  std::unordered_map<std::string, Waiting> waiting;
+
   void on_event(const std::string& event, const Line& l);
   void correlate(const Line& l, const std::string& target);
+  size_t new_flow(const Line& l, FlowRecord::Kind kind, bool count_if_full);
+  size_t by_id(const Line& l) const;
+  size_t next_result(const std::optional<std::string>& target);
+  size_t next_end(const std::optional<std::string>& target);
+  size_t next_denial(const std::optional<std::string>& target);
+  void forget_if_idle(std::unordered_map<std::string, Waiting>::iterator it);
+  void set_names(FlowRecord& r, const std::vector<std::string>& from);
 };
+
+namespace {
+constexpr size_t kNoFlow = SIZE_MAX;
+// A TCP denial without flow_id looks this far into the records waiting for
+// a result (it follows its connect_attempt at once in every real log).
+constexpr size_t kDenialScan = 8;
+}  // namespace
+
+// A new record for the flow of `l`, or kNoFlow when the table is full (then
+// the flow counts as not drawn if `count_if_full`).
+size_t FlowLogAnalysis::State::new_flow(const Line& l, FlowRecord::Kind kind,
+                                        bool count_if_full) {
+  if (flows.size() >= kReportMaxFlows) {
+    if (count_if_full) ++flows_not_drawn;
+    return kNoFlow;
+  }
+  size_t i = flows.size();
+  FlowRecord& r = flows.emplace_back();
+  r.kind = kind;
+  if (auto* p = l.str(Field::Protocol)) r.protocol = clip(*p);
+  if (auto id = l.uint(Field::FlowId)) {
+    r.flow_id = id;
+    flow_by_id.emplace(*id, i);
+  }
+  return i;
+}
+
+// The record of `l`'s flow_id; kNoFlow without one or for an unknown one.
+size_t FlowLogAnalysis::State::by_id(const Line& l) const {
+  auto id = l.uint(Field::FlowId);
+  if (!id) return kNoFlow;
+  auto it = flow_by_id.find(*id);
+  return it == flow_by_id.end() ? kNoFlow : it->second;
+}
+
+void FlowLogAnalysis::State::forget_if_idle(std::unordered_map<std::string, Waiting>::iterator it) {
+  if (it->second.result.empty() && it->second.end.empty()) waiting.erase(it);
+}
+
+// The oldest record to `target` waiting for its connect_result, taken.
+size_t FlowLogAnalysis::State::next_result(const std::optional<std::string>& target) {
+  if (!target) return kNoFlow;
+  auto it = waiting.find(*target);
+  if (it == waiting.end()) return kNoFlow;
+  auto& q = it->second.result;
+  size_t found = kNoFlow;
+  while (!q.empty() && found == kNoFlow) {
+    size_t i = q.front();
+    q.pop_front();
+    // Ended without a result (a flow_end while connecting): not this one.
+    // A denial ends a record that still gets its result.
+    if (!flows[i].ended || flows[i].denied) found = i;
+  }
+  forget_if_idle(it);
+  return found;
+}
+
+// The oldest record to `target` not ended yet, taken.
+size_t FlowLogAnalysis::State::next_end(const std::optional<std::string>& target) {
+  if (!target) return kNoFlow;
+  auto it = waiting.find(*target);
+  if (it == waiting.end()) return kNoFlow;
+  auto& q = it->second.end;
+  size_t found = kNoFlow;
+  while (!q.empty() && found == kNoFlow) {
+    size_t i = q.front();
+    q.pop_front();
+    if (!flows[i].ended) found = i;
+  }
+  forget_if_idle(it);
+  return found;
+}
+
+// The oldest record to `target` waiting for its result and not denied yet.
+size_t FlowLogAnalysis::State::next_denial(const std::optional<std::string>& target) {
+  if (!target) return kNoFlow;
+  auto it = waiting.find(*target);
+  if (it == waiting.end()) return kNoFlow;
+  const auto& q = it->second.result;
+  for (size_t k = 0; k < q.size() && k < kDenialScan; ++k)
+    if (!flows[q[k]].ended) return q[k];
+  return kNoFlow;
+}
+
+void FlowLogAnalysis::State::set_names(FlowRecord& r, const std::vector<std::string>& from) {
+  r.names.clear();
+  for (const auto& n : from) {
+    if (r.names.size() == kReportMaxFlowNames) {
+      r.names_cut = true;
+      break;
+    }
+    r.names.push_back(clip(n));
+  }
+}
 
 FlowLogAnalysis::FlowLogAnalysis() : s_(std::make_unique<State>()) {}
 FlowLogAnalysis::~FlowLogAnalysis() = default;
@@ -348,37 +473,127 @@ void FlowLogAnalysis::State::on_event(const std::string& event, const Line& l) {
     }
   } else if (event == "connect_attempt" || event == "flow_start") {
     auto target = target_of(l);
+    auto via = l.boolean(Field::ViaProxy);
     if (event == "connect_attempt") {
       ++d.connect_attempts;
-      auto via = l.boolean(Field::ViaProxy);
       if (via && *via) ++d.via_proxy;
       else if (via) ++d.direct;
     }
+    names.clear();
     if (target) {
       targets.add({*target});
       correlate(l, *target);
     }
+    size_t i = by_id(l);
+    if (i == kNoFlow) {
+      i = new_flow(l, FlowRecord::Kind::Flow, true);
+      if (i != kNoFlow && !flows[i].flow_id && target) {
+        auto& w = waiting[*target];
+        if (event == "connect_attempt") w.result.push_back(i);
+        w.end.push_back(i);
+      }
+    }
+    if (i != kNoFlow) {
+      FlowRecord& r = flows[i];
+      r.start_ms = l.uint(Field::TsMs);
+      if (target) r.target = clip(*target);
+      set_names(r, names);
+      r.via_proxy = via;
+    }
   } else if (event == "connect_result") {
     auto* status = l.str(Field::Status);
+    auto* err = l.str(Field::Error);
+    auto target = target_of(l);
     if (status && *status == "ok") {
       ++d.connect_ok;
     } else if (status && *status == "error") {
       ++d.connect_error;
-      auto* err = l.str(Field::Error);
-      connect_errors.add({target_of(l).value_or("?"), err ? *err : "?"});
+      connect_errors.add({target.value_or("?"), err ? *err : "?"});
+    }
+    size_t i = l.uint(Field::FlowId) ? by_id(l) : next_result(target);
+    if (i != kNoFlow && status && *status == "error") {
+      FlowRecord& r = flows[i];
+      r.error = clip(err ? *err : "?");
+      r.ended = true;
+      if (!r.end_ms) r.end_ms = l.uint(Field::TsMs);
     }
   } else if (event == "flow_end") {
     ++d.flow_ends;
-    d.bytes_sent += l.uint(Field::BytesSent).value_or(0);
-    d.bytes_received += l.uint(Field::BytesReceived).value_or(0);
-    if (auto* c = l.str(Field::Close)) close_reasons.add({*c});
+    auto sent = l.uint(Field::BytesSent), received = l.uint(Field::BytesReceived);
+    d.bytes_sent += sent.value_or(0);
+    d.bytes_received += received.value_or(0);
+    auto* close = l.str(Field::Close);
+    if (close) close_reasons.add({*close});
+    auto target = target_of(l);
+    auto ts = l.uint(Field::TsMs);
+    size_t i = l.uint(Field::FlowId) ? by_id(l) : next_end(target);
+    if (i == kNoFlow) {
+      // A flow_end whose start the log does not have (the Rust tool writes
+      // no flow_start). Past the cap its start was counted already.
+      i = new_flow(l, FlowRecord::Kind::Flow, false);
+      if (i != kNoFlow) {
+        FlowRecord& r = flows[i];
+        if (target) r.target = clip(*target);
+        auto dur = l.uint(Field::DurationMs);
+        if (ts && dur && *dur <= *ts) r.start_ms = *ts - *dur;
+        if (auto* own = l.list(Field::Names)) set_names(r, *own);
+      }
+    }
+    if (i != kNoFlow) {
+      FlowRecord& r = flows[i];
+      if (ts) r.end_ms = ts;
+      r.bytes_sent = sent;
+      r.bytes_received = received;
+      r.close = close ? clip(*close) : std::string();
+      r.ended = true;
+    }
   } else if (event == "policy_violation") {
     ++d.policy_violations;
-    if (auto* r = l.str(Field::ReasonCode)) reasons.add({*r});
-    if (auto* c = l.str(Field::Control)) controls.add({*c});
-    if (auto* m = l.str(Field::MatchedDomain)) matched_domains.add({*m});
-    if (auto* m = l.str(Field::MatchedCidr)) matched_cidrs.add({*m});
-    if (auto* r = l.str(Field::Remote)) remotes.add({*r});
+    auto* reason = l.str(Field::ReasonCode);
+    auto* control = l.str(Field::Control);
+    auto* domain = l.str(Field::MatchedDomain);
+    auto* cidr = l.str(Field::MatchedCidr);
+    auto* remote = l.str(Field::Remote);
+    if (reason) reasons.add({*reason});
+    if (control) controls.add({*control});
+    if (domain) matched_domains.add({*domain});
+    if (cidr) matched_cidrs.add({*cidr});
+    if (remote) remotes.add({*remote});
+    const std::string none;
+    const std::string& rule = domain ? *domain : cidr ? *cidr : none;
+    denials.add({reason ? *reason : "?", control ? *control : "?", rule, remote ? *remote : "?"});
+
+    auto* protocol = l.str(Field::Protocol);
+    bool dns = protocol && *protocol == "dns";
+    bool tcp = protocol && *protocol == "tcp";
+    auto target = target_of(l);
+    if (!target && remote) target = *remote;
+    auto ts = l.uint(Field::TsMs);
+    // A TCP denial joins its connect_attempt; a UDP or ICMP denial has no
+    // earlier event (its flow_id, in our logs, is new).
+    size_t i = kNoFlow;
+    if (!dns) i = l.uint(Field::FlowId) ? by_id(l) : tcp ? next_denial(target) : kNoFlow;
+    if (i == kNoFlow) {
+      // A denied query, or a denied flow whose start the log does not have
+      // (UDP and ICMP denials have none). Past the cap, a TCP denial's
+      // connect_attempt was counted already.
+      i = new_flow(l, dns ? FlowRecord::Kind::DnsQuery : FlowRecord::Kind::Flow, !tcp);
+      if (i != kNoFlow) {
+        FlowRecord& r = flows[i];
+        r.start_ms = ts;
+        if (target) r.target = clip(*target);
+        if (auto* own = l.list(Field::Names)) set_names(r, *own);
+      }
+    }
+    if (i != kNoFlow) {
+      FlowRecord& r = flows[i];
+      r.denied = true;
+      r.ended = true;
+      if (!r.end_ms) r.end_ms = ts;
+      r.reason_code = clip(reason ? *reason : "?");
+      r.control = clip(control ? *control : "?");
+      r.rule = clip(rule);
+    }
   } else if (event == "runtime_failure") {
     ++d.runtime_failures_total;
     auto* phase = l.str(Field::Phase);
@@ -404,6 +619,9 @@ ReportData FlowLogAnalysis::result() const {
   d.policy_matched_cidrs = s_->matched_cidrs.ranked();
   d.policy_remotes = s_->remotes.ranked();
   d.runtime_failures = s_->runtime_failures.ranked();
+  d.denials = s_->denials.ranked();
+  d.flows = s_->flows;
+  d.flows_not_drawn = s_->flows_not_drawn;
   return d;
 }
 

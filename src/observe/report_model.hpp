@@ -22,10 +22,26 @@
 //   named (an address literal) counts as a connect without a name. At most 16
 //   names are remembered per address (a bound against hostile logs).
 //
+//   Flow records (for the HTML timeline): one FlowRecord per flow (a TCP
+//   connect, a UDP or ICMP flow, a denied flow) and per denied DNS query, in
+//   the order they started, for the first kReportMaxFlows of them; later ones
+//   are only counted (flows_not_drawn), so memory stays bounded however long
+//   the log is. Events join their record by flow_id; logs without flow_id
+//   (the Rust tool's) join by target, first come first served: a
+//   connect_result goes to the oldest record to that target still waiting
+//   for one, a TCP denial to the oldest not denied, a flow_end to the oldest
+//   not ended (each join O(1) amortised), and a flow_end that none explains
+//   starts a record of its own (its start is end - duration_ms when the log
+//   says, else unknown). Strings in a record are cut at kReportMaxString
+//   bytes (on a UTF-8 boundary), and at most kReportMaxFlowNames names are
+//   kept per flow.
+//
 //   result() ranks every table by count (descending), then key (ascending),
 //   and keeps the first kReportTop rows; `distinct` says how many keys there
 //   were. render_report() prints one ReportData as text, markdown (starting
-//   with `## Highlights`) or one JSON object with the same content.
+//   with `## Highlights`), one JSON object with the same content, or one
+//   self-contained HTML page (the same counts, plus the timeline of the flow
+//   records and a table of denials).
 #pragma once
 #include <cstdint>
 #include <map>
@@ -41,6 +57,9 @@
 namespace cf::observe {
 
 constexpr size_t kReportTop = 10;
+constexpr size_t kReportMaxFlows = 10000;   // flow records kept for the timeline
+constexpr size_t kReportMaxString = 256;    // bytes kept of a string in a flow record
+constexpr size_t kReportMaxFlowNames = 4;   // names kept per flow record
 
 struct RankedRow {
   std::vector<std::string> key;  // one or more parts (e.g. name, target)
@@ -50,6 +69,25 @@ struct RankedRow {
 struct Ranked {
   std::vector<RankedRow> top;  // at most kReportTop rows, by count then key
   uint64_t distinct = 0;       // how many keys there were in all
+};
+
+// One flow (or denied DNS query) of the log, for the HTML timeline.
+struct FlowRecord {
+  enum class Kind : uint8_t { Flow, DnsQuery };
+  Kind kind = Kind::Flow;
+  std::optional<uint64_t> flow_id;            // absent in the Rust tool's logs
+  std::optional<uint64_t> start_ms, end_ms;   // no start: only its end was logged
+  std::string protocol;                       // tcp, udp, icmpv4, icmpv6, dns
+  std::string target;                         // ip:port (ip for ICMP), qname for DNS
+  std::vector<std::string> names;             // DNS names of the target
+  bool names_cut = false;                     // more than kReportMaxFlowNames
+  std::optional<bool> via_proxy;
+  std::optional<uint64_t> bytes_sent, bytes_received;
+  std::string close;   // flow_end `close`; empty: none logged
+  std::string error;   // connect_result `error` (status error)
+  bool ended = false;  // a flow_end, a failed connect_result or a denial closed it
+  bool denied = false;
+  std::string reason_code, control, rule;  // rule: matched_domain or matched_cidr
 };
 
 struct ReportData {
@@ -85,10 +123,15 @@ struct ReportData {
   uint64_t policy_violations = 0;
   Ranked policy_reasons, policy_controls, policy_matched_domains, policy_matched_cidrs,
       policy_remotes;
+  Ranked denials;  // key {reason_code, control, rule, remote} (HTML only)
 
   // Runtime failures.
   uint64_t runtime_failures_total = 0;
   Ranked runtime_failures;  // key {phase, reason_code, detail}
+
+  // Flow records, in the order the flows started (HTML only).
+  std::vector<FlowRecord> flows;  // at most kReportMaxFlows
+  uint64_t flows_not_drawn = 0;   // flows and denied queries after the cap
 };
 
 class FlowLogAnalysis {
@@ -113,5 +156,9 @@ Result<ReportData> analyze_flow_log(const std::string& path);
 
 // `source` is the name printed as the log's origin (the path).
 std::string render_report(const ReportData& d, ReportFormat f, std::string_view source);
+
+// `s` with &, <, >, " and ' as character references and control characters
+// as \xNN: safe in HTML text and in quoted attribute values.
+std::string html_escape(std::string_view s);
 
 }  // namespace cf::observe

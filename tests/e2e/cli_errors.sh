@@ -119,7 +119,7 @@ rejects "--cleanup runs no command" --cleanup true
 rejects "--doctor-format is only used with --doctor" --doctor-format json true
 rejects "is not a format" --doctor --doctor-format yaml
 rejects "--report: cannot read" --report missing.jsonl
-rejects "is not a report format" --report "$data/flows.jsonl" --report-format html
+rejects "is not a report format: use text, markdown, json or html" --report "$data/flows.jsonl" --report-format pdf
 rejects "give them different files" -c same --flow-log same true
 rejects "the directory $work/nodir does not exist" -c "$work/nodir/x.pcapng" true
 

@@ -5,6 +5,9 @@
 #
 # The run: a DNS lookup of www.example.test, an HTTP GET by name, and a
 # connect to a closed port by address (refused).
+#
+# A file with no event at all (empty, a binary, a text file; also on standard
+# input) is not a report: one warning line, exit 1, nothing on stdout.
 set -euo pipefail
 SRC="${CHILDFLOW_SOURCE_DIR:-$(cd "$(dirname "$0")/../.." && pwd)}"
 source "$SRC/tests/lab/lab.sh"
@@ -132,3 +135,38 @@ rc=$?
 set -e
 assert_eq 2 "$rc" "--report on a missing file exits 2"
 assert_contains "$err" "childflow: error:" "--report on a missing file says childflow: error"
+
+# --- not a flow log: one warning line, exit 1, nothing on stdout --------------------
+# An empty file, a binary (/bin/true), a text file; and the same through `-`.
+: >"$LAB_DIR/empty.jsonl"
+cp /bin/true "$LAB_DIR/true.bin"
+printf 'Meeting notes\n\n- ask about the proxy\n{"not": "an event"}\n' >"$LAB_DIR/notes.txt"
+# not_a_log DESC SHOWN-AS DETAIL ARGS... : `childflow --report ARGS...` (standard
+# input as redirected) exits 1 with the one warning line naming SHOWN-AS.
+not_a_log() {
+  local desc=$1 shown=$2 detail=$3 rc
+  shift 3
+  set +e
+  "$CHILDFLOW" --report "$@" >"$LAB_DIR/na.out" 2>"$LAB_DIR/na.err"
+  rc=$?
+  set -e
+  assert_eq 1 "$rc" "--report on $desc exits 1"
+  [[ ! -s $LAB_DIR/na.out ]] || fail "--report on $desc printed on stdout: $(head -c 300 "$LAB_DIR/na.out")"
+  ok "--report on $desc prints nothing on stdout"
+  assert_eq 1 "$(wc -l <"$LAB_DIR/na.err")" "--report on $desc: one line on stderr"
+  assert_eq "childflow: warning: report: $shown has no flow-log events ($detail): is it a flow log?" \
+    "$(cat "$LAB_DIR/na.err")" "--report on $desc: the warning"
+}
+true_lines=$(python3 -c 'import sys; d=open(sys.argv[1],"rb").read(); print(d.count(b"\n") + (0 if d.endswith(b"\n") else 1))' "$LAB_DIR/true.bin")
+not_a_log "an empty file" "$LAB_DIR/empty.jsonl" "it is empty" "$LAB_DIR/empty.jsonl"
+not_a_log "a binary" "$LAB_DIR/true.bin" "$true_lines lines read, none an event" "$LAB_DIR/true.bin"
+not_a_log "a text file" "$LAB_DIR/notes.txt" "4 lines read, none an event" "$LAB_DIR/notes.txt"
+not_a_log "a text file, as json" "$LAB_DIR/notes.txt" "4 lines read, none an event" "$LAB_DIR/notes.txt" --report-format json
+not_a_log "a text file, as html" "$LAB_DIR/notes.txt" "4 lines read, none an event" "$LAB_DIR/notes.txt" --report-format html
+not_a_log "an empty standard input" "standard input" "it is empty" - </dev/null
+not_a_log "a binary on standard input" "standard input" "$true_lines lines read, none an event" - <"$LAB_DIR/true.bin"
+# One event among garbage is a log: a report, exit 0, the garbage counted.
+{ cat "$LAB_DIR/notes.txt"; head -1 "$FIXTURES/childflow-mixed.jsonl"; } >"$LAB_DIR/one.jsonl"
+out=$("$CHILDFLOW" --report "$LAB_DIR/one.jsonl" 2>"$LAB_DIR/one.err") || fail "--report on a log with one event among garbage"
+assert_contains "$out" "(1 events, 3 malformed lines skipped)" "one event among garbage: a report with the malformed lines counted"
+[[ ! -s $LAB_DIR/one.err ]] || fail "one event among garbage: stderr: $(cat "$LAB_DIR/one.err")"

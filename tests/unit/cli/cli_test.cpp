@@ -218,6 +218,8 @@ TEST_F(CliTest, Modes) {
   EXPECT_EQ(c.mode, Mode::Report);
   EXPECT_EQ(c.report, log);
   EXPECT_EQ(c.report_format, ReportFormat::Markdown);
+  c = accepts({"--report", log, "--report-format", "html"});
+  EXPECT_EQ(c.report_format, ReportFormat::Html);
   c = accepts({"--dump-profile"});
   EXPECT_EQ(c.mode, Mode::DumpProfile);
   EXPECT_TRUE(c.command.empty());
@@ -284,7 +286,8 @@ TEST_F(CliTest, BadValuesAndUsage) {
   rejects({"--default-policy", "block", "true"}, "--default-policy: `block` is not a policy");
   rejects({"--doctor", "--doctor-format", "yaml"}, "--doctor-format: `yaml`");
   std::string log = write("flows.jsonl", "{}\n");
-  rejects({"--report", log, "--report-format", "html"}, "--report-format: `html`");
+  rejects({"--report", log, "--report-format", "pdf"},
+          "--report-format: `pdf` is not a report format: use text, markdown, json or html");
   rejects({"-d", "resolver.example", "true"}, "--dns: `resolver.example` is not an IP address");
   rejects({"--mtu", "100", "true"}, "--mtu: MTU 100 is out of range");
   rejects({"--mtu", "70000", "true"}, "out of range");

@@ -151,7 +151,8 @@ TEST(Values, Enums) {
   EXPECT_EQ(must(parse_text_or_json("json")), TextOrJson::Json);
   EXPECT_HAS(must_fail(parse_text_or_json("yaml")), "text or json");
   EXPECT_EQ(must(parse_report_format("markdown")), ReportFormat::Markdown);
-  EXPECT_HAS(must_fail(parse_report_format("md")), "text, markdown or json");
+  EXPECT_EQ(must(parse_report_format("html")), ReportFormat::Html);
+  EXPECT_HAS(must_fail(parse_report_format("md")), "text, markdown, json or html");
   EXPECT_EQ(must(parse_default_policy("deny")), DefaultPolicy::Deny);
   EXPECT_HAS(must_fail(parse_default_policy("block")), "allow or deny");
   // Every name() spelling parses back to its value.
@@ -160,7 +161,7 @@ TEST(Values, Enums) {
   for (auto c : {CapturePoint::Child, CapturePoint::Egress, CapturePoint::WireEgress,
                  CapturePoint::Both})
     EXPECT_EQ(must(parse_capture_point(name(c))), c);
-  for (auto f : {ReportFormat::Text, ReportFormat::Markdown, ReportFormat::Json})
+  for (auto f : {ReportFormat::Text, ReportFormat::Markdown, ReportFormat::Json, ReportFormat::Html})
     EXPECT_EQ(must(parse_report_format(name(f))), f);
 }
 

@@ -8,12 +8,15 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <string>
+#include <tuple>
+#include <vector>
 
 #include "observe/report.hpp"
 #include "observe/report_model.hpp"
@@ -56,6 +59,7 @@ std::string ext(ReportFormat f) {
     case ReportFormat::Text: return "txt";
     case ReportFormat::Markdown: return "md";
     case ReportFormat::Json: return "json";
+    case ReportFormat::Html: return "html";
   }
   return "?";
 }
@@ -84,7 +88,8 @@ std::vector<GoldenCase> golden_cases() {
   for (const char* f : {"childflow-mixed.jsonl", "childflow-truncated.jsonl",
                         "childflow-unknown.jsonl", "domain-deny-origin.jsonl",
                         "http-origin.jsonl"})
-    for (auto fmt : {ReportFormat::Text, ReportFormat::Markdown, ReportFormat::Json})
+    for (auto fmt : {ReportFormat::Text, ReportFormat::Markdown, ReportFormat::Json,
+                     ReportFormat::Html})
       v.push_back({f, fmt});
   return v;
 }
@@ -394,6 +399,223 @@ TEST(ReportRender, EmptyLog) {
             std::string::npos);
 }
 
+// --- flow records and HTML ---------------------------------------------------
+
+size_t count_of(const std::string& hay, const std::string& needle) {
+  size_t n = 0;
+  for (size_t at = hay.find(needle); at != std::string::npos; at = hay.find(needle, at + 1)) ++n;
+  return n;
+}
+
+TEST(ReportFlows, OurMixedLogOneRecordPerFlowAndDeniedQuery) {
+  ReportData d = analyze("childflow-mixed.jsonl");
+  ASSERT_EQ(d.flows.size(), 7u);  // flows 1..6 and the denied DNS query
+  EXPECT_EQ(d.flows_not_drawn, 0u);
+  const FlowRecord& f1 = d.flows[0];
+  EXPECT_EQ(f1.flow_id, 1u);
+  EXPECT_EQ(f1.protocol, "tcp");
+  EXPECT_EQ(f1.target, "[2001:db8:2::10]:80");
+  EXPECT_EQ(f1.start_ms, 1777900000003u);
+  EXPECT_EQ(f1.end_ms, 1777900000011u);
+  EXPECT_EQ(f1.bytes_sent, 78u);
+  EXPECT_EQ(f1.bytes_received, 312u);
+  EXPECT_EQ(f1.close, "fin");
+  EXPECT_EQ(f1.names, std::vector<std::string>{"www.example.test"});
+  EXPECT_TRUE(f1.ended);
+  EXPECT_FALSE(f1.denied);
+  const FlowRecord& f2 = d.flows[1];
+  EXPECT_EQ(f2.error, "connection refused");
+  EXPECT_EQ(f2.end_ms, 1777900000021u);
+  const FlowRecord& f3 = d.flows[2];
+  EXPECT_TRUE(f3.denied);
+  EXPECT_EQ(f3.reason_code, "deny_cidr");
+  EXPECT_EQ(f3.control, "--deny-cidr");
+  EXPECT_EQ(f3.rule, "203.0.113.16/28");
+  EXPECT_EQ(f3.error, "denied by policy");
+  const FlowRecord& q = d.flows[3];
+  EXPECT_EQ(q.kind, FlowRecord::Kind::DnsQuery);
+  EXPECT_TRUE(q.denied);
+  EXPECT_EQ(q.target, "x.blocked.example.test");
+  EXPECT_EQ(q.rule, "blocked.example.test");
+  EXPECT_FALSE(q.flow_id);
+  EXPECT_EQ(d.flows[4].protocol, "udp");
+  EXPECT_EQ(d.flows[4].end_ms, 1777900030050u);
+  EXPECT_EQ(d.flows[4].close, "timeout");
+  EXPECT_EQ(d.flows[5].protocol, "icmpv4");
+  EXPECT_EQ(d.flows[6].flow_id, 6u);
+  ASSERT_EQ(d.denials.top.size(), 2u);
+  EXPECT_EQ(d.denials.top[0].key, (std::vector<std::string>{"deny_cidr", "--deny-cidr",
+                                                             "203.0.113.16/28", "203.0.113.20:7"}));
+}
+
+TEST(ReportFlows, RustLogJoinsByTarget) {
+  // No flow_id, no flow_start: the TCP flow is joined by its target, the
+  // ICMPv6 denial is a record of its own.
+  ReportData d = analyze("http-origin.jsonl");
+  ASSERT_EQ(d.flows.size(), 2u);
+  EXPECT_TRUE(d.flows[0].denied);
+  EXPECT_EQ(d.flows[0].protocol, "icmpv6");
+  EXPECT_EQ(d.flows[0].target, "ff02::16");
+  EXPECT_EQ(d.flows[0].reason_code, "default_deny");
+  const FlowRecord& tcp = d.flows[1];
+  EXPECT_FALSE(tcp.flow_id);
+  EXPECT_EQ(tcp.target, "10.243.0.10:8080");
+  EXPECT_EQ(tcp.start_ms, 1777820921217u);
+  EXPECT_EQ(tcp.end_ms, 1777820921231u);
+  EXPECT_TRUE(tcp.ended);
+  EXPECT_EQ(tcp.via_proxy, true);
+  EXPECT_FALSE(tcp.bytes_sent);
+  EXPECT_TRUE(tcp.error.empty());
+  ReportData q = analyze("domain-deny-origin.jsonl");
+  ASSERT_EQ(q.flows.size(), 2u);
+  for (const auto& r : q.flows) {
+    EXPECT_EQ(r.kind, FlowRecord::Kind::DnsQuery);
+    EXPECT_EQ(r.reason_code, "deny_domain");
+    EXPECT_EQ(r.rule, "demo.invalid");
+  }
+}
+
+TEST(ReportFlows, RustLogConcurrentConnectsToOneTargetJoinOldestFirst) {
+  FlowLogAnalysis a;
+  auto ev = [&](const std::string& event, int ts, const std::string& extra) {
+    a.add_line(R"({"event":")" + event + R"(","protocol":"tcp","remote_addr":"203.0.113.5:80",)" +
+               R"("remote_ip":"203.0.113.5","remote_port":80,"ts_ms":)" + std::to_string(ts) +
+               extra + "}");
+  };
+  ev("connect_attempt", 10, "");
+  ev("connect_attempt", 20, "");
+  ev("connect_result", 21, R"(,"status":"ok","error":null)");
+  ev("connect_result", 22, R"(,"status":"error","error":"connection refused")");
+  ev("flow_end", 50, "");
+  // Ended while connecting (no result), then a new connect: the next result
+  // and the denial are the new one's.
+  ev("connect_attempt", 60, "");
+  ev("flow_end", 61, "");
+  ev("connect_attempt", 70, "");
+  a.add_line(R"({"event":"policy_violation","protocol":"tcp","remote":"203.0.113.5:80",)"
+             R"("remote_ip":"203.0.113.5","remote_port":80,"ts_ms":70,"reason_code":"offline"})");
+  ev("connect_result", 70, R"(,"status":"error","error":"denied by policy")");
+  ReportData d = a.result();
+  ASSERT_EQ(d.flows.size(), 4u);
+  EXPECT_EQ(d.flows[0].start_ms, 10u);
+  EXPECT_EQ(d.flows[0].end_ms, 50u);
+  EXPECT_TRUE(d.flows[0].error.empty());
+  EXPECT_EQ(d.flows[1].error, "connection refused");
+  EXPECT_EQ(d.flows[1].end_ms, 22u);
+  EXPECT_EQ(d.flows[2].end_ms, 61u);
+  EXPECT_FALSE(d.flows[2].denied);
+  EXPECT_TRUE(d.flows[2].error.empty());
+  EXPECT_TRUE(d.flows[3].denied);
+  EXPECT_EQ(d.flows[3].error, "denied by policy");
+  EXPECT_EQ(d.flows[3].reason_code, "offline");
+}
+
+TEST(ReportFlows, FlowEndWithoutStartStartsAtEndMinusDuration) {
+  FlowLogAnalysis a;
+  a.add_line(R"({"event":"flow_end","protocol":"udp","remote_addr":"203.0.113.5:53","ts_ms":1000,)"
+             R"("duration_ms":250,"bytes_sent":3,"bytes_received":4,"close":"timeout"})");
+  ReportData d = a.result();
+  ASSERT_EQ(d.flows.size(), 1u);
+  EXPECT_EQ(d.flows[0].start_ms, 750u);
+  EXPECT_EQ(d.flows[0].end_ms, 1000u);
+  EXPECT_EQ(d.flows[0].bytes_received, 4u);
+}
+
+TEST(ReportFlows, CappedAtMaxFlowsTheRestCounted) {
+  FlowLogAnalysis a;
+  const uint64_t n = kReportMaxFlows + 5;
+  for (uint64_t i = 1; i <= n; ++i) {
+    std::string common = R"(,"flow_id":)" + std::to_string(i) +
+                         R"(,"protocol":"tcp","remote_addr":"203.0.113.7:443","ts_ms":)" +
+                         std::to_string(1000 + i);
+    a.add_line(R"({"event":"connect_attempt")" + common + "}");
+    a.add_line(R"({"event":"connect_result","status":"ok","error":null)" + common + "}");
+    a.add_line(R"({"event":"flow_end","bytes_sent":1,"bytes_received":2,"close":"fin")" + common +
+               "}");
+  }
+  // A denied UDP flow and a denied query past the cap count too.
+  a.add_line(R"({"event":"policy_violation","flow_id":99999,"protocol":"udp","remote":"203.0.113.8:53","reason_code":"offline"})");
+  a.add_line(R"({"event":"policy_violation","protocol":"dns","remote":"x.example.test","reason_code":"offline"})");
+  ReportData d = a.result();
+  EXPECT_EQ(d.flows.size(), kReportMaxFlows);
+  EXPECT_EQ(d.flows_not_drawn, 5u + 2u);
+  EXPECT_EQ(d.flow_ends, n);  // the counts cover every flow
+  EXPECT_EQ(d.flows.back().flow_id, kReportMaxFlows);
+  EXPECT_TRUE(d.flows.back().ended);
+  std::string html = render_report(d, ReportFormat::Html, "big");
+  EXPECT_EQ(count_of(html, "<tr class=\"flow "), kReportMaxFlows);
+  EXPECT_NE(html.find("7 more not drawn"), std::string::npos);
+}
+
+TEST(ReportFlows, LongStringsAreCutOnACharacterBoundary) {
+  FlowLogAnalysis a;
+  std::string name;
+  while (name.size() < 3 * kReportMaxString) name += "\xc3\xa9";  // é, two bytes
+  a.add_line(R"({"event":"policy_violation","protocol":"dns","remote":")" + name +
+             R"(","reason_code":"deny_domain"})");
+  ReportData d = a.result();
+  ASSERT_EQ(d.flows.size(), 1u);
+  const std::string& t = d.flows[0].target;
+  EXPECT_LE(t.size(), kReportMaxString + 3);
+  EXPECT_TRUE(t.ends_with("\xe2\x80\xa6"));
+  // Whole characters only before the ellipsis.
+  EXPECT_EQ((t.size() - 3) % 2, 0u);
+}
+
+TEST(ReportHtml, EveryStringFromTheLogIsEscaped) {
+  FlowLogAnalysis a;
+  a.add_line(R"({"event":"dns_query","ts_ms":1,"protocol":"udp","qname":"<script>alert(1)</script>","qtype":"A"})");
+  a.add_line(R"({"event":"dns_answer","ts_ms":2,"qname":"<script>alert(1)</script>","answer_ips":["203.0.113.9"],"mode":"relayed"})");
+  a.add_line(R"({"event":"connect_attempt","ts_ms":3,"flow_id":1,"protocol":"tcp","remote_addr":"\"onmouseover=alert(1) x='","remote_ip":"203.0.113.9","names":["\"onmouseover=alert(1) x='"]})");
+  a.add_line(R"({"event":"connect_result","ts_ms":4,"flow_id":1,"status":"error","error":"<img src=x onerror=alert(1)>"})");
+  a.add_line(R"({"event":"policy_violation","ts_ms":5,"protocol":"dns","remote":"<script>alert(1)</script>","reason_code":"</style><b>","control":"&amp;","matched_domain":"\"onmouseover="})");
+  a.add_line(R"({"event":"runtime_failure","ts_ms":6,"phase":"<iframe>","reason_code":"x","detail":"\u001b[31m<script>"})");
+  a.add_line(R"({"event":"<script>alert(2)</script>","ts_ms":7})");
+  std::string html = render_report(a.result(), ReportFormat::Html, "<script>src</script>.jsonl");
+  EXPECT_EQ(html.find("<script"), std::string::npos) << html;
+  EXPECT_EQ(html.find("<img"), std::string::npos);
+  EXPECT_EQ(html.find("<iframe"), std::string::npos);
+  EXPECT_EQ(html.find("</style><b>"), std::string::npos);
+  EXPECT_EQ(html.find("\"onmouseover="), std::string::npos);
+  EXPECT_EQ(html.find("'onmouseover="), std::string::npos);
+  EXPECT_EQ(html.find('\x1b'), std::string::npos);
+  EXPECT_NE(html.find("&lt;script&gt;alert(1)&lt;/script&gt;"), std::string::npos);
+  EXPECT_NE(html.find("&quot;onmouseover=alert(1) x=&#39;"), std::string::npos);
+  EXPECT_NE(html.find("&lt;img src=x onerror=alert(1)&gt;"), std::string::npos);
+  EXPECT_NE(html.find("&amp;amp;"), std::string::npos);
+  EXPECT_NE(html.find("\\x1b[31m&lt;script&gt;"), std::string::npos);
+  EXPECT_NE(html.find("&lt;script&gt;alert(2)&lt;/script&gt;"), std::string::npos);
+}
+
+TEST(ReportHtml, EscapeFunction) {
+  EXPECT_EQ(html_escape(R"(<a href="x">'&'</a>)"),
+            "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;");
+  EXPECT_EQ(html_escape(std::string("a\0b\x7f", 4)), "a\\x00b\\x7f");
+}
+
+TEST(ReportHtml, SelfContainedWithTheSectionsAndOneRowPerFlow) {
+  for (const char* f : {"childflow-mixed.jsonl", "http-origin.jsonl", "domain-deny-origin.jsonl"}) {
+    ReportData d = analyze(f);
+    std::string html = render_report(d, ReportFormat::Html, f);
+    EXPECT_TRUE(html.starts_with("<!DOCTYPE html>\n")) << f;
+    EXPECT_TRUE(html.ends_with("</html>\n")) << f;
+    EXPECT_NE(html.find("Content-Security-Policy\" content=\"default-src 'none'"),
+              std::string::npos);
+    for (const char* id : {"highlights", "timeline", "denials", "destinations", "counts"})
+      EXPECT_NE(html.find(std::string("<section id=\"") + id + "\">"), std::string::npos)
+          << f << ": " << id;
+    EXPECT_EQ(count_of(html, "<tr class=\"flow "), d.flows.size()) << f;
+    EXPECT_EQ(count_of(html, "<tr class=\"flow denied\""),
+              size_t(std::count_if(d.flows.begin(), d.flows.end(),
+                                   [](const FlowRecord& r) { return r.denied; })))
+        << f;
+    // Nothing to fetch: no URL, no src, no script, no external style.
+    for (const char* bad : {"http://", "https://", "src=", "href=", "<script", "<link", "url(",
+                            "@import"})
+      EXPECT_EQ(html.find(bad), std::string::npos) << f << ": " << bad;
+  }
+}
+
 // --- errors -------------------------------------------------------------------
 
 TEST(ReportErrors, MissingFileIsExit2WithPathInMessage) {
@@ -416,6 +638,56 @@ TEST(ReportErrors, DirectoryIsAReadError) {
   auto d = analyze_flow_log("/tmp");
   ASSERT_FALSE(d);
   EXPECT_NE(d.error().str().find("/tmp"), std::string::npos) << d.error().str();
+}
+
+// `report` on `content`: exit code, stdout, stderr.
+struct Ran {
+  int rc;
+  std::string out, err;
+};
+Ran report_of(const std::string& content) {
+  char path[] = "/tmp/cf-report-test-XXXXXX";
+  int fd = mkstemp(path);
+  EXPECT_GE(fd, 0);
+  EXPECT_EQ(write(fd, content.data(), content.size()), ssize_t(content.size()));
+  close(fd);
+  Config c;
+  c.mode = Mode::Report;
+  c.report = path;
+  testing::internal::CaptureStdout();
+  testing::internal::CaptureStderr();
+  int rc = report(c);
+  Ran r{rc, testing::internal::GetCapturedStdout(), testing::internal::GetCapturedStderr()};
+  unlink(path);
+  return r;
+}
+
+TEST(ReportErrors, NoEventAtAllIsOneWarningAndExit1) {
+  std::string elf = "\x7f" "ELF\x02\x01\x01";
+  elf += std::string("\0\0\0\0\0\0\0\0\x03\0>\0\x01\n\0\0\xff\xfe", 18);
+  for (const auto& [what, content, lines] :
+       std::vector<std::tuple<std::string, std::string, std::string>>{
+           {"empty", "", "(it is empty)"},
+           {"binary", elf, "(2 lines read, none an event)"},
+           {"text", "hello\nworld\n\n[1,2]\n{\"no\":\"event\"}\n", "(5 lines read, none an event)"},
+           {"blank", "\n", "(1 line read, none an event)"},
+       }) {
+    Ran r = report_of(content);
+    EXPECT_EQ(r.rc, 1) << what;
+    EXPECT_EQ(r.out, "") << what;
+    EXPECT_TRUE(r.err.starts_with("childflow: warning: report: /tmp/cf-report-test-")) << r.err;
+    EXPECT_NE(r.err.find(" has no flow-log events " + lines + ": is it a flow log?\n"),
+              std::string::npos)
+        << what << ": " << r.err;
+    EXPECT_EQ(count_of(r.err, "\n"), 1u) << what << ": " << r.err;
+  }
+}
+
+TEST(ReportErrors, OneEventAmongGarbageIsAReport) {
+  Ran r = report_of("garbage\n\x01\x02\n{\"event\":\"dns_query\",\"qname\":\"a\"}\n");
+  EXPECT_EQ(r.rc, 0);
+  EXPECT_EQ(r.err, "");
+  EXPECT_NE(r.out.find("(1 events, 2 malformed lines skipped)"), std::string::npos) << r.out;
 }
 
 TEST(ReportErrors, ReportOfAGoodLogExitsZero) {
