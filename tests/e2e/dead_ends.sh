@@ -43,9 +43,11 @@ check "a missing name says where it looked (exit 2)" \
 
 # --- --report - ---------------------------------------------------------------
 log=$SRC/tests/fixtures/flowlogs/childflow-mixed.jsonl
-want=$("$CF" --report "$log" --report-format json | jq -c .events)
-got=$(gzip -c "$log" | zcat | "$CF" --report - --report-format json | jq -c .events)
-check "zcat log | childflow --report - gives the same report as the file" "[[ -n '$want' && '$want' == '$got' ]]"
+# The same report, but for the name of its source.
+want=$("$CF" --report "$log" --report-format json | jq -Sc 'del(.source)')
+got=$(gzip -c "$log" | zcat | "$CF" --report - --report-format json | jq -Sc 'del(.source)')
+check "zcat log | childflow --report - gives the same report as the file" \
+  "[[ \$(jq -r .lines.events <<<\"\$want\") -gt 0 && \"\$want\" == \"\$got\" ]]"
 
 # --- a hosts file that does not parse ------------------------------------------
 mkdir -p "$work/run"
