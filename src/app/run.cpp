@@ -129,6 +129,12 @@ engine::Options engine_options(const Config& c, const NetPlan& plan,
   eo.resolver = c.dns ? c.dns : first_nameserver(host_resolv);
   eo.host_has_ipv6 = host_has_default_route6();
   eo.allow_host_loopback = c.allow_host_loopback;
+  if (c.proxy_dns == ProxyDns::Remote) {
+    // The engine answers every query itself: it is given no resolver at all,
+    // so no name of the tree can reach one (docs/proxy.md).
+    eo.proxy_dns_remote = true;
+    eo.resolver.reset();
+  }
   return eo;
 }
 
@@ -177,10 +183,13 @@ sandbox::Options tree_options(const Config& c, const NetPlan& plan,
   sandbox::Options so;
   so.command = c.command;
   so.plan = plan;
+  // The host's search domains stay out with --dns, and with --proxy-dns
+  // remote, where a short name would reach the proxy with the host's
+  // domain appended.
   so.overlays.resolv_conf =
       make_resolv_conf(host_resolv, plan.gw4,
                        plan.ipv6 ? std::optional<IpAddr>(plan.gw6) : std::nullopt,
-                       !c.dns.has_value());
+                       !c.dns.has_value() && c.proxy_dns == ProxyDns::Local);
   if (c.hosts_file)
     so.overlays.hosts = make_hosts(read_file(*c.hosts_file), read_file("/etc/hosts"));
   return so;

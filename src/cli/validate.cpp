@@ -43,6 +43,10 @@ Status check_combinations(const Config& c) {
       return Error{fmt::format(
           "{} needs a proxy: add -p/--proxy URI (e.g. http://proxy.example:3128), or drop {}",
           needs, needs)};
+    if (c.proxy_dns == ProxyDns::Remote)
+      return Error{std::string(
+          "--proxy-dns remote needs a proxy to resolve the names: add -p/--proxy URI (e.g. "
+          "socks5://proxy.example:1080), or drop --proxy-dns")};
   } else {
     if (c.proxy_insecure && c.proxy->scheme != ProxyScheme::Https)
       return Error{fmt::format(

@@ -52,6 +52,14 @@ const char* name(ProxyScheme s) {
   return "?";
 }
 
+const char* name(ProxyDns d) {
+  switch (d) {
+    case ProxyDns::Local: return "local";
+    case ProxyDns::Remote: return "remote";
+  }
+  return "?";
+}
+
 std::string ProxyUri::str() const {
   bool v6 = host.find(':') != std::string::npos;
   return v6 ? fmt::format("{}://[{}]:{}", name(scheme), host, port)

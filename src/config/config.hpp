@@ -24,6 +24,11 @@ enum class TextOrJson : uint8_t { Text, Json };
 enum class ReportFormat : uint8_t { Text, Markdown, Json, Html };
 enum class DefaultPolicy : uint8_t { Allow, Deny };
 enum class ProxyScheme : uint8_t { Http, Https, Socks5 };
+// --proxy-dns: who resolves the tree's names (docs/proxy.md, "Names to the
+// proxy"). Local: the engine relays DNS to the resolver and the proxy is
+// asked for addresses. Remote: the engine answers from a synthetic range and
+// the proxy is asked for the names.
+enum class ProxyDns : uint8_t { Local, Remote };
 
 const char* name(Backend b);        // "rootless-internal" | "rootful"
 const char* name(CapturePoint c);   // "child" | "egress" | "wire-egress" | "both"
@@ -31,6 +36,7 @@ const char* name(TextOrJson f);     // "text" | "json"
 const char* name(ReportFormat f);   // "text" | "markdown" | "json" | "html"
 const char* name(DefaultPolicy p);  // "allow" | "deny"
 const char* name(ProxyScheme s);    // "http" | "https" | "socks5"
+const char* name(ProxyDns d);       // "local" | "remote"
 
 struct ProxyUri {
   ProxyScheme scheme = ProxyScheme::Http;
@@ -60,6 +66,7 @@ struct Config {
   std::optional<std::string> proxy_password;
   bool proxy_insecure = false;
   std::optional<std::string> proxy_ca;  // beyond: PEM CAs trusted for https://
+  ProxyDns proxy_dns = ProxyDns::Local;  // beyond: names to the proxy
 
   // Policy.
   bool offline = false;

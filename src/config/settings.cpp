@@ -248,6 +248,10 @@ std::vector<Setting> table() {
                     "PEM CA certificates trusted for an https:// proxy, besides the system "
                     "store"},
                    &C::proxy_ca, Check::Readable));
+  t.push_back(value({"proxy-dns", 0, "proxy_dns", "local|remote", kProxy,
+                     "Who resolves the tree's names: local (the resolver; the proxy gets "
+                     "addresses) or remote (the proxy gets names) (default: local)"},
+                    &C::proxy_dns, parse_proxy_dns, by_name));
   t.push_back(toggle({"summary", 0, "summary", "", kOutput, "Print a post-run summary on stderr"},
                      &C::summary));
   t.push_back(value({"summary-format", 0, "summary_format", "text|json", kOutput,

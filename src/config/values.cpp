@@ -121,6 +121,12 @@ Result<DefaultPolicy> parse_default_policy(std::string_view s) {
   return bad("`{}` is not a policy: use allow or deny", shown(s));
 }
 
+Result<ProxyDns> parse_proxy_dns(std::string_view s) {
+  if (s == "local") return ProxyDns::Local;
+  if (s == "remote") return ProxyDns::Remote;
+  return bad("`{}` is not a mode: use local or remote", shown(s));
+}
+
 Result<IpAddr> parse_dns(std::string_view s) {
   if (auto ip = IpAddr::parse(s)) return *ip;
   return bad(
@@ -140,15 +146,23 @@ Result<ProxyUri> parse_proxy_uri(std::string_view s) {
   if (sep == std::string_view::npos)
     return bad("`{}` has no scheme: {} (schemes: http, https, socks5)", s, hint);
   std::string scheme = lower(s.substr(0, sep));
-  if (scheme == "http")
+  if (scheme == "http") {
     uri.scheme = ProxyScheme::Http;
-  else if (scheme == "https")
+  } else if (scheme == "https") {
     uri.scheme = ProxyScheme::Https;
-  else if (scheme == "socks5")
+  } else if (scheme == "socks5") {
     uri.scheme = ProxyScheme::Socks5;
-  else
+  } else if (scheme == "socks5h") {
+    // (The rest is echoed only when it carries no credentials.)
+    std::string_view rest = s.substr(sep + 3);
+    return bad(
+        "socks5h:// is not a scheme childflow takes: use socks5://{} with --proxy-dns "
+        "remote, which has the proxy resolve the tree's names",
+        rest.find('@') == std::string_view::npos && !rest.empty() ? rest : "HOST:PORT");
+  } else {
     return bad("`{}` has an unknown scheme `{}`: use http://, https:// or socks5://", s,
                        s.substr(0, sep));
+  }
   std::string_view rest = s.substr(sep + 3);
   size_t auth_end = rest.find_first_of("/?#");
   std::string_view authority = rest.substr(0, auth_end);

@@ -23,6 +23,7 @@ Result<CapturePoint> parse_capture_point(std::string_view s);
 Result<TextOrJson> parse_text_or_json(std::string_view s);
 Result<ReportFormat> parse_report_format(std::string_view s);
 Result<DefaultPolicy> parse_default_policy(std::string_view s);
+Result<ProxyDns> parse_proxy_dns(std::string_view s);
 
 // `-d/--dns`: an IPv4 or IPv6 address literal (no port, no brackets).
 Result<IpAddr> parse_dns(std::string_view s);
@@ -30,7 +31,8 @@ Result<IpAddr> parse_dns(std::string_view s);
 // `-p/--proxy`: scheme://host:port with scheme http, https or socks5 (any
 // case), host a DNS name, an IPv4 literal or a bracketed IPv6 literal, port
 // 1..65535, and at most one trailing "/". Rejects userinfo (credentials go in
-// -U/-P), paths, queries and fragments. Names are lowercased and address
+// -U/-P), paths, queries and fragments; socks5h:// is rejected with a hint to
+// use socks5:// with --proxy-dns remote. Names are lowercased and address
 // literals printed canonically, so str() parses back to an equal ProxyUri.
 Result<ProxyUri> parse_proxy_uri(std::string_view s);
 

@@ -505,6 +505,9 @@ Check check_kernel_feature(Host& h, kernel::Feature f) {
 Check check_resolver(Host& h, const Config& c) {
   const char* key = "resolver";
   const char* label = "upstream resolver";
+  if (c.proxy_dns == ProxyDns::Remote)
+    return ok(key, label, Section::Preflight,
+              "not used: with --proxy-dns remote the proxy resolves the tree's names");
   if (c.dns)
     return ok(key, label, Section::Preflight, fmt::format("{} (from --dns)", c.dns->str()));
   auto text = h.read_file("/etc/resolv.conf");

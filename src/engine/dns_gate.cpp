@@ -15,7 +15,31 @@ size_t answer_locally(Engine& e, const char* transport, const IpAddr& server,
                       std::span<uint8_t> out) {
   size_t n = rcode == dns::kRcodeNoError ? dns::build_empty_answer(query, q, out)
                                          : dns::build_error(query, q, rcode, out);
-  e.rec.dns_answer(transport, server, 53, q.qname, dns::qtype_name(q.qtype), false, n, {}, rcode);
+  e.rec.dns_answer(transport, server, 53, q.qname, dns::qtype_name(q.qtype),
+                   observe::DnsMode::SyntheticEmpty, n, {}, rcode);
+  return n;
+}
+
+// --proxy-dns remote: an A or AAAA query (class IN) for a name the proxy can
+// be asked for gets the address that stands for it; everything else gets an
+// empty NOERROR answer, and nothing is relayed. SERVFAIL when every entry of
+// the map is held by a live flow.
+size_t answer_remote(Engine& e, const char* transport, const IpAddr& server,
+                     std::span<const uint8_t> query, const dns::Question& q,
+                     std::span<uint8_t> out) {
+  bool v4 = q.qtype == dns::kTypeA;
+  bool address = q.qclass == dns::kClassIn && (v4 || q.qtype == dns::kTypeAaaa) &&
+                 (v4 || e.opts.plan.ipv6) && SynthMap::nameable(q.qname);
+  if (!address) return answer_locally(e, transport, server, query, q, dns::kRcodeNoError, out);
+  auto entry = e.synth.assign(q.qname);
+  if (!entry) {
+    ++e.st.synthetic_full;
+    return answer_locally(e, transport, server, query, q, dns::kRcodeServFail, out);
+  }
+  IpAddr ip = v4 ? SynthMap::v4(*entry) : SynthMap::v6(*entry);
+  size_t n = dns::build_address_answer(query, q, ip, kSynthTtlS, out);
+  e.rec.dns_answer(transport, server, 53, q.qname, dns::qtype_name(q.qtype),
+                   observe::DnsMode::SyntheticRemote, n, {&ip, 1}, dns::kRcodeNoError);
   return n;
 }
 
@@ -37,6 +61,9 @@ GateAction gate_query(Engine& e, const char* transport, const IpAddr& server,
     rcode = dns::kRcodeFormErr;
   } else if (auto v = e.pol.judge_name(q->qname); !v.allow) {
     e.rec.policy_violation(0, policy::Proto::Dns, q->qname, std::nullopt, std::nullopt, v, {});
+  } else if (e.opts.proxy_dns_remote) {
+    *n = answer_remote(e, transport, server, msg, *q, out);
+    return GateAction::Answered;
   } else if (q->qtype == dns::kTypeAaaa && !e.opts.host_has_ipv6) {
     // empty NOERROR: the host could not reach the addresses anyway
   } else if (!e.opts.resolver) {
@@ -71,8 +98,8 @@ bool gate_answer(Engine& e, const char* transport, const IpAddr& server, const G
     ips.push_back(a->addrs[k].ip);
     for (const auto& name : a->names) e.pol.learn(name, a->addrs[k].ip, a->addrs[k].ttl, e.now);
   }
-  e.rec.dns_answer(transport, server, 53, gq.q.qname, dns::qtype_name(gq.q.qtype), true,
-                   msg.size(), ips, a->rcode);
+  e.rec.dns_answer(transport, server, 53, gq.q.qname, dns::qtype_name(gq.q.qtype),
+                   observe::DnsMode::Relayed, msg.size(), ips, a->rcode);
   return true;
 }
 

@@ -9,6 +9,12 @@
 //   - more than one question         FORMERR (no resolver answers those alike);
 //   - name denied by the policy      empty NOERROR (synthetic_empty) and a
 //                                    policy_violation;
+//   - --proxy-dns remote             answered here, never forwarded: A or
+//                                    AAAA for a name the proxy can be asked
+//                                    for gets its synthetic address
+//                                    (synth.hpp, synthetic_remote); any
+//                                    other query an empty NOERROR; SERVFAIL
+//                                    when the synthetic map is full;
 //   - AAAA without an IPv6 route     empty NOERROR;
 //   - no resolver                    SERVFAIL;
 //   - otherwise                      forwarded; the caller keeps a GateQuery.

@@ -160,27 +160,40 @@ bool on_chain(const std::vector<std::string>& names, std::string_view name) {
   return false;
 }
 
+// The reply to `q`: the header, the first question as sent, one address
+// record when `addr` is given (owner: a pointer to that question), and OPT
+// when the query had EDNS.
 size_t build_reply(std::span<const uint8_t> query, const Question& q, uint8_t rcode,
-                   std::span<uint8_t> out) {
+                   const IpAddr* addr, uint32_t ttl, std::span<uint8_t> out) {
   if (rcode > kRcodeMask) return 0;
   // The first question of an accepted query starts at the header's end and
   // holds at least the root byte, a type and a class.
   if (q.question_end < kHeaderSize + 5 || q.question_end > query.size()) return 0;
   constexpr size_t kOptSize = 11;
-  size_t need = q.question_end + (q.has_edns ? kOptSize : 0);
+  const size_t rr_size = addr ? 2 + 10 + addr->size() : 0;
+  size_t need = q.question_end + rr_size + (q.has_edns ? kOptSize : 0);
   if (out.size() < need) return 0;
   uint8_t* p = out.data();
   uint16_t flags = uint16_t(kFlagQr | (q.flags & (kOpcodeMask | kFlagRd | kFlagCd)) | kFlagRa |
                             rcode);
   store_be16(p + 0, q.id);
   store_be16(p + 2, flags);
-  store_be16(p + 4, 1);  // QDCOUNT
-  store_be16(p + 6, 0);  // ANCOUNT
-  store_be16(p + 8, 0);  // NSCOUNT
+  store_be16(p + 4, 1);             // QDCOUNT
+  store_be16(p + 6, addr ? 1 : 0);  // ANCOUNT
+  store_be16(p + 8, 0);             // NSCOUNT
   store_be16(p + 10, q.has_edns ? 1 : 0);
   std::memcpy(p + kHeaderSize, query.data() + kHeaderSize, q.question_end - kHeaderSize);
+  uint8_t* o = p + q.question_end;
+  if (addr) {
+    store_be16(o, 0xc000 | kHeaderSize);  // the question's name
+    store_be16(o + 2, addr->is_v4() ? kTypeA : kTypeAaaa);
+    store_be16(o + 4, kClassIn);
+    store_be32(o + 6, ttl);
+    store_be16(o + 10, uint16_t(addr->size()));
+    std::memcpy(o + 12, addr->bytes.data(), addr->size());
+    o += rr_size;
+  }
   if (q.has_edns) {
-    uint8_t* o = p + q.question_end;
     o[0] = 0;  // root owner
     store_be16(o + 1, kTypeOpt);
     store_be16(o + 3, kEdnsUdpSize);
@@ -345,12 +358,19 @@ std::optional<Answer> parse_response(std::span<const uint8_t> msg) {
 
 size_t build_empty_answer(std::span<const uint8_t> query, const Question& q,
                           std::span<uint8_t> out) {
-  return build_reply(query, q, kRcodeNoError, out);
+  return build_reply(query, q, kRcodeNoError, nullptr, 0, out);
+}
+
+size_t build_address_answer(std::span<const uint8_t> query, const Question& q,
+                            const IpAddr& addr, uint32_t ttl, std::span<uint8_t> out) {
+  if (q.qclass != kClassIn || q.qtype != (addr.is_v4() ? kTypeA : kTypeAaaa)) return 0;
+  if (ttl & 0x80000000u) return 0;  // RFC 2181 section 8
+  return build_reply(query, q, kRcodeNoError, &addr, ttl, out);
 }
 
 size_t build_error(std::span<const uint8_t> query, const Question& q, uint8_t rcode,
                    std::span<uint8_t> out) {
-  return build_reply(query, q, rcode, out);
+  return build_reply(query, q, rcode, nullptr, 0, out);
 }
 
 uint16_t get_id(std::span<const uint8_t> msg) {

@@ -5,11 +5,13 @@
 // from the child it calls parse_query to learn the name and type (for the flow
 // log and the policy), then either relays the raw bytes upstream (with a
 // remapped id: get_id/set_id) or answers by itself with build_empty_answer
-// (policy denial, AAAA without an IPv6 route: `synthetic_empty`) or
-// build_error (SERVFAIL on upstream timeout). When the upstream answers, the
-// engine relays the raw bytes back to the child unchanged (TC included) and
-// calls parse_response to learn the name<->address map: the CNAME chain from
-// the question name, and the A/AAAA records whose owner is on that chain.
+// (policy denial, AAAA without an IPv6 route: `synthetic_empty`),
+// build_error (SERVFAIL on upstream timeout) or, under --proxy-dns remote,
+// build_address_answer (a synthetic address that stands for the name). When
+// the upstream answers, the engine relays the raw bytes back to the child
+// unchanged (TC included) and calls parse_response to learn the name<->address
+// map: the CNAME chain from the question name, and the A/AAAA records whose
+// owner is on that chain.
 //
 // Everything works on byte spans that come from the child or the network, so
 // every length is checked against the end of the message and the functions
@@ -148,6 +150,13 @@ size_t build_empty_answer(std::span<const uint8_t> query, const Question& q,
 // The same with rcode (0..15), e.g. kRcodeServFail, kRcodeRefused.
 size_t build_error(std::span<const uint8_t> query, const Question& q, uint8_t rcode,
                    std::span<uint8_t> out);
+// NOERROR with one answer record: `addr` as an A (IPv4) or AAAA (IPv6)
+// record for the question's name (a compression pointer to it), class IN,
+// with `ttl` (seconds, below 2^31); otherwise as build_empty_answer. 0 bytes
+// when the question is not class IN of that type (the caller answers an A
+// query with an IPv4 address, AAAA with IPv6), or as above.
+size_t build_address_answer(std::span<const uint8_t> query, const Question& q,
+                            const IpAddr& addr, uint32_t ttl, std::span<uint8_t> out);
 
 // The transaction id (first two bytes); get_id gives 0 and set_id does
 // nothing for a message shorter than 2 bytes.

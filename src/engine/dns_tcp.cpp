@@ -11,7 +11,8 @@
 // child. Answers may come back out of order, which RFC 7766 allows. Queries
 // and answers go through the same DNS gate as UDP (dns_gate.hpp), so a name
 // denied over UDP is denied over TCP too: the TC-then-TCP retry cannot be
-// used to learn a denied name.
+// used to learn a denied name. Under --proxy-dns remote there is no upstream
+// connection: the gate answers every query itself.
 //
 // Memory is bounded by back-pressure, never by buffering: the child's queries
 // are read only while the bytes waiting for the upstream and for the child
@@ -201,7 +202,7 @@ UniqueFd dns_stream_open(Engine& e, TcpFlow& f, uint32_t slot) {
     f.dns.reset();
     return {};
   }
-  if (e.opts.resolver) {
+  if (e.opts.resolver && !e.opts.proxy_dns_remote) {
     const IpAddr& r = *e.opts.resolver;
     int fd = socket(r.is_v4() ? AF_INET : AF_INET6, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
                     0);

@@ -194,7 +194,30 @@ void Engine::icmp_error_to_child(const IpAddr& from, const IpAddr& child, uint8_
 void Engine::deny(uint64_t flow_id, policy::Proto p, const IpAddr& ip,
                   std::optional<uint16_t> port, const policy::Verdict& v) {
   std::string remote = port ? format_endpoint(ip, *port) : ip.str();
-  rec.policy_violation(flow_id, p, remote, ip, port, v, pol.names_for(ip, now));
+  rec.policy_violation(flow_id, p, remote, ip, port, v, names_for(ip));
+}
+
+std::vector<std::string> Engine::names_for(const IpAddr& ip) const {
+  if (opts.proxy_dns_remote && SynthMap::in_range(ip)) {
+    if (auto i = synth.lookup(ip)) return {synth.name(*i)};
+    return {};
+  }
+  return pol.names_for(ip, now);
+}
+
+void Engine::synthetic_unreachable(const uint8_t* frame, const packet::Parsed& p) {
+  ++st.synthetic_refused;
+  bool answerable = p.proto == packet::kProtoUdp ||
+                    (p.proto == packet::kProtoIcmp && p.icmp_type == packet::icmp4::kEcho) ||
+                    (p.proto == packet::kProtoIcmp6 && p.icmp_type == packet::icmp6::kEcho);
+  if (!answerable) return;  // never an ICMP error about an ICMP error
+  std::span<const uint8_t> quoted{frame + p.l3_off,
+                                  std::min<size_t>(p.l4_off - p.l3_off + p.l4_len, 576)};
+  // Administratively prohibited, as for a policy denial: a hard error, so a
+  // connected socket fails at once (host unreachable is a soft error that
+  // Linux does not report to a UDP socket without IP_RECVERR).
+  icmp_error_to_child(p.dst, p.src, packet::icmp4::kUnreach, packet::icmp4::kAdminProhibited,
+                      packet::icmp6::kUnreach, packet::icmp6::kAdminProhibited, quoted);
 }
 
 // Destinations that would reach the host itself rather than the network.
@@ -257,6 +280,12 @@ void Engine::handle_frame(const uint8_t* frame, size_t len) {
     // loopback. That is only reachable with --allow-host-loopback, through
     // the gateway address.
     ++st.dropped_spoofed;
+    return;
+  }
+  if (opts.proxy_dns_remote && p.proto != packet::kProtoTcp && SynthMap::in_range(p.dst)) {
+    // Only TCP to a synthetic address can go anywhere: through the proxy, by
+    // name (tcp.cpp). The range is never routed.
+    synthetic_unreachable(frame, p);
     return;
   }
   switch (p.proto) {

@@ -37,6 +37,10 @@ struct Options {
   // --proxy: the proxy's address (resolved before the run) and its settings.
   std::optional<IpAddr> proxy_addr;
   const proxy::Upstream* proxy = nullptr;
+  // --proxy-dns remote: the engine answers A and AAAA queries itself with
+  // synthetic addresses (engine/synth.hpp) and asks the proxy for the names;
+  // no query is relayed to a resolver.
+  bool proxy_dns_remote = false;
   // --capture: every frame crossing tap0 is handed to it.
   capture::Capture* capture = nullptr;
 };
@@ -54,6 +58,11 @@ struct Stats {
   // New flows (or DNS queries) refused because epoll_ctl(ADD) found no
   // resources (ENOMEM, or ENOSPC at fs.epoll.max_user_watches).
   uint64_t epoll_refused = 0;
+  // --proxy-dns remote: UDP datagrams, echo requests and TCP connections to a
+  // synthetic address that cannot go through the proxy (refused at once), and
+  // A/AAAA queries answered SERVFAIL because every synthetic entry was held.
+  uint64_t synthetic_refused = 0;
+  uint64_t synthetic_full = 0;
 };
 
 // Runs the reactor on `tap` until `pidfd` becomes readable (the tree's init

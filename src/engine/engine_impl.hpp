@@ -25,6 +25,7 @@
 #include "engine/flow.hpp"
 #include "engine/packet.hpp"
 #include "engine/send_copy.hpp"
+#include "engine/synth.hpp"
 #include "engine/tcp_flow.hpp"
 #include "observe/recorder.hpp"
 #include "policy/policy.hpp"
@@ -107,6 +108,13 @@ class Engine {
   void icmp_error_to_child(const IpAddr& from, const IpAddr& child, uint8_t type4,
                            uint8_t code4, uint8_t type6, uint8_t code6,
                            std::span<const uint8_t> quoted);
+  // The names a destination is known by, for logs: the name a synthetic
+  // address stands for (--proxy-dns remote), else those the policy learnt.
+  std::vector<std::string> names_for(const IpAddr& ip) const;
+  // --proxy-dns remote: a datagram or echo request to a synthetic address
+  // gets ICMP administratively prohibited at once (it cannot go through the
+  // proxy); counted in Stats::synthetic_refused.
+  void synthetic_unreachable(const uint8_t* frame, const packet::Parsed& p);
   // Logs and counts a policy denial.
   void deny(uint64_t flow_id, policy::Proto p, const IpAddr& ip, std::optional<uint16_t> port,
             const policy::Verdict& v);
@@ -168,6 +176,8 @@ class Engine {
   // UDP and ICMP echo flows.
   DgramTable udp{4096};
   DgramTable icmp{256};
+  // --proxy-dns remote: the names behind the synthetic addresses.
+  SynthMap synth;
   // DNS relay state: pending queries.
   SlotTable<DnsPending> dns{1024};
   // Random 16-bit transaction ids, drawn from the kernel 128 at a time.

@@ -9,6 +9,12 @@
 // becomes RST+ACK, host/net unreachable an ICMP error quoting the SYN, a
 // timeout silence (the child times out as it would natively).
 //
+// Names (--proxy-dns remote). A SYN to a synthetic address (synth.hpp) is
+// judged by the name the address stands for and goes to the proxy as a
+// connection to that name; the flow holds its map entry until it is
+// released. An address of no entry, or no proxy, is reset at once: the
+// synthetic range is never connected to.
+//
 // Child -> host. An in-order segment is written with send(MSG_DONTWAIT) and we
 // ACK exactly what the socket accepted; the child retransmits the rest (a
 // retransmission that overlaps what we took delivers only its new part). The
@@ -257,6 +263,7 @@ struct TcpOps {
       e.unwatch(f.pump->local_fd());
     }
     f.sock.reset();
+    if (f.synth != kNoSlot) e.synth.release(f.synth);
     e.tcp_map.erase(f.key);
     e.tcp.release(f.slot);
   }
@@ -419,7 +426,7 @@ struct TcpOps {
     arm(f, e.now + f.rto_ms);
     if (!f.dns)
       e.rec.connect_result(f.flow_id, target(f), f.via_proxy,
-                           e.pol.names_for(f.key.raddr, e.now), nullptr);
+                           e.names_for(f.key.raddr), nullptr);
   }
 
   // Puts a TlsPump between the proxy's socket (watched since new_flow) and
@@ -456,7 +463,7 @@ struct TcpOps {
 
   // The proxy failed this connection: the child gets a reset.
   void proxy_failed(TcpFlow& f, const std::string& why) {
-    e.rec.connect_result(f.flow_id, target(f), true, e.pol.names_for(f.key.raddr, e.now),
+    e.rec.connect_result(f.flow_id, target(f), true, e.names_for(f.key.raddr),
                          why.c_str());
     send_seg(f, packet::kRst | packet::kAck, 0, 0);
     release(f, false, observe::Close::Error);
@@ -468,7 +475,7 @@ struct TcpOps {
                                   connect_error_text(err)));
       return;
     }
-    e.rec.connect_result(f.flow_id, target(f), false, e.pol.names_for(f.key.raddr, e.now),
+    e.rec.connect_result(f.flow_id, target(f), false, e.names_for(f.key.raddr),
                          connect_error_text(err));
     switch (err) {
       case ETIMEDOUT: break;  // silence: the child times out by itself
@@ -521,9 +528,13 @@ struct TcpOps {
     IpAddr cip = p.dst;
     uint16_t cport = p.dport;
     bool to_resolver = false;
+    if (e.opts.proxy_dns_remote && SynthMap::in_range(p.dst)) {
+      new_named_flow(frame, p);
+      return;
+    }
     if (e.is_gateway(p.dst)) {
-      if (p.dport == 53 && e.opts.resolver) {
-        cip = *e.opts.resolver;
+      if (p.dport == 53 && (e.opts.resolver || e.opts.proxy_dns_remote)) {
+        // (Under --proxy-dns remote the stream answers every query itself.)
         to_resolver = true;
       } else if (e.opts.allow_host_loopback) {
         cip = p.dst.is_v4() ? *IpAddr::parse("127.0.0.1") : *IpAddr::parse("::1");
@@ -557,10 +568,42 @@ struct TcpOps {
     bool via_proxy = e.opts.proxy != nullptr;
     uint64_t id = e.rec.next_flow_id();
     observe::Target t{p.dst, p.dport};
-    auto names = e.pol.names_for(p.dst, e.now);
+    auto names = e.names_for(p.dst);
     e.rec.connect_attempt(id, t, via_proxy, names);
-    policy::Verdict v;
-    v = e.pol.judge_addr(policy::Proto::Tcp, cip, via_proxy, e.now);
+    policy::Verdict v = e.pol.judge_addr(policy::Proto::Tcp, cip, via_proxy, e.now);
+    open_flow(frame, p, id, v, cip, cport, via_proxy, kNoSlot, names);
+  }
+
+  // --proxy-dns remote: a connection to a synthetic address goes through the
+  // proxy as a connection to the name the address stands for, judged by that
+  // name. One the proxy cannot carry (an address of no entry, or no proxy:
+  // --offline) is refused at once; the range is never connected to.
+  void new_named_flow(const uint8_t* frame, const packet::Parsed& p) {
+    bool via_proxy = e.opts.proxy != nullptr;
+    uint64_t id = e.rec.next_flow_id();
+    observe::Target t{p.dst, p.dport};
+    auto entry = e.synth.lookup(p.dst);
+    auto names = e.names_for(p.dst);
+    e.rec.connect_attempt(id, t, via_proxy, names);
+    if (!entry || !via_proxy) {
+      ++e.st.synthetic_refused;
+      e.rec.connect_result(id, t, via_proxy, names,
+                           !entry ? "no name for this synthetic address (--proxy-dns remote)"
+                                  : "a synthetic address is reached only through the proxy");
+      rst_for(p);
+      return;
+    }
+    policy::Verdict v = e.pol.judge_named(policy::Proto::Tcp, e.synth.name(*entry), via_proxy);
+    open_flow(frame, p, id, v, p.dst, p.dport, via_proxy, *entry, names);
+  }
+
+  // The judged connection: refused when denied, else a host socket that
+  // connects to `cip`:`cport` (or to the proxy when via_proxy).
+  void open_flow(const uint8_t* frame, const packet::Parsed& p, uint64_t id,
+                 const policy::Verdict& v, IpAddr cip, uint16_t cport, bool via_proxy,
+                 uint32_t synth, const std::vector<std::string>& names) {
+    observe::Target t{p.dst, p.dport};
+    CF_CHECK(synth == kNoSlot || via_proxy);  // the synthetic range is never connected to
     if (!v.allow) {
       e.deny(id, policy::Proto::Tcp, p.dst, p.dport, v);
       e.rec.connect_result(id, t, via_proxy, names, "denied by policy");
@@ -596,6 +639,8 @@ struct TcpOps {
     f.connect_ip = cip;
     f.connect_port = cport;
     f.via_proxy = via_proxy;
+    f.synth = synth;
+    if (synth != kNoSlot) e.synth.hold(synth);
     e.tcp_map.emplace(f.key, slot);
     ++e.st.tcp_flows;
 
@@ -619,7 +664,10 @@ struct TcpOps {
       connected(f);
       return;
     }
-    if (!f.hs) f.hs = std::make_unique<proxy::Handshake>(*e.opts.proxy, f.key.raddr, f.key.rport);
+    if (!f.hs) {
+      std::string_view name = f.synth != kNoSlot ? e.synth.name(f.synth) : std::string_view{};
+      f.hs = std::make_unique<proxy::Handshake>(*e.opts.proxy, f.key.raddr, f.key.rport, name);
+    }
     proxy::Step step = f.hs->advance(f.sock.get());
     switch (step) {
       case proxy::Step::WantRead:

@@ -56,6 +56,9 @@ struct TcpFlow {
   std::unique_ptr<proxy::TlsPump> pump;  // https:// proxies after the handshake
   std::unique_ptr<DnsStream> dns;        // gateway:53/tcp flows
   bool via_proxy = false;
+  // --proxy-dns remote: the synthetic entry (synth.hpp) the child connected
+  // to, held while the flow lives; the proxy is asked for its name.
+  uint32_t synth = kNoSlot;
   bool sock_is_unix = false;
   // Bytes towards the child stay in the host socket's queue and are read at
   // SO_PEEK_OFF (true), or are moved into `copy` (false; see send_copy.hpp).

@@ -24,6 +24,15 @@ const char* name(Close c) {
   return "?";
 }
 
+const char* name(DnsMode m) {
+  switch (m) {
+    case DnsMode::Relayed: return "relayed";
+    case DnsMode::SyntheticEmpty: return "synthetic_empty";
+    case DnsMode::SyntheticRemote: return "synthetic_remote";
+  }
+  return "?";
+}
+
 void append_json_string(std::string& out, std::string_view s) {
   out.push_back('"');
   for (unsigned char ch : s) {
@@ -182,11 +191,11 @@ void Recorder::dns_query(std::string_view proto, const IpAddr& server, uint16_t 
 }
 
 void Recorder::dns_answer(std::string_view proto, const IpAddr& server, uint16_t port,
-                          std::string_view qname, std::string_view qtype, bool relayed,
+                          std::string_view qname, std::string_view qtype, DnsMode mode,
                           size_t bytes, std::span<const IpAddr> ips, int rcode) {
   begin("dns_answer");
   kv_dns(buf_, proto, server, port, qname, qtype);
-  kv_str(buf_, "mode", relayed ? "relayed" : "synthetic_empty");
+  kv_str(buf_, "mode", name(mode));
   kv_num(buf_, "bytes", bytes);
   buf_ += ",\"answer_ips\":[";
   for (size_t i = 0; i < ips.size(); ++i) {
@@ -201,7 +210,9 @@ void Recorder::dns_answer(std::string_view proto, const IpAddr& server, uint16_t
     for (const IpAddr& ip : ips) list += (list.empty() ? "" : " ") + ip.str();
     live(3, 90, fmt::format("debug: dns answer {} {}: {} (rcode {}, {})", qname, qtype,
                             list.empty() ? "no address" : list, rcode,
-                            relayed ? "relayed" : "synthetic empty"));
+                            mode == DnsMode::Relayed          ? "relayed"
+                            : mode == DnsMode::SyntheticEmpty ? "synthetic empty"
+                                                              : "synthetic, --proxy-dns remote"));
   }
 }
 

@@ -33,6 +33,12 @@ namespace cf::observe {
 enum class Close : uint8_t { Fin, Rst, Timeout, Error };
 const char* name(Close c);
 
+// How the tree's DNS answer was made (dns_answer's `mode`): relayed from the
+// resolver, made empty (or SERVFAIL) by childflow, or, under --proxy-dns
+// remote, an address of the synthetic range made by childflow.
+enum class DnsMode : uint8_t { Relayed, SyntheticEmpty, SyntheticRemote };
+const char* name(DnsMode m);  // "relayed" | "synthetic_empty" | "synthetic_remote"
+
 struct Target {
   IpAddr ip;
   uint16_t port;  // 0 for ICMP
@@ -49,7 +55,7 @@ class Recorder {
   void dns_query(std::string_view proto, const IpAddr& server, uint16_t port,
                  std::string_view qname, std::string_view qtype);
   void dns_answer(std::string_view proto, const IpAddr& server, uint16_t port,
-                  std::string_view qname, std::string_view qtype, bool relayed, size_t bytes,
+                  std::string_view qname, std::string_view qtype, DnsMode mode, size_t bytes,
                   std::span<const IpAddr> ips, int rcode);
   void connect_attempt(uint64_t id, const Target& t, bool via_proxy,
                        const std::vector<std::string>& names);

@@ -59,6 +59,7 @@ std::vector<std::string> active_controls(const Config& c) {
   for (const auto& x : c.allow_domains) v.push_back("--allow-domain " + x);
   if (c.default_policy == DefaultPolicy::Deny) v.push_back("--default-policy deny");
   if (c.proxy) v.push_back("--proxy " + c.proxy->str());
+  if (c.proxy_dns == ProxyDns::Remote) v.push_back("--proxy-dns remote");
   if (c.proxy_only) v.push_back("--proxy-only");
   if (c.fail_on_leak) v.push_back("--fail-on-leak");
   if (c.allow_host_loopback) v.push_back("--allow-host-loopback");

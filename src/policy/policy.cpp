@@ -3,7 +3,8 @@
 //   6 deny-domain, 7 allow-cidr, 8 allow-domain(-exact), 9 default deny,
 //   10 proxy-only.
 // Addresses are judged with the names the engine learnt from DNS answers it
-// relayed for this tree (domain rules 5, 6, 8); names are judged directly.
+// relayed for this tree (domain rules 5, 6, 8); names are judged directly, and
+// so are flows to a synthetic address under --proxy-dns remote (judge_named).
 #include "policy/policy.hpp"
 
 #include <algorithm>
@@ -154,6 +155,23 @@ Verdict Policy::judge_name(std::string_view qname) const {
     return deny("default_deny", "--default-policy", "blocked by `--default-policy deny`");
   // --proxy-only does not apply: the tree's queries to the gateway are relayed
   // by the engine to the configured resolver (docs/policy.md).
+  return Verdict{};
+}
+
+Verdict Policy::judge_named(Proto proto, std::string_view n, bool via_proxy) const {
+  if (cfg_.offline) return deny("offline", "--offline", "blocked by `--offline`");
+  std::vector<std::string> names{std::string(n)};
+  if (auto v = judge_domains(names)) return *v;
+  for (const auto& r : cfg_.allow_domains_exact)
+    if (n == r) return Verdict{};
+  for (const auto& r : cfg_.allow_domains)
+    if (domain_matches(n, r)) return Verdict{};
+  if (cfg_.default_policy == DefaultPolicy::Deny)
+    return deny("default_deny", "--default-policy", "blocked by `--default-policy deny`");
+  if (cfg_.proxy_only && !via_proxy)
+    return deny("proxy_only", "--proxy-only",
+                fmt::format("blocked by `--proxy-only` ({} is not carried by the proxy)",
+                            name(proto)));
   return Verdict{};
 }
 

@@ -42,6 +42,12 @@ class Policy {
   // domain allow rule exists; --proxy-only does not (the engine relays the
   // query to the configured resolver itself).
   Verdict judge_name(std::string_view qname) const;
+  // A flow towards a host known only by its name: under --proxy-dns remote
+  // the tree connects to a synthetic address that stands for `name`, and the
+  // proxy resolves it. Rules 1, 5, 6, 8, 9 and 10 apply to the name; the
+  // address rules (2, 3, 4, 7) do not, as there is no address to match, so
+  // default-deny denies unless a domain allow rule matches.
+  Verdict judge_named(Proto proto, std::string_view name, bool carried_by_proxy) const;
 
   // Records that a relayed DNS answer mapped `name` to `ip` for ttl seconds.
   void learn(const std::string& name, const IpAddr& ip, uint32_t ttl_s, uint64_t now_ms);

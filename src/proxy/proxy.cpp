@@ -98,8 +98,9 @@ Upstream::~Upstream() {
   if (ctx_) SSL_CTX_free(ctx_);
 }
 
-Handshake::Handshake(const Upstream& up, const IpAddr& dst, uint16_t port)
-    : up_(up), dst_(dst), port_(port) {
+Handshake::Handshake(const Upstream& up, const IpAddr& dst, uint16_t port,
+                     std::string_view name)
+    : up_(up), dst_(dst), name_(name.substr(0, 255)), port_(port) {
   switch (up.uri().scheme) {
     case ProxyScheme::Https:
       state_ = State::TlsConnect;
@@ -116,7 +117,8 @@ Handshake::Handshake(const Upstream& up, const IpAddr& dst, uint16_t port)
     out_ = auth ? std::string("\x05\x01\x02", 3) : std::string("\x05\x01\x00", 3);
     after_send_ = State::SocksMethod;
   } else {
-    std::string target = format_endpoint(dst, port);
+    std::string target = name_.empty() ? format_endpoint(dst, port)
+                                       : fmt::format("{}:{}", name_, port);
     out_ = fmt::format("CONNECT {} HTTP/1.1\r\nHost: {}\r\n", target, target);
     if (up.user())
       out_ += fmt::format("Proxy-Authorization: Basic {}\r\n",
@@ -217,7 +219,11 @@ int Handshake::read_exact(int fd, uint8_t* buf, size_t n, bool consume) {
 
 void Handshake::queue_socks_connect() {
   out_.assign("\x05\x01\x00", 3);
-  if (dst_.is_v4()) {
+  if (!name_.empty()) {
+    out_ += '\x03';  // a domain name: its length, then its bytes
+    out_ += char(name_.size());
+    out_ += name_;
+  } else if (dst_.is_v4()) {
     out_ += '\x01';
     out_.append(reinterpret_cast<const char*>(dst_.bytes.data()), 4);
   } else {

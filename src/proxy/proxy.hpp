@@ -7,9 +7,11 @@
 // Handshake with every readiness event: advance() does as much as the socket
 // allows and says whether it wants to read, to write, is done, or failed (with
 // an error that names the cause, e.g. "proxy: CONNECT refused: HTTP/1.1 403
-// Forbidden"). Replies are read exactly: the HTTP response up to its blank
-// line (found with a peek), SOCKS replies by their fixed lengths, so any byte
-// the destination sends afterwards stays in the socket for the TCP translator.
+// Forbidden"). The proxy is asked for an address, or for a host name under
+// --proxy-dns remote (the engine's synthetic addresses stand for names).
+// Replies are read exactly: the HTTP response up to its blank line (found
+// with a peek), SOCKS replies by their fixed lengths, so any byte the
+// destination sends afterwards stays in the socket for the TCP translator.
 // Replies are bounded (8 KiB of headers) and anything malformed fails the
 // handshake; nothing here blocks or throws.
 //
@@ -21,6 +23,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include "common/addr.hpp"
 #include "common/result.hpp"
@@ -56,7 +59,11 @@ class Upstream {
 
 class Handshake {
  public:
-  Handshake(const Upstream& up, const IpAddr& dst, uint16_t port);
+  // Asks for dst:port, or, when `name` is not empty (--proxy-dns remote),
+  // for name:port: `CONNECT name:port` (HTTP, HTTPS), address type 3, a
+  // domain name (SOCKS5). The name is 1..255 bytes of host-name characters
+  // (the engine's SynthMap::nameable); dst then only names the flow.
+  Handshake(const Upstream& up, const IpAddr& dst, uint16_t port, std::string_view name = {});
   ~Handshake();
   Handshake(const Handshake&) = delete;
   Handshake& operator=(const Handshake&) = delete;
@@ -87,6 +94,7 @@ class Handshake {
 
   const Upstream& up_;
   IpAddr dst_;
+  std::string name_;
   uint16_t port_;
   State state_;
   State after_send_ = State::Failed;

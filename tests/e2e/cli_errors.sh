@@ -85,6 +85,9 @@ rejects "bad port" -p http://proxy:0 true
 rejects "bad port" -p http://proxy:65536 true
 rejects "bad port" -p http://proxy:http true
 rejects "unknown scheme \`ftp\`" -p ftp://proxy:21 true
+rejects "socks5h:// is not a scheme childflow takes: use socks5://proxy:1080 with --proxy-dns remote" -p socks5h://proxy:1080 true
+rejects "--proxy-dns remote needs a proxy" "${OUT[@]}" --proxy-dns remote true
+rejects "--proxy-dns: \`names\` is not a mode: use local or remote" -p socks5://proxy:1080 --proxy-dns names true
 rejects "has no scheme" -p proxy:3128 true
 rejects "IPv6 host without brackets" -p http://2001:db8::1:3128 true
 rejects "-U/--proxy-user and -P/--proxy-password" -p http://user:pw@proxy:3128 true
@@ -154,7 +157,7 @@ for flag in --profile --dump-profile -c,--capture -C,--capture-point --root --do
   --flow-log --offline --block-private --block-metadata --default-policy --allow-cidr \
   --deny-cidr --allow-domain --deny-domain --allow-domain-exact --deny-domain-exact \
   --proxy-only --fail-on-leak -i,--iface -h,--help -V,--version --allow-host-loopback \
-  --mtu --cleanup --proxy-ca; do
+  --mtu --cleanup --proxy-ca --proxy-dns; do
   if grep -qE -- "(^|[ ,])$flag( |$)" "$work/help"; then
     pass "--help lists $flag"
   else

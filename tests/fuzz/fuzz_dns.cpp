@@ -58,6 +58,17 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
 
     // Too small a buffer is refused, never overrun.
     check(build_empty_answer(msg, *q, std::span<uint8_t>(out, n - 1)) == 0);
+
+    // --proxy-dns remote: an A or AAAA query gets one synthetic address.
+    if (q->qclass == kClassIn && (q->qtype == kTypeA || q->qtype == kTypeAaaa)) {
+      uint8_t big[sizeof out + 28];
+      cf::IpAddr ip = q->qtype == kTypeA ? *cf::IpAddr::parse("198.18.0.1")
+                                         : *cf::IpAddr::parse("fd63:666c:6f77::1");
+      n = build_address_answer(msg, *q, ip, 30, big);
+      check(n > 0);
+      a = parse_response(std::span<const uint8_t>(big, n));
+      check(a.has_value() && a->qname == q->qname && a->n_addrs == 1 && a->addrs[0].ip == ip);
+    }
   }
 
   if (auto a = parse_response(msg)) {

@@ -76,7 +76,8 @@ EVENTS = {
     "dns_query": dict(DNS_FIELDS),
     "dns_answer": {
         **DNS_FIELDS,
-        "mode": F(STR, values={"relayed", "synthetic_empty"}),
+        # synthetic_remote (beyond): --proxy-dns remote's synthetic addresses.
+        "mode": F(STR, values={"relayed", "synthetic_empty", "synthetic_remote"}),
         "bytes": F(INT),
         "answer_ips": F(STRLIST),
         # Not written by the Rust tool: optional in foreign logs.

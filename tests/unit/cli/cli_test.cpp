@@ -172,11 +172,11 @@ TEST_F(CliTest, HelpAndVersion) {
        {"--profile", "--dump-profile", "-c,--capture", "-C,--capture-point", "--root",
         "--doctor", "--doctor-format", "--report", "--report-format", "-d,--dns",
         "--hosts-file", "-p,--proxy", "-U,--proxy-user", "-P,--proxy-password",
-        "--proxy-insecure", "--proxy-ca", "--summary", "--summary-format", "--flow-log", "--offline",
-        "--block-private", "--block-metadata", "--default-policy", "--allow-cidr",
-        "--deny-cidr", "--allow-domain", "--deny-domain", "--allow-domain-exact",
-        "--deny-domain-exact", "--proxy-only", "--fail-on-leak", "-i,--iface", "-h,--help",
-        "-V,--version", "--allow-host-loopback", "--mtu", "--cleanup", "COMMAND"})
+        "--proxy-insecure", "--proxy-ca", "--proxy-dns", "--summary", "--summary-format",
+        "--flow-log", "--offline", "--block-private", "--block-metadata", "--default-policy",
+        "--allow-cidr", "--deny-cidr", "--allow-domain", "--deny-domain",
+        "--allow-domain-exact", "--deny-domain-exact", "--proxy-only", "--fail-on-leak",
+        "-i,--iface", "-h,--help", "-V,--version", "--allow-host-loopback", "--mtu", "--cleanup", "COMMAND"})
     EXPECT_HAS(o.out, flag);
   EXPECT_EQ(run({"-h"}).out, o.out);
   std::istringstream lines(o.out);
@@ -248,6 +248,12 @@ TEST_F(CliTest, RejectedCombinationsOfSpecSection1) {
   rejects({"-U", "u", "-P", "pw", "true"}, "--proxy-user needs a proxy");
   rejects({"--proxy-insecure", "true"}, "--proxy-insecure needs a proxy");
   rejects({"--proxy-only", "true"}, "--proxy-only needs a proxy");
+  rejects({"--proxy-dns", "remote", "true"}, "--proxy-dns remote needs a proxy");
+  rejects({"--proxy-dns", "both", "true"}, "local or remote");
+  rejects({"-p", "socks5h://p:1080", "true"}, "use socks5://p:1080 with --proxy-dns remote");
+  EXPECT_EQ(accepts({"--proxy-dns", "local", "true"}).proxy_dns, ProxyDns::Local);
+  EXPECT_EQ(accepts({"-p", "socks5://p:1080", "--proxy-dns", "remote", "true"}).proxy_dns,
+            ProxyDns::Remote);
   rejects({"-p", "http://p:1", "--proxy-insecure", "true"},
           "--proxy-insecure only applies to https:// proxies");
   rejects({"-p", "socks5://p:1", "--proxy-insecure", "true"}, "only applies to https://");

@@ -139,6 +139,7 @@ class RoundTrip : public ::testing::Test {
       c.proxy_insecure = p.scheme == ProxyScheme::Https && g.coin();
       if (p.scheme == ProxyScheme::Https && g.coin()) c.proxy_ca = g.pick(hosts_files_);
       c.proxy_only = g.coin();
+      c.proxy_dns = g.coin() ? ProxyDns::Remote : ProxyDns::Local;
     }
     c.offline = g.coin();
     c.block_private = g.coin();

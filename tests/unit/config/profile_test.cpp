@@ -64,6 +64,7 @@ proxy_user = "u"
 proxy_password = "p w"
 proxy_insecure = true
 proxy_ca = "hosts"
+proxy_dns = "remote"
 summary = true
 summary_format = "json"
 flow_log = "/var/tmp/../tmp/flows.jsonl"
@@ -95,6 +96,7 @@ command = ["curl", "-fsS", "http://www.example.test/"]
   EXPECT_EQ(l.get(&Config::proxy_password), "p w");
   EXPECT_EQ(l.get(&Config::proxy_insecure), true);
   EXPECT_EQ(l.get(&Config::proxy_ca), hosts);
+  EXPECT_EQ(l.get(&Config::proxy_dns), ProxyDns::Remote);
   EXPECT_EQ(l.get(&Config::summary), true);
   EXPECT_EQ(l.get(&Config::summary_format), TextOrJson::Json);
   EXPECT_EQ(l.get(&Config::flow_log), "/var/tmp/flows.jsonl");  // lexically normalised
@@ -385,6 +387,7 @@ TEST(Dump, DefaultConfigListsEveryKeyButUnsetOptionals) {
   }
   EXPECT_EQ(t["mtu"].value<int64_t>(), 65520);
   EXPECT_EQ(t["backend"].value<std::string>(), "rootless-internal");
+  EXPECT_EQ(t["proxy_dns"].value<std::string>(), "local");
 }
 
 TEST_F(ProfileTest, DumpLoadsBackAsTheSameLayer) {
@@ -394,6 +397,7 @@ TEST_F(ProfileTest, DumpLoadsBackAsTheSameLayer) {
   c.proxy = ProxyUri{ProxyScheme::Socks5, "2001:db8::1", 1080};
   c.proxy_user = "ü";
   c.proxy_password = "p\"w\\";
+  c.proxy_dns = ProxyDns::Remote;
   c.command = {"sh", "-c", "printf '%s\\n' \"$x\"\n", "\x1b", ""};
   c.mtu = 1280;
   std::string p = write("dump.toml", dump_profile(c));

@@ -75,6 +75,13 @@ TEST(ProxyUri, RejectsBadPorts) {
 TEST(ProxyUri, RejectsSchemesHostsAndUserinfo) {
   EXPECT_HAS(must_fail(parse_proxy_uri("ftp://proxy:21")), "unknown scheme `ftp`");
   EXPECT_HAS(must_fail(parse_proxy_uri("socks4://proxy:1080")), "unknown scheme");
+  // socks5h: a hint to the mode that does what it means.
+  EXPECT_HAS(must_fail(parse_proxy_uri("socks5h://proxy:1080")),
+             "use socks5://proxy:1080 with --proxy-dns remote");
+  EXPECT_HAS(must_fail(parse_proxy_uri("SOCKS5H://proxy:1080")), "--proxy-dns remote");
+  std::string hint = must_fail(parse_proxy_uri("socks5h://u:secret@proxy:1080"));
+  EXPECT_HAS(hint, "socks5://HOST:PORT with --proxy-dns remote");
+  EXPECT_EQ(hint.find("secret"), std::string::npos) << "credentials are never echoed";
   EXPECT_HAS(must_fail(parse_proxy_uri("proxy:3128")), "no scheme");
   EXPECT_HAS(must_fail(parse_proxy_uri("")), "empty");
   EXPECT_HAS(must_fail(parse_proxy_uri("http://:3128")), "no host");
@@ -155,6 +162,10 @@ TEST(Values, Enums) {
   EXPECT_HAS(must_fail(parse_report_format("md")), "text, markdown, json or html");
   EXPECT_EQ(must(parse_default_policy("deny")), DefaultPolicy::Deny);
   EXPECT_HAS(must_fail(parse_default_policy("block")), "allow or deny");
+  EXPECT_EQ(must(parse_proxy_dns("remote")), ProxyDns::Remote);
+  EXPECT_EQ(must(parse_proxy_dns("local")), ProxyDns::Local);
+  EXPECT_HAS(must_fail(parse_proxy_dns("Remote")), "local or remote");
+  for (auto d : {ProxyDns::Local, ProxyDns::Remote}) EXPECT_EQ(must(parse_proxy_dns(name(d))), d);
   // Every name() spelling parses back to its value.
   for (auto b : {Backend::RootlessInternal, Backend::Rootful})
     EXPECT_EQ(must(parse_backend(name(b))), b);

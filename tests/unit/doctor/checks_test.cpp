@@ -342,6 +342,17 @@ TEST(DoctorResolver, NoneIsWarning) {
   expect_status(check_resolver(h, Config{}), Status::Warning);
 }
 
+TEST(DoctorResolver, NotUsedWithProxyDnsRemote) {
+  FakeHost h = healthy_user_host();
+  h.files.erase("/etc/resolv.conf");
+  Config c;
+  c.proxy = ProxyUri{ProxyScheme::Socks5, "127.0.0.1", 9050};
+  c.proxy_dns = ProxyDns::Remote;
+  Check r = check_resolver(h, c);
+  expect_ok(r);
+  EXPECT_THAT(r.detail, HasSubstr("not used"));
+}
+
 TEST(DoctorRoutes, DefaultRoutesAreOk) {
   FakeHost h = healthy_user_host();
   Check v4 = check_ipv4_route(h);

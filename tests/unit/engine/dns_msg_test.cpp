@@ -641,6 +641,70 @@ TEST(DnsBuild, RefusesSmallBufferOrMismatchedQuestion) {
   EXPECT_EQ(build_empty_answer(w.span().first(5), *q, exact), 0u);
 }
 
+TEST(DnsBuild, AddressAnswerRoundTrips) {
+  Wire w;
+  w.header(0x4242, kRd, 1, 0, 0, 0).question("WWW.Example.test", kTypeA);
+  auto q = parse_query(w.span());
+  ASSERT_TRUE(q);
+  uint8_t buf[512];
+  IpAddr ip = *IpAddr::parse("198.18.0.7");
+  size_t n = build_address_answer(w.span(), *q, ip, 30, buf);
+  ASSERT_EQ(n, w.size() + 2 + 10 + 4);
+  EXPECT_TRUE(std::equal(w.b.begin() + 12, w.b.end(), buf + 12)) << "question copied, case kept";
+  EXPECT_EQ(buf[7], 1) << "ANCOUNT 1";
+  EXPECT_EQ(buf[w.size()], 0xc0);
+  EXPECT_EQ(buf[w.size() + 1], 12) << "owner: a pointer to the question's name";
+  auto a = parse_response(std::span<const uint8_t>(buf, n));
+  ASSERT_TRUE(a);
+  EXPECT_EQ(a->id, 0x4242);
+  EXPECT_EQ(a->rcode, kRcodeNoError);
+  EXPECT_EQ(a->qname, "www.example.test");
+  ASSERT_EQ(a->n_addrs, 1u);
+  EXPECT_EQ(a->addrs[0].ip, ip);
+  EXPECT_EQ(a->addrs[0].ttl, 30u);
+  EXPECT_EQ(a->min_ttl, 30u);
+}
+
+TEST(DnsBuild, AddressAnswerAaaaWithEdns) {
+  Wire w;
+  w.header(7, kRd, 1, 0, 0, 1).question("www.example.test", kTypeAaaa).opt(1232, true);
+  auto q = parse_query(w.span());
+  ASSERT_TRUE(q);
+  uint8_t buf[512];
+  IpAddr ip = *IpAddr::parse("fd63:666c:6f77::7");
+  size_t n = build_address_answer(w.span(), *q, ip, 30, buf);
+  ASSERT_EQ(n, q->question_end + 2 + 10 + 16 + 11);
+  EXPECT_EQ(buf[11], 1) << "ARCOUNT: the OPT record";
+  const uint8_t* o = buf + q->question_end + 28;
+  EXPECT_EQ((o[1] << 8) | o[2], kTypeOpt);
+  EXPECT_EQ((o[7] << 8) | o[8], 0x8000) << "DO echoed";
+  auto a = parse_response(std::span<const uint8_t>(buf, n));
+  ASSERT_TRUE(a);
+  ASSERT_EQ(a->n_addrs, 1u);
+  EXPECT_EQ(a->addrs[0].ip, ip);
+}
+
+TEST(DnsBuild, AddressAnswerRefusesAMismatch) {
+  uint8_t buf[512];
+  IpAddr v4 = *IpAddr::parse("198.18.0.1"), v6 = *IpAddr::parse("fd63:666c:6f77::1");
+  Wire a = simple_query("x.test", kTypeA), aaaa = simple_query("x.test", kTypeAaaa),
+       mx = simple_query("x.test", kTypeMx);
+  Wire chaos;
+  chaos.header(1, kRd, 1, 0, 0, 0).question("x.test", kTypeA, 3);
+  auto qa = parse_query(a.span()), q6 = parse_query(aaaa.span()), qmx = parse_query(mx.span()),
+       qch = parse_query(chaos.span());
+  ASSERT_TRUE(qa && q6 && qmx && qch);
+  EXPECT_EQ(build_address_answer(a.span(), *qa, v6, 30, buf), 0u) << "A gets IPv4 only";
+  EXPECT_EQ(build_address_answer(aaaa.span(), *q6, v4, 30, buf), 0u) << "AAAA gets IPv6 only";
+  EXPECT_EQ(build_address_answer(mx.span(), *qmx, v4, 30, buf), 0u);
+  EXPECT_EQ(build_address_answer(chaos.span(), *qch, v4, 30, buf), 0u) << "class IN only";
+  EXPECT_EQ(build_address_answer(a.span(), *qa, v4, 0x80000000u, buf), 0u);
+  std::vector<uint8_t> small(a.size() + 15);
+  EXPECT_EQ(build_address_answer(a.span(), *qa, v4, 30, small), 0u);
+  small.resize(a.size() + 16);
+  EXPECT_EQ(build_address_answer(a.span(), *qa, v4, 30, small), a.size() + 16);
+}
+
 TEST(DnsId, GetAndSet) {
   Wire w = simple_query("x.test", kTypeA);
   EXPECT_EQ(get_id(w.span()), 0xbeef);

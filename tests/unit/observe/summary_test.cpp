@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -39,7 +40,7 @@ void feed(observe::Recorder& r) {
   IpAddr gw = ip("10.240.0.1"), www = ip("203.0.113.10"), echo = ip("203.0.113.20");
   r.dns_query("udp", gw, 53, "www.example.test", "A");
   IpAddr ips[] = {www};
-  r.dns_answer("udp", gw, 53, "www.example.test", "A", true, 50, ips, 0);
+  r.dns_answer("udp", gw, 53, "www.example.test", "A", observe::DnsMode::Relayed, 50, ips, 0);
   r.connect_attempt(1, {www, 80}, false, {"www.example.test"});
   r.connect_result(1, {www, 80}, false, {"www.example.test"}, nullptr);
   r.flow_end(1, policy::Proto::Tcp, {www, 80}, 78, 1200, 5, observe::Close::Fin);
@@ -61,7 +62,8 @@ void feed(observe::Recorder& r) {
   d.reason = "blocked by `--deny-domain blocked.example.test`";
   r.policy_violation(0, policy::Proto::Dns, "blocked.example.test", std::nullopt, std::nullopt, d,
                      {});
-  r.dns_answer("udp", gw, 53, "blocked.example.test", "A", false, 38, {}, 0);
+  r.dns_answer("udp", gw, 53, "blocked.example.test", "A", observe::DnsMode::SyntheticEmpty, 38,
+               {}, 0);
 }
 
 std::string render(TextOrJson format) {
@@ -116,4 +118,18 @@ TEST(Summary, TextNamesTheLeakFlag) {
   EXPECT_NE(t.find("--fail-on-leak"), std::string::npos);
   EXPECT_NE(t.find("deny_domain blocked.example.test"), std::string::npos);
   EXPECT_EQ(t.find("password"), std::string::npos);
+}
+
+TEST(Summary, ControlsNameTheProxyDnsMode) {
+  Config c;
+  c.proxy = ProxyUri{ProxyScheme::Socks5, "127.0.0.1", 9050};
+  c.proxy_only = true;
+  auto v = observe::active_controls(c);
+  EXPECT_EQ(std::count(v.begin(), v.end(), "--proxy-dns remote"), 0) << "local is the default";
+  c.proxy_dns = ProxyDns::Remote;
+  v = observe::active_controls(c);
+  ASSERT_EQ(v.size(), 3u);
+  EXPECT_EQ(v[0], "--proxy socks5://127.0.0.1:9050");
+  EXPECT_EQ(v[1], "--proxy-dns remote");
+  EXPECT_EQ(v[2], "--proxy-only");
 }

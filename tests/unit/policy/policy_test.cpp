@@ -390,6 +390,64 @@ TEST(PolicyNames, DefaultDenyNeedsADomainAllowRule) {
   EXPECT_FALSE(v.allow) << "no label boundary: not a subdomain";
 }
 
+// --proxy-dns remote: a flow to a synthetic address is judged by the name it
+// stands for (judge_named). Every pair of the rules that can see a name
+// (1, 5, 6, 8, 9, 10): the earlier one decides; the address rules never
+// apply.
+TEST(PolicyNamed, EveryPairFirstRuleWins) {
+  const int rules[] = {kOffline,     kDenyDomainExact, kDenyDomain,
+                       kAllowDomain, kDefaultDeny,     kProxyOnly};
+  const Target& t = kTargets[0];
+  for (size_t a = 0; a < std::size(rules); ++a)
+    for (size_t b = a + 1; b < std::size(rules); ++b) {
+      int i = rules[a], j = rules[b];
+      Config c;
+      enable(c, i, t);
+      enable(c, j, t);
+      Verdict v = Policy(c).judge_named(Proto::Tcp, kName, /*carried_by_proxy=*/false);
+      std::string where = fmt::format("named pair ({}) vs ({}): {}", rule_name(i),
+                                      rule_name(j), describe(v));
+      Expect e = expected(i);
+      if (e.reason_code == nullptr) {
+        EXPECT_TRUE(v.allow) << where;
+      } else {
+        EXPECT_FALSE(v.allow) << where;
+        EXPECT_STREQ(v.reason_code ? v.reason_code : "null", e.reason_code) << where;
+        EXPECT_STREQ(v.control ? v.control : "null", e.control) << where;
+      }
+    }
+}
+
+TEST(PolicyNamed, AddressRulesCannotSeeAName) {
+  Config c;
+  c.block_private = true;
+  c.block_metadata = true;
+  c.deny_cidrs.push_back(cidr("0.0.0.0/0"));
+  c.deny_cidrs.push_back(cidr("198.18.0.0/15"));
+  EXPECT_TRUE(Policy(c).judge_named(Proto::Tcp, "www.example.test", true).allow);
+  // Default deny: an allow-cidr rule cannot allow what has no address; only a
+  // domain allow rule can (unlike judge_name, which needs one to deny).
+  c = Config{};
+  c.default_policy = DefaultPolicy::Deny;
+  c.allow_cidrs.push_back(cidr("198.18.0.0/15"));
+  Verdict v = Policy(c).judge_named(Proto::Tcp, "www.example.test", true);
+  EXPECT_FALSE(v.allow);
+  EXPECT_STREQ(v.reason_code ? v.reason_code : "null", "default_deny");
+  c.allow_domains_exact.push_back("www.example.test");
+  EXPECT_TRUE(Policy(c).judge_named(Proto::Tcp, "www.example.test", true).allow);
+  EXPECT_FALSE(Policy(c).judge_named(Proto::Tcp, "a.www.example.test", true).allow);
+}
+
+TEST(PolicyNamed, ProxyOnlyPassesTheProxiedFlow) {
+  Config c;
+  c.proxy_only = true;
+  EXPECT_TRUE(Policy(c).judge_named(Proto::Tcp, "www.example.test", true).allow);
+  Verdict v = Policy(c).judge_named(Proto::Udp, "www.example.test", false);
+  EXPECT_FALSE(v.allow);
+  EXPECT_STREQ(v.reason_code ? v.reason_code : "null", "proxy_only");
+  EXPECT_NE(v.reason.find("udp"), std::string::npos) << v.reason;
+}
+
 TEST(PolicyNames, ExactVersusSubdomain) {
   Config c;
   c.default_policy = DefaultPolicy::Deny;
