@@ -38,6 +38,7 @@
 #include <sstream>
 
 #include "app/overlays.hpp"
+#include "config/values.hpp"
 #include "capture/capture.hpp"
 #include "common/clock.hpp"
 #include "common/net_plan.hpp"
@@ -177,9 +178,11 @@ Result<ProxyRoute> prepare_proxy(const Config& c) {
   return ProxyRoute{*addr, std::move(upstream).value()};
 }
 
-// 5. overlays, with everything else the tree is launched with.
-sandbox::Options tree_options(const Config& c, const NetPlan& plan,
-                              const std::string& host_resolv) {
+// 5. overlays, with everything else the tree is launched with. The hosts
+// file is read once, here, and what was read is checked and used (a pipe
+// gives its text only once; a file could change after the flags were read).
+Result<sandbox::Options> tree_options(const Config& c, const NetPlan& plan,
+                                      const std::string& host_resolv) {
   sandbox::Options so;
   so.command = c.command;
   so.plan = plan;
@@ -190,8 +193,13 @@ sandbox::Options tree_options(const Config& c, const NetPlan& plan,
       make_resolv_conf(host_resolv, plan.gw4,
                        plan.ipv6 ? std::optional<IpAddr>(plan.gw6) : std::nullopt,
                        !c.dns.has_value() && c.proxy_dns == ProxyDns::Local);
-  if (c.hosts_file)
-    so.overlays.hosts = make_hosts(read_file(*c.hosts_file), read_file("/etc/hosts"));
+  if (c.hosts_file) {
+    auto text = config::read_hosts_file(*c.hosts_file);
+    if (!text) return Error{text.error().message, "--hosts-file"};
+    if (Status ok = config::check_hosts_text(*text, *c.hosts_file); !ok)
+      return Error{ok.error().message, "--hosts-file"};
+    so.overlays.hosts = make_hosts(*text, read_file("/etc/hosts"));
+  }
   return so;
 }
 
@@ -332,7 +340,9 @@ int run_tree(const Config& c) {
     eo.proxy = upstream.get();
   }
 
-  const sandbox::Options so = tree_options(c, plan, host_resolv);
+  auto tree_opts = tree_options(c, plan, host_resolv);
+  if (!tree_opts) return fail(tree_opts.error());
+  const sandbox::Options so = std::move(tree_opts).value();
   raise_fd_limit();
 
   observe::Recorder rec(c);

@@ -325,10 +325,8 @@ Result<std::string> check_readable_file(const std::string& path) {
   return path;
 }
 
-Result<std::string> check_hosts_file(const std::string& path) {
-  auto readable = check_readable_file(path);
-  if (!readable) return readable;
-  UniqueFd fd{::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK)};
+Result<std::string> read_hosts_file(const std::string& path) {
+  UniqueFd fd{::open(path.c_str(), O_RDONLY | O_CLOEXEC)};
   if (!fd) return bad("cannot read {}: {}", path, std::strerror(errno));
   constexpr size_t kMax = 1 << 20;
   std::string text;
@@ -341,11 +339,15 @@ Result<std::string> check_hosts_file(const std::string& path) {
     text.append(buf, size_t(n));
     if (text.size() > kMax) return bad("{} is larger than 1 MiB; is it really a hosts file?", path);
   }
+  return text;
+}
+
+Status check_hosts_text(std::string_view text, const std::string& path) {
   size_t line_no = 0, start = 0;
   while (start < text.size()) {
     size_t nl = text.find('\n', start);
-    if (nl == std::string::npos) nl = text.size();
-    std::string_view line(text.data() + start, nl - start);
+    if (nl == std::string_view::npos) nl = text.size();
+    std::string_view line = text.substr(start, nl - start);
     start = nl + 1;
     ++line_no;
     if (size_t hash = line.find('#'); hash != std::string_view::npos) line = line.substr(0, hash);
@@ -370,6 +372,17 @@ Result<std::string> check_hosts_file(const std::string& path) {
         if ((unsigned char)c < 0x21 || (unsigned char)c > 0x7e || c == '/')
           return bad("{} line {}: `{}` is not a host name", path, line_no, shown(words[w]));
   }
+  return {};
+}
+
+Result<std::string> check_hosts_file(const std::string& path) {
+  auto readable = check_readable_file(path);
+  if (!readable) return readable;
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) return path;  // checked when read
+  auto text = read_hosts_file(path);
+  if (!text) return text.error();
+  if (Status ok = check_hosts_text(*text, path); !ok) return ok.error();
   return path;
 }
 

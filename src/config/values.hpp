@@ -69,10 +69,17 @@ Result<std::string> resolve_path(std::string_view s, const std::string& base_dir
 // names the path and the errno text.
 Result<std::string> check_readable_file(const std::string& path);
 
-// `--hosts-file`: a readable file (at most 1 MiB) in /etc/hosts format: each
-// line, once a `#` comment is cut off, is empty or an IPv4/IPv6 address
-// followed by one or more names (printable, no `/`). The message names the
-// line that does not parse.
+// `--hosts-file`: /etc/hosts format. check_hosts_text: each line, once a `#`
+// comment is cut off, is empty or an IPv4/IPv6 address followed by one or
+// more names (printable, no `/`); the message names `path` and the first line
+// that does not parse. read_hosts_file reads a file (blocking, at most 1 MiB)
+// once: the run reads it with this and checks what it read, so a pipe
+// (`--hosts-file <(...)`) works and the tree gets exactly what was checked.
+// check_hosts_file, at parse time, reads and checks a regular file; anything
+// else (a pipe) is only checked to be readable then, and its text when the
+// run reads it.
+Result<std::string> read_hosts_file(const std::string& path);
+Status check_hosts_text(std::string_view text, const std::string& path);
 Result<std::string> check_hosts_file(const std::string& path);
 
 // The current working directory (absolute), used as the base for flag paths.

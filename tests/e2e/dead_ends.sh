@@ -29,8 +29,10 @@ check "without XDG_CONFIG_HOME, ~/.config/childflow" "grep -qx 'mtu = 1300' <<<\
 if [[ $(id -u) == 0 ]]; then
   out=$(cd "$work/empty" && unshare --mount --propagation private bash -c '
     set -e
-    mkdir -p "$1/etc-upper" "$1/etc-work"
-    mount -t overlay overlay -o "lowerdir=/etc,upperdir=$1/etc-upper,workdir=$1/etc-work" /etc
+    mkdir -p "$1/ovl"
+    mount -t tmpfs tmpfs "$1/ovl"   # overlayfs will not take an upper dir on overlayfs
+    mkdir -p "$1/ovl/upper" "$1/ovl/work"
+    mount -t overlay overlay -o "lowerdir=/etc,upperdir=$1/ovl/upper,workdir=$1/ovl/work" /etc
     mkdir -p /etc/childflow
     printf "mtu = 1280\n" >/etc/childflow/site.toml
     XDG_CONFIG_HOME=$1/xdg "$2" --profile site --dump-profile -- true' _ "$work" "$CF" 2>&1)
@@ -60,6 +62,15 @@ printf 'hosts_file = "bad-hosts"\ncommand = ["true"]\n' >"$work/p.toml"
 out=$("$CF" --profile "$work/p.toml" 2>&1); rc=$?
 check "the same from a profile's hosts_file (exit 2)" \
   "[[ $rc == 2 ]] && grep -q 'key \`hosts_file\`: .*bad-hosts line 4' <<<\"\$out\""
+
+if [[ $(id -u) == 0 ]]; then
+  # A pipe is read once, checked and used: the tree sees its entries.
+  out=$(cd "$work/run" && "$CF" --hosts-file <(printf '198.51.100.77 piped.example\n') -- getent hosts piped.example 2>&1); rc=$?
+  check "--hosts-file <(...): the tree resolves the piped entry" "[[ $rc == 0 ]] && grep -q '^198.51.100.77 *piped.example' <<<\"\$out\""
+  out=$(cd "$work/run" && "$CF" --hosts-file <(printf 'nonsense\n') --flow-log f.jsonl -- true 2>&1); rc=$?
+  check "a bad piped hosts file stops the run before anything is created (exit 1)" \
+    "[[ $rc == 1 ]] && grep -q 'line 1: \`nonsense\` is not an IPv4' <<<\"\$out\" && [[ -z \"\$(ls -A '$work/run')\" ]]"
+fi
 
 # --- did you mean ---------------------------------------------------------------
 out=$("$CF" --deny-domian x.example -- true 2>&1); rc=$?
