@@ -305,7 +305,7 @@ int report(const Config& c, int exit_code, uint64_t started, observe::Recorder& 
                    .c_str(),
                stderr);
   }
-  rec.flush();
+  rec.finish();
   std::fputs(observe::exit_notice(c, rec.counts(), leak).c_str(), stderr);
   if (c.summary) {
     observe::RunFacts facts;

@@ -263,7 +263,9 @@ std::vector<Setting> table() {
                        "happens; -vv adds every flow"},
                       Shape::Switch, field_offset(&C::verbosity));
     s.parse_bool = [](Layer& l, bool b) -> Status {
-      if (b) l.set(&C::verbosity, int8_t(l.has(&C::verbosity) ? l.values.verbosity + 1 : 1));
+      // -v, -vv; more v's change nothing (3 is CHILDFLOW_DEBUG's).
+      int next = l.has(&C::verbosity) ? l.values.verbosity + 1 : 1;
+      if (b) l.set(&C::verbosity, int8_t(std::min(next, 2)));
       return {};
     };
     copy_field(s, &C::verbosity);

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <fmt/format.h>
@@ -94,13 +95,20 @@ void kv_dns(std::string& b, std::string_view proto, const IpAddr& server, uint16
 
 Recorder::Recorder(const Config& c) : cfg_(c) {
   buf_.reserve(1 << 16);
+  if (cfg_.verbosity <= 0) return;
   const char* no_colour = std::getenv("NO_COLOR");
-  colour_ = cfg_.verbosity > 0 && ::isatty(STDERR_FILENO) && !(no_colour && *no_colour);
+  colour_ = ::isatty(STDERR_FILENO) && !(no_colour && *no_colour);
+  // A regular file never blocks (and a second file description would write
+  // at its own offset): keep fd 2. A pipe or terminal: our own non-blocking
+  // description of it. If that cannot be had, fd 2 (it may block).
+  struct stat st {};
+  if (::fstat(STDERR_FILENO, &st) == 0 && !S_ISREG(st.st_mode))
+    live_fd_.reset(::open("/proc/self/fd/2", O_WRONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY));
 }
 
 void Recorder::live(int level, int colour, std::string_view line) {
   if (cfg_.verbosity < level) return;
-  if (live_.size() > (256u << 10)) {
+  if (live_.size() - live_sent_ > (256u << 10)) {
     ++counts_.live_dropped;
     return;
   }
@@ -146,21 +154,33 @@ void Recorder::end() {
   if (buf_.size() > (1 << 15)) flush();
 }
 
-void Recorder::flush() {
-  if (!live_.empty()) {
-    // stderr is the user's terminal or pipe; a short or failed write loses
-    // the rest of these lines, never the run.
-    const char* p = live_.data();
-    size_t left = live_.size();
-    while (left > 0) {
-      ssize_t n = ::write(STDERR_FILENO, p, left);
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) break;
-      p += n;
-      left -= size_t(n);
-    }
-    live_.clear();
+void Recorder::write_live(bool may_block) {
+  int fd = live_fd_ && !may_block ? live_fd_.get() : STDERR_FILENO;
+  while (live_sent_ < live_.size()) {
+    ssize_t n = ::write(fd, live_.data() + live_sent_, live_.size() - live_sent_);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;  // EAGAIN: the rest waits for the next turn; an error: dropped below
+    live_sent_ += size_t(n);
   }
+  if (live_sent_ == live_.size() || may_block) {
+    live_.clear();
+    live_sent_ = 0;
+  } else if (live_sent_ > (64u << 10)) {
+    live_.erase(0, live_sent_);
+    live_sent_ = 0;
+  }
+}
+
+void Recorder::finish() {
+  flush();
+  write_live(true);
+  if (counts_.live_dropped)
+    std::fprintf(stderr, "childflow: %llu live lines dropped: stderr did not keep up\n",
+                 static_cast<unsigned long long>(counts_.live_dropped));
+}
+
+void Recorder::flush() {
+  if (!live_.empty()) write_live(false);
   if (!fd_ || buf_.empty()) {
     buf_.clear();
     return;
@@ -244,10 +264,10 @@ void Recorder::connect_result(uint64_t id, const Target& t, bool via_proxy,
   if (error) kv_str(buf_, "error", error);
   else kv_raw(buf_, "error", "null");
   end();
-  if (!error)
+  if (!error && cfg_.verbosity >= 2)
     live(2, 0, fmt::format("flow tcp {} started{}", endpoint_with_names(t, names),
                            via_proxy ? " (via the proxy)" : ""));
-  if (error && id != last_denied_id_) {
+  if (error && id != last_denied_id_ && cfg_.verbosity >= 1) {
     if (via_proxy) live(1, 33, fmt::format("proxy failed: tcp {}: {}", endpoint_with_names(t, names), error));
     else live(1, 33, fmt::format("connect failed: tcp {}: {}", endpoint_with_names(t, names), error));
   }
@@ -262,7 +282,8 @@ void Recorder::flow_start(uint64_t id, policy::Proto p, const Target& t,
   kv_target(buf_, t);
   kv_names(buf_, names);
   end();
-  live(2, 0, fmt::format("flow {} {} started", policy::name(p), endpoint_with_names(t, names)));
+  if (cfg_.verbosity >= 2)
+    live(2, 0, fmt::format("flow {} {} started", policy::name(p), endpoint_with_names(t, names)));
 }
 
 void Recorder::flow_end(uint64_t id, policy::Proto p, const Target& t, uint64_t sent,
@@ -276,14 +297,17 @@ void Recorder::flow_end(uint64_t id, policy::Proto p, const Target& t, uint64_t 
   kv_num(buf_, "duration_ms", duration_ms);
   kv_str(buf_, "close", name(close));
   end();
-  live(2, 0, fmt::format("flow {} {} ended ({}): {} B sent, {} B received, {} ms", policy::name(p),
-                         endpoint_with_names(t, {}), name(close), sent, received, duration_ms));
+  if (cfg_.verbosity >= 2)
+    live(2, 0, fmt::format("flow {} {} ended ({}): {} B sent, {} B received, {} ms",
+                           policy::name(p), endpoint_with_names(t, {}), name(close), sent,
+                           received, duration_ms));
 }
 
 void Recorder::policy_violation(uint64_t id, policy::Proto p, std::string_view remote,
                                 const std::optional<IpAddr>& ip, std::optional<uint16_t> port,
                                 const policy::Verdict& v, const std::vector<std::string>& names) {
   ++counts_.violations_total;
+  if (p == policy::Proto::Dns) ++counts_.violations_dns;
   ++counts_.violations[fmt::format("{} {}", v.reason_code, remote)];
   begin("policy_violation");
   if (id) kv_num(buf_, "flow_id", id);

@@ -10,9 +10,13 @@
 // line per denial, proxy failure and connect error to stderr, with -vv one
 // per flow start and end, with CHILDFLOW_DEBUG every DNS query, answer and
 // connect attempt. They are buffered like the log and written at flush(),
-// in colour only when stderr is a terminal and NO_COLOR is unset. Past 256
-// KiB of unwritten lines in one turn, further lines are counted
-// (live_dropped) instead of buffered.
+// in colour only when stderr is a terminal and NO_COLOR is unset. The engine
+// must never wait for the user's terminal or pipe (a pager, Ctrl-S): a pipe
+// or terminal is reopened through /proc/self/fd/2 with O_NONBLOCK (a file
+// description of our own: the tree's stderr keeps its flags), and what it
+// will not take now waits in the buffer; past 256 KiB waiting, further lines
+// are dropped and counted (live_dropped). finish() writes what is left,
+// blocking (the engine is done), and says how many lines were dropped.
 #pragma once
 #include <cstdint>
 #include <map>
@@ -71,8 +75,12 @@ class Recorder {
   void runtime_failure(std::string_view phase, std::string_view reason_code,
                        std::string_view detail);
 
-  // Writes what is buffered to the flow log.
+  // Writes what is buffered to the flow log and the live lines that stderr
+  // takes without blocking.
   void flush();
+  // At exit: flush(), then the live lines left, blocking, and a line saying
+  // how many were dropped, if any.
+  void finish();
 
   // Counters for the summary.
   struct Counts {
@@ -82,7 +90,8 @@ class Recorder {
     std::map<std::string, uint64_t> connect_errors;  // "remote: error"
     std::map<std::string, uint64_t> dns_names;
     uint64_t violations_total = 0;
-    uint64_t live_dropped = 0;  // live lines over the per-turn bound
+    uint64_t violations_dns = 0;  // of which DNS lookups
+    uint64_t live_dropped = 0;    // live lines stderr did not take in time
   };
   const Counts& counts() const { return counts_; }
 
@@ -100,7 +109,10 @@ class Recorder {
   uint64_t last_denied_id_ = 0;  // its connect_result repeats the denial
   Counts counts_;
   std::string live_;
+  size_t live_sent_ = 0;  // bytes of live_ already written
+  UniqueFd live_fd_;      // stderr, non-blocking (see above); -1: fd 2 itself
   bool colour_ = false;
+  void write_live(bool may_block);
 };
 
 // Appends `s` as a JSON string literal.

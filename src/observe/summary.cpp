@@ -133,8 +133,12 @@ std::string render_summary(const Config& c, const Recorder::Counts& k, const Run
 std::string exit_notice(const Config& c, const Recorder::Counts& counts, bool leak_warned) {
   uint64_t n = counts.violations_total;
   if (n == 0 || c.verbosity != 0 || c.summary || leak_warned) return {};
-  return fmt::format("childflow: {} flow{} denied by policy (use -v or --summary to see which)\n",
-                     n, n == 1 ? "" : "s");
+  uint64_t lookups = counts.violations_dns, others = n - lookups;
+  std::string what;
+  if (others) what = fmt::format("{} connection{}", others, others == 1 ? "" : "s");
+  if (others && lookups) what += " and ";
+  if (lookups) what += fmt::format("{} DNS lookup{}", lookups, lookups == 1 ? "" : "s");
+  return fmt::format("childflow: policy denied {} (use -v or --summary to see which)\n", what);
 }
 
 }  // namespace cf::observe

@@ -20,7 +20,8 @@ std::string render_summary(const Config& c, const Recorder::Counts& counts,
                            const RunFacts& facts);
 
 // The one line printed at exit without -v when the policy denied something
-// ("childflow: 3 flows denied by policy (use -v or --summary to see which)"),
+// ("childflow: policy denied 1 connection and 2 DNS lookups (use -v or
+// --summary to see which)"),
 // or "" when nothing was denied, or -q, -v, --summary or the --fail-on-leak
 // warning (`leak_warned`) already tell.
 std::string exit_notice(const Config& c, const Recorder::Counts& counts, bool leak_warned);

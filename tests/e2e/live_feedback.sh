@@ -13,6 +13,7 @@ source "${CHILDFLOW_SOURCE_DIR:-$(dirname "$0")/../..}/tests/e2e/lib_engine.sh"
 engine_up
 
 # One allowed fetch by name, one denied by a domain rule, one refused port.
+# (Blocking stderr: see the -v case with a stalled reader below.)
 # curl -s: the tree's own stderr stays empty, so what is seen is childflow's.
 # The denied name costs two denials: curl asks for A and AAAA.
 TREE="curl -s -o /dev/null http://www.example.test/index.html; curl -s -o /dev/null http://denied.example.test/ ; curl -s -o /dev/null http://$LAB_WWW4:81/ ; true"
@@ -32,7 +33,7 @@ for who in "${ENGINE_WHO[@]}"; do
   check_match "$err" 'childflow: denied dns denied\.example\.test' "$who -vv: denials too"
 
   err=$(cf "$who" --deny-domain denied.example.test -- sh -c "$TREE" 2>&1 >/dev/null)
-  check_eq "childflow: 2 flows denied by policy (use -v or --summary to see which)" "$err" \
+  check_eq "childflow: policy denied 2 DNS lookups (use -v or --summary to see which)" "$err" \
     "$who default: exactly one line at exit"
   err=$(cf "$who" -q --deny-domain denied.example.test -- sh -c "$TREE" 2>&1 >/dev/null)
   check_eq "" "$err" "$who -q: nothing"
@@ -51,6 +52,17 @@ for who in "${ENGINE_WHO[@]}"; do
   check_contains "$out" "childflow: denied dns" "$who NO_COLOR: the line"
   check_not_contains "$out" $'\e[31m' "$who NO_COLOR: without colour"
 done
+
+# A reader that does not read (a pager, Ctrl-S) never stalls the tree: 8000
+# refused connects under -v while stderr's reader sleeps 30 s finish long
+# before it wakes, and the lines that did not fit are counted at exit.
+out=$(cf root -v -- bash -c 's=${EPOCHREALTIME/./}; for i in $(seq 8000); do (exec 3<>/dev/tcp/'"$LAB_WWW4"'/81) 2>/dev/null; done; e=${EPOCHREALTIME/./}; echo "tree took $(((e - s) / 1000000)) s"' \
+  2> >(sleep 30; cat >"$LAB_DIR/stalled.err"))
+took=$(sed -n 's/^tree took \([0-9]*\) s$/\1/p' <<<"$out")
+check_le "${took:-999}" 20 "a stalled stderr reader does not stall the tree (s)"
+sleep 2
+check_match "$(cat "$LAB_DIR/stalled.err")" 'childflow: [0-9]+ live lines dropped: stderr did not keep up' \
+  "the lines stderr did not take are counted at exit"
 
 # -q with -v is a contradiction (exit 2).
 rc=0; out=$("$CHILDFLOW" -q -v -- true 2>&1) || rc=$?
