@@ -231,25 +231,35 @@ Result<Layer> load_profile(const std::string& path) {
   if (path.find('/') == std::string::npos && !path.empty()) {
     // A bare name: the current directory, then the user's and the system's
     // profile directories, each with the name as given and with `.toml`.
-    std::vector<std::string> tried;
+    // Only regular files count (a `ci/` directory is not the profile `ci`).
+    // A name found both here and in a profile directory is ambiguous: an
+    // untrusted checkout must not silently stand in for the user's profile.
+    std::vector<std::string> tried, found_all;
+    auto is_file = [](const std::string& p) {
+      std::error_code ec;
+      return std::filesystem::is_regular_file(p, ec);
+    };
     for (const std::string& dir : profile_dirs()) {
       for (const std::string& name : {path, path + ".toml"}) {
         if (name != path && (path.ends_with(".toml") || dir == current_dir())) continue;
         std::string candidate = dir + "/" + name;
-        std::error_code ec;
-        if (std::filesystem::exists(candidate, ec)) {
-          found = candidate;
+        tried.push_back(candidate);
+        if (is_file(candidate)) {
+          found_all.push_back(candidate);
           break;
         }
-        tried.push_back(candidate);
       }
-      if (!found.empty()) break;
     }
-    if (found.empty()) {
+    if (found_all.empty()) {
       std::string list;
       for (const auto& t : tried) list += (list.empty() ? "" : ", ") + t;
       return Error{fmt::format("--profile {}: no such profile: looked for {}", path, list)};
     }
+    if (found_all.size() > 1 && found_all[0] == current_dir() + "/" + path)
+      return Error{fmt::format(
+          "--profile {}: both {} and {} exist: name the one you mean, e.g. --profile ./{}",
+          path, found_all[0], found_all[1], path)};
+    found = found_all[0];
   } else {
     auto abs = resolve_path(path, current_dir());
     if (!abs) return Error{fmt::format("--profile: {}", abs.error().message)};

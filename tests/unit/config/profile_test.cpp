@@ -249,7 +249,9 @@ TEST_F(ProfileTest, RelativeProfilePathUsesCwd) {
 }
 
 // A bare name: the current directory, then $XDG_CONFIG_HOME/childflow (or
-// ~/.config/childflow), then /etc/childflow; `.toml` may be left out there.
+// ~/.config/childflow), then /etc/childflow; `.toml` may be left out there;
+// only regular files count; the current directory and a profile directory
+// both holding it is an error.
 TEST_F(ProfileTest, BareNamesAreLookedUpInTheProfileDirectories) {
   std::string old = fs::current_path().string();
   const char* old_xdg = getenv("XDG_CONFIG_HOME");
@@ -262,7 +264,9 @@ TEST_F(ProfileTest, BareNamesAreLookedUpInTheProfileDirectories) {
   auto dirs = profile_dirs();
   auto by_name = load_profile("ci");
   auto by_file = load_profile("ci.toml");
-  auto cwd_first = load_profile("both.toml");
+  auto ambiguous = load_profile("both.toml");
+  fs::create_directories(dir_ + "/cwd/ci");  // a directory is not the profile `ci`
+  auto past_dir = load_profile("ci");
   auto missing = load_profile("nope");
   ASSERT_EQ(chdir(old.c_str()), 0);
   if (old_xdg) setenv("XDG_CONFIG_HOME", saved_xdg.c_str(), 1);
@@ -275,8 +279,11 @@ TEST_F(ProfileTest, BareNamesAreLookedUpInTheProfileDirectories) {
   EXPECT_EQ(by_name->get(&Config::mtu), 1400u) << "`ci` finds ci.toml in the user's directory";
   ASSERT_TRUE(by_file) << by_file.error().str();
   EXPECT_EQ(by_file->get(&Config::mtu), 1400u);
-  ASSERT_TRUE(cwd_first) << cwd_first.error().str();
-  EXPECT_EQ(cwd_first->get(&Config::mtu), 1402u) << "the current directory comes first";
+  ASSERT_FALSE(ambiguous) << "a name in the current directory and in the user's";
+  EXPECT_HAS(ambiguous.error().str(), "--profile both.toml: both " + dir_ + "/cwd/both.toml and " +
+                                          dir_ + "/xdg/childflow/both.toml exist");
+  ASSERT_TRUE(past_dir) << past_dir.error().str();
+  EXPECT_EQ(past_dir->get(&Config::mtu), 1400u);
   ASSERT_FALSE(missing);
   EXPECT_HAS(missing.error().str(), "--profile nope: no such profile: looked for " + dir_ +
                                         "/cwd/nope, " + dir_ + "/xdg/childflow/nope, " + dir_ +
