@@ -12,11 +12,16 @@
 # It does no harm to the machine it runs on:
 #   - it installs only what is missing, and runs `apt-get update` only then;
 #   - the lab runs its own dnsmasq, tinyproxy and danted inside network
-#     namespaces, so a service that one of *those packages* starts on install
-#     would only hold ports on the host: the script stops and disables such a
-#     service only when this very run installed its package. Services the
-#     user already had are never touched, and no process is ever killed by
-#     name (libvirt's and NetworkManager's dnsmasq stay as they are).
+#     namespaces, so a service that one of *those packages* would start on
+#     install would only hold ports on the host (dnsmasq on :53, next to
+#     libvirt's, NetworkManager's or systemd-resolved). While apt-get runs, a
+#     policy-rc.d that refuses every start keeps them from starting at all
+#     (only if the machine has no policy-rc.d of its own; removed afterwards,
+#     also when apt-get fails). It also keeps apt from restarting services
+#     it upgrades as dependencies: they go on running, untouched;
+#   - afterwards it disables the services of the packages this very run
+#     installed, so they do not start at boot either. Services the user
+#     already had are never touched, and no process is ever killed by name.
 set -euo pipefail
 
 BUILD_PKGS=(
@@ -64,14 +69,26 @@ fi
 SUDO=""
 if [[ $(id -u) -ne 0 ]]; then SUDO=sudo; fi
 export DEBIAN_FRONTEND=noninteractive
+POLICY_RC_D=${CHILDFLOW_POLICY_RC_D:-/usr/sbin/policy-rc.d}  # tests point it elsewhere
+made_policy=false
+finish() {
+  for p in "${missing[@]}"; do
+    svc=${SERVICE_OF[$p]:-}
+    [[ -n $svc ]] && installed "$p" || continue
+    echo "install-deps: $p was just installed: disabling its $svc service (the lab runs its own)"
+    $SUDO systemctl disable --now "$svc" >/dev/null 2>&1 ||
+      $SUDO service "$svc" stop >/dev/null 2>&1 || true
+  done
+  if $made_policy; then $SUDO rm -f "$POLICY_RC_D"; fi
+}
+trap finish EXIT
+if [[ ! -e $POLICY_RC_D ]]; then
+  printf '#!/bin/sh\n# install-deps.sh (childflow): no service starts while it installs\nexit 101\n' |
+    $SUDO tee "$POLICY_RC_D" >/dev/null
+  $SUDO chmod 0755 "$POLICY_RC_D"
+  made_policy=true
+fi
 echo "install-deps ($*): installing ${missing[*]}"
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-for p in "${missing[@]}"; do
-  svc=${SERVICE_OF[$p]:-}
-  [[ -n $svc ]] || continue
-  echo "install-deps: $p was just installed: stopping and disabling its $svc service (the lab runs its own)"
-  $SUDO systemctl disable --now "$svc" >/dev/null 2>&1 ||
-    $SUDO service "$svc" stop >/dev/null 2>&1 || true
-done
 echo "install-deps: done"

@@ -22,15 +22,33 @@ cat >"$work/bin/dpkg-query" <<'STUB'
 pkg=${!#}
 grep -qx "$pkg" "$STUB_DIR/present" && echo "install ok installed" || exit 1
 STUB
-for tool in apt-get systemctl service pkill killall sudo; do
+for tool in systemctl service pkill killall; do
   printf '#!/bin/bash\necho "%s $*" >>"$STUB_DIR/calls"\n' "$tool" >"$work/bin/$tool"
 done
+# sudo runs the (stubbed) command, so non-root runs record the same calls.
+printf '#!/bin/bash\n"$@"\n' >"$work/bin/sudo"
+# apt-get records whether the policy-rc.d that refuses service starts is in
+# place while it installs; STUB_APT_FAIL makes the install fail.
+cat >"$work/bin/apt-get" <<'STUB'
+#!/bin/bash
+echo "apt-get $*" >>"$STUB_DIR/calls"
+if [[ $1 == install ]]; then
+  if [[ -x $CHILDFLOW_POLICY_RC_D ]] && "$CHILDFLOW_POLICY_RC_D"; [[ $? == 101 ]]; then
+    echo "policy-rc.d refuses starts" >>"$STUB_DIR/calls"
+  fi
+  # The packages are now installed (as dpkg-query will say).
+  for p in "${@:2}"; do [[ $p == -* ]] || echo "$p" >>"$STUB_DIR/present"; done
+  [[ -n ${STUB_APT_FAIL:-} ]] && exit 100
+fi
+exit 0
+STUB
 chmod +x "$work/bin/"*
 
 run() {  # run PURPOSE... : with the stubs; output in $work/out, exit code in $rc
   : >"$work/calls"
   rc=0
-  STUB_DIR=$work PATH="$work/bin:$PATH" bash "$SRC/scripts/install-deps.sh" "$@" >"$work/out" 2>&1 || rc=$?
+  STUB_DIR=$work CHILDFLOW_POLICY_RC_D=$work/policy-rc.d PATH="$work/bin:$PATH" \
+    bash "$SRC/scripts/install-deps.sh" "$@" >"$work/out" 2>&1 || rc=$?
 }
 
 # Everything for building is present, and dnsmasq too (the user's).
@@ -57,6 +75,24 @@ else
   fail "the user's dnsmasq was touched: $(cat "$work/calls")"
 fi
 if ! grep -qE '^(pkill|killall)' "$work/calls"; then pass "no process is killed by name"; else fail "killed by name: $(cat "$work/calls")"; fi
+if grep -q 'policy-rc.d refuses starts' "$work/calls"; then pass "no service may start while apt-get installs"; else fail "no policy-rc.d during the install"; fi
+if [[ ! -e $work/policy-rc.d ]]; then pass "the policy-rc.d it made is gone afterwards"; else fail "policy-rc.d left behind"; fi
+
+# An install that fails half way still disables what it installed and
+# removes its policy-rc.d.
+sed -i '/^tinyproxy$/d; /^dante-server$/d' "$work/present"
+STUB_APT_FAIL=1 run build lab
+if [[ $rc != 0 ]] && grep -q 'systemctl disable --now tinyproxy' "$work/calls" && [[ ! -e $work/policy-rc.d ]]; then
+  pass "a failed install: exit non-zero, its services disabled, policy-rc.d removed"
+else
+  fail "a failed install: rc $rc, calls: $(cat "$work/calls")"
+fi
+# A policy-rc.d the machine already has is left exactly as it was.
+printf '#!/bin/sh\nexit 0\n' >"$work/policy-rc.d"; chmod 755 "$work/policy-rc.d"
+sed -i '/^tinyproxy$/d' "$work/present"
+run build lab
+if [[ "$(cat "$work/policy-rc.d")" == $'#!/bin/sh\nexit 0' ]]; then pass "an existing policy-rc.d is left alone"; else fail "the machine's policy-rc.d was changed"; fi
+rm -f "$work/policy-rc.d"
 
 # Building alone never pulls in the lab or the benchmark.
 sed -i '/^build-essential$/d' "$work/present"
