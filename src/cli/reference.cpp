@@ -7,13 +7,11 @@
 #include <string_view>
 #include <vector>
 
+#include "childflow_git.h"  // generated at build time: CHILDFLOW_GIT
 #include "config/settings.hpp"
 
 #ifndef CHILDFLOW_VERSION
 #define CHILDFLOW_VERSION "0.0.0"
-#endif
-#ifndef CHILDFLOW_GIT
-#define CHILDFLOW_GIT ""
 #endif
 #ifndef CHILDFLOW_BUILD_TYPE
 #define CHILDFLOW_BUILD_TYPE ""
@@ -53,8 +51,10 @@ const char* kFooter =
     "126/127 when the command cannot be executed / is not found.\n"
     "Environment: CHILDFLOW_FORCE_FALLBACK=FEATURE[,...] runs the path childflow\n"
     "takes on kernels without FEATURE (tcp_peek_off, clone3, mount_setattr, or\n"
-    "all); --doctor shows the path in use (docs/kernel.md). Linux 5.10 or newer\n"
-    "is supported.\n";
+    "all); --doctor shows the path in use (docs/kernel.md). CHILDFLOW_DEBUG=1 prints\n"
+    "every event as it happens; NO_COLOR turns colour off. Profiles named without\n"
+    "a path are also looked for in ~/.config/childflow/ and /etc/childflow/.\n"
+    "Linux 5.10 or newer is supported.\n";
 
 // The settings --help, the man page and the completions list.
 std::vector<const Setting*> listed(Group g) {
@@ -192,15 +192,23 @@ std::string bash_completion() {
   return fmt::format(
       R"(# bash completion for childflow(1). Generated from childflow's settings table.
 _childflow() {{
-  local cur=${{COMP_WORDS[COMP_CWORD]}} prev=${{COMP_WORDS[COMP_CWORD-1]}} i w
+  local cur prev words cword split i w
+  # bash splits --opt=value at the `=`: _init_completion -s (bash-completion)
+  # puts it back together and splits it the way we mean.
+  if declare -F _init_completion >/dev/null; then
+    _init_completion -s || return
+  else
+    words=("${{COMP_WORDS[@]}}") cword=$COMP_CWORD
+    cur=${{words[cword]}} prev=${{words[cword-1]}}
+  fi
   local takes_value=" {} "
   # Once the command has started (the first word that is not an option, or
   # what follows --), complete the command's own words.
-  for ((i = 1; i < COMP_CWORD; i++)); do
-    w=${{COMP_WORDS[i]}}
+  for ((i = 1; i < cword; i++)); do
+    w=${{words[i]}}
     if [[ $w == -- || $w != -* ]]; then
       [[ $w == -- ]] && ((i++))
-      if ((i >= COMP_CWORD)); then
+      if ((i >= cword)); then
         COMPREPLY=($(compgen -c -- "$cur"))
       elif declare -F _command_offset >/dev/null; then
         _command_offset "$i"
@@ -211,17 +219,14 @@ _childflow() {{
     fi
     [[ $w != *=* && $takes_value == *" $w "* ]] && ((i++))
   done
+  [[ $split == true ]] || [[ $cur != -* ]] || {{ COMPREPLY=($(compgen -W {} -- "$cur")); return; }}
   case $prev in
 {}  esac
-  if [[ $cur == -* ]]; then
-    COMPREPLY=($(compgen -W {} -- "$cur"))
-  else
-    COMPREPLY=($(compgen -c -- "$cur"))
-  fi
+  COMPREPLY=($(compgen -c -- "$cur"))
 }}
 complete -F _childflow childflow
 )",
-      join(takes_value, " "), cases, single_quoted(join(flags, " ")));
+      join(takes_value, " "), single_quoted(join(flags, " ")), cases);
 }
 
 // A zsh _arguments description: brackets and colons escaped.
@@ -250,12 +255,13 @@ std::string zsh_completion() {
       else action = fmt::format(":{}: ", zsh_text(s->value_name));
     }
     std::string eq = s->shape == Shape::Switch ? "" : "=";
-    std::string repeat = s->shape == Shape::List ? "*" : "";
+    std::string repeat = s->shape == Shape::List || s->repeatable ? "*" : "";
     std::string body = fmt::format("[{}]{}", desc, action);
     if (s->short_flag) {
       std::string excl = repeat.empty() ? fmt::format("(-{} {})", s->short_flag, s->long_flag()) : "";
       std::string sflag = fmt::format("-{}{}", s->short_flag, s->shape == Shape::Switch ? "" : "+");
-      add(fmt::format("{}{}{{{},{}{}}}{}", single_quoted(excl), repeat.empty() ? "" : "'*'",
+      add(fmt::format("{}{}{{{},{}{}}}{}", excl.empty() ? "" : single_quoted(excl),
+                      repeat.empty() ? "" : "'*'",
                       sflag, s->long_flag(), eq, single_quoted(body)));
     } else {
       add(single_quoted(fmt::format("{}{}{}{}", repeat, s->long_flag(), eq, body)));
@@ -271,13 +277,42 @@ std::string zsh_completion() {
 }
 
 std::string fish_completion() {
-  std::string out =
+  std::vector<std::string> takes_value;
+  for (const Setting* s : all_flags()) {
+    if (s->shape == Shape::Switch) continue;
+    takes_value.push_back(s->long_flag());
+    if (s->short_flag) takes_value.push_back(std::string("-") + s->short_flag);
+  }
+  // childflow's own flags only until the command starts (the first word
+  // that is not an option or an option's value, or what follows --).
+  std::string out = fmt::format(
       "# fish completion for childflow(1). Generated from childflow's settings table.\n"
-      "complete -c childflow -s h -l help -d 'Print this help and exit'\n"
-      "complete -c childflow -s V -l version -d 'Print the version and exit'\n";
+      "function __fish_childflow_options\n"
+      "    set -l takes_value {}\n"
+      "    set -l words (commandline -opc)\n"
+      "    set -e words[1]\n"
+      "    set -l skip 0\n"
+      "    for w in $words\n"
+      "        if test $skip = 1\n"
+      "            set skip 0\n"
+      "            continue\n"
+      "        end\n"
+      "        if test \"$w\" = --; or not string match -q -- '-*' $w\n"
+      "            return 1\n"
+      "        end\n"
+      "        if contains -- $w $takes_value\n"
+      "            set skip 1\n"
+      "        end\n"
+      "    end\n"
+      "    return 0\n"
+      "end\n"
+      "complete -c childflow -n __fish_childflow_options -s h -l help -d 'Print this help and exit'\n"
+      "complete -c childflow -n __fish_childflow_options -s V -l version -d 'Print the version and "
+      "exit'\n",
+      join(takes_value, " "));
   for (const Setting* s : all_flags()) {
     if (s->hidden) continue;
-    std::string line = "complete -c childflow";
+    std::string line = "complete -c childflow -n __fish_childflow_options";
     if (s->short_flag) line += fmt::format(" -s {}", s->short_flag);
     line += fmt::format(" -l {}", s->flag);
     if (s->shape != Shape::Switch) {
@@ -390,7 +425,16 @@ std::string man_page() {
   out += ".SH ENVIRONMENT\n.TP\n.B CHILDFLOW_FORCE_FALLBACK\n"
          "A comma-separated list of kernel features (tcp_peek_off, clone3,\n"
          "mount_setattr, or all): childflow takes the path it takes on kernels without\n"
-         "them.\n.B \\-\\-doctor\nshows the path in use.\n";
+         "them.\n.B \\-\\-doctor\nshows the path in use.\n"
+         ".TP\n.B CHILDFLOW_DEBUG\nAny value but empty or 0: every event as it happens on standard error\n"
+         "(DNS queries and answers, connect attempts, flows, denials), like\n.BR \\-vv \" and more.\"\n"
+         ".TP\n.B NO_COLOR\nSet and not empty: no colour in the live lines, even on a terminal.\n"
+         ".TP\n.B XDG_CONFIG_HOME\nWhere profiles named without a path are looked for first\n"
+         "(default ~/.config).\n";
+  out += ".SH FILES\n.TP\n.I ~/.config/childflow/NAME.toml\n.TQ\n.I /etc/childflow/NAME.toml\n"
+         "Where\n.BI \\-\\-profile \" NAME\"\nlooks after the current directory (the\n"
+         ".B .toml\nmay be left out; a name found in both the current directory and one of\n"
+         "these is an error).\n";
   out += ".SH NOTES\nLinux 5.10 or newer is supported. The documentation in the source tree's\n"
          "docs/ directory describes the flow log, the report, the doctor's checks, the\n"
          "policy and the sandbox in full.\n";

@@ -262,6 +262,7 @@ std::vector<Setting> table() {
                        "Print each denial, proxy failure and connect error on stderr as it "
                        "happens; -vv adds every flow"},
                       Shape::Switch, field_offset(&C::verbosity));
+    s.repeatable = true;
     s.parse_bool = [](Layer& l, bool b) -> Status {
       // -v, -vv; more v's change nothing (3 is CHILDFLOW_DEBUG's).
       int next = l.has(&C::verbosity) ? l.values.verbosity + 1 : 1;

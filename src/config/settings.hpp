@@ -69,6 +69,7 @@ struct Setting {
   Group group = Group::Modes;
   std::string_view help;
   bool hidden = false;          // accepted but not listed in --help
+  bool repeatable = false;      // a switch that counts (-vv); lists always repeat
   bool path = false;            // a file path (absolute once parsed; completions offer files)
   size_t field = kNoField;      // field_offset() of the Config field it fills
 

@@ -26,10 +26,9 @@ work=$(mktemp -d /var/tmp/cf-package.XXXXXX)
 server_pid=""
 cleanup() {
   [[ -n $server_pid ]] && kill "$server_pid" 2>/dev/null
-  rm -rf "$work"
+  [[ -n ${KEEP:-} ]] || rm -rf "$work"   # KEEP=1 keeps the files to look at
 }
 trap cleanup EXIT
-[[ -n ${KEEP:-} ]] && trap - EXIT
 failures=0
 pass() { echo "ok - $1"; }
 fail() { echo "FAIL: $1"; failures=$((failures + 1)); }
@@ -52,7 +51,7 @@ root=$work/destdir
 DESTDIR=$root cmake --install "$build" >"$work/install.log" 2>&1 || fail "cmake --install: $(cat "$work/install.log")"
 for f in usr/bin/childflow usr/share/man/man1/childflow.1 \
          usr/share/bash-completion/completions/childflow \
-         usr/share/zsh/vendor-completions/_childflow \
+         usr/share/zsh/site-functions/_childflow \
          usr/share/fish/vendor_completions.d/childflow.fish \
          usr/share/doc/childflow/copyright; do
   check "installs /$f" "[[ -s '$root/$f' ]]"
@@ -73,20 +72,28 @@ check "the man page names every flag --help names${missing:+ (missing:$missing)}
 bash_out=$(bash -c '
   source /usr/share/bash-completion/bash_completion 2>/dev/null
   source "$1"
-  t() { COMP_WORDS=("$@"); COMP_CWORD=$((${#COMP_WORDS[@]} - 1)); COMP_LINE="$*"; COMP_POINT=${#COMP_LINE}
+  # As bash does: COMP_WORDS split at "=", COMP_LINE the line as typed.
+  t() { COMP_WORDS=("$@"); COMP_CWORD=$((${#COMP_WORDS[@]} - 1)); COMP_LINE=$(sed "s/ = /=/g" <<<"$*"); COMP_POINT=${#COMP_LINE}
         COMPREPLY=(); _childflow; echo "${COMPREPLY[*]}"; }
   t childflow --capture-p
   t childflow -C ""
   t childflow --offline --default-policy ""
-  t childflow --proxy-o' _ "$root/usr/share/bash-completion/completions/childflow" 2>&1)
+  t childflow --proxy-o
+  t childflow --capture-point = ""
+  t childflow --dns = 198.51.100.53 --off
+  t childflow --offline curl --block-pr' _ "$root/usr/share/bash-completion/completions/childflow" 2>&1)
 check "bash completes --capture-p" "sed -n 1p <<<\"\$bash_out\" | grep -qx -- --capture-point"
 check "bash completes -C's views" "sed -n 2p <<<\"\$bash_out\" | grep -qx 'child egress wire-egress both'"
 check "bash completes --default-policy after a switch" "sed -n 3p <<<\"\$bash_out\" | grep -qx 'allow deny'"
 check "bash completes --proxy-o" "sed -n 4p <<<\"\$bash_out\" | grep -qx -- --proxy-only"
-check "the zsh completion parses" "zsh -n '$root/usr/share/zsh/vendor-completions/_childflow'"
-fish_out=$(fish -c "source '$root/usr/share/fish/vendor_completions.d/childflow.fish'; complete -C'childflow --summary-f'; complete -C'childflow --summary-format '" 2>&1)
+check "bash completes --capture-point=" "sed -n 5p <<<\"\$bash_out\" | grep -qx 'child egress wire-egress both'"
+check "bash completes flags after --dns=VALUE" "sed -n 6p <<<\"\$bash_out\" | grep -qx -- --offline"
+check "bash leaves the command's words to the command" "! sed -n 7p <<<\"\$bash_out\" | grep -q -- --block-private"
+check "the zsh completion parses" "zsh -n '$root/usr/share/zsh/site-functions/_childflow'"
+fish_out=$(fish -c "source '$root/usr/share/fish/vendor_completions.d/childflow.fish'; complete -C'childflow --summary-f'; complete -C'childflow --summary-format '; echo ---; complete -C'childflow -p http://p:1 curl --verb'" 2>&1)
 check "fish completes --summary-f" "grep -q '^--summary-format' <<<\"\$fish_out\""
 check "fish completes --summary-format's values" "grep -q '^json' <<<\"\$fish_out\" && grep -q '^text' <<<\"\$fish_out\""
+check "fish offers no childflow flag once the command started" "! sed -n '/^---/,\$p' <<<\"\$fish_out\" | grep -q -- '^--verbose'"
 
 # --- 3. the .deb ------------------------------------------------------------------
 (cd "$build" && cpack -G DEB >"$work/cpack.log" 2>&1) || fail "cpack: $(tail -n 20 "$work/cpack.log")"
@@ -107,9 +114,10 @@ done
 # A local server on the host's loopback, reached by the tree at the gateway
 # address through --allow-host-loopback.
 mkdir -p "$work/www" && echo "hello from the host" >"$work/www/index.html"
-python3 -m http.server --bind 127.0.0.1 --directory "$work/www" 18931 >"$work/http.log" 2>&1 &
+port=$((20000 + RANDOM % 20000))   # not a fixed port: a stale server must not answer
+python3 -m http.server --bind 127.0.0.1 --directory "$work/www" "$port" >"$work/http.log" 2>&1 &
 server_pid=$!
-for _ in $(seq 50); do (exec 3<>/dev/tcp/127.0.0.1/18931) 2>/dev/null && break; sleep 0.1; done
+for _ in $(seq 50); do (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null && break; sleep 0.1; done
 cp "$deb" "$work/childflow.deb"
 cat >"$work/inside.sh" <<'EOF'
 set -u
@@ -117,7 +125,7 @@ dpkg -i /cf/childflow.deb >/cf/dpkg-i.log 2>&1 && echo "installed"
 command -v childflow
 childflow --doctor >/cf/doctor.txt 2>&1; echo "doctor exit $?"
 childflow --summary --allow-host-loopback -- sh -c \
-  'gw=$(awk "/^nameserver [0-9.]+\$/{print \$2; exit}" /etc/resolv.conf); curl -sS http://$gw:18931/index.html' \
+  'gw=$(awk "/^nameserver [0-9.]+\$/{print \$2; exit}" /etc/resolv.conf); curl -sS http://$gw:PORT/index.html' \
   >/cf/run.out 2>/cf/run.err; echo "run exit $?"
 dpkg -r childflow >/cf/dpkg-r.log 2>&1 && echo "removed"
 for f in /usr/bin/childflow /usr/share/man/man1/childflow.1 /usr/share/bash-completion/completions/childflow; do
@@ -125,6 +133,7 @@ for f in /usr/bin/childflow /usr/share/man/man1/childflow.1 /usr/share/bash-comp
 done
 exit 0
 EOF
+sed -i "s/:PORT\//:$port\//" "$work/inside.sh"
 out=$(unshare --mount --propagation private bash -c '
   set -e
   w=$1

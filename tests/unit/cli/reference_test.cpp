@@ -42,6 +42,11 @@ TEST(Reference, EveryFlagEverywhere) {
   EXPECT_HAS(zsh, ":value:(child egress wire-egress both)");
   EXPECT_HAS(fish, "-l capture-point -x -a 'child egress wire-egress both'");
   EXPECT_HAS(fish, "-l hosts-file -r -F");
+  for (const char* env : {"CHILDFLOW_FORCE_FALLBACK", "CHILDFLOW_DEBUG", "NO_COLOR"}) {
+    EXPECT_HAS(help, env);
+    EXPECT_HAS(man, std::string(".B ") + env);
+  }
+  EXPECT_HAS(man, "/etc/childflow/NAME.toml");
 }
 
 TEST(Reference, ManPageIsRoff) {
