@@ -1,4 +1,7 @@
 // Streaming analysis of a flow log for `--report`; see report_model.hpp.
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <array>
 #include <cerrno>
@@ -10,6 +13,7 @@
 #include <nlohmann/json.hpp>
 #include <unordered_map>
 
+#include "common/unique_fd.hpp"
 #include "observe/report_model.hpp"
 
 namespace cf::observe {
@@ -399,6 +403,11 @@ void FlowLogAnalysis::State::set_names(FlowRecord& r, const std::vector<std::str
 FlowLogAnalysis::FlowLogAnalysis() : s_(std::make_unique<State>()) {}
 FlowLogAnalysis::~FlowLogAnalysis() = default;
 
+void FlowLogAnalysis::add_overlong_line() {
+  ++s_->d.lines;
+  ++s_->d.malformed_lines;
+}
+
 void FlowLogAnalysis::add_line(std::string_view text) {
   ReportData& d = s_->d;
   Line& l = s_->line;
@@ -626,23 +635,51 @@ ReportData FlowLogAnalysis::result() const {
 }
 
 Result<ReportData> analyze_flow_log(const std::string& path) {
-  std::FILE* f = std::fopen(path.c_str(), "re");
-  if (!f) return Error{fmt::format("cannot open {}: {}", path, std::strerror(errno)), "report"};
-  FlowLogAnalysis a;
-  char* buf = nullptr;
-  size_t cap = 0;
-  ssize_t n;
-  errno = 0;
-  while ((n = ::getline(&buf, &cap, f)) >= 0) {
-    std::string_view line(buf, size_t(n));
-    if (line.ends_with('\n')) line.remove_suffix(1);
-    a.add_line(line);
+  // Standard input is read from fd 0 itself (it may be a socket, which
+  // /dev/stdin cannot open).
+  UniqueFd own;
+  int fd = STDIN_FILENO;
+  if (path != "/dev/stdin") {
+    own.reset(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!own) return Error{fmt::format("cannot open {}: {}", path, std::strerror(errno)), "report"};
+    fd = own.get();
   }
-  int read_errno = std::ferror(f) ? errno : 0;
-  std::free(buf);
-  std::fclose(f);
-  if (read_errno)
-    return Error{fmt::format("cannot read {}: {}", path, std::strerror(read_errno)), "report"};
+  // Lines are cut at '\n' from a fixed buffer. A line longer than
+  // kMaxLine (the log is untrusted: `cat /dev/zero | childflow --report -`)
+  // is skipped to its end and counted as malformed, never held in memory.
+  constexpr size_t kMaxLine = 1 << 20;
+  FlowLogAnalysis a;
+  std::string line;
+  bool overlong = false;
+  std::vector<char> buf(1 << 16);
+  for (;;) {
+    ssize_t n = ::read(fd, buf.data(), buf.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return Error{fmt::format("cannot read {}: {}", path, std::strerror(errno)), "report"};
+    if (n == 0) break;
+    std::string_view chunk(buf.data(), size_t(n));
+    while (!chunk.empty()) {
+      size_t nl = chunk.find('\n');
+      std::string_view piece = chunk.substr(0, nl);
+      if (!overlong) {
+        if (line.size() + piece.size() > kMaxLine) {
+          overlong = true;
+          line.clear();
+          line.shrink_to_fit();
+        } else {
+          line.append(piece);
+        }
+      }
+      if (nl == std::string_view::npos) break;
+      if (overlong) a.add_overlong_line();
+      else a.add_line(line);
+      line.clear();
+      overlong = false;
+      chunk.remove_prefix(nl + 1);
+    }
+  }
+  if (overlong) a.add_overlong_line();
+  else if (!line.empty()) a.add_line(line);
   return a.result();
 }
 

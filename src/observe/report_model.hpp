@@ -143,6 +143,8 @@ class FlowLogAnalysis {
 
   // One line of the log, without its '\n'.
   void add_line(std::string_view line);
+  // A line too long to read (over 1 MiB): counted as malformed.
+  void add_overlong_line();
   ReportData result() const;
 
  private:
@@ -150,8 +152,9 @@ class FlowLogAnalysis {
   std::unique_ptr<State> s_;
 };
 
-// Reads the whole file at `path` line by line. An open or read error names
-// the path and the cause.
+// Reads the whole file at `path` line by line (/dev/stdin: fd 0 itself),
+// in bounded memory: a line over 1 MiB is skipped and counted malformed. An
+// open or read error names the path and the cause.
 Result<ReportData> analyze_flow_log(const std::string& path);
 
 // `source` is the name printed as the log's origin (the path).

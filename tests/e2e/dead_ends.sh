@@ -51,6 +51,16 @@ got=$(gzip -c "$log" | zcat | "$CF" --report - --report-format json | jq -Sc 'de
 check "zcat log | childflow --report - gives the same report as the file" \
   "[[ \$(jq -r .lines.events <<<\"\$want\") -gt 0 && \"\$want\" == \"\$got\" ]]"
 
+# A line of 5 MB (untrusted input) is skipped and counted, in bounded memory.
+out=$( (head -c 5000000 /dev/zero; printf '\n{"schema_version":1,"ts_ms":1,"event":"flow_end"}\n') |
+  "$CF" --report - --report-format json | jq -c .lines)
+check "--report -: an overlong line is one malformed line" "[[ '$out' == '{\"total\":2,\"events\":1,\"malformed\":1}' ]]"
+# Standard input that is a socket (not openable as /dev/stdin) works too.
+if command -v socat >/dev/null; then
+  out=$(socat - EXEC:"$CF --report - --report-format json",nofork <"$log" | jq -Sc 'del(.source)')
+  check "--report - reads a socket on standard input" "[[ \"\$out\" == \"\$want\" ]]"
+fi
+
 # --- a hosts file that does not parse ------------------------------------------
 mkdir -p "$work/run"
 printf '198.51.100.1 a.example\n\n203.0.113.7 b.example # ok\nwww.example.test 198.51.100.9\n' >"$work/bad-hosts"
