@@ -47,7 +47,7 @@ test: deps-lab build-dev
 	ctest --preset dev -j 1
 
 bench: deps-bench build-release
-	./bench/run.sh
+	./bench/run.sh --childflow build/release/childflow
 
 # The engine's end-to-end tests on Debian 12's kernel (6.1) under qemu
 # (docs/kernel.md); OLDKERNEL_TESTS picks scripts (default: every engine_*).
