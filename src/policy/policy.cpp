@@ -126,13 +126,21 @@ Verdict Policy::judge_addr(Proto proto, const IpAddr& ip, bool via_proxy,
   bool allowed = false;
   for (const auto& c : cfg_.allow_cidrs)
     if (c.contains(ip)) allowed = true;
-  for (const auto& n : names) {
-    for (const auto& r : cfg_.allow_domains_exact)
-      if (n == r) allowed = true;
-    for (const auto& r : cfg_.allow_domains)
-      if (domain_matches(n, r)) allowed = true;
-  }
+  for (const auto& n : names)
+    if (domain_allowed(n)) allowed = true;
   if (allowed) return Verdict{};  // rules 7-8 match: first match wins
+  return judge_rest(proto, via_proxy);
+}
+
+bool Policy::domain_allowed(std::string_view n) const {
+  for (const auto& r : cfg_.allow_domains_exact)
+    if (n == r) return true;
+  for (const auto& r : cfg_.allow_domains)
+    if (domain_matches(n, r)) return true;
+  return false;
+}
+
+Verdict Policy::judge_rest(Proto proto, bool via_proxy) const {
   if (cfg_.default_policy == DefaultPolicy::Deny)
     return deny("default_deny", "--default-policy", "blocked by `--default-policy deny`");
   if (cfg_.proxy_only && !via_proxy)
@@ -146,12 +154,7 @@ Verdict Policy::judge_name(std::string_view qname) const {
   if (cfg_.offline) return deny("offline", "--offline", "blocked by `--offline`");
   std::vector<std::string> names{std::string(qname)};
   if (auto v = judge_domains(names)) return *v;
-  bool allowed = false;
-  for (const auto& r : cfg_.allow_domains_exact)
-    if (qname == r) allowed = true;
-  for (const auto& r : cfg_.allow_domains)
-    if (domain_matches(qname, r)) allowed = true;
-  if (!allowed && cfg_.default_policy == DefaultPolicy::Deny && has_domain_allow_rules())
+  if (!domain_allowed(qname) && cfg_.default_policy == DefaultPolicy::Deny && has_domain_allow_rules())
     return deny("default_deny", "--default-policy", "blocked by `--default-policy deny`");
   // --proxy-only does not apply: the tree's queries to the gateway are relayed
   // by the engine to the configured resolver (docs/policy.md).
@@ -162,17 +165,8 @@ Verdict Policy::judge_named(Proto proto, std::string_view n, bool via_proxy) con
   if (cfg_.offline) return deny("offline", "--offline", "blocked by `--offline`");
   std::vector<std::string> names{std::string(n)};
   if (auto v = judge_domains(names)) return *v;
-  for (const auto& r : cfg_.allow_domains_exact)
-    if (n == r) return Verdict{};
-  for (const auto& r : cfg_.allow_domains)
-    if (domain_matches(n, r)) return Verdict{};
-  if (cfg_.default_policy == DefaultPolicy::Deny)
-    return deny("default_deny", "--default-policy", "blocked by `--default-policy deny`");
-  if (cfg_.proxy_only && !via_proxy)
-    return deny("proxy_only", "--proxy-only",
-                fmt::format("blocked by `--proxy-only` ({} is not carried by the proxy)",
-                            name(proto)));
-  return Verdict{};
+  if (domain_allowed(n)) return Verdict{};
+  return judge_rest(proto, via_proxy);
 }
 
 void Policy::learn(const std::string& n, const IpAddr& ip, uint32_t ttl_s, uint64_t now_ms) {

@@ -63,6 +63,10 @@ class Policy {
   };
   Verdict deny(const char* code, const char* control, std::string reason) const;
   std::optional<Verdict> judge_domains(const std::vector<std::string>& names) const;
+  // Rule 8: an allow-domain(-exact) rule matches `name`.
+  bool domain_allowed(std::string_view name) const;
+  // Rules 9 and 10, once nothing earlier matched: default-deny, proxy-only.
+  Verdict judge_rest(Proto proto, bool via_proxy) const;
   const Config& cfg_;
   std::unordered_map<std::string, std::vector<NameEntry>> by_ip_;  // key: IpAddr bytes
 };
