@@ -186,6 +186,7 @@ Result<sandbox::Options> tree_options(const Config& c, const NetPlan& plan,
   sandbox::Options so;
   so.command = c.command;
   so.plan = plan;
+  so.as_root = c.as_root;
   // The host's search domains stay out with --dns, and with --proxy-dns
   // remote, where a short name would reach the proxy with the host's
   // domain appended.

@@ -55,6 +55,7 @@ struct Config {
   CapturePoint capture_point = CapturePoint::Child;
   std::optional<IpAddr> dns;
   std::optional<std::string> hosts_file;  // absolute path
+  bool as_root = false;  // beyond: the command runs as root inside
   std::optional<std::string> iface;
   bool summary = false;
   TextOrJson summary_format = TextOrJson::Text;

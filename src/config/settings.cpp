@@ -230,6 +230,11 @@ std::vector<Setting> table() {
   t.push_back(path({"hosts-file", 0, "hosts_file", "FILE", kSandbox,
                     "/etc/hosts-format entries that take precedence inside the tree"},
                    &C::hosts_file, Check::HostsFile));
+  t.push_back(toggle({"as-root", 0, "as_root", "", kSandbox,
+                      "Run the command as root of the tree's user namespace, with every id "
+                      "(for ip, raw sockets, package managers); default: as yourself, with no "
+                      "capabilities"},
+                     &C::as_root));
   t.push_back(value({"proxy", 'p', "proxy", "URI", kProxy,
                      "Upstream proxy: http://, https:// or socks5:// HOST:PORT (IPv6 host in "
                      "brackets)"},

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <algorithm>
 #include <charconv>
 #include <cstring>
 #include <vector>
@@ -147,13 +148,16 @@ std::optional<SubIdRange> find_subid_range(std::string_view text, std::string_vi
   return std::nullopt;
 }
 
-std::string identity_map(std::string_view proc_map_text) {
-  std::string out;
+namespace {
+
+// Each "inside outside count" line of a /proc/<pid>/uid_map text.
+template <typename Fn>
+void for_each_extent(std::string_view text, Fn fn) {
   size_t pos = 0;
-  while (pos < proc_map_text.size()) {
-    size_t end = proc_map_text.find('\n', pos);
-    if (end == std::string_view::npos) end = proc_map_text.size();
-    std::string_view line = proc_map_text.substr(pos, end - pos);
+  while (pos < text.size()) {
+    size_t end = text.find('\n', pos);
+    if (end == std::string_view::npos) end = text.size();
+    std::string_view line = text.substr(pos, end - pos);
     pos = end + 1;
     uint64_t v[3];
     int got = 0;
@@ -165,11 +169,38 @@ std::string identity_map(std::string_view proc_map_text) {
       i = static_cast<size_t>(r.ptr - line.data());
       ++got;
     }
-    if (got != 3) continue;
-    // Our ids are the inside column; map each to itself.
-    out += fmt::format("{} {} {}\n", v[0], v[0], v[2]);
+    if (got == 3 && v[2] > 0) fn(v[0], v[1], v[2]);
   }
+}
+
+}  // namespace
+
+std::string identity_map(std::string_view proc_map_text) {
+  std::string out;
+  // Our ids are the inside column; map each to itself.
+  for_each_extent(proc_map_text, [&](uint64_t inside, uint64_t, uint64_t count) {
+    out += fmt::format("{} {} {}\n", inside, inside, count);
+  });
   return out;
+}
+
+std::string inner_map(bool whole, uint32_t caller_id, std::string_view outer_map_text) {
+  std::string all = identity_map(outer_map_text);
+  if (whole || all.empty()) return all;
+  return fmt::format("{} 0 1\n", caller_id);
+}
+
+std::optional<std::pair<uint64_t, uint64_t>> inside_range(std::string_view map_text) {
+  std::optional<std::pair<uint64_t, uint64_t>> r;
+  for_each_extent(map_text, [&](uint64_t inside, uint64_t, uint64_t count) {
+    uint64_t last = inside + count - 1;
+    if (!r) r.emplace(inside, last);
+    r->first = std::min(r->first, inside);
+    r->second = std::max(r->second, last);
+  });
+  if (r) r->second = std::min<uint64_t>(r->second, 0x7fffffff);
+  if (r && r->first > r->second) return std::nullopt;
+  return r;
 }
 
 Result<IdMap> map_ids(pid_t pid) {

@@ -20,6 +20,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 
 #include "common/result.hpp"
 #include "sandbox/sandbox.hpp"
@@ -42,5 +43,17 @@ std::string identity_map(std::string_view proc_map_text);
 
 // Writes the maps of process `pid` (a fresh user namespace's first process).
 Result<IdMap> map_ids(pid_t pid);
+
+// The tree's inner user namespace (docs/sandbox.md, "Two user namespaces")
+// maps ids of the outer one, whose map text (as /proc/self/uid_map reads in
+// the outer namespace) is `outer_map_text`; the caller's own id is outer id 0.
+// With `whole` (--as-root, or a root caller): every outer extent to itself.
+// Otherwise "<caller_id> 0 1": inside, the caller has its own id. Empty when
+// the outer map is empty (a gid_map that could not be written).
+std::string inner_map(bool whole, uint32_t caller_id, std::string_view outer_map_text);
+
+// The lowest and highest inside id of a map text, the highest capped at
+// 2^31 - 1 (the bound of net.ipv4.ping_group_range); nullopt for no extent.
+std::optional<std::pair<uint64_t, uint64_t>> inside_range(std::string_view map_text);
 
 }  // namespace cf::sandbox::idmap

@@ -11,31 +11,44 @@
 //     is outside our PID namespace, getppid() is 0); the control socket
 //     covers that race: the next step reads from it and a dead parent means
 //     end of file, so the stub exits.
-//  3. Wait for MapsDone (the parent writes our uid/gid maps); then become
-//     non-dumpable so the tree cannot ptrace its own init to reach the
-//     control socket.
+//  3. Wait for MapsDone (the parent writes our uid/gid maps of the outer user
+//     namespace).
 //  4. Mounts: make / recursively private (nothing propagates to or from the
-//     host), mount a fresh /proc for the new PID namespace, bind the overlay
-//     files over /etc/resolv.conf and /etc/hosts.
-//  5. Network through netlink (netlink/): lo up; tap0 from /dev/net/tun
+//     host), place the overlays over /etc/resolv.conf and /etc/hosts
+//     (overlay.hpp), mount a fresh /proc for the new PID namespace.
+//  5. Lock: enter a second, inner user namespace together with a new mount
+//     and a new network namespace. Every mount of step 4 was made in a more
+//     privileged mount namespace, so in the copy the kernel locks them: not
+//     even root of the inner namespace can unmount or move them to uncover
+//     what lies beneath (the host's /proc). The network namespace belongs to
+//     the inner user namespace, so a tree run --as-root can still configure
+//     it. A helper forked just before (still in the outer namespace, where it
+//     holds CAP_SETUID) writes our inner id maps: by default the caller's own
+//     uid and gid, so the command runs as the user who ran childflow; with
+//     --as-root, root and every other id of the outer namespace. Then
+//     PR_SET_DUMPABLE 0, so the tree cannot ptrace its own init to reach the
+//     control socket.
+//  6. Network through netlink (netlink/): lo up; tap0 from /dev/net/tun
 //     (IFF_TAP | IFF_NO_PI); IPv6 sysctls of tap0 (accept_ra=0: no router
 //     solicitations; accept_dad=0 and dad_transmits=0: no DAD, the link-local
 //     address is not even briefly tentative; or disable_ipv6=1 when the plan
-//     has no IPv6); MAC and
-//     MTU; up; addresses (IPv6 with IFA_F_NODAD); default routes via the
-//     gateways; permanent neighbour entries gateway -> gateway MAC.
-//  6. Send the tap fd (TapReady, SCM_RIGHTS) and close our copy: from now on
+//     has no IPv6); MAC and MTU; up; addresses (IPv6 with IFA_F_NODAD);
+//     default routes via the gateways; permanent neighbour entries gateway ->
+//     gateway MAC; net.ipv4.ping_group_range over the tree's gids, so ping
+//     works without privilege through ping sockets.
+//  7. Send the tap fd (TapReady, SCM_RIGHTS) and close our copy: from now on
 //     the engine holds the only reference, so when the engine goes, tap0 goes.
-//  7. Wait for Release; fork; the child resets its signal dispositions and
+//  8. Wait for Release; fork; the child resets its signal dispositions and
 //     mask and executes the command, searching PATH as a shell does (127 /
-//     126 with a shell-like message when it cannot).
-//  8. Loop: reap every child (pid 1 inherits all orphans of the tree); forward
+//     126 with a shell-like message when it cannot). Unless the inner uid is
+//     0, execve leaves the command with no capabilities.
+//  9. Loop: reap every child (pid 1 inherits all orphans of the tree); forward
 //     Signal messages to the command's pid; when the command is reaped, exit
 //     with its exit code or 128 + N, which kills whatever remains in the
 //     namespace. End of file on the control socket (the parent is gone):
 //     exit at once.
 //
-// Any failure in 1-6 is sent to the parent as SetupFailed("phase: cause").
+// Any failure in 1-7 is sent to the parent as SetupFailed("phase: cause").
 #include "sandbox/init_stub.hpp"
 
 #include <fcntl.h>
@@ -45,6 +58,7 @@
 #include <signal.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
+#include <sched.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
@@ -60,6 +74,8 @@
 #include "common/result.hpp"
 #include "netlink/netlink.hpp"
 #include "sandbox/control.hpp"
+#include "common/text.hpp"
+#include "sandbox/idmap.hpp"
 #include "sandbox/kernel_file.hpp"
 #include "sandbox/overlay.hpp"
 
@@ -103,6 +119,70 @@ void reset_signal_dispositions() {
 Status write_sysctl(const std::string& key, const char* value) {
   auto w = write_kernel_file("/proc/sys/" + key, value);
   if (!w) return Error{w.error().message, fmt::format("sandbox: sysctl {}={}", key, value)};
+  return {};
+}
+
+std::string read_small(const char* path) {
+  std::string out;
+  int fd = ::open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return out;
+  char buf[4096];
+  ssize_t n;
+  while ((n = ::read(fd, buf, sizeof buf)) > 0 && out.size() < 65536)
+    out.append(buf, static_cast<size_t>(n));
+  ::close(fd);
+  return out;
+}
+
+// Step 5. `*gid_range` receives the inside gids of the inner namespace (for
+// ping_group_range), unset when no gid is mapped.
+Status enter_inner_namespaces(const StubArgs& a,
+                              std::optional<std::pair<uint64_t, uint64_t>>* gid_range) {
+  const bool whole = a.as_root || a.caller_uid == 0;
+  const std::string umap = idmap::inner_map(whole, a.caller_uid, read_small("/proc/self/uid_map"));
+  const std::string gmap = idmap::inner_map(whole, a.caller_gid, read_small("/proc/self/gid_map"));
+  *gid_range = idmap::inside_range(gmap);
+
+  int go[2], report[2];
+  if (::pipe2(go, O_CLOEXEC) != 0 || ::pipe2(report, O_CLOEXEC) != 0)
+    return errno_error("sandbox: pipe");
+  UniqueFd go_read(go[0]), go_write(go[1]), report_read(report[0]), report_write(report[1]);
+  pid_t writer = ::fork();
+  if (writer < 0) return errno_error("sandbox: fork the id map writer");
+  if (writer == 0) {
+    // The writer stays in the outer user namespace: it may map any outer id.
+    go_write.reset();
+    report_read.reset();
+    char c;
+    if (::read(go_read.get(), &c, 1) != 1) _exit(1);  // the stub failed first
+    std::string why;
+    if (auto w = write_kernel_file("/proc/1/uid_map", umap); !w)
+      why = fmt::format("inner uid_map \"{}\": {}", one_line(umap), w.error().message);
+    else if (!gmap.empty())
+      if (auto g = write_kernel_file("/proc/1/gid_map", gmap); !g)
+        why = fmt::format("inner gid_map \"{}\": {}", one_line(gmap), g.error().message);
+    (void)!::write(report_write.get(), why.data(), why.size());
+    _exit(why.empty() ? 0 : 1);
+  }
+  go_read.reset();
+  report_write.reset();
+  Status entered;
+  if (::unshare(CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWNET) != 0)
+    entered = errno_error("sandbox: unshare(user, mount, network namespaces)");
+  else if (::write(go_write.get(), "g", 1) != 1)
+    entered = errno_error("sandbox: start the id map writer");
+  go_write.reset();  // on failure: end of file, the writer exits
+  std::string why;
+  char buf[512];
+  ssize_t n;
+  while ((n = ::read(report_read.get(), buf, sizeof buf)) > 0) why.append(buf, size_t(n));
+  int status = 0;
+  while (::waitpid(writer, &status, 0) < 0 && errno == EINTR) {
+  }
+  if (!entered) return entered;
+  if (!why.empty()) return Error{why, "sandbox: cannot map the inner user namespace"};
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+    return Error{"the id map writer failed", "sandbox"};
   return {};
 }
 
@@ -269,31 +349,39 @@ void run_init_stub(const StubArgs& a) {
   if (::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0)
     fail_setup(ctl, errno_error("sandbox: prctl(PR_SET_PDEATHSIG)"));
 
-  // 3. Id maps.
+  // 3. Id maps of the outer user namespace.
   auto go = control::receive(ctl);
   if (!go || go->tag != control::Tag::MapsDone) _exit(1);
-  ::prctl(PR_SET_DUMPABLE, 0);
 
-  // 4. Mounts.
+  // 4. Mounts. The scratch tmpfs of the overlays sits on /proc for a moment,
+  //    before the fresh /proc goes there.
   if (::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0)
     fail_setup(ctl, errno_error("sandbox: make / private (mount --make-rprivate /)"));
+  if (a.overlays)
+    if (auto r = place_overlays("/proc", *a.overlays); !r) fail_setup(ctl, r.error());
   if (::mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr) != 0)
     fail_setup(ctl, errno_error("sandbox: mount a fresh /proc"));
-  if (a.resolv_conf)
-    if (auto r = bind_file(*a.resolv_conf, "/etc/resolv.conf"); !r) fail_setup(ctl, r.error());
-  if (a.hosts)
-    if (auto r = bind_file(*a.hosts, "/etc/hosts"); !r) fail_setup(ctl, r.error());
 
-  // 5. Network.
+  // 5. Lock the mounts; the inner user namespace and the tree's network.
+  std::optional<std::pair<uint64_t, uint64_t>> gids;
+  if (auto r = enter_inner_namespaces(a, &gids); !r) fail_setup(ctl, r.error());
+  ::prctl(PR_SET_DUMPABLE, 0);
+
+  // 6. Network.
   auto net = setup_network(a.plan);
   if (!net) fail_setup(ctl, net.error());
   UniqueFd tap = std::move(net).value();
+  if (gids) {
+    std::string range = fmt::format("{} {}", gids->first, gids->second);
+    if (auto w = write_sysctl("net/ipv4/ping_group_range", range.c_str()); !w)
+      fail_setup(ctl, w.error());
+  }
 
-  // 6. Hand tap0 to the engine.
+  // 7. Hand tap0 to the engine.
   if (!control::send(ctl, control::Tag::TapReady, 0, {}, tap.get())) _exit(1);
   tap.reset();
 
-  // 7. Wait for the engine, then run the command.
+  // 8. Wait for the engine, then run the command.
   auto release = control::receive(ctl);
   if (!release || release->tag != control::Tag::Release) _exit(1);
   int sfd = ::signalfd(-1, &only_chld, SFD_CLOEXEC | SFD_NONBLOCK);
@@ -302,7 +390,7 @@ void run_init_stub(const StubArgs& a) {
   if (command < 0) fail_after_setup(errno_error("fork"));
   if (command == 0) exec_command(a.argv.data());
 
-  // 8. Reap and forward until the command exits.
+  // 9. Reap and forward until the command exits.
   supervise(ctl, command, sfd);
 }
 

@@ -1,5 +1,5 @@
 // The init stub: pid 1 of the tree's PID namespace. It runs in the child of
-// clone(NEWUSER|NEWNET|NEWNS|NEWPID) with a copy of the parent's memory and
+// clone(NEWUSER|NEWNS|NEWPID) with a copy of the parent's memory and
 // never returns (it _exit()s, so the parent's atexit handlers and stdio
 // buffers are never run twice).
 #pragma once
@@ -16,8 +16,10 @@ struct StubArgs {
   int control_fd = -1;       // the stub's end of the control socketpair
   std::vector<char*> argv;   // the command, nullptr-terminated
   NetPlan plan;
-  std::optional<std::string> resolv_conf;  // overlay sources (OverlayDir)
-  std::optional<std::string> hosts;
+  const Overlays* overlays = nullptr;  // texts of /etc/resolv.conf and /etc/hosts
+  bool as_root = false;                // Options::as_root
+  uint32_t caller_uid = 0;             // childflow's euid and egid outside
+  uint32_t caller_gid = 0;
 };
 
 [[noreturn]] void run_init_stub(const StubArgs& args);

@@ -1,49 +1,35 @@
-// Overlays of /etc/resolv.conf and /etc/hosts, in two halves:
+// Overlays of /etc/resolv.conf and /etc/hosts for the tree, made by the init
+// stub inside its own (private) mount namespace.
 //
-//  - parent: OverlayDir writes the contents into a private directory made by
-//    mkdtemp (mode 0700) under $XDG_RUNTIME_DIR, else $TMPDIR, else /tmp, and
-//    removes the files and the directory when destroyed. The parent destroys
-//    it as soon as the stub has made its bind mounts (the mounts keep the
-//    unlinked files alive), so nothing stays on disk during the run;
-//  - stub: bind_file mounts one file read-only (plus nosuid, nodev, noexec)
-//    over a target path inside the tree's private mount namespace. A target
-//    that is a symlink (a systemd-resolved /etc/resolv.conf) is covered
-//    itself, not followed: the tree reads our file through the usual path,
-//    the symlink's target is left alone, and a dangling symlink works too.
+// Theory of operation. The stub mounts a small scratch tmpfs for a moment on
+// a directory of its mount namespace (it uses /proc, just before the fresh
+// /proc goes there), writes each overlay's text into a file of it, clones
+// that file's mount (open_tree(OPEN_TREE_CLONE)), makes the clone read-only,
+// nosuid, nodev and noexec (mount_setattr) and moves it onto the target
+// (move_mount without MOVE_MOUNT_T_SYMLINKS: a symlinked /etc/resolv.conf is
+// covered itself, not followed). Then the scratch mount is detached; the
+// clones keep the tmpfs alive. Nothing is written to the host's disk, and the
+// files stay linked in their tmpfs for the life of the tree, so a childflow
+// run inside the tree can cover them again with its own overlays (a mount
+// cannot be placed on a file that was unlinked: the kernel answers ENOENT).
 //
-// The host's files are never opened for writing.
+// Kernels: open_tree and move_mount came in 5.2, below the supported minimum;
+// mount_setattr came in 5.12, and without it the read-only flags are applied
+// by a remount of the target after the move (docs/kernel.md).
 #pragma once
-#include <optional>
-#include <string>
-
 #include "common/result.hpp"
 #include "sandbox/sandbox.hpp"
 
 namespace cf::sandbox {
 
-class OverlayDir {
- public:
-  // Creates the directory and files for the overlays that are set.
-  static Result<OverlayDir> create(const Overlays& o);
-
-  OverlayDir() = default;
-  OverlayDir(OverlayDir&& o) noexcept;
-  OverlayDir& operator=(OverlayDir&& o) noexcept;
-  ~OverlayDir();
-
-  const std::string& dir() const { return dir_; }
-  const std::optional<std::string>& resolv_conf() const { return resolv_conf_; }
-  const std::optional<std::string>& hosts() const { return hosts_; }
-  // Removes the files and the directory now (idempotent).
-  void remove();
-
- private:
-  std::string dir_;
-  std::optional<std::string> resolv_conf_, hosts_;
+// Places the overlays that are set over /etc/resolv.conf and /etc/hosts (or
+// over o's targets, for tests) using `scratch_dir` for a moment. A target
+// must exist: childflow never creates files on the host.
+struct OverlayTargets {
+  const char* resolv_conf = "/etc/resolv.conf";
+  const char* hosts = "/etc/hosts";
 };
-
-// Stub side: bind-mounts `source` read-only over `target` (not following a
-// symlink at target). Error: "sandbox: overlay <target>: <cause>".
-Status bind_file(const std::string& source, const char* target);
+Status place_overlays(const char* scratch_dir, const Overlays& o,
+                      const OverlayTargets& targets = {});
 
 }  // namespace cf::sandbox

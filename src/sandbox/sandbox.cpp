@@ -1,14 +1,13 @@
 // Theory of operation (parent side of the sandbox; the stub's side is in
 // init_stub.cpp, the whole sequence in docs/sandbox.md):
 //
-//   launch: overlay files into a private temp dir -> SEQPACKET socketpair
-//     (close-on-exec) -> clone3(NEWUSER|NEWNET|NEWNS|NEWPID, CLONE_PIDFD,
-//     exit signal SIGCHLD) -> the child runs run_init_stub -> the parent
-//     writes the id maps (idmap.cpp) and sends MapsDone -> waits (10 s at
-//     most) for TapReady with the tap fd, or SetupFailed, or end of file ->
-//     removes the overlay temp files (the stub's bind mounts keep them alive)
-//     -> returns the Tree. Any failure kills and reaps the stub and removes
-//     the temp files before returning the message.
+//   launch: SEQPACKET socketpair (close-on-exec) -> clone3(NEWUSER|NEWNS|
+//     NEWPID, CLONE_PIDFD, exit signal SIGCHLD) -> the child runs
+//     run_init_stub -> the parent writes the outer id maps (idmap.cpp) and
+//     sends MapsDone -> waits (10 s at most) for TapReady with the tap fd, or
+//     SetupFailed, or end of file -> returns the Tree. The stub makes the
+//     overlays, the inner user namespace and the network namespace itself.
+//     Any failure kills and reaps the stub before returning the message.
 //   release: sends Release. forward_signal: sends Signal(N); the stub
 //     kill()s the command with N. try_reap: waitpid(WNOHANG) on the stub,
 //     whose exit code already is the command's code or 128 + N.
@@ -41,7 +40,6 @@
 #include "sandbox/control.hpp"
 #include "sandbox/idmap.hpp"
 #include "sandbox/init_stub.hpp"
-#include "sandbox/overlay.hpp"
 
 namespace cf::sandbox {
 namespace {
@@ -64,7 +62,9 @@ struct CloneArgs {
 // fork-like clone into new namespaces; returns the pid (0 in the child) and
 // the pidfd in *pidfd (parent only).
 pid_t clone_into_namespaces(int* pidfd) {
-  const uint64_t ns = CLONE_NEWUSER | CLONE_NEWNET | CLONE_NEWNS | CLONE_NEWPID;
+  // The network namespace comes later, with the inner user namespace
+  // (init_stub.cpp, step 5).
+  const uint64_t ns = CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID;
   CloneArgs args{};
   args.flags = ns | CLONE_PIDFD;
   args.pidfd = reinterpret_cast<uint64_t>(pidfd);
@@ -150,10 +150,6 @@ Tree::~Tree() {
 Result<Tree> launch(const Options& o) {
   if (o.command.empty()) return Error{"no command to run", "sandbox"};
 
-  auto made = OverlayDir::create(o.overlays);
-  if (!made) return made.error();
-  OverlayDir overlay_dir = std::move(made).value();
-
   int sv[2];
   if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0)
     return errno_error("sandbox: socketpair");
@@ -164,8 +160,10 @@ Result<Tree> launch(const Options& o) {
   for (const auto& word : o.command) args.argv.push_back(const_cast<char*>(word.c_str()));
   args.argv.push_back(nullptr);
   args.plan = o.plan;
-  args.resolv_conf = overlay_dir.resolv_conf();
-  args.hosts = overlay_dir.hosts();
+  args.overlays = &o.overlays;
+  args.as_root = o.as_root;
+  args.caller_uid = ::geteuid();
+  args.caller_gid = ::getegid();
 
   const int was_dumpable = ::prctl(PR_GET_DUMPABLE);
   if (was_dumpable != 1) ::prctl(PR_SET_DUMPABLE, 1);
@@ -179,7 +177,7 @@ Result<Tree> launch(const Options& o) {
     if (clone_errno == EPERM || clone_errno == ENOSPC || clone_errno == EACCES)
       hint = " (are unprivileged user namespaces disabled or exhausted? run childflow --doctor)";
     return Error{strerror(clone_errno) + hint,
-                 "sandbox: clone(user, network, mount, pid namespaces)"};
+                 "sandbox: clone(user, mount, pid namespaces)"};
   }
   StubGuard guard;
   guard.pid = pid;
@@ -217,7 +215,6 @@ Result<Tree> launch(const Options& o) {
   if (flags < 0 || ::fcntl(msg->fd.get(), F_SETFL, flags | O_NONBLOCK) != 0)
     return errno_error("sandbox: set tap0 non-blocking");
 
-  overlay_dir.remove();  // mounted: the files live on in the tree only
   Tree t;
   t.init_pid = std::exchange(guard.pid, -1);
   t.pidfd = std::move(guard.pidfd);

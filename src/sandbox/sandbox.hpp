@@ -1,8 +1,10 @@
-// The rootless sandbox: a user + network + mount + PID namespace tree whose
-// pid 1 is a small init stub. The stub builds the tree's view (private mount
-// propagation, a fresh /proc, resolv.conf/hosts overlays, lo and tap0 through
-// netlink), hands the tap fd to the parent over SCM_RIGHTS, waits for "engine
-// ready", then forks + execs the command and reaps orphans until it exits.
+// The rootless sandbox: a user + mount + PID namespace tree whose pid 1 is a
+// small init stub. The stub builds the tree's view (private mount
+// propagation, resolv.conf/hosts overlays, a fresh /proc), locks it by
+// entering an inner user + mount + network namespace, sets up lo and tap0
+// through netlink, hands the tap fd to the parent over SCM_RIGHTS, waits for
+// "engine ready", then forks + execs the command (as the caller's uid, or as
+// root with as_root) and reaps orphans until it exits.
 // docs/sandbox.md lists the privilege steps in order and the fail-closed
 // argument.
 //
@@ -37,6 +39,9 @@ struct Options {
   std::vector<std::string> command;  // argv of the command; must not be empty
   NetPlan plan;
   Overlays overlays;
+  // Run the command as root of the tree's user namespace, with every id of
+  // the outer map (--as-root). Default: the caller's own uid and gid.
+  bool as_root = false;
 };
 
 // How the tree's user ids were mapped (docs/sandbox.md, "Id maps").
@@ -65,9 +70,8 @@ struct Tree {
 };
 
 // Creates the namespaces and the stub, maps ids, and returns once the stub has
-// configured tap0 and sent its fd. Overlay temp files are already removed when
-// it returns (the bind mounts keep their contents alive); on failure nothing is
-// left behind. The Error names its step (e.g. "netlink: RTM_NEWADDR on tap0:
+// configured tap0 and sent its fd. Nothing is written to disk (the overlays
+// live in a tmpfs of the tree); on failure nothing is left behind. The Error names its step (e.g. "netlink: RTM_NEWADDR on tap0:
 // Operation not permitted").
 Result<Tree> launch(const Options& o);
 

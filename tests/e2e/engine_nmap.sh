@@ -42,13 +42,13 @@ done
 # UDP: nmap -sU sends an empty datagram to a port it has no probe for. The
 # router's ICMP port unreachable for that empty datagram must reach the tree,
 # so a closed UDP port shows closed, as natively (not open|filtered), and the
-# echo port shows open.
+# echo port shows open. nmap -sU needs raw sockets: root inside (--as-root).
 uscan() { "$@" nmap -sU -Pn -n --max-retries 2 --host-timeout 30s -p 7,8,4444 "$LAB_ECHO4" 2>&1; }
 native=$(uscan lab_root)
 assert_contains "$native" "8/udp    closed" "natively UDP port 8 is closed"
 assert_contains "$native" "4444/udp closed" "natively UDP port 4444 is closed"
 for who in root user; do
-  out=$(uscan "lab_$who" "$CHILDFLOW" --)
+  out=$(uscan "lab_$who" "$CHILDFLOW" --as-root --)
   assert_contains "$out" "8/udp    closed" "[$who] through childflow UDP port 8 is closed (ICMP for an empty datagram)"
   assert_contains "$out" "4444/udp closed" "[$who] through childflow UDP port 4444 is closed"
   assert_eq "$(grep '^7/udp' <<<"$native")" "$(grep '^7/udp' <<<"$out")" "[$who] UDP port 7 shows as natively"

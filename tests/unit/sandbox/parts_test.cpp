@@ -1,6 +1,7 @@
 // The sandbox's pure and small parts: /etc/subuid parsing, identity maps,
 // the control protocol (with an fd over SCM_RIGHTS), exit-code mapping, and
-// bind_file over a (dangling) symlink in a throwaway mount namespace.
+// place_overlays over a (dangling) symlink in a throwaway mount namespace,
+// and the inner user namespace's maps.
 #include <fcntl.h>
 #include <sched.h>
 #include <sys/mount.h>
@@ -12,6 +13,7 @@
 #include <cerrno>
 #include <cstring>
 #include <fstream>
+#include <functional>
 #include <sstream>
 #include <string>
 
@@ -102,65 +104,22 @@ TEST(Control, RoundTripsMessagesAndPassesAnFd) {
   EXPECT_FALSE(control::receive(b.get()));
 }
 
-TEST(OverlayDir, WritesPrivateFilesAndRemovesThem) {
-  char templ[] = "/tmp/cf-overlay-test.XXXXXX";
-  ASSERT_NE(mkdtemp(templ), nullptr);
-  setenv("XDG_RUNTIME_DIR", templ, 1);
-  std::string dir;
-  {
-    Overlays o;
-    o.resolv_conf = "nameserver 10.240.0.1\n";
-    auto made = OverlayDir::create(o);
-    ASSERT_TRUE(made) << made.error().str();
-    OverlayDir& d = *made;
-    dir = d.dir();
-    EXPECT_EQ(dir.rfind(std::string(templ) + "/childflow.", 0), 0u) << dir;
-    struct stat st{};
-    ASSERT_EQ(stat(dir.c_str(), &st), 0);
-    EXPECT_EQ(st.st_mode & 0777, 0700u);
-    ASSERT_TRUE(d.resolv_conf());
-    EXPECT_FALSE(d.hosts());
-    std::ifstream in(*d.resolv_conf());
-    std::stringstream ss;
-    ss << in.rdbuf();
-    EXPECT_EQ(ss.str(), "nameserver 10.240.0.1\n");
-  }
-  EXPECT_NE(access(dir.c_str(), F_OK), 0) << "temp dir left behind";
-  rmdir(templ);
-  unsetenv("XDG_RUNTIME_DIR");
-}
-
-// bind_file covers a symlink itself: reading through it shows our file, the
-// symlink's (missing) target is not created, and the mount is read-only.
-TEST(BindFile, CoversDanglingSymlinkReadOnly) {
-  char templ[] = "/tmp/cf-bind-test.XXXXXX";
-  ASSERT_NE(mkdtemp(templ), nullptr);
-  const std::string dir = templ;
-  const std::string source = dir + "/source", link = dir + "/resolv.conf",
-                    target = dir + "/missing-target";
-  std::ofstream(source) << "nameserver 10.240.0.1\n";
-  ASSERT_EQ(symlink(target.c_str(), link.c_str()), 0);
+// Runs fn in a child in a throwaway mount namespace (a user namespace too
+// when not root); returns what fn returned ("" = fine, "SKIP: ..." = cannot).
+std::string in_mount_namespace(const std::function<std::string()>& fn) {
   int pipefd[2];
-  ASSERT_EQ(pipe(pipefd), 0);
+  if (pipe(pipefd) != 0) return "pipe failed";
   pid_t pid = fork();
   if (pid == 0) {
     close(pipefd[0]);
     std::string result;
     int flags = geteuid() == 0 ? CLONE_NEWNS : (CLONE_NEWUSER | CLONE_NEWNS);
-    if (unshare(flags) != 0) {
+    if (unshare(flags) != 0)
       result = std::string("SKIP: unshare: ") + strerror(errno);
-    } else if (mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) {
+    else if (mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0)
       result = std::string("make-rprivate: ") + strerror(errno);
-    } else if (auto r = bind_file(source, link.c_str()); !r) {
-      result = r.error().str();
-    } else {
-      std::ifstream in(link);
-      std::stringstream ss;
-      ss << in.rdbuf();
-      if (ss.str() != "nameserver 10.240.0.1\n") result = "read through link: " + ss.str();
-      else if (open(link.c_str(), O_WRONLY | O_APPEND) >= 0 || errno != EROFS)
-        result = std::string("overlay is writable or wrong errno: ") + strerror(errno);
-    }
+    else
+      result = fn();
     (void)!write(pipefd[1], result.data(), result.size());
     _exit(0);
   }
@@ -172,24 +131,89 @@ TEST(BindFile, CoversDanglingSymlinkReadOnly) {
   close(pipefd[0]);
   int status;
   waitpid(pid, &status, 0);
+  return result;
+}
+
+std::string slurp(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// place_overlays covers a dangling symlink itself and a regular file, read
+// only; nothing is written to the scratch directory's own filesystem, the
+// scratch mount is gone afterwards, and the overlays can be covered again
+// (childflow inside childflow: a mount of an unlinked file could not be).
+TEST(PlaceOverlays, CoversTargetsReadOnlyAndCanBeCoveredAgain) {
+  char templ[] = "/tmp/cf-bind-test.XXXXXX";
+  ASSERT_NE(mkdtemp(templ), nullptr);
+  const std::string dir = templ;
+  const std::string scratch = dir + "/scratch", link = dir + "/resolv.conf",
+                    target = dir + "/missing-target", hosts = dir + "/hosts";
+  ASSERT_EQ(mkdir(scratch.c_str(), 0755), 0);
+  std::ofstream(scratch + "/keep") << "mine\n";
+  std::ofstream(hosts) << "127.0.0.1 localhost\n";
+  ASSERT_EQ(symlink(target.c_str(), link.c_str()), 0);
+  std::string result = in_mount_namespace([&]() -> std::string {
+    Overlays o;
+    o.resolv_conf = "nameserver 10.240.0.1\n";
+    o.hosts = "203.0.113.7 www.example.test\n";
+    OverlayTargets t{link.c_str(), hosts.c_str()};
+    if (auto r = place_overlays(scratch.c_str(), o, t); !r) return r.error().str();
+    if (slurp(link) != "nameserver 10.240.0.1\n") return "read through link: " + slurp(link);
+    if (slurp(hosts) != "203.0.113.7 www.example.test\n") return "hosts: " + slurp(hosts);
+    if (open(link.c_str(), O_WRONLY | O_APPEND) >= 0 || errno != EROFS)
+      return std::string("overlay is writable or wrong errno: ") + strerror(errno);
+    if (slurp(scratch + "/keep") != "mine\n") return "the scratch tmpfs is still mounted";
+    // A nested run covers the overlays with its own.
+    Overlays inner;
+    inner.resolv_conf = "nameserver 10.240.0.5\n";
+    if (auto r = place_overlays(scratch.c_str(), inner, t); !r) return "again: " + r.error().str();
+    if (slurp(link) != "nameserver 10.240.0.5\n") return "covered again: " + slurp(link);
+    return "";
+  });
   // Outside that mount namespace the symlink is untouched and still dangling.
   char linkbuf[512] = {};
   EXPECT_GT(readlink(link.c_str(), linkbuf, sizeof linkbuf - 1), 0);
   EXPECT_EQ(std::string(linkbuf), target);
   EXPECT_NE(access(target.c_str(), F_OK), 0);
-  unlink(link.c_str());
-  unlink(source.c_str());
-  rmdir(dir.c_str());
+  EXPECT_EQ(slurp(hosts), "127.0.0.1 localhost\n");
+  EXPECT_EQ(access((scratch + "/resolv.conf").c_str(), F_OK), -1) << "written to disk";
+  std::string cleanup = "rm -rf '" + dir + "'";
+  (void)!system(cleanup.c_str());
   if (result.rfind("SKIP: ", 0) == 0) GTEST_SKIP() << result;
   EXPECT_EQ(result, "");
 }
 
-TEST(BindFile, MissingTargetIsNamed) {
-  auto r = bind_file("/etc/hostname", "/nonexistent-dir-cf/resolv.conf");
-  ASSERT_FALSE(r);
-  EXPECT_EQ(r.error().str().rfind("sandbox: overlay /nonexistent-dir-cf/resolv.conf: No such file", 0),
-            0u)
-      << r.error().str();
+TEST(PlaceOverlays, MissingTargetIsNamed) {
+  std::string result = in_mount_namespace([]() -> std::string {
+    Overlays o;
+    o.resolv_conf = "nameserver 10.240.0.1\n";
+    OverlayTargets t{"/nonexistent-dir-cf/resolv.conf", "/etc/hosts"};
+    auto r = place_overlays("/mnt", o, t);
+    if (r) return "placed over a missing target";
+    if (r.error().str().rfind("sandbox: overlay /nonexistent-dir-cf/resolv.conf: No such file", 0) != 0)
+      return r.error().str();
+    return "";
+  });
+  if (result.rfind("SKIP: ", 0) == 0) GTEST_SKIP() << result;
+  EXPECT_EQ(result, "");
+}
+
+TEST(InnerMap, CallerOwnIdOrEveryOuterId) {
+  const char* single = "         0       1000          1\n";
+  const char* subids = "         0       1000          1\n         1     100000      65536\n";
+  EXPECT_EQ(idmap::inner_map(false, 1000, single), "1000 0 1\n");
+  EXPECT_EQ(idmap::inner_map(false, 1000, subids), "1000 0 1\n");
+  EXPECT_EQ(idmap::inner_map(true, 1000, single), "0 0 1\n");
+  EXPECT_EQ(idmap::inner_map(true, 1000, subids), "0 0 1\n1 1 65536\n");
+  EXPECT_EQ(idmap::inner_map(false, 1000, ""), "") << "no outer gid map: none inside";
+  EXPECT_EQ(idmap::inside_range("1000 0 1\n"), std::make_pair(uint64_t{1000}, uint64_t{1000}));
+  EXPECT_EQ(idmap::inside_range("0 0 1\n1 1 65536\n"), std::make_pair(uint64_t{0}, uint64_t{65536}));
+  EXPECT_EQ(idmap::inside_range("0 0 4294967295\n"),
+            std::make_pair(uint64_t{0}, uint64_t{0x7fffffff}));
+  EXPECT_FALSE(idmap::inside_range(""));
 }
 
 }  // namespace

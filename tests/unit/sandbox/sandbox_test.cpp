@@ -102,8 +102,8 @@ class SandboxTest : public ::testing::Test {
   // exit code (or -1 with a failure recorded). during(tree) runs after release.
   int run(const std::vector<std::string>& command, const Overlays& overlays = {},
           const NetPlan& plan = test_plan(),
-          const std::function<void(Tree&)>& during = nullptr) {
-    auto launched = launch({command, plan, overlays});
+          const std::function<void(Tree&)>& during = nullptr, bool as_root = false) {
+    auto launched = launch({command, plan, overlays, as_root});
     if (!launched) {
       ADD_FAILURE() << "launch: " << launched.error().str();
       return -1;
@@ -201,19 +201,52 @@ TEST_F(SandboxTest, CommandSeesPlannedNetworkOverlaysAndOwnPids) {
        {"inet 10.240.0.2/30", "inet6 fd42::2/64 scope global nodad", "mtu 65520",
         "link/ether 02:63:66:00:00:02", "lo: <LOOPBACK,UP", "default via 10.240.0.1 dev tap0",
         "default via fd42::1 dev tap0", "10.240.0.1 lladdr 02:63:66:00:00:01 PERMANENT",
-        "fd42::1 lladdr 02:63:66:00:00:01 PERMANENT", "UID 0", "FDS 0 1 2 3\n",
+        "fd42::1 lladdr 02:63:66:00:00:01 PERMANENT", "FDS 0 1 2 3\n",
         "# cf-test-resolv", "203.0.113.7 www.example.test", "OVERLAY-READONLY", "RA 0", "TENTATIVE 0"})
     EXPECT_NE(seen.find(want), std::string::npos) << "missing '" << want << "' in:\n" << seen;
-  // Its own PID namespace: pid 1 is the stub, the command is pid 2, and only
-  // the tree's processes are visible.
+  // By default the command runs as the caller's own uid.
+  EXPECT_NE(seen.find(fmt::format("UID {}\n", geteuid())), std::string::npos) << seen;
+  // Its own PID namespace: pid 1 is the stub, the command is pid 3 (pid 2
+  // was the stub's id map writer), and only the tree's processes are visible.
   std::string ps = seen.substr(seen.find("PS\n"), seen.find("RESOLV") - seen.find("PS\n"));
   EXPECT_NE(ps.find("\n      1 "), std::string::npos) << ps;
-  EXPECT_NE(ps.find("\n      2 sh"), std::string::npos) << ps;
+  EXPECT_NE(ps.find("\n      3 sh"), std::string::npos) << ps;
   EXPECT_LE(std::count(ps.begin(), ps.end(), '\n'), 5) << ps;
   // The host's files are untouched and no temp file is left.
   EXPECT_EQ(read_all("/etc/resolv.conf"), host_resolv);
   EXPECT_EQ(read_all("/etc/hosts"), host_hosts);
   EXPECT_TRUE(dir_entries(runtime_).empty());
+}
+
+// Root inside (--as-root) cannot take the tree's mounts away: /proc and
+// the overlays are locked (the inner user namespace), so umount, umount -l
+// and mount --move fail, and /proc still shows the tree's PID namespace.
+// Root inside still owns the network namespace (ip link works).
+TEST_F(SandboxTest, RootInsideCannotRemoveTheTreesMounts) {
+  Overlays ov;
+  ov.resolv_conf = "nameserver 10.240.0.1\n# cf-locked\n";
+  ov.hosts = "203.0.113.7 www.example.test\n";
+  const std::string out = dir_ + "/out", moved = dir_ + "/moved";
+  ASSERT_EQ(mkdir(moved.c_str(), 0755), 0);
+  std::string script = "exec >" + out + " 2>&1; echo UID $(id -u); ";
+  for (const char* m : {"/proc", "/etc/resolv.conf", "/etc/hosts"}) {
+    script += fmt::format(
+        "umount {0} && echo UMOUNTED {0}; umount -l {0} && echo DETACHED {0}; "
+        "mount --move {0} {1} && echo MOVED {0}; ",
+        m, m == std::string("/proc") ? moved : moved + "/f");
+  }
+  script += "echo PROCS $(ls -d /proc/[0-9]* | wc -l); grep -c cf-locked /etc/resolv.conf; "
+            "ip link set lo mtu 1500 && echo NET-ADMIN";
+  ASSERT_EQ(run({"sh", "-c", script}, ov, test_plan(), nullptr, /*as_root=*/true), 0);
+  std::string seen = read_all(out);
+  EXPECT_NE(seen.find("UID 0\n"), std::string::npos) << seen;
+  for (const char* bad : {"UMOUNTED", "DETACHED", "MOVED"})
+    EXPECT_EQ(seen.find(bad), std::string::npos) << seen;
+  // sh, ls, wc, the stub and the subshell: a handful, not the host's hundreds.
+  auto procs = seen.find("PROCS ");
+  ASSERT_NE(procs, std::string::npos) << seen;
+  EXPECT_LE(std::stoi(seen.substr(procs + 6)), 8) << seen;
+  EXPECT_NE(seen.find("\n1\nNET-ADMIN"), std::string::npos) << seen;
 }
 
 TEST_F(SandboxTest, WithoutIpv6TheTapHasNone) {
