@@ -13,6 +13,9 @@ namespace cf::app {
 int main(int argc, char** argv) {
   cli::Parsed parsed = cli::parse(argc, argv);
   if (!parsed.config) return parsed.exit_code;
+  // Before anything else, and before the sandbox's init stub is cloned with
+  // a copy of this memory (the tree could read its /proc/1/cmdline).
+  cli::hide_secrets(argc, argv);
   const Config& c = *parsed.config;
   switch (c.mode) {
     case Mode::DumpProfile: {

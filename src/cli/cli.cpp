@@ -13,14 +13,19 @@
 //      win as soon as seen.
 //   2. check_modes: at most one of --doctor/--report/--dump-profile/--cleanup,
 //      no command for the modes that run none, format flags only with their
-//      mode, single-valued options given once.
+//      mode, single-valued options given once, not two flags that fill one
+//      field (-P and --proxy-password-file).
 //   3. flag_layer: every given value is parsed by its setting (the same
 //      parsers the profile keys use) into the command line's Layer; paths are
 //      made absolute against the current directory.
-//   4. --profile is loaded (with its extends chain) and the command line's
-//      layer is overlaid on it; the result is applied to a default Config.
+//   4. --profile is loaded (with its extends chain); the environment's layer
+//      (rows with an `env` variable, CHILDFLOW_PROXY_PASSWORD) and then the
+//      command line's layer are overlaid on it; the result is applied to a
+//      default Config.
 //   5. A command when running, and the cross-field checks of
 //      cli/validate.hpp.
+//   hide_secrets, called by the app once parse() succeeded, walks argv the
+//   same way and overwrites the values of secret options with 'x' in place.
 //   Any failure prints exactly one line, `childflow: error: ...`, on stderr
 //   and returns exit code 2. Nothing here creates a file or directory.
 #include "cli/cli.hpp"
@@ -28,6 +33,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <cstdio>
+#include <cstring>
 #include <fmt/format.h>
 #include <string>
 #include <vector>
@@ -53,6 +59,8 @@ struct Split {
   struct Given {
     const Setting* setting;
     std::string value;  // empty for a switch
+    int arg = 0;        // where the value is in argv: argv[arg] + at (hide_secrets)
+    size_t at = 0;
   };
   std::vector<Given> options;  // in argv order
   std::vector<std::string> command;
@@ -97,16 +105,17 @@ Result<Split> split_argv(int argc, const char* const* argv) {
       if (o->shape == Shape::Switch) {
         if (eq != std::string::npos)
           return Error{fmt::format("{} takes no value: write just {}", name, name)};
-        s.options.push_back({o, ""});
+        s.options.push_back({o, "", i, 0});
         continue;
       }
       if (eq != std::string::npos) {
-        s.options.push_back({o, w.substr(eq + 1)});
+        s.options.push_back({o, w.substr(eq + 1), i, eq + 1});
         continue;
       }
       if (i + 1 >= argc)
         return Error{fmt::format("{} needs a value (see `childflow --help`)", name)};
-      s.options.push_back({o, argv[++i] ? argv[i] : ""});
+      ++i;
+      s.options.push_back({o, argv[i] ? argv[i] : "", i, 0});
       continue;
     }
     // Short options, possibly bundled: -hV, -cfile, -c file.
@@ -117,15 +126,15 @@ Result<Split> split_argv(int argc, const char* const* argv) {
       const Setting* o = config::find_short_flag(w[k]);
       if (!o) return Error{unknown_option(name, "")};
       if (o->shape == Shape::Switch) {
-        s.options.push_back({o, ""});
+        s.options.push_back({o, "", i, 0});
         continue;
       }
       if (k + 1 < w.size()) {
-        std::string v = w.substr(k + 1);
-        if (v.front() == '=') v.erase(0, 1);
-        s.options.push_back({o, v});
+        size_t at = k + 1 + (w[k + 1] == '=');
+        s.options.push_back({o, w.substr(at), i, at});
       } else if (i + 1 < argc) {
-        s.options.push_back({o, argv[++i] ? argv[i] : ""});
+        ++i;
+        s.options.push_back({o, argv[i] ? argv[i] : "", i, 0});
       } else {
         return Error{fmt::format("{} ({}) needs a value (see `childflow --help`)", name,
                                  o->long_flag())};
@@ -174,6 +183,30 @@ Status check_modes(const Split& split) {
   if (split.given("report-format") && !split.given("report"))
     return Error{"--report-format is only used with --report FILE: add --report or drop "
                  "--report-format"};
+  if (split.given("show-secrets") && !split.given("dump-profile"))
+    return Error{"--show-secrets is only used with --dump-profile: add --dump-profile or drop "
+                 "--show-secrets"};
+  // Two flags that fill one field are two spellings of one setting
+  // (-P/--proxy-password and --proxy-password-file): which one was meant?
+  for (const Split::Given& a : split.options)
+    for (const Split::Given& b : split.options)
+      if (a.setting != b.setting && a.setting->field != config::kNoField &&
+          a.setting->field == b.setting->field) {
+        auto names = [](const Setting& s) {
+          return s.short_flag ? fmt::format("-{}/{}", s.short_flag, s.long_flag()) : s.long_flag();
+        };
+        // Named after the field's first row with a key: "the proxy password".
+        std::string what;
+        for (const Setting& r : config::settings())
+          if (r.field == a.setting->field && !r.key.empty()) {
+            what = r.key;
+            break;
+          }
+        std::replace(what.begin(), what.end(), '_', ' ');
+        return Error{fmt::format("{} and {} both give {}: give only one of them",
+                                 names(*a.setting), names(*b.setting),
+                                 what.empty() ? "the same setting" : "the " + what)};
+      }
   return {};
 }
 
@@ -191,6 +224,24 @@ Result<Layer> flag_layer(const Split& split) {
     }
   if (!split.command.empty()) flags.set(&Config::command, split.command);
   return flags;
+}
+
+// The environment's Layer (rows with `env`, e.g. CHILDFLOW_PROXY_PASSWORD):
+// a variable counts when it is set and not empty, the command line does not
+// give the setting, and the field it needs (`env_needs`) is set in `below`
+// (the profiles with the flags on top).
+Result<Layer> env_layer(const Layer& flags, const Layer& below) {
+  std::string cwd = config::current_dir();
+  Layer env;
+  for (const Setting& s : config::settings()) {
+    if (s.env.empty() || flags.has(s)) continue;
+    const char* v = std::getenv(std::string(s.env).c_str());
+    if (!v || !*v) continue;
+    if (s.env_needs != config::kNoField && !below.has_field(s.env_needs)) continue;
+    Status st = s.parse(env, v, cwd);
+    if (!st) return Error{fmt::format("{}: {}", s.env, st.error().message)};
+  }
+  return env;
 }
 
 }  // namespace
@@ -212,13 +263,19 @@ Parsed parse(int argc, const char* const* argv) {
   auto flags = flag_layer(*split);
   if (!flags) return {std::nullopt, fail(flags.error())};
 
-  // Profile, then flags on top, then defaults for whatever is still unset.
+  // Profile, then the environment, then flags on top, then defaults for
+  // whatever is still unset.
   Layer merged;
   if (flags->profile) {
     auto loaded = config::load_profile(*flags->profile);
     if (!loaded) return {std::nullopt, fail(loaded.error())};
     merged = std::move(*loaded);
   }
+  Layer below = merged;
+  below.overlay(*flags);
+  auto env = env_layer(*flags, below);
+  if (!env) return {std::nullopt, fail(env.error())};
+  merged.overlay(*env);
   merged.overlay(*flags);
   Config c = config::apply(merged);
   if (c.mode == Mode::Cleanup) c.backend = Backend::Rootful;
@@ -235,6 +292,23 @@ Parsed parse(int argc, const char* const* argv) {
   if (c.mode == Mode::Run)
     if (Status st = check_output_dirs(c); !st) return {std::nullopt, fail(st.error())};
   return {std::move(c), 0};
+}
+
+void hide_secrets(int argc, char** argv) {
+  if (auto split = split_argv(argc, argv))
+    for (const Split::Given& g : split->options) {
+      if (!g.setting->secret || g.arg <= 0 || g.arg >= argc || !argv[g.arg]) continue;
+      char* value = argv[g.arg] + g.at;
+      std::memset(value, 'x', std::strlen(value));
+    }
+  for (const Setting& s : config::settings()) {
+    if (!s.secret || s.env.empty()) continue;
+    std::string name(s.env);
+    // The bytes first: /proc/PID/environ shows the original block, whatever
+    // unsetenv does to the environ array.
+    if (char* v = std::getenv(name.c_str())) std::memset(v, 'x', std::strlen(v));
+    ::unsetenv(name.c_str());
+  }
 }
 
 }  // namespace cf::cli

@@ -15,4 +15,13 @@ struct Parsed {
 
 Parsed parse(int argc, const char* const* argv);
 
+// Keeps passwords out of sight of other processes once parse() has copied
+// them: overwrites with 'x', in place, the value of every secret option in
+// argv (-P pw, -Ppw, -P=pw, --proxy-password pw, --proxy-password=pw), so
+// /proc/PID/cmdline and ps show `-P xx`, and overwrites and unsets secret
+// environment variables (CHILDFLOW_PROXY_PASSWORD), so that neither
+// /proc/PID/environ nor the command tree, which inherits the environment,
+// sees them. Words after the options (the command) are never touched.
+void hide_secrets(int argc, char** argv);
+
 }  // namespace cf::cli

@@ -52,8 +52,11 @@ const char* kFooter =
     "Environment: CHILDFLOW_FORCE_FALLBACK=FEATURE[,...] runs the path childflow\n"
     "takes on kernels without FEATURE (tcp_peek_off, clone3, mount_setattr, or\n"
     "all); --doctor shows the path in use (docs/kernel.md). CHILDFLOW_DEBUG=1 prints\n"
-    "every event as it happens; NO_COLOR turns colour off. Profiles named without\n"
-    "a path are also looked for in ~/.config/childflow/ and /etc/childflow/.\n"
+    "every event as it happens; NO_COLOR turns colour off. CHILDFLOW_PROXY_PASSWORD\n"
+    "gives the proxy password when a proxy user is set and no flag gives one (it\n"
+    "wins over profiles); childflow removes it from the command's environment.\n"
+    "Profiles named without a path are also looked for in ~/.config/childflow/ and\n"
+    "/etc/childflow/.\n"
     "Linux 5.10 or newer is supported.\n";
 
 // The settings --help, the man page and the completions list.
@@ -431,6 +434,22 @@ std::string man_page() {
          ".TP\n.B NO_COLOR\nSet and not empty: no colour in the live lines, even on a terminal.\n"
          ".TP\n.B XDG_CONFIG_HOME\nWhere profiles named without a path are looked for first\n"
          "(default ~/.config).\n";
+  // The settings that a variable gives too (the table's `env`).
+  for (const Setting& s : config::settings()) {
+    if (s.env.empty()) continue;
+    out += fmt::format(".TP\n.B {}\nGives what\n.B {}\ngives, when no flag does: it wins over "
+                       "profiles, the command line wins over it; empty counts as unset.\n",
+                       roff(s.env), roff(s.long_flag()));
+    for (const Setting& n : config::settings())
+      if (n.field == s.env_needs && !n.flag.empty()) {
+        out += fmt::format("Used only when\n.B {}\n(or its profile key) is set.\n",
+                           roff(n.long_flag()));
+        break;
+      }
+    if (s.secret)
+      out += "childflow overwrites and removes it once read, so the command tree does not "
+             "inherit it.\n";
+  }
   out += ".SH FILES\n.TP\n.I ~/.config/childflow/NAME.toml\n.TQ\n.I /etc/childflow/NAME.toml\n"
          "Where\n.BI \\-\\-profile \" NAME\"\nlooks after the current directory (the\n"
          ".B .toml\nmay be left out; a name found in both the current directory and one of\n"

@@ -23,18 +23,22 @@ Status check_combinations(const Config& c) {
     return Error{fmt::format(
         "--capture and --flow-log both name {}: give them different files", *c.capture)};
 
+  // Where the password came from, as the user gave it (CHILDFLOW_PROXY_PASSWORD
+  // counts only with a user, so it never reaches the messages below).
+  const char* password = c.proxy_password_file ? "--proxy-password-file" : "--proxy-password";
   if (c.proxy_user && !c.proxy_password)
     return Error{std::string(
-        "--proxy-user is given without --proxy-password: give both (-U USER -P PASSWORD) "
-        "or neither")};
+        "--proxy-user is given without --proxy-password: give the password too "
+        "(--proxy-password-file FILE, CHILDFLOW_PROXY_PASSWORD or -P PASSWORD), or drop "
+        "--proxy-user")};
   if (c.proxy_password && !c.proxy_user)
-    return Error{std::string(
-        "--proxy-password is given without --proxy-user: give both (-U USER -P PASSWORD) "
-        "or neither")};
+    return Error{fmt::format(
+        "{} is given without --proxy-user: give both (-U USER and the password) or neither",
+        password)};
 
   if (!c.proxy) {
     const char* needs = c.proxy_user       ? "--proxy-user"
-                        : c.proxy_password ? "--proxy-password"
+                        : c.proxy_password ? password
                         : c.proxy_insecure ? "--proxy-insecure"
                         : c.proxy_ca       ? "--proxy-ca"
                         : c.proxy_only     ? "--proxy-only"
@@ -63,8 +67,10 @@ Status check_combinations(const Config& c) {
           return Error{std::string(
               "--proxy-user is longer than 255 bytes, the SOCKS5 limit (RFC 1929)")};
         if (c.proxy_password->empty() || c.proxy_password->size() > 255)
-          return Error{std::string(
-              "--proxy-password must be 1 to 255 bytes for a SOCKS5 proxy (RFC 1929)")};
+          return Error{fmt::format(
+              "{} must be 1 to 255 bytes for a SOCKS5 proxy (RFC 1929)",
+              c.proxy_password_file ? "--proxy-password-file: the password"
+                                    : "the proxy password")};
       } else if (c.proxy_user->find(':') != std::string::npos) {
         return Error{std::string(
             "--proxy-user contains `:`, which HTTP Basic authentication cannot carry: use a "

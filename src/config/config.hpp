@@ -65,6 +65,9 @@ struct Config {
   std::optional<ProxyUri> proxy;
   std::optional<std::string> proxy_user;
   std::optional<std::string> proxy_password;
+  // The file proxy_password was read from (absolute path), when it was:
+  // --dump-profile writes this path instead of the password.
+  std::optional<std::string> proxy_password_file;
   bool proxy_insecure = false;
   std::optional<std::string> proxy_ca;  // beyond: PEM CAs trusted for https://
   ProxyDns proxy_dns = ProxyDns::Local;  // beyond: names to the proxy
@@ -100,6 +103,7 @@ struct Config {
   TextOrJson doctor_format = TextOrJson::Text;
   std::optional<std::string> report;  // flow log to read
   ReportFormat report_format = ReportFormat::Text;
+  bool show_secrets = false;  // --dump-profile writes passwords instead of redacting them
 
   friend bool operator==(const Config&, const Config&) = default;
 };

@@ -185,6 +185,16 @@ Result<Layer> load_text(const std::string& text, const std::string& path,
     if (!s)
       return Error{fmt::format("profile {} line {}: unknown key `{}`: {}", path, line, e.key,
                                unknown_key_hint(e.key))};
+    // TOML has no duplicate keys, so a field already set here was set by
+    // another key that fills it too (proxy_password, proxy_password_file).
+    if (layer.has(*s))
+      for (const Entry& other : entries) {
+        const Setting* o = find_key(other.key);
+        if (o && o != s && o->field == s->field)
+          return Error{fmt::format(
+              "profile {} line {}: keys `{}` and `{}` give the same setting: keep one of them",
+              path, line, other.key, e.key)};
+      }
     if (auto err = load_key(*s, *e.node, layer, dir))
       return Error{fmt::format("profile {} line {}: key `{}`: {}", path,
                                err->line > 0 ? err->line : line, e.key, err->text)};
@@ -305,7 +315,12 @@ std::string dump_profile(const Config& c) {
       "# Load it again with: childflow --profile FILE [-- COMMAND...]\n";
   for (const Setting& s : settings()) {
     if (!s.dump) continue;
-    if (auto v = s.dump(c)) out += fmt::format("{} = {}\n", s.key, *v);
+    auto v = s.dump(c);
+    if (!v) continue;
+    if (s.secret && !c.show_secrets)
+      out += fmt::format("# {} = (redacted: --dump-profile --show-secrets prints it)\n", s.key);
+    else
+      out += fmt::format("{} = {}\n", s.key, *v);
   }
   return out;
 }

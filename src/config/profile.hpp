@@ -17,7 +17,13 @@
 //   dump_profile() writes every key with its effective value, in the table's
 //   order; optional values that are unset are left out. Strings are TOML basic
 //   strings with every control character escaped, so any valid UTF-8 value
-//   (quotes, backslashes, newlines, non-ASCII) loads back unchanged.
+//   (quotes, backslashes, newlines, non-ASCII) loads back unchanged. A secret
+//   key (proxy_password) is written as a comment saying it is redacted,
+//   unless Config::show_secrets (--show-secrets); a password read from a file
+//   is written as proxy_password_file, the file's path.
+//
+//   Two keys of one file that fill the same field (proxy_password and
+//   proxy_password_file) are an error.
 //
 // Limits: inheritance depth 64; a profile file larger than 1 MiB is refused.
 #pragma once
@@ -52,7 +58,8 @@ Result<Layer> load_profile(const std::string& path);
 Result<Layer> load_profile_text(const std::string& text, const std::string& path);
 
 // Prints the effective configuration as TOML that loads back to an equal
-// Config (absolute paths; lists and command in full).
+// Config (absolute paths; lists and command in full), except that a redacted
+// password (no show_secrets) must then be given another way.
 std::string dump_profile(const Config& c);
 
 // A TOML basic string ("...") for any UTF-8 text, control characters escaped.

@@ -181,6 +181,9 @@ std::vector<Setting> table() {
   t.push_back(sets({"dump-profile", 0, "", "", kModes,
                     "Print the effective merged profile as TOML on stdout, run nothing"},
                    &C::mode, Mode::DumpProfile));
+  t.push_back(sets({"show-secrets", 0, "", "", kModes,
+                    "With --dump-profile: print passwords instead of redacting them"},
+                   &C::show_secrets, true));
   t.push_back(sets({"doctor", 0, "", "", kModes, "Diagnose the host for the selected backend"},
                    &C::mode, Mode::Doctor));
   t.push_back(value({"doctor-format", 0, "", "text|json", kModes,
@@ -240,11 +243,59 @@ std::vector<Setting> table() {
                      "brackets)"},
                     &C::proxy, parse_proxy_uri, by_str));
   t.push_back(value({"proxy-user", 'U', "proxy_user", "USER", kProxy,
-                     "Proxy user (needs --proxy-password)"},
+                     "Proxy user (needs a password: --proxy-password-file, "
+                     "CHILDFLOW_PROXY_PASSWORD or -P)"},
                     &C::proxy_user, parse_proxy_user, same));
-  t.push_back(value({"proxy-password", 'P', "proxy_password", "PASSWORD", kProxy,
-                     "Proxy password (needs --proxy-user)"},
-                    &C::proxy_password, parse_proxy_password, same));
+  {
+    // -P, CHILDFLOW_PROXY_PASSWORD and --proxy-password-file are one setting:
+    // both rows fill proxy_password (see settings.hpp), and the file's row
+    // also records the file, which -P forgets.
+    auto copy_password = [](const Config& from, Config& to) {
+      to.proxy_password = from.proxy_password;
+      to.proxy_password_file = from.proxy_password_file;
+    };
+    Setting s = value({"proxy-password", 'P', "proxy_password", "PASSWORD", kProxy,
+                       "Proxy password (needs --proxy-user); other users see it in the "
+                       "process list for a moment: prefer --proxy-password-file or "
+                       "CHILDFLOW_PROXY_PASSWORD"},
+                      &C::proxy_password, parse_proxy_password, same);
+    auto set = s.parse;
+    s.parse = [set](Layer& l, std::string_view text, const std::string& dir) -> Status {
+      Status st = set(l, text, dir);
+      if (st) l.values.proxy_password_file.reset();
+      return st;
+    };
+    s.copy = copy_password;
+    s.dump = [](const Config& c) -> std::optional<std::string> {
+      if (!c.proxy_password || c.proxy_password_file) return std::nullopt;
+      return toml_quote(*c.proxy_password);
+    };
+    s.secret = true;
+    s.env = "CHILDFLOW_PROXY_PASSWORD";
+    s.env_needs = field_offset(&C::proxy_user);  // an exported password alone changes nothing
+    t.push_back(std::move(s));
+
+    Setting f = start({"proxy-password-file", 0, "proxy_password_file", "FILE", kProxy,
+                       "Read the proxy password from FILE: a regular file of at most 4 KiB "
+                       "holding the password, one trailing newline dropped"},
+                      Shape::Value, field_offset(&C::proxy_password));
+    f.path = true;
+    f.parse = [](Layer& l, std::string_view text, const std::string& dir) -> Status {
+      auto p = resolve_path(text, dir);
+      if (!p) return p.error();
+      auto password = read_password_file(*p);
+      if (!password) return password.error();
+      l.set(&C::proxy_password, std::move(*password));
+      l.values.proxy_password_file = std::move(*p);
+      return {};
+    };
+    f.copy = copy_password;
+    f.dump = [](const Config& c) -> std::optional<std::string> {
+      if (!c.proxy_password_file) return std::nullopt;
+      return toml_quote(*c.proxy_password_file);
+    };
+    t.push_back(std::move(f));
+  }
   t.push_back(toggle({"proxy-insecure", 0, "proxy_insecure", "", kProxy,
                       "Accept an untrusted certificate from an https:// proxy (hostname still "
                       "checked)"},

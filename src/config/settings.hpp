@@ -19,6 +19,17 @@
 //   Adding a setting is a Config field, one row, and its behaviour
 //   (docs/design.md has a worked example).
 //
+//   Two rows may fill the same field: they are two spellings of one setting
+//   (-P and --proxy-password-file both fill proxy_password). A layer holds
+//   one of them, the top layer's wins, and giving both in one source is an
+//   error (cli::parse for flags, load_profile for the keys of one file).
+//
+//   A row may name an environment variable (`env`) that gives the value too;
+//   it ranks above the profiles and below the command line (cli::parse).
+//   A `secret` row (a password) is scrubbed from argv once parsed
+//   (cli::hide_secrets), its variable removed from the environment, and
+//   --dump-profile redacts it unless --show-secrets is given.
+//
 //   A Layer is what one source said: a Config holding the values it set and
 //   the set of fields it set. Defaults are simply a default Config: the
 //   effective Config is a default Config with the merged layer on top.
@@ -72,6 +83,9 @@ struct Setting {
   bool repeatable = false;      // a switch that counts (-vv); lists always repeat
   bool path = false;            // a file path (absolute once parsed; completions offer files)
   size_t field = kNoField;      // field_offset() of the Config field it fills
+  bool secret = false;          // a password: scrubbed from argv, redacted in dumps
+  std::string_view env;         // an environment variable that gives it too; empty: none
+  size_t env_needs = kNoField;  // the variable counts only when this field is set
 
   // Behaviour, filled in by the row makers of settings.cpp. `parse` takes a
   // flag's value, a profile string or one element of a list (appended);
@@ -108,7 +122,8 @@ class Layer {
   Config values;
   std::optional<std::string> profile;  // --profile FILE (command line only)
 
-  bool has(const Setting& s) const { return s.field != kNoField && set_[slot(s.field)]; }
+  bool has(const Setting& s) const { return has_field(s.field); }
+  bool has_field(size_t field) const { return field != kNoField && set_[slot(field)]; }
   template <class M>
   bool has(M Config::*field) const { return set_[slot(field_offset(field))]; }
   void mark(size_t field) { set_[slot(field)] = true; }

@@ -307,6 +307,46 @@ Result<std::string> parse_proxy_password(std::string_view s) {
   return std::string(s);
 }
 
+Result<std::string> read_password_file(const std::string& path) {
+  // O_NONBLOCK: opening a FIFO must not wait for a writer (it is refused below).
+  UniqueFd fd{::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY)};
+  if (!fd)
+    return bad("cannot read {}: {}: give a file that holds the proxy password", path,
+               std::strerror(errno));
+  struct stat st {};
+  if (::fstat(fd.get(), &st) != 0)
+    return bad("cannot read {}: {}", path, std::strerror(errno));
+  if (S_ISDIR(st.st_mode))
+    return bad("{} is a directory: give the file that holds the proxy password", path);
+  if (!S_ISREG(st.st_mode))
+    return bad("{} is not a regular file (a pipe, socket or device): write the proxy password "
+               "into a regular file and give that",
+               path);
+  std::string text(kMaxPasswordFile + 1, '\0');
+  size_t got = 0;
+  while (got < text.size()) {
+    ssize_t n = ::read(fd.get(), text.data() + got, text.size() - got);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return bad("cannot read {}: {}", path, std::strerror(errno));
+    if (n == 0) break;
+    got += size_t(n);
+  }
+  if (got > kMaxPasswordFile)
+    return bad("{} is larger than 4 KiB: it must hold the proxy password alone", path);
+  text.resize(got);
+  if (!text.empty() && text.back() == '\n') {
+    text.pop_back();
+    if (!text.empty() && text.back() == '\r') text.pop_back();
+  }
+  if (text.empty())
+    return bad("{} is empty: write the proxy password into it (one line)", path);
+  if (has_control_char(text))
+    return bad("the password in {} contains control characters (a second line?): the file "
+               "must hold the password alone, on one line",
+               path);
+  return text;
+}
+
 Result<std::string> resolve_path(std::string_view s, const std::string& base_dir) {
   if (s.empty()) return Error{"the path is empty"};
   if (s.find('\0') != std::string_view::npos)

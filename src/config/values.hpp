@@ -5,7 +5,8 @@
 // Every parser returns the value, or an Error whose message says what is wrong
 // and how to fix it, without any prefix: the caller adds where the value came
 // from (`--proxy: ...` or `profile F line N: key `proxy`: ...`). Nothing here
-// touches the file system except check_readable_file.
+// touches the file system except check_readable_file, the hosts-file readers
+// and read_password_file.
 #pragma once
 #include <cstdint>
 #include <string>
@@ -60,6 +61,14 @@ Result<std::string> parse_iface(std::string_view s);
 // up in a header line or a SOCKS5 message).
 Result<std::string> parse_proxy_user(std::string_view s);
 Result<std::string> parse_proxy_password(std::string_view s);
+
+// `--proxy-password-file`: the password is the whole content of `path`, a
+// regular file (symlinks followed) of at most kMaxPasswordFile bytes, with
+// one trailing newline (\n or \r\n) dropped; it must then be non-empty and
+// pass parse_proxy_password. The file is read once, here; the messages name
+// the path and say how to fix it, never the content.
+inline constexpr size_t kMaxPasswordFile = 4096;
+Result<std::string> read_password_file(const std::string& path);
 
 // Paths: a non-empty string; relative ones are resolved against base_dir and
 // the result is lexically normalised (no file system access, symlinks kept).

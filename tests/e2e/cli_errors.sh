@@ -91,6 +91,32 @@ rejects "--proxy-dns: \`names\` is not a mode: use local or remote" -p socks5://
 rejects "has no scheme" -p proxy:3128 true
 rejects "IPv6 host without brackets" -p http://2001:db8::1:3128 true
 rejects "-U/--proxy-user and -P/--proxy-password" -p http://user:pw@proxy:3128 true
+
+# --- the proxy password's other sources (docs/proxy.md, "Credentials") ------
+PXU=(-p http://p:3128 -U u)
+printf 'pw\n' >"$data/ok.pw"
+: >"$data/empty.pw"
+printf '\n' >"$data/newline.pw"
+head -c 5000 /dev/zero | tr '\0' x >"$data/big.pw"
+printf 'user\npassword\n' >"$data/two.pw"
+mkfifo "$data/fifo.pw"
+rejects "missing.pw: No such file or directory: give a file that holds the proxy password" "${PXU[@]}" --proxy-password-file missing.pw true
+rejects "--proxy-password-file: $data/empty.pw is empty: write the proxy password into it" "${PXU[@]}" --proxy-password-file "$data/empty.pw" true
+rejects "--proxy-password-file: $data/newline.pw is empty" "${PXU[@]}" --proxy-password-file "$data/newline.pw" true
+rejects "--proxy-password-file: $data is a directory" "${OUT[@]}" "${PXU[@]}" --proxy-password-file "$data" true
+rejects "--proxy-password-file: $data/fifo.pw is not a regular file" "${PXU[@]}" --proxy-password-file "$data/fifo.pw" true
+rejects "is larger than 4 KiB" "${PXU[@]}" --proxy-password-file "$data/big.pw" true
+rejects "the password in $data/two.pw contains control characters" "${PXU[@]}" --proxy-password-file "$data/two.pw" true
+rejects "-P/--proxy-password and --proxy-password-file both give the proxy password: give only one of them" \
+  "${OUT[@]}" "${PXU[@]}" -P pw --proxy-password-file "$data/ok.pw" true
+rejects "--proxy-password-file is given without --proxy-user" -p http://p:3128 --proxy-password-file "$data/ok.pw" true
+rejects "--proxy-user is given without --proxy-password: give the password too (--proxy-password-file FILE, CHILDFLOW_PROXY_PASSWORD or -P PASSWORD)" "${PXU[@]}" true
+CHILDFLOW_PROXY_PASSWORD=$'two\nlines' rejects "CHILDFLOW_PROXY_PASSWORD: the proxy password contains control characters" "${PXU[@]}" true
+printf 'proxy_password = "a"\nproxy_password_file = "ok.pw"\n' >"$data/both-pw.toml"
+rejects "profile $data/both-pw.toml line 2: keys \`proxy_password\` and \`proxy_password_file\` give the same setting" --profile "$data/both-pw.toml" "${PXU[@]}" true
+printf 'proxy_password_file = "none.pw"\n' >"$data/none-pw.toml"
+rejects "profile $data/none-pw.toml line 1: key \`proxy_password_file\`: cannot read $data/none.pw" --profile "$data/none-pw.toml" "${PXU[@]}" true
+rejects "--show-secrets is only used with --dump-profile" --show-secrets true
 rejects "\`nonsense\` is not a CIDR prefix" --allow-cidr nonsense true
 rejects "the length must be 0 to 32" --deny-cidr 198.51.100.0/33 true
 rejects "\`10.1.2.3/8\` has host bits set: did you mean 10.0.0.0/8?" "${OUT[@]}" --deny-cidr 10.1.2.3/8 true
@@ -157,7 +183,7 @@ for flag in --profile --dump-profile -c,--capture -C,--capture-point --root --do
   --flow-log --offline --block-private --block-metadata --default-policy --allow-cidr \
   --deny-cidr --allow-domain --deny-domain --allow-domain-exact --deny-domain-exact \
   --proxy-only --fail-on-leak -i,--iface -h,--help -V,--version --allow-host-loopback \
-  --mtu --cleanup --proxy-ca --proxy-dns; do
+  --mtu --cleanup --proxy-ca --proxy-dns --proxy-password-file --show-secrets; do
   if grep -qE -- "(^|[ ,])$flag( |$)" "$work/help"; then
     pass "--help lists $flag"
   else
@@ -177,7 +203,7 @@ if [ "$("$CF" -V)" = "$v" ]; then pass "-V equals --version"; else fail "-V diff
 
 # --- --dump-profile ----------------------------------------------------------
 cd "$work" || exit 1
-if "$CF" --dump-profile -c 'cap "q".pcapng' -C both -p 'socks5://[2001:DB8::1]:1080' \
+if "$CF" --dump-profile --show-secrets -c 'cap "q".pcapng' -C both -p 'socks5://[2001:DB8::1]:1080' \
   -U 'ü\"' -P '-pass word' --deny-domain Example.COM. --allow-cidr 198.51.100.0/24 \
   --hosts-file "$data/hosts" --mtu 1280 -d 2001:db8::53 --summary --summary-format json \
   -- sh -c 'echo -p' >"$work/d1.toml" 2>"$work/err"; then
@@ -194,11 +220,40 @@ else
   fail "dump content unexpected: $(cat "$work/d1.toml")"
 fi
 mkdir -p "$work/elsewhere"
-(cd "$work/elsewhere" && "$CF" --profile "$work/d1.toml" --dump-profile) >"$work/d2.toml" 2>"$work/err"
+(cd "$work/elsewhere" && "$CF" --profile "$work/d1.toml" --dump-profile --show-secrets) >"$work/d2.toml" 2>"$work/err"
 if cmp -s "$work/d1.toml" "$work/d2.toml"; then
-  pass "--dump-profile output loads back to the same profile (from another directory)"
+  pass "--dump-profile --show-secrets output loads back to the same profile (from another directory)"
 else
   fail "round trip differs: $(diff "$work/d1.toml" "$work/d2.toml" | head -20) $(cat "$work/err")"
+fi
+if grep -qxF 'proxy_password = "-pass word"' "$work/d1.toml"; then
+  pass "--dump-profile --show-secrets writes the password"
+else
+  fail "--show-secrets dump lacks the password: $(cat "$work/d1.toml")"
+fi
+
+# Without --show-secrets the password is redacted: a comment instead of the
+# key, so the dump loads only when the password is given another way.
+"$CF" --dump-profile -p http://p:3128 -U u -P 'hunter2 x' >"$work/r1.toml" 2>"$work/err"
+if ! grep -qF hunter2 "$work/r1.toml" &&
+  grep -qxF '# proxy_password = (redacted: --dump-profile --show-secrets prints it)' "$work/r1.toml"; then
+  pass "--dump-profile redacts the password"
+else
+  fail "redacted dump unexpected: $(cat "$work/r1.toml") $(cat "$work/err")"
+fi
+rejects "--proxy-user is given without --proxy-password" --profile "$work/r1.toml" --dump-profile
+CHILDFLOW_PROXY_PASSWORD='hunter2 x' "$CF" --profile "$work/r1.toml" --dump-profile >"$work/r2.toml" 2>"$work/err"
+if cmp -s "$work/r1.toml" "$work/r2.toml"; then
+  pass "a redacted dump loads back with CHILDFLOW_PROXY_PASSWORD and dumps the same"
+else
+  fail "redacted round trip differs: $(diff "$work/r1.toml" "$work/r2.toml" | head) $(cat "$work/err")"
+fi
+"$CF" --dump-profile -p http://p:3128 -U u --proxy-password-file "$data/ok.pw" >"$work/f1.toml" 2>"$work/err"
+if grep -qxF "proxy_password_file = \"$data/ok.pw\"" "$work/f1.toml" && ! grep -q '^proxy_password =' "$work/f1.toml" &&
+  "$CF" --profile "$work/f1.toml" --dump-profile >"$work/f2.toml" 2>>"$work/err" && cmp -s "$work/f1.toml" "$work/f2.toml"; then
+  pass "a password read from a file is dumped as the file, and loads back"
+else
+  fail "password-file dump unexpected: $(cat "$work/f1.toml" "$work/err")"
 fi
 if [ -z "$(ls -A "$work/elsewhere")" ] && [ ! -e "$work/cap \"q\".pcapng" ]; then
   pass "--dump-profile created nothing"
@@ -207,8 +262,9 @@ else
 fi
 
 for f in "$FIX"/*.toml; do
-  if "$CF" --profile "$f" --dump-profile >"$work/fx1.toml" 2>"$work/err" &&
-    "$CF" --profile "$work/fx1.toml" --dump-profile >"$work/fx2.toml" 2>>"$work/err" &&
+  # --show-secrets: base.toml has a proxy password, which a dump redacts.
+  if "$CF" --profile "$f" --dump-profile --show-secrets >"$work/fx1.toml" 2>"$work/err" &&
+    "$CF" --profile "$work/fx1.toml" --dump-profile --show-secrets >"$work/fx2.toml" 2>>"$work/err" &&
     cmp -s "$work/fx1.toml" "$work/fx2.toml"; then
     pass "Rust fixture $(basename "$f") loads unchanged and round-trips"
   else

@@ -17,6 +17,15 @@
 #   the child's destination (not the proxy) as remote_addr.
 # Also: the HTTPS proxy with --proxy-insecure instead of --proxy-ca, IPv6
 # destinations through the proxy, and several connections at once.
+#
+# The password sources (docs/proxy.md, "Credentials"): while a run with -P
+# or --proxy-password= is going on, /proc/PID/cmdline of childflow and of the
+# tree's init stub shows x's instead of the password, and so does the tree's
+# own /proc/1/cmdline; --proxy-password-file and CHILDFLOW_PROXY_PASSWORD
+# authenticate against the HTTP and SOCKS5 proxies, the variable's bytes are
+# overwritten in /proc/PID/environ and the tree does not inherit it; a wrong
+# password from either source is refused by the proxy; -P wins over the
+# variable, the file too.
 set -euo pipefail
 source "${CHILDFLOW_SOURCE_DIR:-$(dirname "$0")/../..}/tests/e2e/lib_engine.sh"
 engine_up
@@ -95,6 +104,136 @@ for who in root user; do
   check_not_contains "$(since "$LAB_WWW_LOG" "$www0")" " $LAB_HOST4 " "$who: www saw no direct connection from the lab host"
   check_not_contains "$(since "$LAB_WWW_LOG" "$www0")" " $LAB_HOST6 " "$who: www saw no direct IPv6 connection from the lab host"
 done
+
+# --- The password out of sight (docs/proxy.md, "Credentials") --------------
+# secret_run WHO NAME [VAR=VALUE...] -- CHILDFLOW_ARGS... : runs childflow in
+# the background with a tree that records its init's /proc/1/cmdline (the
+# sandbox's init stub, a clone of childflow) and its own environment, then
+# waits (at most 10 s) for this shell to read /proc while childflow runs,
+# then fetches /peer through the proxy. Sets RC, OUT, ERR, LOG, PROCS (pid
+# and /proc/PID/cmdline of each process running the childflow binary whose
+# command line has the tag, i.e. childflow and the init stub), ENVIRON (their
+# CHILDFLOW_* environment entries), INIT and TREE_ENV.
+SECRET_TAG=cf-secret-probe
+# The binary itself: lab_up points $CHILDFLOW at a wrapper that execs it.
+CF_EXE=$(readlink -f "${CHILDFLOW_REAL:-$CHILDFLOW}")
+secret_run() {
+  local who=$1 name=$2 envs=() sync tree bg i p exe cmd
+  shift 2
+  while [[ $1 != -- ]]; do
+    envs+=("$1")
+    shift
+  done
+  shift
+  sync=$LAB_DIR/out-$who/$name.sync
+  LOG=$LAB_DIR/out-$who/$name.jsonl
+  rm -f "$sync".*
+  tree="tr '\\000' ' ' </proc/1/cmdline >$sync.init; env >$sync.env; : >$sync.ready
+    i=0; while [ ! -e $sync.go ] && [ \$i -lt 200 ]; do sleep 0.05; i=\$((i + 1)); done
+    curl -sS --noproxy '*' --max-time 20 -4 http://www.example.test/peer"
+  as "$who" "${envs[@]}" timeout -k 5 "$CF_TIMEOUT" "$CHILDFLOW" --flow-log "$LOG" "$@" \
+    -- sh -c "$tree" "$SECRET_TAG" >"$sync.out" 2>"$sync.err" &
+  bg=$!
+  for ((i = 0; i < 400; i++)); do
+    [[ -e $sync.ready ]] && break
+    sleep 0.05
+  done
+  PROCS="" ENVIRON=""
+  for p in /proc/[0-9]*; do
+    exe=$(readlink "$p/exe" 2>/dev/null) || continue
+    [[ $exe == "$CF_EXE" ]] || continue
+    cmd=$(tr '\0\n' '  ' <"$p/cmdline" 2>/dev/null) || continue
+    [[ $cmd == *"$SECRET_TAG"* ]] || continue
+    PROCS+="${p#/proc/}: $cmd"$'\n'
+    ENVIRON+="$(tr '\0' '\n' <"$p/environ" 2>/dev/null | grep '^CHILDFLOW_' || true)"$'\n'
+  done
+  : >"$sync.go"
+  RC=0
+  wait "$bg" || RC=$?
+  OUT=$(cat "$sync.out")
+  ERR=$(cat "$sync.err")
+  INIT=$(cat "$sync.init" 2>/dev/null || true)
+  TREE_ENV=$(cat "$sync.env" 2>/dev/null || true)
+  if ((RC == 124 || RC == 137)); then check_fail "$who $name: childflow hung (exit $RC): ${ERR:0:500}"; fi
+}
+
+# secret_hidden WHO NAME : the password is nowhere a process can read it.
+secret_hidden() {
+  local who=$1 name=$2
+  check_match "$PROCS" "^[0-9]+: .*$SECRET_TAG" "$who $name: childflow's processes seen while it ran"
+  check_match "$PROCS" $'\n[0-9]+: .*\n' "$who $name: childflow and the tree's init stub both seen ($(grep -c . <<<"$PROCS") processes)"
+  check_not_contains "$PROCS" "$LAB_PROXY_PASS" "$who $name: no password in /proc/PID/cmdline of childflow or its init"
+  check_not_contains "$ENVIRON" "$LAB_PROXY_PASS" "$who $name: no password in /proc/PID/environ of childflow or its init"
+  check_contains "$INIT" "$SECRET_TAG" "$who $name: the tree read its init's cmdline"
+  check_not_contains "$INIT" "$LAB_PROXY_PASS" "$who $name: the tree's /proc/1/cmdline has no password"
+  check_contains "$TREE_ENV" "PATH=" "$who $name: the tree recorded its environment"
+  check_not_contains "$TREE_ENV" "CHILDFLOW_PROXY_PASSWORD" "$who $name: the tree does not inherit CHILDFLOW_PROXY_PASSWORD"
+}
+
+# secret_carried WHO NAME : the run authenticated and the proxy carried it.
+secret_carried() {
+  local who=$1 name=$2 res
+  check_eq 0 "$RC" "$who $name: the run exits 0"
+  [[ $RC == 0 ]] || echo "$ERR" | tail -5 >&2
+  check_match "$OUT" '^203\.0\.113\.[0-9]+$' "$who $name: the request reached www through the proxy (peer $OUT)"
+  res=$(jq -c 'select(.event=="connect_result" and .remote_addr=="'"$LAB_WWW4"':80")' "$LOG")
+  check_contains "$res" '"status":"ok"' "$who $name: connect_result ok"
+  check_contains "$res" '"via_proxy":true' "$who $name: connect_result via_proxy true"
+}
+
+# secret_refused WHO NAME : a wrong password fails the connection.
+secret_refused() {
+  local who=$1 name=$2 res
+  check_match "$RC" '^[1-9][0-9]*$' "$who $name: the run fails (curl's exit $RC)"
+  res=$(jq -c 'select(.event=="connect_result" and .remote_addr=="'"$LAB_WWW4"':80")' "$LOG")
+  check_contains "$res" 'authentication failed' "$who $name: connect_result says authentication failed"
+}
+
+HTTP_AUTH=(-p "http://$LAB_HTTP_PROXY_AUTH" -U "$LAB_PROXY_USER")
+SOCKS_AUTH=(-p "socks5://$LAB_SOCKS_AUTH" -U "$LAB_PROXY_USER")
+for who in root user; do
+  echo "# --- password sources as $who"
+  owner=$([[ $who == user ]] && echo "$LAB_USER" || echo root)
+  pw=$LAB_DIR/out-$who/proxy.pw
+  printf '%s\n' "$LAB_PROXY_PASS" >"$pw"
+  chown "$owner" "$pw"
+  chmod 0600 "$pw"
+
+  secret_run "$who" secret-P -- "${HTTP_AUTH[@]}" -P "$LAB_PROXY_PASS"
+  secret_carried "$who" secret-P
+  secret_hidden "$who" secret-P
+  check_contains "$PROCS" " -P xxxxxxx " "$who secret-P: -P's value overwritten in place"
+
+  secret_run "$who" secret-long -- "${SOCKS_AUTH[@]}" "--proxy-password=$LAB_PROXY_PASS"
+  secret_carried "$who" secret-long
+  secret_hidden "$who" secret-long
+  check_contains "$PROCS" " --proxy-password=xxxxxxx " "$who secret-long: --proxy-password='s value overwritten in place"
+
+  secret_run "$who" secret-file -- "${HTTP_AUTH[@]}" --proxy-password-file "$pw"
+  secret_carried "$who" secret-file
+  secret_hidden "$who" secret-file
+  secret_run "$who" secret-file-socks -- "${SOCKS_AUTH[@]}" --proxy-password-file "$pw"
+  secret_carried "$who" secret-file-socks
+
+  secret_run "$who" secret-env "CHILDFLOW_PROXY_PASSWORD=$LAB_PROXY_PASS" -- "${SOCKS_AUTH[@]}"
+  secret_carried "$who" secret-env
+  secret_hidden "$who" secret-env
+  check_contains "$ENVIRON" "CHILDFLOW_PROXY_PASSWORD=xxxxxxx" "$who secret-env: the variable's bytes overwritten in place"
+  secret_run "$who" secret-env-http "CHILDFLOW_PROXY_PASSWORD=$LAB_PROXY_PASS" -- "${HTTP_AUTH[@]}"
+  secret_carried "$who" secret-env-http
+done
+
+# The password given is the password used: a wrong one from each source is
+# refused by the proxy, and -P wins over the variable.
+printf 'wrong\n' >"$LAB_DIR/out-root/wrong.pw"
+secret_run root secret-file-wrong -- "${HTTP_AUTH[@]}" --proxy-password-file "$LAB_DIR/out-root/wrong.pw"
+secret_refused root secret-file-wrong
+secret_run root secret-env-wrong CHILDFLOW_PROXY_PASSWORD=wrong -- "${SOCKS_AUTH[@]}"
+secret_refused root secret-env-wrong
+secret_run root secret-env-under-P CHILDFLOW_PROXY_PASSWORD=wrong -- "${HTTP_AUTH[@]}" -P "$LAB_PROXY_PASS"
+secret_carried root secret-env-under-P
+secret_run root secret-file-over-env CHILDFLOW_PROXY_PASSWORD=wrong -- "${SOCKS_AUTH[@]}" --proxy-password-file "$LAB_DIR/out-root/proxy.pw"
+secret_carried root secret-file-over-env
 
 # Many connections at once through each proxy kind (root): each carried.
 for kind in http https socks; do

@@ -12,6 +12,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "config/profile.hpp"
 #include "test_support.hpp"
 
 namespace cf::cli {
@@ -383,6 +384,191 @@ TEST_F(CliTest, ProfileErrorsAreOneLine) {
   std::string onlyuser = write("u.toml", "proxy = \"http://p:1\"\nproxy_user = \"u\"\n");
   rejects({"--profile", onlyuser, "true"}, "--proxy-user is given without --proxy-password");
   EXPECT_TRUE(accepts({"--profile", onlyuser, "-P", "pw", "true"}).proxy_password);
+}
+
+// CHILDFLOW_PROXY_PASSWORD for the length of a test.
+class EnvPassword {
+ public:
+  explicit EnvPassword(const char* value) { setenv(kName, value, 1); }
+  ~EnvPassword() { unsetenv(kName); }
+  static constexpr const char* kName = "CHILDFLOW_PROXY_PASSWORD";
+};
+
+// docs/proxy.md, "Credentials": -P > --proxy-password-file >
+// CHILDFLOW_PROXY_PASSWORD > profiles (a child profile over its parent), and
+// -P with --proxy-password-file is an error.
+TEST_F(CliTest, PasswordSourcesAndTheirPrecedence) {
+  const std::vector<std::string> proxy{"-p", "http://p:3128", "-U", "u"};
+  auto with = [&](std::vector<std::string> args) {
+    args.insert(args.begin(), proxy.begin(), proxy.end());
+    args.push_back("true");
+    return args;
+  };
+  std::string file = write("pw", "from-file\n");
+  Config c = accepts(with({"--proxy-password-file", file}));
+  EXPECT_EQ(c.proxy_password, "from-file");
+  EXPECT_EQ(c.proxy_password_file, file);
+  std::string old = fs::current_path().string();
+  ASSERT_EQ(chdir(dir_.c_str()), 0);
+  Outcome o = run(with({"--proxy-password-file=sub/../pw"}));  // relative: the current directory
+  ASSERT_EQ(chdir(old.c_str()), 0);
+  ASSERT_TRUE(o.config) << o.err;
+  EXPECT_EQ(o.config->proxy_password_file, file);
+  rejects(with({"-P", "x", "--proxy-password-file", file}),
+          "-P/--proxy-password and --proxy-password-file both give the proxy password: give "
+          "only one of them");
+  rejects(with({"--proxy-password-file", file, "--proxy-password=x"}),
+          "--proxy-password-file and -P/--proxy-password both give the proxy password");
+
+  std::string parent = write("parent.toml", "proxy_password_file = \"pw\"\n");
+  std::string child = write("child.toml", "extends = \"parent.toml\"\nproxy_password = \"child\"\n");
+  std::string plain = write("plain.toml", "proxy_password = \"profile\"\n");
+  EXPECT_EQ(accepts(with({"--profile", parent})).proxy_password, "from-file")
+      << "a profile's file is relative to the profile";
+  c = accepts(with({"--profile", child}));
+  EXPECT_EQ(c.proxy_password, "child") << "the child's proxy_password replaces the parent's file";
+  EXPECT_FALSE(c.proxy_password_file);
+  c = accepts(with({"--profile", parent, "-P", "flag"}));
+  EXPECT_EQ(c.proxy_password, "flag");
+  EXPECT_FALSE(c.proxy_password_file) << "-P replaces the profile's file";
+  std::string other = write("other-pw", "other\n");
+  c = accepts(with({"--profile", plain, "--proxy-password-file", other}));
+  EXPECT_EQ(c.proxy_password, "other");
+  EXPECT_EQ(c.proxy_password_file, other);
+
+  {
+    EnvPassword env("from-env");
+    EXPECT_EQ(accepts(with({})).proxy_password, "from-env");
+    EXPECT_EQ(accepts(with({"-P", "flag"})).proxy_password, "flag") << "-P > environment";
+    EXPECT_EQ(accepts(with({"--proxy-password-file", file})).proxy_password, "from-file")
+        << "--proxy-password-file > environment";
+    c = accepts(with({"--profile", parent}));
+    EXPECT_EQ(c.proxy_password, "from-env") << "environment > profile";
+    EXPECT_FALSE(c.proxy_password_file);
+    EXPECT_EQ(accepts(with({"--profile", plain})).proxy_password, "from-env");
+    // Without a proxy user the variable changes nothing: an exported password
+    // must not break runs that use no proxy, or one without authentication.
+    c = accepts({"true"});
+    EXPECT_FALSE(c.proxy_password);
+    c = accepts({"-p", "http://p:3128", "true"});
+    EXPECT_FALSE(c.proxy_password);
+    std::string user = write("user.toml", "proxy = \"http://p:1\"\nproxy_user = \"u\"\n");
+    EXPECT_EQ(accepts({"--profile", user, "true"}).proxy_password, "from-env")
+        << "a profile's proxy_user counts";
+  }
+  {
+    EnvPassword empty("");
+    rejects(with({}), "--proxy-user is given without --proxy-password: give the password too "
+                      "(--proxy-password-file FILE, CHILDFLOW_PROXY_PASSWORD or -P PASSWORD)");
+  }
+  {
+    EnvPassword bad("a\nb");
+    rejects(with({}), "CHILDFLOW_PROXY_PASSWORD: the proxy password contains control characters");
+    EXPECT_EQ(accepts(with({"-P", "flag"})).proxy_password, "flag")
+        << "a variable the flags override is not even parsed";
+  }
+}
+
+TEST_F(CliTest, PasswordFileErrors) {
+  const std::vector<std::string> proxy{"-p", "http://p:3128", "-U", "u"};
+  auto with = [&](const std::string& file) {
+    std::vector<std::string> args = proxy;
+    args.insert(args.end(), {"--proxy-password-file", file, "true"});
+    return args;
+  };
+  rejects(with(dir_ + "/missing"),
+          "--proxy-password-file: cannot read " + dir_ + "/missing: No such file or directory");
+  rejects(with(dir_), "--proxy-password-file: " + dir_ + " is a directory");
+  rejects(with(write("empty", "")), "--proxy-password-file: " + dir_ + "/empty is empty");
+  rejects(with(write("nl", "\n")), "is empty");
+  rejects(with(write("big", std::string(5000, 'x'))), "is larger than 4 KiB");
+  rejects(with(write("two", "a\nb\n")), "contains control characters");
+  rejects(with("/dev/null"), "/dev/null is not a regular file");
+  rejects({"--proxy-password-file", write("ok", "pw"), "true"},
+          "--proxy-password-file is given without --proxy-user");
+  rejects({"-U", "u", "--proxy-password-file", dir_ + "/ok", "true"}, "--proxy-user needs a proxy");
+  rejects({"-p", "socks5://p:1080", "-U", "u", "--proxy-password-file",
+           write("long", std::string(256, 'x')), "true"},
+          "--proxy-password-file: the password must be 1 to 255 bytes for a SOCKS5 proxy");
+  std::string missing = write("missing.toml", "proxy_password_file = \"nope\"\n");
+  rejects({"--profile", missing, "true"}, "profile " + missing +
+                                              " line 1: key `proxy_password_file`: cannot read " +
+                                              dir_ + "/nope: No such file");
+  std::string both = write("both.toml", "proxy_password = \"a\"\nproxy_password_file = \"ok\"\n");
+  rejects({"--profile", both, "true"},
+          "profile " + both + " line 2: keys `proxy_password` and `proxy_password_file` give the "
+          "same setting: keep one of them");
+}
+
+// --dump-profile writes no password unless --show-secrets; a password read
+// from a file is written as the file.
+TEST_F(CliTest, DumpProfileRedactsPasswords) {
+  rejects({"--show-secrets", "true"}, "--show-secrets is only used with --dump-profile");
+  Outcome o = run({"--dump-profile", "-p", "http://p:1", "-U", "u", "-P", "hunter2"});
+  ASSERT_TRUE(o.config) << o.err;
+  std::string dump = config::dump_profile(*o.config);
+  EXPECT_EQ(dump.find("hunter2"), std::string::npos) << dump;
+  EXPECT_HAS(dump, "\n# proxy_password = (redacted: --dump-profile --show-secrets prints it)\n");
+  EXPECT_HAS(dump, "proxy_user = \"u\"\n");
+  Config shown = accepts({"--dump-profile", "--show-secrets", "-p", "http://p:1", "-U", "u",
+                          "-P", "hunter2"});
+  EXPECT_TRUE(shown.show_secrets);
+  EXPECT_HAS(config::dump_profile(shown), "\nproxy_password = \"hunter2\"\n");
+  {
+    EnvPassword env("from-env");
+    Config c = accepts({"--dump-profile", "-p", "http://p:1", "-U", "u"});
+    EXPECT_EQ(config::dump_profile(c).find("from-env"), std::string::npos);
+  }
+  std::string file = write("pw", "in-a-file\n");
+  for (bool show : {false, true}) {
+    std::vector<std::string> args{"--dump-profile", "-p", "http://p:1", "-U", "u",
+                                  "--proxy-password-file", file};
+    if (show) args.push_back("--show-secrets");
+    dump = config::dump_profile(accepts(args));
+    EXPECT_HAS(dump, "\nproxy_password_file = \"" + file + "\"\n");
+    EXPECT_EQ(dump.find("proxy_password ="), std::string::npos) << dump;
+    EXPECT_EQ(dump.find("in-a-file"), std::string::npos) << dump;
+  }
+  // The redacted dump loads back once the password is given another way.
+  std::string saved = write("dumped.toml", config::dump_profile(*o.config));
+  rejects({"--profile", saved, "--dump-profile"}, "--proxy-user is given without --proxy-password");
+  EnvPassword env("hunter2");
+  EXPECT_EQ(accepts({"--profile", saved, "--dump-profile"}), *o.config);
+}
+
+// cli::hide_secrets on an argv of its own: every spelling of -P, and nothing
+// else, turns into x's of the same length.
+TEST_F(CliTest, HideSecretsScrubsArgvInPlace) {
+  std::vector<std::string> words{"childflow", "-P",           "one",
+                                 "-Ptwo",     "-P=three",     "--proxy-password",
+                                 "four",      "--proxy-password=five", "-vPsix",
+                                 "-U",        "user",         "-p",
+                                 "http://p:1", "--proxy-password-file", "/some/file",
+                                 "--",        "echo",         "-P",
+                                 "keep",      "--proxy-password=keep"};
+  std::vector<std::vector<char>> storage;
+  for (const auto& w : words) storage.emplace_back(w.c_str(), w.c_str() + w.size() + 1);
+  std::vector<char*> argv;
+  for (auto& s : storage) argv.push_back(s.data());
+  argv.push_back(nullptr);
+  EnvPassword env("env-secret");
+  char* env_bytes = getenv(EnvPassword::kName);
+  ASSERT_NE(env_bytes, nullptr);
+  std::string env_before = env_bytes;
+
+  hide_secrets(int(argv.size() - 1), argv.data());
+  std::vector<std::string> after;
+  for (size_t i = 0; i + 1 < argv.size(); ++i) after.emplace_back(argv[i]);
+  EXPECT_EQ(after, (std::vector<std::string>{
+                       "childflow", "-P", "xxx", "-Pxxx", "-P=xxxxx", "--proxy-password", "xxxx",
+                       "--proxy-password=xxxx", "-vPxxx", "-U", "user", "-p", "http://p:1",
+                       "--proxy-password-file", "/some/file", "--", "echo", "-P", "keep",
+                       "--proxy-password=keep"}));
+  for (size_t i = 0; i < words.size(); ++i)
+    EXPECT_EQ(storage[i].size(), words[i].size() + 1) << "lengths and NULs stay where they were";
+  EXPECT_EQ(getenv(EnvPassword::kName), nullptr) << "removed: the tree must not inherit it";
+  EXPECT_EQ(std::string(env_bytes, env_before.size()), std::string(env_before.size(), 'x'))
+      << "and its bytes overwritten";
 }
 
 TEST_F(CliTest, RustFixturesThroughTheCommandLine) {

@@ -38,6 +38,13 @@ TEST(Reference, EveryFlagEverywhere) {
       EXPECT_HAS(man, "Profile key: \\fB" + roffed(std::string(s.key)));
     }
   }
+  for (const config::Setting& s : config::settings())
+    if (!s.env.empty()) {
+      EXPECT_HAS(help, std::string(s.env));
+      EXPECT_HAS(man, ".B " + roffed(std::string(s.env)) + "\nGives what\n.B " +
+                          roffed(s.long_flag()));
+    }
+  EXPECT_HAS(man, "Used only when\n.B \\-\\-proxy\\-user\n");
   EXPECT_HAS(bash, "compgen -W 'child egress wire-egress both'");
   EXPECT_HAS(zsh, ":value:(child egress wire-egress both)");
   EXPECT_HAS(fish, "-l capture-point -x -a 'child egress wire-egress both'");

@@ -1,8 +1,9 @@
 // Property: for any valid Config, `--dump-profile` output written to a file
 // and loaded with `childflow --profile FILE --dump-profile` gives an equal
-// Config, and dumping that again gives the same text. The generator covers
-// every key, every enum value, IPv4/IPv6, and strings with quotes,
-// backslashes, control characters and non-ASCII text.
+// Config, and dumping that again gives the same text (with --show-secrets;
+// without it the password is redacted, see cli_test). The generator covers
+// every key, every enum value, IPv4/IPv6, strings with quotes, backslashes,
+// control characters and non-ASCII text, and passwords read from files.
 #include <gtest/gtest.h>
 #include <stdlib.h>
 
@@ -96,6 +97,14 @@ class RoundTrip : public ::testing::Test {
       std::ofstream(p) << "198.51.100.1 a.example\n";
       hosts_files_.push_back(p);
     }
+    // Password files: what a dump writes instead of the password they hold.
+    for (const char* pw : {"s3cret\n", "with \"quotes\" \\ and é\r\n", "-dash"}) {
+      std::string p = dir_ + "/pw" + std::to_string(password_files_.size());
+      std::ofstream(p, std::ios::binary) << pw;
+      std::string held = pw;
+      while (held.back() == '\n' || held.back() == '\r') held.pop_back();
+      password_files_.push_back({p, held});
+    }
   }
   void TearDown() override { fs::remove_all(dir_); }
 
@@ -135,6 +144,11 @@ class RoundTrip : public ::testing::Test {
         if (pw.empty() && p.scheme == ProxyScheme::Socks5) pw = "p";
         c.proxy_user = user;
         c.proxy_password = pw;
+        if (g.coin(30)) {
+          const auto& [file, held] = g.pick(password_files_);
+          c.proxy_password_file = file;
+          c.proxy_password = held;
+        }
       }
       c.proxy_insecure = p.scheme == ProxyScheme::Https && g.coin();
       if (p.scheme == ProxyScheme::Https && g.coin()) c.proxy_ca = g.pick(hosts_files_);
@@ -171,6 +185,7 @@ class RoundTrip : public ::testing::Test {
 
   std::string dir_;
   std::vector<std::string> hosts_files_;
+  std::vector<std::pair<std::string, std::string>> password_files_;  // path, password
 };
 
 TEST_F(RoundTrip, DumpLoadsBackEqualForManyRandomConfigs) {
@@ -178,9 +193,10 @@ TEST_F(RoundTrip, DumpLoadsBackEqualForManyRandomConfigs) {
   std::string file = dir_ + "/profile.toml";
   for (int i = 0; i < 600; ++i) {
     Config c = random_config(g);
+    c.show_secrets = true;  // a redacted dump loads back without its password
     std::string dumped = config::dump_profile(c);
     std::ofstream(file, std::ios::trunc) << dumped;
-    test::Outcome o = test::run({"--profile", file, "--dump-profile"});
+    test::Outcome o = test::run({"--profile", file, "--dump-profile", "--show-secrets"});
     ASSERT_TRUE(o.config) << "case " << i << ": " << o.err << "\n" << dumped;
     ASSERT_EQ(*o.config, c) << "case " << i << "\n" << dumped << "\nloaded back as\n"
                             << config::dump_profile(*o.config);
@@ -192,13 +208,13 @@ TEST_F(RoundTrip, DumpOfFlagsLoadsBackEqual) {
   // The same through the command line: flags -> dump -> profile -> Config.
   std::string cap = dir_ + "/c \"x\".pcapng";
   test::Outcome first =
-      test::run({"--dump-profile", "-c", cap, "-C", "both", "-p", "socks5://[2001:db8::1]:1080",
+      test::run({"--dump-profile", "--show-secrets", "-c", cap, "-C", "both", "-p", "socks5://[2001:db8::1]:1080",
                  "-U", "ü\\\"", "-P", "pa ss", "--deny-domain", "Example.COM.", "--mtu", "1280",
                  "--root", "-i", "eth0", "--", "sh", "-c", "echo \"$1\"\n", "x"});
   ASSERT_TRUE(first.config) << first.err;
   std::string file = dir_ + "/p.toml";
   std::ofstream(file) << config::dump_profile(*first.config);
-  test::Outcome second = test::run({"--profile", file, "--dump-profile"});
+  test::Outcome second = test::run({"--profile", file, "--dump-profile", "--show-secrets"});
   ASSERT_TRUE(second.config) << second.err;
   EXPECT_EQ(*second.config, *first.config);
 }

@@ -388,8 +388,8 @@ TEST(Dump, DefaultConfigListsEveryKeyButUnsetOptionals) {
   for (const auto& key : profile_keys()) {
     bool optional = key == "extends" || key == "capture" || key == "dns" ||
                     key == "hosts_file" || key == "proxy" || key == "proxy_user" ||
-                    key == "proxy_password" || key == "flow_log" || key == "iface" ||
-                    key == "proxy_ca";
+                    key == "proxy_password" || key == "proxy_password_file" ||
+                    key == "flow_log" || key == "iface" || key == "proxy_ca";
     EXPECT_EQ(t.contains(key), !optional) << key;
   }
   EXPECT_EQ(t["mtu"].value<int64_t>(), 65520);
@@ -407,9 +407,39 @@ TEST_F(ProfileTest, DumpLoadsBackAsTheSameLayer) {
   c.proxy_dns = ProxyDns::Remote;
   c.command = {"sh", "-c", "printf '%s\\n' \"$x\"\n", "\x1b", ""};
   c.mtu = 1280;
+  c.show_secrets = true;  // else the password is redacted (below)
   std::string p = write("dump.toml", dump_profile(c));
   Config back = apply(load_ok(p));
+  back.show_secrets = true;  // a command-line switch, not a key
   EXPECT_EQ(back, c);
+
+  // Redacted: the comment line, and the dump loads without a password.
+  c.show_secrets = false;
+  std::string redacted = dump_profile(c);
+  EXPECT_EQ(redacted.find("p\\\"w"), std::string::npos) << redacted;
+  EXPECT_NE(redacted.find("\n# proxy_password = (redacted"), std::string::npos) << redacted;
+  back = apply(load_ok(write("redacted.toml", redacted)));
+  EXPECT_FALSE(back.proxy_password);
+  back.proxy_password = c.proxy_password;
+  EXPECT_EQ(back, c);
+}
+
+// proxy_password and proxy_password_file fill one setting: a child's key
+// replaces its parent's other key; both in one file is an error.
+TEST_F(ProfileTest, PasswordKeysAreOneSetting) {
+  write("pw", "from-file\n");
+  write("parent.toml", "proxy_password = \"parent\"\n");
+  Config c = apply(load_ok(write("child.toml", "extends = \"parent.toml\"\n"
+                                               "proxy_password_file = \"pw\"\n")));
+  EXPECT_EQ(c.proxy_password, "from-file");
+  EXPECT_EQ(c.proxy_password_file, dir_ + "/pw");
+  std::string both = write("both.toml", "proxy_password_file = \"pw\"\nmtu = 1280\n"
+                                        "proxy_password = \"x\"\n");
+  auto r = load_profile(both);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().message,
+            "profile " + both + " line 3: keys `proxy_password_file` and `proxy_password` give "
+            "the same setting: keep one of them");
 }
 
 }  // namespace

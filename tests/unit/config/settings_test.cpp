@@ -4,7 +4,9 @@
 #include "config/settings.hpp"
 
 #include <gtest/gtest.h>
+#include <stdlib.h>
 
+#include <filesystem>
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -90,6 +92,49 @@ TEST(Layer, ListsReplaceAndSwitchesOverride) {
   EXPECT_FALSE(c.offline) << "false set on top wins over true below";
 }
 
+// -P and --proxy-password-file are two rows of one field: the top layer's
+// wins whichever row it used, and only -P is a secret.
+TEST(Settings, TwoRowsOfOneFieldAreOneSetting) {
+  const Setting* pw = find_flag("proxy-password");
+  const Setting* file = find_flag("proxy-password-file");
+  ASSERT_NE(pw, nullptr);
+  ASSERT_NE(file, nullptr);
+  EXPECT_EQ(pw->field, file->field);
+  EXPECT_EQ(find_key("proxy_password_file"), file);
+  EXPECT_TRUE(pw->secret);
+  EXPECT_FALSE(file->secret) << "a path is no secret";
+  EXPECT_EQ(pw->env, "CHILDFLOW_PROXY_PASSWORD");
+  EXPECT_EQ(pw->env_needs, field_offset(&Config::proxy_user));
+  for (const Setting& s : settings())
+    if (s.secret) {
+      EXPECT_FALSE(s.flag.empty() && s.env.empty()) << s.key;
+    }
+  const Setting* show = find_flag("show-secrets");
+  ASSERT_NE(show, nullptr);
+  EXPECT_TRUE(show->key.empty()) << "--show-secrets is a command-line switch only";
+
+  char tmpl[] = "/tmp/cf-settings-XXXXXX";
+  ASSERT_NE(mkdtemp(tmpl), nullptr);
+  std::string path = std::string(tmpl) + "/pw";
+  std::ofstream(path) << "from-file\n";
+  Layer profile, flags;
+  ASSERT_TRUE(file->parse(profile, "pw", tmpl));
+  EXPECT_EQ(profile.values.proxy_password, "from-file");
+  EXPECT_EQ(profile.values.proxy_password_file, path);
+  ASSERT_TRUE(pw->parse(flags, "flag", "/"));
+  Layer merged = profile;
+  merged.overlay(flags);
+  Config c = apply(merged);
+  EXPECT_EQ(c.proxy_password, "flag");
+  EXPECT_FALSE(c.proxy_password_file) << "-P on top forgets the file below";
+  merged = flags;
+  merged.overlay(profile);
+  c = apply(merged);
+  EXPECT_EQ(c.proxy_password, "from-file");
+  EXPECT_EQ(c.proxy_password_file, path);
+  std::filesystem::remove_all(tmpl);
+}
+
 TEST(Layer, ABadValueSetsNothing) {
   Layer l;
   Status st = find_flag("mtu")->parse(l, "12", "/");
@@ -119,6 +164,10 @@ TEST(Settings, TheDocsNameEveryFlagAndKey) {
     if (!s.key.empty()) {
       EXPECT_NE(profile.find("`" + std::string(s.key) + "`"), std::string::npos)
           << "key `" << s.key << "` is missing from docs/profile.md";
+    }
+    if (!s.env.empty()) {
+      EXPECT_NE(cli.find("`" + std::string(s.env)), std::string::npos)
+          << s.env << " is missing from docs/cli.md";
     }
   }
 }

@@ -1,11 +1,13 @@
 // Single-value parsers shared by flags and profile keys: proxy URIs, domain
-// rule normalisation, MTU, interface names, enums, DNS, paths.
+// rule normalisation, MTU, interface names, enums, DNS, paths, password files.
 #include "config/values.hpp"
 
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 
 namespace cf::config {
@@ -216,6 +218,50 @@ TEST(Values, HostsFilesAreCheckedLineByLine) {
              "line 3: address 203.0.113.9 has no name");
   EXPECT_HAS(must_fail(with("198.51.100.1 a\x01" "b\n")), "line 1: `a\\x01b` is not a host name");
   unlink(tmpl);
+}
+
+// --proxy-password-file: what a password file may hold, and every way it can
+// be wrong, each a message that names the file and never its content.
+TEST(Values, PasswordFiles) {
+  char tmpl[] = "/tmp/cf-pwfile-XXXXXX";
+  ASSERT_NE(mkdtemp(tmpl), nullptr);
+  std::string dir = tmpl, path = dir + "/pw";
+  auto with = [&](const std::string& text) {
+    std::ofstream(path, std::ios::trunc | std::ios::binary) << text;
+    return read_password_file(path);
+  };
+  EXPECT_EQ(must(with("s3cret")), "s3cret") << "no newline at all";
+  EXPECT_EQ(must(with("s3cret\n")), "s3cret") << "one trailing newline dropped";
+  EXPECT_EQ(must(with("s3cret\r\n")), "s3cret") << "a CRLF counts as one newline";
+  EXPECT_EQ(must(with(" -p \"w\" \\ é ")), " -p \"w\" \\ é ") << "spaces and quotes kept";
+  EXPECT_EQ(must(with(std::string(kMaxPasswordFile, 'a'))).size(), kMaxPasswordFile);
+  EXPECT_HAS(must_fail(with(std::string(kMaxPasswordFile + 1, 'a'))),
+             path + " is larger than 4 KiB");
+  EXPECT_HAS(must_fail(with("")), path + " is empty: write the proxy password into it");
+  EXPECT_HAS(must_fail(with("\n")), path + " is empty");
+  std::string second = must_fail(with("s3cret\n\n"));
+  EXPECT_HAS(second, "the password in " + path + " contains control characters");
+  EXPECT_EQ(second.find("s3cret"), std::string::npos) << "the content is never shown";
+  EXPECT_HAS(must_fail(with("user\nsecret\n")), "on one line");
+  // Symlinks are followed (as a secrets mount provides them).
+  std::string link = dir + "/link";
+  ASSERT_EQ(symlink(path.c_str(), link.c_str()), 0);
+  EXPECT_TRUE(with("viasymlink\n"));
+  EXPECT_EQ(must(read_password_file(link)), "viasymlink");
+  EXPECT_HAS(must_fail(read_password_file(dir + "/missing")),
+             "cannot read " + dir + "/missing: No such file or directory: give a file");
+  EXPECT_HAS(must_fail(read_password_file(dir)), dir + " is a directory");
+  std::string fifo = dir + "/fifo";
+  ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0);
+  EXPECT_HAS(must_fail(read_password_file(fifo)), fifo + " is not a regular file")
+      << "a FIFO is refused without waiting for a writer";
+  EXPECT_HAS(must_fail(read_password_file("/dev/null")), "is not a regular file");
+  if (geteuid() != 0) {  // root reads a mode 000 file anyway
+    EXPECT_TRUE(with("x"));
+    ASSERT_EQ(chmod(path.c_str(), 0), 0);
+    EXPECT_HAS(must_fail(read_password_file(path)), "Permission denied");
+  }
+  std::filesystem::remove_all(dir);
 }
 
 }  // namespace
