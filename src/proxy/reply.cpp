@@ -1,7 +1,6 @@
 // Parsers of the proxy's replies; see reply.hpp.
 #include "proxy/reply.hpp"
 
-#include <cstdlib>
 #include <fmt/format.h>
 
 namespace cf::proxy {
@@ -9,6 +8,18 @@ namespace {
 
 Reply failed(size_t length, std::string error) {
   return Reply{Reply::Kind::Failed, length, std::move(error)};
+}
+
+bool digit(char c) { return c >= '0' && c <= '9'; }
+
+// The status code of an RFC 9112 status line, `HTTP/1.<digit> <3 digits>`
+// then a space (and the reason phrase) or the end; -1 for anything else.
+int status_code(std::string_view line) {
+  if (line.size() < 12 || !line.starts_with("HTTP/1.") || !digit(line[7]) || line[8] != ' ')
+    return -1;
+  if (!digit(line[9]) || !digit(line[10]) || !digit(line[11])) return -1;
+  if (line.size() > 12 && line[12] != ' ') return -1;
+  return (line[9] - '0') * 100 + (line[10] - '0') * 10 + (line[11] - '0');
 }
 
 const char* socks_reply_text(uint8_t rep) {
@@ -37,11 +48,10 @@ Reply parse_http_reply(std::string_view got) {
   // The headers end with the blank line; what follows belongs to the tunnel.
   size_t hdr_len = end + 4;
   std::string status(text.substr(0, text.find("\r\n")));
-  bool http1 = status.rfind("HTTP/1.", 0) == 0 && status.size() >= 12;
-  int code = http1 ? std::atoi(status.c_str() + 9) : 0;
+  int code = status_code(status);
   for (char& ch : status)
     if (uint8_t(ch) < 0x20 || uint8_t(ch) > 0x7e) ch = '?';
-  if (!http1)
+  if (code < 0)
     return failed(hdr_len, fmt::format("proxy: not an HTTP reply to CONNECT: {:.80}", status));
   if (code == 407 || code == 401)
     return failed(hdr_len, fmt::format("proxy: authentication failed: {}", status));

@@ -42,10 +42,10 @@ struct Reply {
 
 // The response to CONNECT from its first bytes: complete once the blank line
 // ending the headers is there (only the first kMaxHttpReply bytes count;
-// none in them: "headers too long"). A status line that does not start with
-// `HTTP/1.` or is shorter than 12 bytes is malformed; the status code is the
-// number from its 10th byte on. A 2xx status accepts the tunnel, 401 and 407
-// say authentication failed, any other status refuses it.
+// none in them: "headers too long"). A status line other than RFC 9112's
+// `HTTP/1.<digit> <3 digits>`, then a space (and a reason phrase) or its end,
+// is malformed. A 2xx status accepts the tunnel, 401 and 407 say
+// authentication failed, any other status refuses it.
 Reply parse_http_reply(std::string_view got);
 
 // The SOCKS5 reply to CONNECT from its first bytes: version 5, the reply

@@ -65,6 +65,33 @@ TEST(HttpReply, NotHttp1) {
             "proxy: not an HTTP reply to CONNECT: " + longer.substr(0, 80));
 }
 
+TEST(HttpReply, OnlyAWellFormedStatusLineAcceptsTheTunnel) {
+  // Found by fuzz_http_connect (tests/fuzz/corpus/http_connect/crash-*): the
+  // code was read with atoi from the 10th byte on, so anything that atoi
+  // made 2xx passed, even a code that wraps to 200 in an int.
+  using namespace std::string_literals;
+  for (const std::string& status : {
+           "HTTP/1.1 200\xd9 Connection es\xffion \0\x86ktablished"s,  // the fuzzer's input
+           "HTTP/1.1 4294967496 OK"s,   // 2^32 + 200
+           "HTTP/1.1 +200 OK"s,
+           "HTTP/1.1  200 OK"s,
+           "HTTP/1.1\t200 OK"s,
+           "HTTP/1.1X200 OK"s,
+           "HTTP/1.x 200 OK"s,
+           "HTTP/1.1 20 OK"s,
+           "HTTP/1.1 2000 OK"s,
+       }) {
+    Reply r = http(status + "\r\n\r\n");
+    EXPECT_EQ(r.kind, Kind::Failed) << status;
+    EXPECT_EQ(r.length, status.size() + 4) << status;
+    EXPECT_TRUE(r.error.starts_with("proxy: not an HTTP reply to CONNECT: ")) << r.error;
+  }
+  // What RFC 9112 allows: any HTTP/1 minor version, no reason phrase.
+  EXPECT_EQ(http("HTTP/1.0 200 Connection established\r\n\r\n").kind, Kind::Done);
+  EXPECT_EQ(http("HTTP/1.9 201\r\n\r\n").kind, Kind::Done);
+  EXPECT_EQ(http("HTTP/1.1 200 \r\n\r\n").kind, Kind::Done);
+}
+
 TEST(HttpReply, HeadersLongerThanTheLimitFailWithoutTakingAnything) {
   std::string big = "HTTP/1.1 200 OK\r\n" + std::string(kMaxHttpReply, 'a');
   Reply r = http(big);
