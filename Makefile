@@ -55,10 +55,15 @@ oldkernel: build-release
 	OLDKERNEL_TIMEOUT=$${OLDKERNEL_TIMEOUT:-5400} tests/oldkernel/oldkernel.sh \
 	  tests/oldkernel/guest-engine.sh $(CURDIR)/build/release $(OLDKERNEL_TESTS)
 
+# libFuzzer targets (tests/fuzz/): build them with clang, then run each for
+# FUZZ_SECONDS (scripts/fuzz.sh prints executions, new corpus units and
+# crashes per target; what they find stays in build/fuzz/).
+FUZZ_SECONDS ?= 60
 fuzz:
 	./scripts/install-deps.sh build fuzz
 	cmake --preset fuzz >/dev/null
 	cmake --build --preset fuzz -j $(JOBS)
+	FUZZ_SECONDS=$(FUZZ_SECONDS) ./scripts/fuzz.sh
 
 clean:
 	rm -rf build

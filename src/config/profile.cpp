@@ -110,6 +110,27 @@ Result<std::string> read_file(const std::string& path) {
   return out;
 }
 
+// The error with control bytes as \xNN. Its keys, paths and the TOML
+// parser's quotes come from the file, and it is printed as one line on a
+// terminal: a profile from a checkout must not clear the screen or forge
+// lines of output (values.hpp's parsers escape the values they quote).
+Error printable(Error e) {
+  auto escape = [](std::string& s) {
+    if (std::none_of(s.begin(), s.end(),
+                     [](unsigned char c) { return c < 0x20 || c == 0x7f; }))
+      return;
+    std::string out;
+    for (unsigned char c : s) {
+      if (c < 0x20 || c == 0x7f) out += fmt::format("\\x{:02x}", unsigned(c));
+      else out += char(c);
+    }
+    s = std::move(out);
+  };
+  escape(e.message);
+  escape(e.step);
+  return e;
+}
+
 std::string identity_of(const std::string& path) {
   std::error_code ec;
   auto c = std::filesystem::weakly_canonical(path, ec);
@@ -217,6 +238,8 @@ Result<Layer> load_text(const std::string& text, const std::string& path,
   return parent;
 }
 
+Result<Layer> find_and_load(const std::string& path);
+
 }  // namespace
 
 std::vector<std::string> profile_keys() {
@@ -237,6 +260,14 @@ std::vector<std::string> profile_dirs() {
 }
 
 Result<Layer> load_profile(const std::string& path) {
+  auto r = find_and_load(path);
+  if (!r) return printable(r.error());
+  return r;
+}
+
+namespace {
+
+Result<Layer> find_and_load(const std::string& path) {
   std::string found;
   if (path.find('/') == std::string::npos && !path.empty()) {
     // A bare name: the current directory, then the user's and the system's
@@ -279,11 +310,15 @@ Result<Layer> load_profile(const std::string& path) {
   return load_file(found, chain, ids);
 }
 
+}  // namespace
+
 Result<Layer> load_profile_text(const std::string& text, const std::string& path) {
   auto abs = resolve_path(path, current_dir());
-  if (!abs) return Error{fmt::format("--profile: {}", abs.error().message)};
+  if (!abs) return printable(Error{fmt::format("--profile: {}", abs.error().message)});
   std::vector<std::string> chain, ids;
-  return load_text(text, *abs, chain, ids);
+  auto r = load_text(text, *abs, chain, ids);
+  if (!r) return printable(r.error());
+  return r;
 }
 
 std::string toml_quote(std::string_view s) {

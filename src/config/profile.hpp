@@ -8,11 +8,13 @@
 //   integer, a list an array of strings) and its value parsed by the same
 //   parser as the flag; paths are made absolute against the profile's own
 //   directory. Unknown key, wrong type or bad value: one message naming the
-//   file, the line and the key. It then follows `extends` (relative to the
-//   naming profile's directory) and returns the chain merged parent-first. The
-//   caller (cli::parse) overlays the command line's Layer on top and applies
-//   the result to a default Config: parent < child < flags, built-in
-//   defaults for what no layer set. Lists and `command` replace, never append.
+//   file, the line and the key, with the control bytes it quotes from the
+//   file (a key, a path, the TOML parser's excerpt) written as \xNN. It
+//   then follows `extends` (relative to the naming profile's directory) and
+//   returns the chain merged parent-first. The caller (cli::parse) overlays
+//   the command line's Layer on top and applies the result to a default
+//   Config: parent < child < flags, built-in defaults for what no layer set.
+//   Lists and `command` replace, never append.
 //
 //   dump_profile() writes every key with its effective value, in the table's
 //   order; optional values that are unset are left out. Strings are TOML basic

@@ -634,6 +634,39 @@ ReportData FlowLogAnalysis::result() const {
   return d;
 }
 
+// Lines are cut at '\n'. A line longer than max_line_ (the log is untrusted:
+// `cat /dev/zero | childflow --report -`) is skipped to its end and counted
+// as malformed, never held in memory.
+void FlowLogReader::feed(std::string_view chunk) {
+  while (!chunk.empty()) {
+    size_t nl = chunk.find('\n');
+    std::string_view piece = chunk.substr(0, nl);
+    if (!overlong_) {
+      if (line_.size() + piece.size() > max_line_) {
+        overlong_ = true;
+        line_.clear();
+        line_.shrink_to_fit();
+      } else {
+        line_.append(piece);
+      }
+    }
+    if (nl == std::string_view::npos) break;
+    if (overlong_) a_.add_overlong_line();
+    else a_.add_line(line_);
+    line_.clear();
+    overlong_ = false;
+    chunk.remove_prefix(nl + 1);
+  }
+}
+
+ReportData FlowLogReader::finish() {
+  if (overlong_) a_.add_overlong_line();
+  else if (!line_.empty()) a_.add_line(line_);
+  line_.clear();
+  overlong_ = false;
+  return a_.result();
+}
+
 Result<ReportData> analyze_flow_log(const std::string& path) {
   // Standard input is read from fd 0 itself (it may be a socket, which
   // /dev/stdin cannot open).
@@ -644,43 +677,16 @@ Result<ReportData> analyze_flow_log(const std::string& path) {
     if (!own) return Error{fmt::format("cannot open {}: {}", path, std::strerror(errno)), "report"};
     fd = own.get();
   }
-  // Lines are cut at '\n' from a fixed buffer. A line longer than
-  // kMaxLine (the log is untrusted: `cat /dev/zero | childflow --report -`)
-  // is skipped to its end and counted as malformed, never held in memory.
-  constexpr size_t kMaxLine = 1 << 20;
-  FlowLogAnalysis a;
-  std::string line;
-  bool overlong = false;
+  FlowLogReader reader;
   std::vector<char> buf(1 << 16);
   for (;;) {
     ssize_t n = ::read(fd, buf.data(), buf.size());
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) return Error{fmt::format("cannot read {}: {}", path, std::strerror(errno)), "report"};
     if (n == 0) break;
-    std::string_view chunk(buf.data(), size_t(n));
-    while (!chunk.empty()) {
-      size_t nl = chunk.find('\n');
-      std::string_view piece = chunk.substr(0, nl);
-      if (!overlong) {
-        if (line.size() + piece.size() > kMaxLine) {
-          overlong = true;
-          line.clear();
-          line.shrink_to_fit();
-        } else {
-          line.append(piece);
-        }
-      }
-      if (nl == std::string_view::npos) break;
-      if (overlong) a.add_overlong_line();
-      else a.add_line(line);
-      line.clear();
-      overlong = false;
-      chunk.remove_prefix(nl + 1);
-    }
+    reader.feed(std::string_view(buf.data(), size_t(n)));
   }
-  if (overlong) a.add_overlong_line();
-  else if (!line.empty()) a.add_line(line);
-  return a.result();
+  return reader.finish();
 }
 
 }  // namespace cf::observe

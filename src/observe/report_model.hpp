@@ -64,11 +64,13 @@ constexpr size_t kReportMaxFlowNames = 4;   // names kept per flow record
 struct RankedRow {
   std::vector<std::string> key;  // one or more parts (e.g. name, target)
   uint64_t count = 0;
+  friend bool operator==(const RankedRow&, const RankedRow&) = default;
 };
 
 struct Ranked {
   std::vector<RankedRow> top;  // at most kReportTop rows, by count then key
   uint64_t distinct = 0;       // how many keys there were in all
+  friend bool operator==(const Ranked&, const Ranked&) = default;
 };
 
 // One flow (or denied DNS query) of the log, for the HTML timeline.
@@ -88,6 +90,7 @@ struct FlowRecord {
   bool ended = false;  // a flow_end, a failed connect_result or a denial closed it
   bool denied = false;
   std::string reason_code, control, rule;  // rule: matched_domain or matched_cidr
+  friend bool operator==(const FlowRecord&, const FlowRecord&) = default;
 };
 
 struct ReportData {
@@ -132,6 +135,7 @@ struct ReportData {
   // Flow records, in the order the flows started (HTML only).
   std::vector<FlowRecord> flows;  // at most kReportMaxFlows
   uint64_t flows_not_drawn = 0;   // flows and denied queries after the cap
+  friend bool operator==(const ReportData&, const ReportData&) = default;
 };
 
 class FlowLogAnalysis {
@@ -152,9 +156,29 @@ class FlowLogAnalysis {
   std::unique_ptr<State> s_;
 };
 
-// Reads the whole file at `path` line by line (/dev/stdin: fd 0 itself),
-// in bounded memory: a line over 1 MiB is skipped and counted malformed. An
-// open or read error names the path and the cause.
+// A line of a flow log longer than this is skipped and counted malformed.
+constexpr size_t kReportMaxLine = 1 << 20;
+
+// Cuts a flow log into lines however it arrives (chunks of any size, cut
+// anywhere) and feeds them to a FlowLogAnalysis, in bounded memory: a line
+// longer than `max_line` bytes is skipped to its end, never held, and counted
+// malformed. The same log gives the same ReportData whatever its chunks.
+class FlowLogReader {
+ public:
+  explicit FlowLogReader(size_t max_line = kReportMaxLine) : max_line_(max_line) {}
+  void feed(std::string_view chunk);
+  // The end of the log: a last line without its '\n' counts too.
+  ReportData finish();
+
+ private:
+  FlowLogAnalysis a_;
+  size_t max_line_;
+  std::string line_;
+  bool overlong_ = false;
+};
+
+// Reads the whole file at `path` with a FlowLogReader (/dev/stdin: fd 0
+// itself). An open or read error names the path and the cause.
 Result<ReportData> analyze_flow_log(const std::string& path);
 
 // `source` is the name printed as the log's origin (the path).

@@ -11,10 +11,10 @@
 #include <cstring>
 #include <fmt/format.h>
 
+#include "proxy/reply.hpp"
+
 namespace cf::proxy {
 namespace {
-
-constexpr size_t kMaxHttpReply = 8192;
 
 std::string base64(std::string_view in) {
   static const char* t = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
@@ -57,20 +57,6 @@ std::string tls_error_text() {
   char buf[256];
   ERR_error_string_n(e, buf, sizeof buf);
   return buf;
-}
-
-const char* socks_reply_text(uint8_t rep) {
-  switch (rep) {
-    case 1: return "general SOCKS server failure";
-    case 2: return "connection not allowed by ruleset";
-    case 3: return "network unreachable";
-    case 4: return "host unreachable";
-    case 5: return "connection refused";
-    case 6: return "TTL expired";
-    case 7: return "command not supported";
-    case 8: return "address type not supported";
-    default: return "unknown reply code";
-  }
 }
 
 }  // namespace
@@ -282,27 +268,15 @@ Step Handshake::advance(int fd) {
           if (r > 0) return want_;
           return fail(error_);
         }
-        std::string_view text(reinterpret_cast<const char*>(buf), size_t(got));
-        size_t end = text.find("\r\n\r\n");
-        if (end == std::string_view::npos) {
-          if (size_t(got) == sizeof buf) return fail("proxy: CONNECT reply headers too long");
-          return Step::WantRead;
-        }
-        size_t hdr_len = end + 4;
-        std::string status(text.substr(0, text.find("\r\n")));
-        bool http1 = status.rfind("HTTP/1.", 0) == 0 && status.size() >= 12;
-        int code = http1 ? std::atoi(status.c_str() + 9) : 0;
+        Reply reply = parse_http_reply({reinterpret_cast<const char*>(buf), size_t(got)});
+        if (reply.kind == Reply::Kind::NeedMore) return Step::WantRead;
         // Consume exactly the headers; what follows belongs to the tunnel.
-        int r = ssl_ ? SSL_read(ssl_, buf, int(hdr_len))
-                     : int(recv(fd, buf, hdr_len, MSG_DONTWAIT));
-        if (r != int(hdr_len)) return fail("proxy: short read of the CONNECT reply");
-        for (char& ch : status)
-          if (uint8_t(ch) < 0x20 || uint8_t(ch) > 0x7e) ch = '?';
-        if (!http1) return fail(fmt::format("proxy: not an HTTP reply to CONNECT: {:.80}", status));
-        if (code == 407 || code == 401)
-          return fail(fmt::format("proxy: authentication failed: {}", status));
-        if (code < 200 || code > 299)
-          return fail(fmt::format("proxy: CONNECT refused: {}", status));
+        if (reply.length > 0) {
+          int r = ssl_ ? SSL_read(ssl_, buf, int(reply.length))
+                       : int(recv(fd, buf, reply.length, MSG_DONTWAIT));
+          if (r != int(reply.length)) return fail("proxy: short read of the CONNECT reply");
+        }
+        if (reply.kind == Reply::Kind::Failed) return fail(std::move(reply.error));
         state_ = State::Done;
         return Step::Done;
       }
@@ -341,24 +315,19 @@ Step Handshake::advance(int fd) {
         continue;
       }
       case State::SocksReply: {
-        uint8_t b[4 + 16 + 2];
+        // Peek at the first 5 bytes (they give the reply's length), then
+        // take the whole reply.
+        uint8_t b[kMaxSocksReply];
         int r = read_exact(fd, b, 5, false);
         if (r < 0) return fail(error_);
         if (r == 0) return want_;
-        if (b[0] != 5) return fail("proxy: not a SOCKS5 reply");
-        size_t alen;
-        switch (b[3]) {
-          case 1: alen = 4; break;
-          case 4: alen = 16; break;
-          case 3: alen = 1 + size_t(b[4]); break;
-          default: return fail("proxy: SOCKS5 reply with an unknown address type");
-        }
-        uint8_t full[4 + 256 + 2];
-        r = read_exact(fd, full, 4 + alen + 2, true);
+        Reply head = parse_socks_reply({b, 5});
+        if (head.kind == Reply::Kind::Failed) return fail(std::move(head.error));
+        r = read_exact(fd, b, head.length, true);
         if (r < 0) return fail(error_);
         if (r == 0) return want_;
-        if (full[1] != 0)
-          return fail(fmt::format("proxy: SOCKS5 CONNECT failed: {}", socks_reply_text(full[1])));
+        Reply reply = parse_socks_reply({b, head.length});
+        if (reply.kind != Reply::Kind::Done) return fail(std::move(reply.error));
         state_ = State::Done;
         return Step::Done;
       }

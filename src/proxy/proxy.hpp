@@ -13,7 +13,8 @@
 // with a peek), SOCKS replies by their fixed lengths, so any byte the
 // destination sends afterwards stays in the socket for the TCP translator.
 // Replies are bounded (8 KiB of headers) and anything malformed fails the
-// handshake; nothing here blocks or throws.
+// handshake; nothing here blocks or throws. The replies are parsed by the
+// pure functions of proxy/reply.hpp (fuzzed), advance() does the I/O.
 //
 // For https:// proxies the tunnel lives inside TLS, so after the handshake a
 // TlsPump moves bytes between the TLS session and one end of a socketpair; the

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <toml++/toml.h>
@@ -182,6 +183,30 @@ TEST_F(ProfileTest, UnknownKeysNameFileLineAndSuggest) {
   // The first problem in file order is reported, not the first in key order.
   p = write("e.toml", "zzz = 1\naaa = 2\n");
   EXPECT_HAS(load_err(p), "line 1: unknown key `zzz`");
+}
+
+TEST_F(ProfileTest, ControlBytesOfTheFileAreEscapedInErrors) {
+  // Found by fuzz_profile (tests/fuzz/corpus/profile/crash-*): a key, a
+  // value the TOML parser quotes or an `extends` path from the file reached
+  // the one-line error as raw bytes, so a profile from a checkout could
+  // clear the terminal or forge lines of output.
+  auto no_control = [](const std::string& e) {
+    return std::none_of(e.begin(), e.end(),
+                        [](char c) { return (unsigned char)c < 0x20 || c == 0x7f; });
+  };
+  std::string p = write("a.toml", "\"dns\\n\\u001b[2J\" = \"x\"\n");
+  std::string e = load_err(p);
+  EXPECT_TRUE(no_control(e)) << e;
+  EXPECT_EQ(e, "profile " + p + " line 1: unknown key `dns\\x0a\\x1b[2J`: see docs/profile.md for the keys");
+  p = write("b.toml", "block_private = t\x1fue\n");  // the fuzzer's find, shortened
+  e = load_err(p);
+  EXPECT_TRUE(no_control(e)) << e;
+  EXPECT_HAS(e, "profile " + p + " line 1: ");
+  EXPECT_HAS(e, "t\\x1f");
+  p = write("c.toml", "extends = \"x\\u007f\\r.toml\"\n");
+  e = load_err(p);
+  EXPECT_TRUE(no_control(e)) << e;
+  EXPECT_HAS(e, dir_ + "/x\\x7f\\x0d.toml does not exist");
 }
 
 TEST_F(ProfileTest, SyntaxErrorsNameFileAndLine) {

@@ -333,6 +333,38 @@ TEST(ReportAnalysis, EveryCutOfEveryLineIsSkippedOrCounted) {
   EXPECT_EQ(d.malformed_lines, cuts);
 }
 
+TEST(ReportReader, SameDataWhateverTheChunks) {
+  // read(2) may cut the log anywhere: byte by byte it reads the same.
+  std::string log = slurp(kLogs + "childflow-mixed.jsonl");
+  FlowLogReader whole;
+  whole.feed(log);
+  ReportData d = whole.finish();
+  EXPECT_EQ(d, analyze("childflow-mixed.jsonl"));
+  FlowLogReader bytes;
+  for (char c : log) bytes.feed(std::string_view(&c, 1));
+  EXPECT_EQ(bytes.finish(), d);
+  EXPECT_GT(d.events, 0u);
+}
+
+TEST(ReportReader, OverlongLinesAreCountedMalformedAndSkipped) {
+  FlowLogReader r(20);
+  r.feed(R"({"event":"x"})" "\n");                        // 13 bytes: an event
+  r.feed(R"({"event":"dns_query","qname":"a"})" "\n");    // 33 bytes: too long
+  r.feed(std::string(20, ' ') + "\n");                     // 20 bytes: blank
+  r.feed(R"({"event":)");
+  r.feed(R"("y"})");                                      // 13 bytes, last, no '\n'
+  ReportData d = r.finish();
+  EXPECT_EQ(d.lines, 4u);
+  EXPECT_EQ(d.events, 2u);
+  EXPECT_EQ(d.malformed_lines, 1u);
+  EXPECT_EQ(d.dns_queries, 0u);
+  EXPECT_EQ(d.unknown_events_total, 2u);
+  // An overlong last line without '\n' counts too.
+  FlowLogReader tail(4);
+  tail.feed("12345");
+  EXPECT_EQ(tail.finish().malformed_lines, 1u);
+}
+
 TEST(ReportAnalysis, StreamsManyLines) {
   // 40k events through the same path the CLI uses; correctness of the totals
   // (speed is measured by hand, see docs/report.md).
