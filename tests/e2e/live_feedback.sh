@@ -54,13 +54,19 @@ for who in "${ENGINE_WHO[@]}"; do
 done
 
 # A reader that does not read (a pager, Ctrl-S) never stalls the tree: 8000
-# refused connects under -v while stderr's reader sleeps 30 s finish long
-# before it wakes, and the lines that did not fit are counted at exit.
-out=$(cf root -v -- bash -c 's=${EPOCHREALTIME/./}; for i in $(seq 8000); do (exec 3<>/dev/tcp/'"$LAB_WWW4"'/81) 2>/dev/null; done; e=${EPOCHREALTIME/./}; echo "tree took $(((e - s) / 1000000)) s"' \
-  2> >(sleep 30; cat >"$LAB_DIR/stalled.err"))
+# refused connects under -v while stderr's reader sleeps finish long before it
+# wakes, and the lines that did not fit are counted at exit. The bounds scale
+# with the same loop run natively first, so a busy machine does not fail it:
+# the tree must take at most twice the native time plus 10 s, and the reader
+# sleeps three times the native time plus 20 s.
+LOOP='s=${EPOCHREALTIME/./}; for i in $(seq 8000); do (exec 3<>/dev/tcp/'"$LAB_WWW4"'/81) 2>/dev/null; done; e=${EPOCHREALTIME/./}; echo "tree took $(((e - s) / 1000000)) s"'
+native=$(lab_root bash -c "$LOOP" | sed -n 's/^tree took \([0-9]*\) s$/\1/p')
+nap=$((3 * ${native:-10} + 20))
+out=$(CF_TIMEOUT=$((3 * ${native:-10} + 60)) cf root -v -- bash -c "$LOOP" \
+  2> >(sleep "$nap"; cat >"$LAB_DIR/stalled.err")) || true
 took=$(sed -n 's/^tree took \([0-9]*\) s$/\1/p' <<<"$out")
-check_le "${took:-999}" 20 "a stalled stderr reader does not stall the tree (s)"
-sleep 2
+check_le "${took:-999}" "$((2 * ${native:-10} + 10))" "a stalled stderr reader does not stall the tree (s; natively ${native} s, reader asleep ${nap} s)"
+sleep $((nap > took ? nap - took + 2 : 2))
 check_match "$(cat "$LAB_DIR/stalled.err")" 'childflow: [0-9]+ live lines dropped: stderr did not keep up' \
   "the lines stderr did not take are counted at exit"
 

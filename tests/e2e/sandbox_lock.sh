@@ -29,7 +29,9 @@ done
 echo "PROCS $(ls -d /proc/[0-9]* | wc -l)"
 '
 # Searches what the tree can read for the two secrets, split in halves so
-# that the search itself does not contain them.
+# that the search itself does not contain them (the lab exports the proxy
+# password to its commands: the tree's command drops it, as a user's would
+# not have it).
 SEARCH='
 for f in /proc/[0-9]*/environ /proc/[0-9]*/cmdline; do cat "$f" 2>/dev/null; echo; done |
   tr "\0" "\n" >"$TMPDIR/seen.txt"
@@ -61,7 +63,7 @@ for who in "${ENGINE_WHO[@]}"; do
     [[ $mode == --as-root ]] && flags=(--as-root)
     rc=0
     out=$(cf "$who" "${flags[@]}" -p "http://$LAB_HTTP_PROXY_AUTH" -U "$LAB_PROXY_USER" -P "$LAB_PROXY_PASS" -- \
-      env "C1=${canary:0:8}" "C2=${canary:8}" "P1=${LAB_PROXY_PASS:0:3}" "P2=${LAB_PROXY_PASS:3}" \
+      env -u LAB_PROXY_PASS "C1=${canary:0:8}" "C2=${canary:8}" "P1=${LAB_PROXY_PASS:0:3}" "P2=${LAB_PROXY_PASS:3}" \
       sh -c 'TMPDIR=$(mktemp -d); export TMPDIR; echo "ID $(id -u)"
         '"$ATTACK"'
         unshare -Urm sh -c '"'$ATTACK'"' | sed "s/^/NESTED /"
