@@ -29,18 +29,6 @@ extern char** environ;
 namespace cf::sandbox::idmap {
 namespace {
 
-std::optional<std::string> read_text(const char* path) {
-  int fd = ::open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return std::nullopt;
-  UniqueFd owned(fd);
-  std::string out;
-  char buf[4096];
-  ssize_t n;
-  while ((n = ::read(fd, buf, sizeof buf)) > 0) out.append(buf, static_cast<size_t>(n));
-  if (n < 0) return std::nullopt;
-  return out;
-}
-
 std::optional<std::string> find_in_path(const char* prog) {
   std::string path_env = getenv("PATH") ? getenv("PATH") : "";
   // Helpers live in /usr/bin; keep finding them when PATH was trimmed (sudo).
@@ -229,8 +217,8 @@ Result<IdMap> map_ids(pid_t pid) {
 
   // 1. Root: identity over every id we have.
   if (uid == 0) {
-    auto umap = read_text("/proc/self/uid_map");
-    auto gmap = read_text("/proc/self/gid_map");
+    auto umap = read_kernel_file("/proc/self/uid_map");
+    auto gmap = read_kernel_file("/proc/self/gid_map");
     if (!umap || !gmap) {
       failures.push_back("cannot read /proc/self/uid_map or gid_map");
     } else {
@@ -254,8 +242,8 @@ Result<IdMap> map_ids(pid_t pid) {
     const std::string user = user_name(uid);
     auto newuidmap = find_in_path("newuidmap");
     auto newgidmap = find_in_path("newgidmap");
-    auto subuid_text = read_text("/etc/subuid");
-    auto subgid_text = read_text("/etc/subgid");
+    auto subuid_text = read_kernel_file("/etc/subuid");
+    auto subgid_text = read_kernel_file("/etc/subgid");
     std::optional<SubIdRange> ur, gr;
     if (subuid_text) ur = find_subid_range(*subuid_text, user, uid);
     if (subgid_text) gr = find_subid_range(*subgid_text, user, uid);

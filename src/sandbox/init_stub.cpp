@@ -122,25 +122,15 @@ Status write_sysctl(const std::string& key, const char* value) {
   return {};
 }
 
-std::string read_small(const char* path) {
-  std::string out;
-  int fd = ::open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return out;
-  char buf[4096];
-  ssize_t n;
-  while ((n = ::read(fd, buf, sizeof buf)) > 0 && out.size() < 65536)
-    out.append(buf, static_cast<size_t>(n));
-  ::close(fd);
-  return out;
-}
-
 // Step 5. `*gid_range` receives the inside gids of the inner namespace (for
 // ping_group_range), unset when no gid is mapped.
 Status enter_inner_namespaces(const StubArgs& a,
                               std::optional<std::pair<uint64_t, uint64_t>>* gid_range) {
   const bool whole = a.as_root || a.caller_uid == 0;
-  const std::string umap = idmap::inner_map(whole, a.caller_uid, read_small("/proc/self/uid_map"));
-  const std::string gmap = idmap::inner_map(whole, a.caller_gid, read_small("/proc/self/gid_map"));
+  const std::string umap =
+      idmap::inner_map(whole, a.caller_uid, read_kernel_file("/proc/self/uid_map").value_or(""));
+  const std::string gmap =
+      idmap::inner_map(whole, a.caller_gid, read_kernel_file("/proc/self/gid_map").value_or(""));
   *gid_range = idmap::inside_range(gmap);
 
   int go[2], report[2];

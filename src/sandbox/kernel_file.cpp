@@ -20,4 +20,15 @@ Status write_kernel_file(const std::string& path, std::string_view text) {
 
 bool kernel_file_exists(const std::string& path) { return ::access(path.c_str(), F_OK) == 0; }
 
+std::optional<std::string> read_kernel_file(const char* path) {
+  UniqueFd fd(::open(path, O_RDONLY | O_CLOEXEC));
+  if (!fd) return std::nullopt;
+  std::string out;
+  char buf[4096];
+  ssize_t n;
+  while ((n = ::read(fd.get(), buf, sizeof buf)) > 0) out.append(buf, static_cast<size_t>(n));
+  if (n < 0) return std::nullopt;
+  return out;
+}
+
 }  // namespace cf::sandbox
