@@ -125,10 +125,14 @@ struct TcpOps {
 
   // Free space of the host send buffer, as a window. The kernel charges
   // per-skb overhead against SO_SNDBUF, so only 7/8 of the nominal free
-  // space is offered. When less than a third of the buffer is free we ask
-  // for EPOLLOUT: re-arming the fd makes tcp_poll() set SOCK_NOSPACE, so the
-  // kernel wakes us (and grows the buffer) once space returns, and we send
-  // the window update then.
+  // space is offered. When the kernel itself no longer calls the socket
+  // writable we ask for EPOLLOUT: re-arming the fd makes the poll set
+  // SOCK_NOSPACE, so the kernel wakes us (and grows the buffer) once space
+  // returns, and we send the window update then. Asking only then, by the
+  // kernel's own test (sock_writable), matters: re-arming a socket the kernel
+  // calls writable queues EPOLLOUT at once, and a flow whose window is small
+  // but whose child sends nothing would spin on it (a stalled upload kept the
+  // reactor at 100% CPU that way).
   uint16_t our_window(TcpFlow& f, bool syn) const {
     uint32_t space = 0;
     if (f.sock) {
@@ -151,14 +155,17 @@ struct TcpOps {
         queued = int(mem[SK_MEMINFO_WMEM_QUEUED]);
       }
       space = sndbuf > queued ? uint32_t(sndbuf - queued) / 8 * 7 : 0;
-      // After a short write the window stays shut until a third of the
-      // buffer is free again (normally signalled by EPOLLOUT; checked here
-      // too so a probe from the child can reopen it).
+      bool writable = sock_writable(f.sock_is_unix, sndbuf, queued);
+      // After a short write the window stays shut until the kernel calls the
+      // socket writable again or a third of the buffer is free (normally
+      // signalled by EPOLLOUT; checked here too so a probe from the child can
+      // reopen it). For TCP the first comes first; an AF_UNIX pair is
+      // writable only once three quarters are free, and reopens at a third.
       if (f.in_blocked) {
-        if (space >= uint32_t(sndbuf) / 3) f.in_blocked = false;
+        if (writable || space >= uint32_t(sndbuf) / 3) f.in_blocked = false;
         else space = 0;
       }
-      if (space < uint32_t(sndbuf) / 3 && !f.wnd_watch && f.state != TcpState::Connecting) {
+      if (!writable && !f.wnd_watch && f.state != TcpState::Connecting) {
         f.wnd_watch = true;
         e.rewatch(f.sock.get(), kSockEvents, tag(Tag::Tcp, f.slot, e.tcp.gen(f.slot)));
       }
