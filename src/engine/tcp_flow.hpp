@@ -101,6 +101,7 @@ struct TcpFlow {
   bool fin_acked = false;
   bool in_blocked = false;    // host send buffer was full; window update owed
   bool wnd_watch = false;     // socket not writable; window update owed on EPOLLOUT
+  bool copy_starved = false;  // the copy path found no memory (Limits::tcp_copy_bytes)
   bool ack_pending = false;   // an ACK is owed at the end of this batch
   bool ack_queued = false;    // slot is in tcp_ack_list
   bool last_wnd_zero = false;

@@ -345,9 +345,10 @@ TEST_P(TcpTranslator, ADnsStreamThatCannotBeWatchedIsRefused) {
   EXPECT_FALSE(busy_slot(*e_));
 }
 
-// A UDP flow whose socket cannot be watched: the datagram is dropped and
-// counted, no flow stays, and the next datagram opens the flow.
-TEST_P(TcpTranslator, AUdpFlowThatCannotBeWatchedIsDropped) {
+// A UDP flow whose socket cannot be watched: the datagram is refused with
+// ICMP administratively prohibited and counted, no flow stays, and the next
+// datagram opens the flow.
+TEST_P(TcpTranslator, AUdpFlowThatCannotBeWatchedIsRefused) {
   auto send_udp = [&] {
     uint8_t buf[packet::kFrameMax];
     size_t off = packet::payload_offset(Family::V4, packet::kProtoUdp);
@@ -359,7 +360,11 @@ TEST_P(TcpTranslator, AUdpFlowThatCannotBeWatchedIsDropped) {
   FlowKey key{opts_.plan.child4, opts_.plan.gw4, 5353, port_};
   fail_add(*e_, 1);
   send_udp();
-  EXPECT_TRUE(run(50).empty());
+  auto fr = run(50);
+  ASSERT_EQ(fr.size(), 1u);
+  EXPECT_EQ(fr[0].p.proto, packet::kProtoIcmp);
+  EXPECT_EQ(fr[0].p.icmp_type, packet::icmp4::kUnreach);
+  EXPECT_EQ(fr[0].p.icmp_code, packet::icmp4::kAdminProhibited);
   EXPECT_EQ(st_.epoll_refused, 1u);
   EXPECT_FALSE(e_->udp.find(key));
   e_->epoll_add = epoll_add_fd;
