@@ -2,7 +2,7 @@
 #   make demo   install, build (release) and run a command tree in the lab
 #   make test   install, build (dev: ASan + UBSan) and run every test (CTest)
 # Both must run as root: the lab builds network namespaces.
-.PHONY: deps deps-lab deps-bench build-package deb install build-release build-dev demo test bench fuzz oldkernel clean
+.PHONY: deps deps-lab deps-bench build-package deb install build-release build-dev demo test bench floods fuzz oldkernel clean
 
 JOBS ?= $(shell nproc)
 
@@ -48,6 +48,15 @@ test: deps-lab build-dev
 
 bench: deps-bench build-release
 	./bench/run.sh --childflow build/release/childflow
+
+# The flood tests of `make test` (tests/e2e/flood_*.sh), bigger and longer,
+# on the release build, whose RSS the 64 MiB ceiling is for
+# (docs/security.md, "Limits"; about 10 minutes). Record the results there.
+floods: deps-lab build-release
+	for t in syn udp dns stall; do \
+	  FLOOD_LONG=1 CHILDFLOW=$(CURDIR)/build/release/childflow CHILDFLOW_SOURCE_DIR=$(CURDIR) \
+	    timeout 1800 bash tests/e2e/flood_$$t.sh || exit 1; \
+	done
 
 # The engine's end-to-end tests on Debian 12's kernel (6.1) under qemu
 # (docs/kernel.md); OLDKERNEL_TESTS picks scripts (default: every engine_*).

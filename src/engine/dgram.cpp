@@ -145,7 +145,10 @@ uint32_t Engine::dgram_open(DgramTable& table, Tag kind, policy::Proto proto, co
   // Evict the least recently used flow rather than refuse the new one: a
   // tree that opens many short-lived pairs (DNS from random ports, a scan)
   // must not lock out the flows that follow.
-  if (table.full()) dgram_evict(table);
+  if (table.full()) {
+    limit_hit(&table == &udp ? observe::Limit::UdpFlows : observe::Limit::IcmpFlows, table.cap());
+    dgram_evict(table);
+  }
   uint32_t slot = table.add(key);
   if (fd >= 0 && !watch(fd, EPOLLIN | EPOLLERR, tag(kind, slot, table.gen(slot)))) {
     ::close(fd);

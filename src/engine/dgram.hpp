@@ -12,6 +12,10 @@
 // full, a new flow evicts the least recently used one (counted in
 // Stats::dgram_evicted, close=timeout) instead of being dropped; so it does
 // when the process has run out of file descriptors for the new flow's socket.
+// A table-full eviction is a hit of the table's bound (Limits::udp_flows,
+// icmp_flows; logged as limit_hit). A flow that cannot be opened at all (no
+// file descriptor even after evicting, no epoll resources) is refused with
+// ICMP administratively prohibited, so the child's socket fails at once.
 #pragma once
 #include <sys/types.h>
 
@@ -50,12 +54,14 @@ class DgramTable {
  public:
   explicit DgramTable(uint32_t cap) : slots_(cap) {}
   DatagramFlow& operator[](uint32_t s) { return slots_[s]; }
+  const DatagramFlow& operator[](uint32_t s) const { return slots_[s]; }
   std::optional<uint32_t> find(const FlowKey& k) const {
     auto it = map_.find(k);
     if (it == map_.end()) return std::nullopt;
     return it->second;
   }
   uint32_t size() const { return slots_.size(); }
+  uint32_t cap() const { return slots_.cap(); }
   bool full() const { return slots_.full(); }
   uint32_t gen(uint32_t s) const { return slots_.gen(s); }
   // The least recently used flow (nullopt when there is none).

@@ -34,6 +34,7 @@ size_t answer_remote(Engine& e, const char* transport, const IpAddr& server,
   auto entry = e.synth.assign(q.qname);
   if (!entry) {
     ++e.st.synthetic_full;
+    e.limit_hit(observe::Limit::SynthNames, kSynthCap);
     return answer_locally(e, transport, server, query, q, dns::kRcodeServFail, out);
   }
   IpAddr ip = v4 ? SynthMap::v4(*entry) : SynthMap::v6(*entry);
@@ -96,7 +97,7 @@ bool gate_answer(Engine& e, const char* transport, const IpAddr& server, const G
   ips.reserve(a->n_addrs);
   for (size_t k = 0; k < a->n_addrs; ++k) {
     ips.push_back(a->addrs[k].ip);
-    for (const auto& name : a->names) e.pol.learn(name, a->addrs[k].ip, a->addrs[k].ttl, e.now);
+    for (const auto& name : a->names) e.learn(name, a->addrs[k].ip, a->addrs[k].ttl);
   }
   e.rec.dns_answer(transport, server, 53, gq.q.qname, dns::qtype_name(gq.q.qtype),
                    observe::DnsMode::Relayed, msg.size(), ips, a->rcode);

@@ -12,8 +12,11 @@
 // from the gateway address it asked; a TC answer is passed through unchanged
 // and the child retries over TCP (dns_tcp.cpp). No answer within
 // kDnsTimeoutMs, or the resolver's port unreachable, is answered with
-// SERVFAIL. At most dns.cap() queries are pending; beyond that SERVFAIL at
-// once. Nothing here blocks: a slow resolver delays only its own queries.
+// SERVFAIL. At most Limits::dns_in_flight queries are pending; one beyond
+// that is still judged and logged, and answered SERVFAIL at once (counted,
+// limit_hit dns_in_flight): a prompt failure the resolver retries, where a
+// dropped query would cost it a time-out. Nothing here blocks: a slow
+// resolver delays only its own queries.
 #include <netinet/in.h>
 #include <sys/socket.h>
 
@@ -79,7 +82,10 @@ void Engine::dns_input(const uint8_t* frame, const packet::Parsed& p) {
   size_t n = 0;
   auto slot = dns.alloc();
   if (!slot) {
-    // Too many pending: judge and log as usual, but answer SERVFAIL.
+    // Too many pending (Limits::dns_in_flight): judge and log as usual, but
+    // answer SERVFAIL at once, so the child's resolver moves on instead of
+    // waiting for its own time-out; nothing is queued.
+    limit_hit(observe::Limit::DnsInFlight, dns.cap());
     GateQuery gq;
     GateAction a = gate_query(*this, "udp", p.dst, msg, {tx + off, 4096}, &n, &gq);
     if (a == GateAction::Forward) n = gate_servfail(*this, "udp", p.dst, gq, {tx + off, 4096});

@@ -14,17 +14,25 @@
 // used to learn a denied name. Under --proxy-dns remote there is no upstream
 // connection: the gate answers every query itself.
 //
-// Memory is bounded by back-pressure, never by buffering: the child's queries
-// are read only while the bytes waiting for the upstream and for the child
-// stay under kMaxBuffered and fewer than kMaxPending queries are in flight,
-// and the upstream's answers only while those waiting for the child stay under
-// kMaxBuffered. A tree that streams queries and never reads the answers stops
-// being read; its own socket buffers fill and its writes block, as with a
-// real resolver.
+// Memory is bounded by back-pressure, never by buffering (docs/security.md,
+// "Limits"). Each direction of a stream holds at most Limits::dns_tcp_buffer
+// bytes (at least one largest message): towards the upstream what was read
+// from the child and what waits for the upstream socket, towards the child
+// what was read from the upstream and what waits for the child. The child's
+// queries are read only while that leaves room for an answer made here and
+// fewer than Limits::dns_tcp_in_flight queries are pending, the upstream's
+// answers only while the child's direction has room. A tree that streams
+// queries and never reads the answers stops being read: the translator's
+// window to it shuts and its writes block, as with a real resolver, and the
+// stream costs no CPU while it waits. Each time a stream starts waiting that
+// way is a limit_hit (dns_tcp_buffer or dns_tcp_in_flight). At most
+// Limits::dns_tcp_streams streams are open at once (tcp.cpp refuses more with
+// a RST), and a stream's buffers are freed when it closes.
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 
 #include "engine/dns_msg.hpp"
@@ -34,22 +42,36 @@ namespace cf::engine {
 
 namespace {
 
-constexpr size_t kMaxBuffered = 256 * 1024;
-constexpr size_t kMaxPending = 256;
+// The largest framed DNS message: a 2-byte length and 65535 bytes.
+constexpr size_t kMaxFramed = 2 + 65535;
+// The most an answer made here (FORMERR, empty NOERROR, SERVFAIL, a
+// synthetic address) can take, framed.
+constexpr size_t kMaxLocalAnswer = 2 + 4096;
 
-void frame_msg(std::string& out, const uint8_t* msg, size_t len) {
+// Makes room for `need` bytes in a stream buffer. A buffer doubles as it
+// fills but never past `bound` (what its direction may hold, plus one answer
+// made here), so a stream's memory is what its bounds say, not twice that.
+void grow(std::string& buf, size_t need, size_t bound) {
+  if (need > buf.capacity())
+    buf.reserve(std::max(need, std::min(bound, 2 * buf.capacity())));
+}
+
+void frame_msg(std::string& out, const uint8_t* msg, size_t len, size_t bound) {
+  grow(out, out.size() + 2 + len, bound);
   out.push_back(char(len >> 8));
   out.push_back(char(len & 0xff));
   out.append(reinterpret_cast<const char*>(msg), len);
 }
 
-// Reads what is available into buf (bounded). Returns false on EOF.
-bool read_into(int fd, std::string& buf, bool* progress, bool* error) {
+// Reads what is available into buf while it holds fewer than `limit` bytes.
+// Returns false on EOF.
+bool read_into(int fd, std::string& buf, size_t limit, size_t bound, bool* progress,
+               bool* error) {
   char tmp[16384];
-  for (;;) {
-    if (buf.size() >= kMaxBuffered) return true;
-    ssize_t n = recv(fd, tmp, sizeof tmp, MSG_DONTWAIT);
+  while (buf.size() < limit) {
+    ssize_t n = recv(fd, tmp, std::min(sizeof tmp, limit - buf.size()), MSG_DONTWAIT);
     if (n > 0) {
+      grow(buf, buf.size() + size_t(n), bound);
       buf.append(tmp, size_t(n));
       *progress = true;
       continue;
@@ -58,6 +80,7 @@ bool read_into(int fd, std::string& buf, bool* progress, bool* error) {
     if (errno != EAGAIN && errno != EINTR) *error = true;
     return true;
   }
+  return true;
 }
 
 void write_from(int fd, std::string& buf, bool* progress, bool* error) {
@@ -92,11 +115,11 @@ struct DnsStreamOps {
       a = GateAction::Answered;
     }
     if (a == GateAction::Answered) {
-      if (n) frame_msg(s.to_child, out, n);
+      if (n) frame_msg(s.to_child, out, n, bound());
       return;
     }
     p.id = p.gq.q.id;
-    frame_msg(s.to_up, msg.data(), msg.size());
+    frame_msg(s.to_up, msg.data(), msg.size(), bound());
     s.pending.push_back(std::move(p));
   }
 
@@ -110,19 +133,33 @@ struct DnsStreamOps {
       seen = true;
       if (!gate_answer(e, "tcp", f.key.raddr, it->gq, msg)) continue;
       s.pending.erase(it);
-      frame_msg(s.to_child, msg.data(), msg.size());
+      frame_msg(s.to_child, msg.data(), msg.size(), bound());
       return;
     }
     if (!seen) ++e.st.dns_mismatched;
   }
 
-  // Room to take another query from the child.
-  bool child_room() const {
-    return s.to_up.size() + s.to_child.size() < kMaxBuffered && s.pending.size() < kMaxPending;
+  // Bytes each direction may hold (Limits::dns_tcp_buffer, at least one
+  // largest message).
+  size_t cap() const { return std::max<size_t>(e.opts.limits.dns_tcp_buffer, kMaxFramed); }
+  // What a buffer may grow to (see grow()).
+  size_t bound() const { return cap() + kMaxLocalAnswer; }
+  // What a direction has left for its read buffer beside `other` (the
+  // direction's other buffer, which answers made here can push past cap()).
+  size_t room_beside(const std::string& other) const {
+    return other.size() < cap() ? cap() - other.size() : 0;
   }
-  bool answer_room() const { return s.to_child.size() < kMaxBuffered; }
+  size_t up_bytes() const { return s.from_child.size() + s.to_up.size(); }
+  size_t down_bytes() const { return s.from_up.size() + s.to_child.size(); }
+  bool in_flight_room() const { return s.pending.size() < e.opts.limits.dns_tcp_in_flight; }
+  bool buffer_room() const { return down_bytes() + kMaxLocalAnswer <= cap(); }
+  // Room to take another query from the child: a slot for it upstream, and
+  // room for the answer this stream may have to make for it.
+  bool child_room() const { return in_flight_room() && buffer_room(); }
 
-  // Splits complete framed messages off the front of buf while room() holds.
+  // Splits complete framed messages off the front of buf while room() holds
+  // (moving a query upstream or an answer to the child keeps a direction's
+  // bytes as they were; an answer made here is what buffer_room saves room for).
   template <typename Room, typename F>
   void each_message(std::string& buf, Room room, F fn) {
     size_t off = 0;
@@ -139,7 +176,7 @@ struct DnsStreamOps {
     uint8_t out[4096];
     for (auto& p : s.pending) {
       size_t n = gate_servfail(e, "tcp", f.key.raddr, p.gq, out);
-      if (n) frame_msg(s.to_child, out, n);
+      if (n) frame_msg(s.to_child, out, n, bound());
     }
     s.pending.clear();
   }
@@ -150,7 +187,8 @@ struct DnsStreamOps {
     while (progress && !error) {
       progress = false;
       if (!s.local_eof && child_room() &&
-          !read_into(s.local.get(), s.from_child, &progress, &error)) {
+          !read_into(s.local.get(), s.from_child, room_beside(s.to_up), bound(), &progress,
+                     &error)) {
         s.local_eof = true;
         progress = true;
       }
@@ -158,12 +196,13 @@ struct DnsStreamOps {
       if (s.up && !s.up_connecting && !s.up_failed) {
         bool up_err = false;
         write_from(s.up.get(), s.to_up, &progress, &up_err);
-        if (!s.up_eof && answer_room() &&
-            !read_into(s.up.get(), s.from_up, &progress, &up_err)) {
+        if (!s.up_eof &&
+            !read_into(s.up.get(), s.from_up, room_beside(s.to_child), bound(), &progress,
+                       &up_err)) {
           s.up_eof = true;
           progress = true;
         }
-        each_message(s.from_up, [&] { return answer_room(); }, [&](auto m) { answer(m); });
+        each_message(s.from_up, [] { return true; }, [&](auto m) { answer(m); });
         if (up_err || (s.up_eof && !s.pending.empty())) {
           s.up_failed = true;
           fail_pending();
@@ -182,7 +221,21 @@ struct DnsStreamOps {
       shutdown(s.local.get(), SHUT_WR);
       s.shut_local = true;
     }
+    count_pauses();
     return !error;
+  }
+
+  // Each time the stream stops reading the child because of one of its
+  // bounds is one limit_hit.
+  void count_pauses() {
+    const Limits& lim = e.opts.limits;
+    bool in_flight = !s.local_eof && !in_flight_room();
+    bool buffer = !s.local_eof && !in_flight && (!buffer_room() || up_bytes() >= cap());
+    if (in_flight && !s.paused_in_flight)
+      e.limit_hit(observe::Limit::DnsTcpInFlight, lim.dns_tcp_in_flight);
+    if (buffer && !s.paused_buffer) e.limit_hit(observe::Limit::DnsTcpBuffer, cap());
+    s.paused_in_flight = in_flight;
+    s.paused_buffer = buffer;
   }
 };
 
@@ -221,6 +274,7 @@ UniqueFd dns_stream_open(Engine& e, TcpFlow& f, uint32_t slot) {
     }
   }
   s.watched = true;
+  ++e.dns_streams;
   return translator_end;
 }
 
@@ -231,11 +285,18 @@ void dns_stream_close(Engine& e, DnsStream& s) {
   e.unwatch(s.local.get());
   if (s.up) e.unwatch(s.up.get());
   s.watched = false;
+  --e.dns_streams;
+  // The slot may linger (Closing) for a while: give its memory back now.
+  std::string().swap(s.from_child);
+  std::string().swap(s.to_up);
+  std::string().swap(s.from_up);
+  std::string().swap(s.to_child);
+  std::vector<DnsStream::Pending>().swap(s.pending);
 }
 
 void Engine::dns_stream_event(uint32_t slot) {
   TcpFlow& f = tcp[slot];
-  if (!f.dns) return;
+  if (!f.dns || !f.dns->watched) return;  // (an event queued before it closed)
   DnsStream& s = *f.dns;
   if (s.up && s.up_connecting) {
     int err = 0;

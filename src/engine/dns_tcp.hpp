@@ -24,6 +24,9 @@ struct DnsStream {
   bool up_connecting = false, up_failed = false;
   bool local_eof = false, up_eof = false, shut_up = false, shut_local = false;
   bool watched = false;  // local (and up, when open) are in the epoll set
+  // Waiting on Limits::dns_tcp_in_flight / dns_tcp_buffer (counted once
+  // each time it starts waiting).
+  bool paused_in_flight = false, paused_buffer = false;
   std::string from_child, to_up, from_up, to_child;
   std::vector<Pending> pending;
 };
@@ -31,7 +34,8 @@ struct DnsStream {
 // Sets up the stream for a new gateway:53/tcp flow; returns the translator's
 // end of the socketpair (invalid on failure; nothing is left watched then).
 UniqueFd dns_stream_open(Engine& e, TcpFlow& f, uint32_t slot);
-// Takes the stream's sockets out of the reactor (the flow is ending); a
+// Takes the stream's sockets out of the reactor (the flow is ending) and
+// frees its buffers; it no longer counts towards Limits::dns_tcp_streams. A
 // second call does nothing.
 void dns_stream_close(Engine& e, DnsStream& s);
 

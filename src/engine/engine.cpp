@@ -16,9 +16,21 @@
 //
 // Every new flow is judged once by policy::Policy and logged by the Recorder.
 // Timers (TCP RTO, idle expiry, DNS timeouts) live in one min-heap driven by
-// one timerfd; stale entries are skipped when they fire. The tap is read in
-// batches of at most kTapBudget frames per turn so a flooding child cannot
-// starve host sockets; ACKs owed to the child are sent once per batch.
+// one timerfd; stale entries are skipped when they fire, and dropped in one
+// pass when they have come to outnumber the current ones (a flow that
+// re-queues an earlier deadline leaves its later entry behind). The tap is
+// read in batches of at most kTapBudget frames per turn so a flooding child
+// cannot starve host sockets; ACKs owed to the child are sent once per batch.
+//
+// Bounds. Whatever the tree does, what the engine holds is bounded by
+// Options::limits (docs/security.md, "Limits"): flows per protocol, TCP
+// connects in progress, DNS queries in flight, DNS-over-TCP streams and
+// their bytes, the TCP copy path's memory, the policy's name map, the
+// recorder's counters. A limit that is hit is counted and logged as
+// limit_hit (observe::Limit), and the tree sees a refusal (RST, ICMP error,
+// SERVFAIL), an eviction, or back-pressure (a TCP window that stays shut),
+// never a crash or a hang. A flow that waits costs no CPU: nothing is
+// re-armed while the kernel cannot make progress (tcp.cpp, our_window).
 //
 // Frames that are malformed, fragmented, spoofed (source not the child's
 // address) or addressed to nothing we serve are counted in Stats and dropped.
@@ -39,7 +51,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <functional>
 #include <memory>
 
 #include "capture/capture.hpp"
@@ -53,6 +67,9 @@ namespace cf::engine {
 namespace {
 
 constexpr int kTapBudget = 256;
+// The timer heap is compacted once it holds twice what it held after the
+// last compaction, and never below this many entries.
+constexpr size_t kTimerCompactMin = 4096;
 
 // Registers one of the engine's fixed fds (start-up: a failure stops the run).
 Status watch_fixed(int ep, int fd, Tag k, const char* step) {
@@ -82,6 +99,8 @@ Status Engine::init() {
     return r;
 
   tcp_ack_list.reserve(tcp.cap());
+  timers_.reserve(kTimerCompactMin);
+  timers_compact_at_ = kTimerCompactMin;
   tcp_peek_off = kernel::probe(kernel::Feature::TcpPeekOff).in_use();
   return {};
 }
@@ -153,8 +172,42 @@ uint32_t Engine::slot_gen(Tag k, uint32_t slot) const {
 }
 
 void Engine::arm(Tag k, uint32_t slot, uint64_t when) {
-  timers_.push(Timer{when, k, slot, slot_gen(k, slot)});
+  if (timers_.size() >= timers_compact_at_) compact_timers();
+  timers_.push_back(Timer{when, k, slot, slot_gen(k, slot)});
+  std::push_heap(timers_.begin(), timers_.end(), std::greater<Timer>{});
   if (timer_armed_at_ == 0 || when < timer_armed_at_) program_timerfd(when);
+}
+
+bool Engine::timer_current(const Timer& t) const {
+  if (t.gen != slot_gen(t.kind, t.slot)) return false;
+  switch (t.kind) {
+    case Tag::Tcp: {
+      const TcpFlow& f = tcp[t.slot];
+      return f.state != TcpState::Free && f.rto_queued == t.when;
+    }
+    case Tag::Udp:
+    case Tag::Icmp: {
+      const DatagramFlow& f = (t.kind == Tag::Udp ? udp : icmp)[t.slot];
+      return f.used && f.queued == t.when;
+    }
+    case Tag::DnsUpstream: {
+      const DnsPending& d = dns[t.slot];
+      return d.used && d.deadline == t.when;
+    }
+    case Tag::Tap:
+    case Tag::Timer:
+    case Tag::Pidfd:
+    case Tag::Signal:
+    case Tag::Pump:
+    case Tag::DnsStream: return false;  // never armed
+  }
+  return false;
+}
+
+void Engine::compact_timers() {
+  std::erase_if(timers_, [this](const Timer& t) { return !timer_current(t); });
+  std::make_heap(timers_.begin(), timers_.end(), std::greater<Timer>{});
+  timers_compact_at_ = std::max(kTimerCompactMin, 2 * timers_.size());
 }
 
 void Engine::run_timers() {
@@ -162,9 +215,10 @@ void Engine::run_timers() {
   while (::read(timerfd.get(), &expirations, sizeof expirations) > 0) {
   }
   timer_armed_at_ = 0;
-  while (!timers_.empty() && timers_.top().when <= now) {
-    Timer t = timers_.top();
-    timers_.pop();
+  while (!timers_.empty() && timers_.front().when <= now) {
+    std::pop_heap(timers_.begin(), timers_.end(), std::greater<Timer>{});
+    Timer t = timers_.back();
+    timers_.pop_back();
     if (t.gen != slot_gen(t.kind, t.slot)) continue;  // armed for a freed flow
     switch (t.kind) {
       case Tag::Tcp: tcp_timer(t.slot, t.when); break;
@@ -179,8 +233,8 @@ void Engine::run_timers() {
       case Tag::DnsStream: break;
     }
   }
-  if (!timers_.empty() && (timer_armed_at_ == 0 || timers_.top().when < timer_armed_at_))
-    program_timerfd(timers_.top().when);
+  if (!timers_.empty() && (timer_armed_at_ == 0 || timers_.front().when < timer_armed_at_))
+    program_timerfd(timers_.front().when);
 }
 
 void Engine::icmp_error_to_child(const IpAddr& from, const IpAddr& child, uint8_t type4,
@@ -195,6 +249,10 @@ void Engine::deny(uint64_t flow_id, policy::Proto p, const IpAddr& ip,
                   std::optional<uint16_t> port, const policy::Verdict& v) {
   std::string remote = port ? format_endpoint(ip, *port) : ip.str();
   rec.policy_violation(flow_id, p, remote, ip, port, v, names_for(ip));
+}
+
+void Engine::learn(const std::string& name, const IpAddr& ip, uint32_t ttl_s) {
+  if (pol.learn(name, ip, ttl_s, now)) limit_hit(observe::Limit::NameMap, pol.max_names());
 }
 
 std::vector<std::string> Engine::names_for(const IpAddr& ip) const {

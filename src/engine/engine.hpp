@@ -25,6 +25,26 @@ class Capture;
 
 namespace cf::engine {
 
+// What the tree can make the engine hold (docs/security.md, "Limits"). Each
+// bound has a name in observe::Limit: hitting it is counted in the summary
+// and logged as limit_hit. The defaults keep a release build under 64 MiB
+// of RSS whatever the tree does; the unit tests lower them.
+struct Limits {
+  uint32_t tcp_flows = 16384;       // TCP flows, DNS-over-TCP streams included (RST beyond)
+  uint32_t tcp_connecting = 1024;   // TCP connects in progress (RST beyond)
+  uint32_t udp_flows = 4096;        // UDP flows (the least recently used one ends)
+  uint32_t icmp_flows = 256;        // ICMP echo flows (likewise)
+  uint32_t dns_in_flight = 1024;    // UDP queries awaiting the resolver (SERVFAIL beyond)
+  uint32_t dns_tcp_streams = 32;    // DNS-over-TCP connections to the gateway (RST beyond)
+  uint32_t dns_tcp_in_flight = 64;  // queries pending upstream, per stream (paused)
+  // Bytes a DNS-over-TCP stream holds in each direction (paused beyond); at
+  // least one largest message (2 + 65535 bytes) plus one read, whatever is set.
+  uint32_t dns_tcp_buffer = 128 * 1024;
+  // Memory of the TCP copy path (kernels without SO_PEEK_OFF on TCP), all
+  // flows together (paused beyond: a flow reads no more from its host socket).
+  uint64_t tcp_copy_bytes = 8 * 1024 * 1024;
+};
+
 // Everything the engine needs to know about the run; the app builds it from
 // the Config, and the engine sees no other setting.
 struct Options {
@@ -43,6 +63,7 @@ struct Options {
   bool proxy_dns_remote = false;
   // --capture: every frame crossing tap0 is handed to it.
   capture::Capture* capture = nullptr;
+  Limits limits;
 };
 
 struct Stats {

@@ -9,7 +9,6 @@
 #include <functional>
 #include <optional>
 #include <memory>
-#include <queue>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -66,6 +65,9 @@ class Engine {
   // whose generation is not its slot's current one is counted and dropped.
   // True when it was the tree's pidfd.
   bool dispatch(uint64_t tag, uint32_t events);
+  // Entries in the timer heap, current or not (the unit tests check that it
+  // stays bounded).
+  size_t timer_entries() const { return timers_.size(); }
 
   // Shared by the protocol files.
   Options opts;
@@ -115,9 +117,21 @@ class Engine {
   // gets ICMP administratively prohibited at once (it cannot go through the
   // proxy); counted in Stats::synthetic_refused.
   void synthetic_unreachable(const uint8_t* frame, const packet::Parsed& p);
+  // A datagram or echo flow the engine cannot open (no socket, no epoll
+  // resources): ICMP administratively prohibited quoting `quoted`, so the
+  // child's socket fails at once instead of waiting.
+  void refuse_dgram(const packet::Parsed& p, std::span<const uint8_t> quoted) {
+    icmp_error_to_child(p.dst, p.src, packet::icmp4::kUnreach, packet::icmp4::kAdminProhibited,
+                        packet::icmp6::kUnreach, packet::icmp6::kAdminProhibited, quoted);
+  }
   // Logs and counts a policy denial.
   void deny(uint64_t flow_id, policy::Proto p, const IpAddr& ip, std::optional<uint16_t> port,
             const policy::Verdict& v);
+  // Counts and logs one hit of a bound (docs/security.md, "Limits").
+  void limit_hit(observe::Limit l, uint64_t max) { rec.limit_hit(l, max); }
+  // Teaches the policy a name<->address pair from a DNS answer; counts the
+  // older pair dropped when the policy's map was full.
+  void learn(const std::string& name, const IpAddr& ip, uint32_t ttl_s);
 
   // Per protocol (tcp.cpp, udp.cpp, icmp.cpp, dns_relay.cpp).
   void tcp_input(const uint8_t* frame, const packet::Parsed& p);
@@ -157,8 +171,8 @@ class Engine {
   void dns_event(uint32_t slot);
   void dns_timer(uint32_t slot, uint64_t when);
 
-  // TCP state (tcp.cpp).
-  SlotTable<TcpFlow> tcp{16384};
+  // TCP state (tcp.cpp). The tables are sized by opts.limits.
+  SlotTable<TcpFlow> tcp{opts.limits.tcp_flows};
   FlowMap tcp_map;
   std::vector<uint32_t> tcp_ack_list;
   uint32_t tcp_connecting = 0;
@@ -173,13 +187,17 @@ class Engine {
   // Host-side keepalive once the child probes: idle, interval (seconds) and
   // count, so a dead peer is found within about 60 + 6 * 10 s.
   int tcp_keep_idle_s = 60, tcp_keep_intvl_s = 10, tcp_keep_cnt = 6;
+  // The TCP copy path's memory, all flows together (Limits::tcp_copy_bytes).
+  CopyBudget copy_budget{opts.limits.tcp_copy_bytes};
   // UDP and ICMP echo flows.
-  DgramTable udp{4096};
-  DgramTable icmp{256};
+  DgramTable udp{opts.limits.udp_flows};
+  DgramTable icmp{opts.limits.icmp_flows};
   // --proxy-dns remote: the names behind the synthetic addresses.
   SynthMap synth;
   // DNS relay state: pending queries.
-  SlotTable<DnsPending> dns{1024};
+  SlotTable<DnsPending> dns{opts.limits.dns_in_flight};
+  // DNS-over-TCP streams open (Limits::dns_tcp_streams).
+  uint32_t dns_streams = 0;
   // Random 16-bit transaction ids, drawn from the kernel 128 at a time.
   uint16_t random_id();
 
@@ -188,7 +206,14 @@ class Engine {
   void handle_frame(const uint8_t* frame, size_t len);
   void run_timers();
   void program_timerfd(uint64_t when);
-  std::priority_queue<Timer, std::vector<Timer>, std::greater<Timer>> timers_;
+  // True while the entry is the one its flow keeps queued (a flow re-queues
+  // an earlier deadline without taking the later entry out of the heap).
+  bool timer_current(const Timer& t) const;
+  // Drops the entries that are no longer current once the heap has grown to
+  // twice what it held after the last compaction (at least kTimerCompactMin).
+  void compact_timers();
+  std::vector<Timer> timers_;  // a min-heap on `when` (std::push_heap, greater)
+  size_t timers_compact_at_ = 0;
   const std::function<void(int, int)>* on_signal_ = nullptr;
   int sigfd_ = -1;
   uint64_t timer_armed_at_ = 0;

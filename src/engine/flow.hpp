@@ -75,6 +75,7 @@ class SlotTable {
     free_.push_back(s);
   }
   T& operator[](uint32_t s) { return items_[s]; }
+  const T& operator[](uint32_t s) const { return items_[s]; }
   // The slot's generation: changes on every release (see Tag).
   uint32_t gen(uint32_t s) const { return s < gens_.size() ? gens_[s] : 0; }
   uint32_t size() const { return uint32_t(items_.size()); }

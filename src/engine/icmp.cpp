@@ -75,7 +75,10 @@ void Engine::icmp_input(const uint8_t* frame, const packet::Parsed& p) {
       deny(id, proto, p.dst, std::nullopt, v);
     }
     slot = dgram_open(icmp, Tag::Icmp, proto, key, id, fd, kIcmpIdleMs);
-    if (slot == kNoSlot) return;  // no epoll resources: dropped (counted)
+    if (slot == kNoSlot) {  // no epoll resources (counted): refused
+      refuse_dgram(p, request);
+      return;
+    }
     if (v.allow) {
       ++st.icmp_flows;
       rec.flow_start(id, proto, {p.dst, 0}, pol.names_for(p.dst, now));

@@ -66,8 +66,15 @@
 // either way for 24 h (5 min once either side sent its FIN) is reset both
 // ways; once the child sends keepalive probes, the host socket probes its
 // peer too (mirror_keepalive), so a dead peer becomes a RST to the child.
-// Pending connects are capped at kMaxConnecting; SYNs beyond that get RST and
-// are counted.
+// Bounds (docs/security.md, "Limits"): a SYN beyond Limits::tcp_flows flows,
+// or Limits::tcp_connecting connects in progress, or (to the gateway's port
+// 53) Limits::dns_tcp_streams streams, gets a RST, counted and logged as
+// limit_hit. A flow's bytes wait in its host socket in both directions (the
+// window offered to the child is the send buffer's free space; nothing more
+// is read than the child's window takes), so the engine holds none itself;
+// the copy path holds at most SendCopy::kMax per flow and
+// Limits::tcp_copy_bytes in all, and a flow that finds no memory reads no
+// more until its child's ACKs (or its retransmission timer) let it retry.
 //
 // Sequence numbers wrap: compare only with seq_lt / seq_le (serial arithmetic).
 #include <linux/sock_diag.h>
@@ -89,7 +96,6 @@ namespace cf::engine {
 
 namespace {
 
-constexpr uint32_t kMaxConnecting = 1024;
 constexpr uint32_t kRtoInitialMs = 200, kRtoMaxMs = 10'000;
 constexpr uint8_t kMaxRetries = 10;
 constexpr uint64_t kLingerMs = 2'000;
@@ -125,10 +131,14 @@ struct TcpOps {
 
   // Free space of the host send buffer, as a window. The kernel charges
   // per-skb overhead against SO_SNDBUF, so only 7/8 of the nominal free
-  // space is offered. When less than a third of the buffer is free we ask
-  // for EPOLLOUT: re-arming the fd makes tcp_poll() set SOCK_NOSPACE, so the
-  // kernel wakes us (and grows the buffer) once space returns, and we send
-  // the window update then.
+  // space is offered. When the kernel itself no longer calls the socket
+  // writable we ask for EPOLLOUT: re-arming the fd makes the poll set
+  // SOCK_NOSPACE, so the kernel wakes us (and grows the buffer) once space
+  // returns, and we send the window update then. Asking only then, by the
+  // kernel's own test (sock_writable), matters: re-arming a socket the kernel
+  // calls writable queues EPOLLOUT at once, and a flow whose window is small
+  // but whose child sends nothing would spin on it (a stalled upload kept the
+  // reactor at 100% CPU that way).
   uint16_t our_window(TcpFlow& f, bool syn) const {
     uint32_t space = 0;
     if (f.sock) {
@@ -151,14 +161,17 @@ struct TcpOps {
         queued = int(mem[SK_MEMINFO_WMEM_QUEUED]);
       }
       space = sndbuf > queued ? uint32_t(sndbuf - queued) / 8 * 7 : 0;
-      // After a short write the window stays shut until a third of the
-      // buffer is free again (normally signalled by EPOLLOUT; checked here
-      // too so a probe from the child can reopen it).
+      bool writable = sock_writable(f.sock_is_unix, sndbuf, queued);
+      // After a short write the window stays shut until the kernel calls the
+      // socket writable again or a third of the buffer is free (normally
+      // signalled by EPOLLOUT; checked here too so a probe from the child can
+      // reopen it). For TCP the first comes first; an AF_UNIX pair is
+      // writable only once three quarters are free, and reopens at a third.
       if (f.in_blocked) {
-        if (space >= uint32_t(sndbuf) / 3) f.in_blocked = false;
+        if (writable || space >= uint32_t(sndbuf) / 3) f.in_blocked = false;
         else space = 0;
       }
-      if (space < uint32_t(sndbuf) / 3 && !f.wnd_watch && f.state != TcpState::Connecting) {
+      if (!writable && !f.wnd_watch && f.state != TcpState::Connecting) {
         f.wnd_watch = true;
         e.rewatch(f.sock.get(), kSockEvents, tag(Tag::Tcp, f.slot, e.tcp.gen(f.slot)));
       }
@@ -324,6 +337,12 @@ struct TcpOps {
       size_t open = f.child_wnd > inflight ? f.child_wnd - inflight : 0;
       size_t want = std::max<size_t>(n, open) - unsent;
       ssize_t r = f.copy.fill(f.sock.get(), want);
+      if (f.copy.starved() != f.copy_starved) {
+        // Counted once each time the flow starts waiting for memory.
+        f.copy_starved = f.copy.starved();
+        if (f.copy_starved)
+          e.limit_hit(observe::Limit::TcpCopyBytes, e.opts.limits.tcp_copy_bytes);
+      }
       if (r == 0) f.host_eof = true;
       if (r < 0 && errno != EAGAIN && errno != EINTR) return -1;
       unsent = f.copy.size() - inflight;
@@ -390,7 +409,7 @@ struct TcpOps {
       f.fin_sent = true;
       f.ack_pending = false;
     }
-    if (f.snd_max != f.snd_una || f.child_wnd == 0) {
+    if (f.snd_max != f.snd_una || f.child_wnd == 0 || f.copy_starved) {
       if (!f.rto_deadline) arm(f, e.now + f.rto_ms);
     }
     return true;
@@ -418,6 +437,7 @@ struct TcpOps {
     // (TCP before 6.9, or a forced fallback) selects the copy path.
     f.peek_off = (f.sock_is_unix || e.tcp_peek_off) &&
                  setsockopt(f.sock.get(), SOL_SOCKET, SO_PEEK_OFF, &zero, sizeof zero) == 0;
+    if (!f.peek_off) f.copy.set_budget(&e.copy_budget);
     tcp_enter(f, TcpState::SynAckSent);
     f.snd_una = f.isn;
     f.snd_nxt = f.snd_max = f.isn + 1;
@@ -520,8 +540,11 @@ struct TcpOps {
   }
 
   void new_flow(const uint8_t* frame, const packet::Parsed& p) {
-    if (e.tcp.full() || e.tcp_connecting >= kMaxConnecting) {
+    const Limits& lim = e.opts.limits;
+    if (e.tcp.full() || e.tcp_connecting >= lim.tcp_connecting) {
       ++e.st.tcp_refused_overload;
+      if (e.tcp.full()) e.limit_hit(observe::Limit::TcpFlows, e.tcp.cap());
+      else e.limit_hit(observe::Limit::TcpConnecting, lim.tcp_connecting);
       rst_for(p);
       return;
     }
@@ -546,6 +569,12 @@ struct TcpOps {
     if (to_resolver) {
       // DNS over TCP to the gateway: served by a DnsStream (dns_tcp.cpp),
       // which judges and logs every query; no connect_* events.
+      if (e.dns_streams >= lim.dns_tcp_streams) {
+        ++e.st.tcp_refused_overload;
+        e.limit_hit(observe::Limit::DnsTcpStreams, lim.dns_tcp_streams);
+        rst_for(p);
+        return;
+      }
       uint32_t slot = *e.tcp.alloc();
       TcpFlow& f = e.tcp[slot];
       f.slot = slot;
@@ -916,6 +945,10 @@ struct TcpOps {
           if (!push(f)) return;
         } else if (f.child_wnd == 0) {
           send_seg(f, packet::kAck, f.snd_una - 1, 0);  // zero-window probe
+        } else if (f.copy_starved) {
+          // The copy path had no memory for this flow: try again, backing off.
+          if (!push(f)) return;
+          if (!f.copy_starved) return;
         } else {
           return;
         }

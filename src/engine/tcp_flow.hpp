@@ -45,6 +45,18 @@ constexpr bool tcp_transition_ok(TcpState from, TcpState to) {
   return false;
 }
 
+// Whether the kernel calls a host socket writable (EPOLLOUT), by its own
+// test: TCP while the free send space is at least half of what is queued
+// (sk_stream_is_writeable), AF_UNIX while at most a quarter of the send
+// buffer is in use (unix_writable, which counts one more than SIOCOUTQ).
+// `queued` is SK_MEMINFO_WMEM_QUEUED for TCP, SIOCOUTQ for AF_UNIX. The
+// translator asks for EPOLLOUT only when this is false (our_window in
+// tcp.cpp): asked while it is true, EPOLLOUT is queued at once.
+constexpr bool sock_writable(bool unix_stream, int sndbuf, int queued) {
+  if (unix_stream) return (int64_t(queued) + 1) * 4 <= sndbuf;
+  return sndbuf - queued >= (queued >> 1);
+}
+
 struct TcpFlow {
   TcpState state = TcpState::Free;
   uint32_t slot = 0;  // own index in Engine::tcp
@@ -88,7 +100,8 @@ struct TcpFlow {
   bool fin_sent = false;      // our FIN was sent: it is the byte at snd_max - 1
   bool fin_acked = false;
   bool in_blocked = false;    // host send buffer was full; window update owed
-  bool wnd_watch = false;     // window was small; update owed on EPOLLOUT
+  bool wnd_watch = false;     // socket not writable; window update owed on EPOLLOUT
+  bool copy_starved = false;  // the copy path found no memory (Limits::tcp_copy_bytes)
   bool ack_pending = false;   // an ACK is owed at the end of this batch
   bool ack_queued = false;    // slot is in tcp_ack_list
   bool last_wnd_zero = false;

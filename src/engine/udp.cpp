@@ -11,8 +11,10 @@
 // every hop. A flow idle for kUdpIdleMs is closed (flow_end, close=timeout).
 // A denied pair is remembered as a flow without a socket, so it is judged and
 // logged once; its datagrams get ICMP administratively prohibited.
-// At most 4096 flows; a new pair beyond that evicts the least recently used
-// one (dgram.hpp). An ICMP error about an empty datagram is relayed like any
+// At most Limits::udp_flows flows (4096); a new pair beyond that evicts the
+// least recently used one (dgram.hpp). A pair that gets no socket at all
+// (no file descriptor, no epoll resources) is refused with ICMP
+// administratively prohibited. An ICMP error about an empty datagram is relayed like any
 // other (nmap -sU sees a closed port as closed).
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -55,13 +57,18 @@ void Engine::udp_input(const uint8_t* frame, const packet::Parsed& p) {
                               err == ENETUNREACH ? packet::icmp4::kNetUnreach
                                                  : packet::icmp4::kHostUnreach,
                               packet::icmp6::kUnreach, packet::icmp6::kNoRoute, quoted);
+        else  // no socket for it (file descriptors, memory): refused
+          refuse_dgram(p, quoted);
         return;
       }
     } else {
       deny(id, policy::Proto::Udp, p.dst, p.dport, v);
     }
     slot = dgram_open(udp, Tag::Udp, policy::Proto::Udp, key, id, fd, kUdpIdleMs);
-    if (slot == kNoSlot) return;  // no epoll resources: dropped (counted)
+    if (slot == kNoSlot) {  // no epoll resources (counted): refused
+      refuse_dgram(p, quoted);
+      return;
+    }
     if (v.allow) {
       ++st.udp_flows;
       rec.flow_start(id, policy::Proto::Udp, {p.dst, p.dport}, pol.names_for(p.dst, now));

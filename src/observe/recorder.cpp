@@ -34,6 +34,42 @@ const char* name(DnsMode m) {
   return "?";
 }
 
+const char* name(Limit l) {
+  switch (l) {
+    case Limit::TcpFlows: return "tcp_flows";
+    case Limit::TcpConnecting: return "tcp_connecting";
+    case Limit::UdpFlows: return "udp_flows";
+    case Limit::IcmpFlows: return "icmp_flows";
+    case Limit::DnsInFlight: return "dns_in_flight";
+    case Limit::DnsTcpStreams: return "dns_tcp_streams";
+    case Limit::DnsTcpInFlight: return "dns_tcp_in_flight";
+    case Limit::DnsTcpBuffer: return "dns_tcp_buffer";
+    case Limit::TcpCopyBytes: return "tcp_copy_bytes";
+    case Limit::NameMap: return "name_map";
+    case Limit::SynthNames: return "synth_names";
+    case Limit::RecorderKeys: return "recorder_keys";
+  }
+  return "?";
+}
+
+const char* action(Limit l) {
+  switch (l) {
+    case Limit::TcpFlows:
+    case Limit::TcpConnecting:
+    case Limit::DnsInFlight:
+    case Limit::DnsTcpStreams:
+    case Limit::SynthNames: return "refused";
+    case Limit::UdpFlows:
+    case Limit::IcmpFlows:
+    case Limit::NameMap: return "evicted";
+    case Limit::DnsTcpInFlight:
+    case Limit::DnsTcpBuffer:
+    case Limit::TcpCopyBytes: return "paused";
+    case Limit::RecorderKeys: return "folded";
+  }
+  return "?";
+}
+
 void append_json_string(std::string& out, std::string_view s) {
   out.push_back('"');
   for (unsigned char ch : s) {
@@ -172,6 +208,8 @@ void Recorder::write_live(bool may_block) {
 }
 
 void Recorder::finish() {
+  for (size_t i = 0; i < kLimitCount; ++i)
+    if (limit_log_[i].unlogged) write_limit(Limit(i));
   flush();
   write_live(true);
   if (counts_.live_dropped)
@@ -201,7 +239,7 @@ void Recorder::flush() {
 
 void Recorder::dns_query(std::string_view proto, const IpAddr& server, uint16_t port,
                          std::string_view qname, std::string_view qtype) {
-  ++counts_.dns_names[std::string(qname)];
+  count(counts_.dns_names, std::string(qname));
   begin("dns_query");
   kv_dns(buf_, proto, server, port, qname, qtype);
   end();
@@ -238,7 +276,7 @@ void Recorder::dns_answer(std::string_view proto, const IpAddr& server, uint16_t
 
 void Recorder::connect_attempt(uint64_t id, const Target& t, bool via_proxy,
                                const std::vector<std::string>& names) {
-  ++counts_.targets[format_endpoint(t.ip, t.port)];
+  count(counts_.targets, format_endpoint(t.ip, t.port));
   begin("connect_attempt");
   kv_num(buf_, "flow_id", id);
   kv_str(buf_, "protocol", "tcp");
@@ -253,7 +291,7 @@ void Recorder::connect_attempt(uint64_t id, const Target& t, bool via_proxy,
 
 void Recorder::connect_result(uint64_t id, const Target& t, bool via_proxy,
                               const std::vector<std::string>& names, const char* error) {
-  if (error) ++counts_.connect_errors[fmt::format("{}: {}", format_endpoint(t.ip, t.port), error)];
+  if (error) count(counts_.connect_errors, fmt::format("{}: {}", format_endpoint(t.ip, t.port), error));
   begin("connect_result");
   kv_num(buf_, "flow_id", id);
   kv_str(buf_, "protocol", "tcp");
@@ -275,7 +313,7 @@ void Recorder::connect_result(uint64_t id, const Target& t, bool via_proxy,
 
 void Recorder::flow_start(uint64_t id, policy::Proto p, const Target& t,
                           const std::vector<std::string>& names) {
-  ++counts_.targets[format_endpoint(t.ip, t.port)];
+  count(counts_.targets, format_endpoint(t.ip, t.port));
   begin("flow_start");
   kv_num(buf_, "flow_id", id);
   kv_str(buf_, "protocol", policy::name(p));
@@ -308,7 +346,7 @@ void Recorder::policy_violation(uint64_t id, policy::Proto p, std::string_view r
                                 const policy::Verdict& v, const std::vector<std::string>& names) {
   ++counts_.violations_total;
   if (p == policy::Proto::Dns) ++counts_.violations_dns;
-  ++counts_.violations[fmt::format("{} {}", v.reason_code, remote)];
+  count(counts_.violations, fmt::format("{} {}", v.reason_code, remote));
   begin("policy_violation");
   if (id) kv_num(buf_, "flow_id", id);
   kv_str(buf_, "protocol", policy::name(p));
@@ -336,6 +374,41 @@ void Recorder::policy_violation(uint64_t id, policy::Proto p, std::string_view r
     live(1, 31, fmt::format("denied {} {}{}: {} ({})", policy::name(p), remote, name, rule,
                             v.control));
   }
+}
+
+void Recorder::count(Tally& t, std::string key) {
+  auto it = t.keys.find(key);
+  if (it != t.keys.end()) {
+    ++it->second;
+  } else if (t.keys.size() < max_keys_) {
+    t.keys.emplace(std::move(key), 1);
+  } else {
+    ++t.other;
+    limit_hit(Limit::RecorderKeys, max_keys_);
+  }
+}
+
+void Recorder::limit_hit(Limit l, uint64_t max) {
+  ++counts_.limits[size_t(l)];
+  LimitLog& g = limit_log_[size_t(l)];
+  g.max = max;
+  ++g.unlogged;
+  if (g.last_ms == 0 || monotonic_ms() - g.last_ms >= 1000) write_limit(l);
+}
+
+void Recorder::write_limit(Limit l) {
+  LimitLog& g = limit_log_[size_t(l)];
+  begin("limit_hit");
+  kv_str(buf_, "limit", name(l));
+  kv_num(buf_, "max", g.max);
+  kv_str(buf_, "action", action(l));
+  kv_num(buf_, "count", g.unlogged);
+  end();
+  if (cfg_.verbosity >= 1)
+    live(1, 33, fmt::format("limit {} ({}) hit {} time{}: {}", name(l), g.max, g.unlogged,
+                            g.unlogged == 1 ? "" : "s", action(l)));
+  g.unlogged = 0;
+  g.last_ms = std::max<uint64_t>(monotonic_ms(), 1);
 }
 
 void Recorder::runtime_failure(std::string_view phase, std::string_view reason_code,

@@ -43,6 +43,27 @@ const char* name(Close c);
 enum class DnsMode : uint8_t { Relayed, SyntheticEmpty, SyntheticRemote };
 const char* name(DnsMode m);  // "relayed" | "synthetic_empty" | "synthetic_remote"
 
+// The bounds of docs/security.md, "Limits": what a limit_hit line names.
+enum class Limit : uint8_t {
+  TcpFlows,        // TCP flow table full: the SYN gets a RST
+  TcpConnecting,   // too many TCP connects in progress: RST
+  UdpFlows,        // UDP flow table full: the least recently used flow ends
+  IcmpFlows,       // ICMP echo flow table full: the same
+  DnsInFlight,     // too many UDP queries awaiting the resolver: SERVFAIL
+  DnsTcpStreams,   // too many DNS-over-TCP connections to the gateway: RST
+  DnsTcpInFlight,  // a DNS-over-TCP stream has its most queries pending: paused
+  DnsTcpBuffer,    // a DNS-over-TCP stream holds its most bytes: paused
+  TcpCopyBytes,    // the TCP copy path's memory is used up: paused
+  NameMap,         // the policy's name<->address map is full: oldest dropped
+  SynthNames,      // --proxy-dns remote: every synthetic address held: SERVFAIL
+  RecorderKeys,    // a summary counter has its most keys: counted in `other`
+};
+constexpr size_t kLimitCount = size_t(Limit::RecorderKeys) + 1;
+const char* name(Limit l);
+// What the tree sees when the limit is hit: "refused", "evicted", "paused"
+// or "folded" (the flow-log field `action`).
+const char* action(Limit l);
+
 struct Target {
   IpAddr ip;
   uint16_t port;  // 0 for ICMP
@@ -74,6 +95,9 @@ class Recorder {
                         const policy::Verdict& v, const std::vector<std::string>& names);
   void runtime_failure(std::string_view phase, std::string_view reason_code,
                        std::string_view detail);
+  // A bound was hit (`max` is its value): counted, and logged as limit_hit
+  // at most once a second per limit (see above).
+  void limit_hit(Limit l, uint64_t max);
 
   // Writes what is buffered to the flow log and the live lines that stderr
   // takes without blocking.
@@ -82,18 +106,28 @@ class Recorder {
   // how many were dropped, if any.
   void finish();
 
+  // A counter by key with at most max_keys keys; the rest add up in `other`.
+  struct Tally {
+    std::map<std::string, uint64_t> keys;
+    uint64_t other = 0;
+  };
   // Counters for the summary.
   struct Counts {
-    std::map<std::string, uint64_t> events;        // by event name
-    std::map<std::string, uint64_t> targets;       // "ip:port" of connects / flows
-    std::map<std::string, uint64_t> violations;    // "reason_code remote"
-    std::map<std::string, uint64_t> connect_errors;  // "remote: error"
-    std::map<std::string, uint64_t> dns_names;
+    std::map<std::string, uint64_t> events;  // by event name (a fixed set)
+    Tally targets;                           // "ip:port" of connects / flows
+    Tally violations;                        // "reason_code remote"
+    Tally connect_errors;                    // "remote: error"
+    Tally dns_names;
     uint64_t violations_total = 0;
     uint64_t violations_dns = 0;  // of which DNS lookups
     uint64_t live_dropped = 0;    // live lines stderr did not take in time
+    std::array<uint64_t, kLimitCount> limits{};  // hits, by Limit
   };
   const Counts& counts() const { return counts_; }
+
+  // Distinct keys each Tally keeps by default (Limit::RecorderKeys).
+  static constexpr size_t kMaxKeys = 4096;
+  void set_max_keys(size_t n) { max_keys_ = n; }
 
  private:
   void begin(std::string_view event);
@@ -101,7 +135,16 @@ class Recorder {
   // One live line at `level` (see above); `colour` an SGR code or 0.
   void live(int level, int colour, std::string_view line);
   std::string endpoint_with_names(const Target& t, const std::vector<std::string>& names) const;
+  void count(Tally& t, std::string key);
+  void write_limit(Limit l);
   const Config& cfg_;
+  size_t max_keys_ = kMaxKeys;
+  struct LimitLog {
+    uint64_t max = 0;
+    uint64_t unlogged = 0;  // hits not yet in a limit_hit line
+    uint64_t last_ms = 0;   // monotonic ms of the last line; 0: none yet
+  };
+  std::array<LimitLog, kLimitCount> limit_log_{};
   UniqueFd fd_;
   std::string buf_;
   size_t mark_ = 0;

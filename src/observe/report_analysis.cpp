@@ -21,10 +21,11 @@ namespace {
 
 using Json = nlohmann::json;
 
-// The events of docs/flow-log-schema.md (flow_start, ours alone, included).
+// The events of docs/flow-log-schema.md (flow_start and limit_hit, ours
+// alone, included).
 constexpr std::string_view kKnownEvents[] = {
-    "dns_query", "dns_answer",       "connect_attempt", "connect_result",
-    "flow_start", "flow_end", "policy_violation", "runtime_failure",
+    "dns_query",        "dns_answer",      "connect_attempt", "connect_result", "flow_start",
+    "flow_end",         "policy_violation", "runtime_failure", "limit_hit",
 };
 
 bool known_event(std::string_view e) {

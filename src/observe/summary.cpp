@@ -69,10 +69,10 @@ std::vector<std::string> active_controls(const Config& c) {
 std::string render_summary(const Config& c, const Recorder::Counts& k, const RunFacts& f) {
   auto controls = active_controls(c);
   auto captures = capture_outputs(c);
-  auto targets = top(k.targets, 10);
-  auto violations = top(k.violations, 10);
-  auto errors = top(k.connect_errors, 10);
-  auto names = top(k.dns_names, 10);
+  auto targets = top(k.targets.keys, 10);
+  auto violations = top(k.violations.keys, 10);
+  auto errors = top(k.connect_errors.keys, 10);
+  auto names = top(k.dns_names.keys, 10);
   if (c.summary_format == TextOrJson::Json) {
     nlohmann::ordered_json j;
     j["backend"] = name(c.backend);
@@ -93,6 +93,13 @@ std::string render_summary(const Config& c, const Recorder::Counts& k, const Run
     j["connect_errors"] = ranked(errors);
     j["dropped_frames"] = f.dropped_frames;
     j["evicted_flows"] = f.evicted_flows;
+    nlohmann::ordered_json limits = nlohmann::ordered_json::object();
+    for (size_t i = 0; i < kLimitCount; ++i) limits[name(Limit(i))] = k.limits[i];
+    j["limits_hit"] = std::move(limits);
+    j["other_keys"] = {{"top_targets", k.targets.other},
+                       {"top_dns_names", k.dns_names.other},
+                       {"top_policy_violations", k.violations.other},
+                       {"connect_errors", k.connect_errors.other}};
     j["duration_ms"] = f.duration_ms;
     j["leak_failure"] = f.leak_failure;
     j["exit_code"] = f.exit_code;
@@ -111,19 +118,24 @@ std::string render_summary(const Config& c, const Recorder::Counts& k, const Run
   std::string counts;
   for (const auto& [ev, n] : k.events) counts += fmt::format("{}{}={}", counts.empty() ? "" : " ", ev, n);
   o += fmt::format("  events:     {}\n", counts.empty() ? "none" : counts);
-  auto section = [&](const char* title, const Ranked& r) {
+  auto section = [&](const char* title, const Ranked& r, const Recorder::Tally& t) {
     if (r.empty()) return;
     o += fmt::format("  {}:\n", title);
     for (const auto& [key, n] : r) o += fmt::format("    {:>5}  {}\n", n, key);
+    if (t.other) o += fmt::format("    {:>5}  (other: keys beyond the first {})\n", t.other, t.keys.size());
   };
-  section("top targets", targets);
-  section("top DNS names", names);
+  section("top targets", targets, k.targets);
+  section("top DNS names", names, k.dns_names);
   o += fmt::format("  policy violations: {}\n", k.violations_total);
-  section("top policy violations", violations);
-  section("connect errors", errors);
+  section("top policy violations", violations, k.violations);
+  section("connect errors", errors, k.connect_errors);
   if (f.dropped_frames) o += fmt::format("  dropped frames: {}\n", f.dropped_frames);
   if (f.evicted_flows)
     o += fmt::format("  evicted flows: {} (the UDP or ICMP flow table was full)\n", f.evicted_flows);
+  std::string hits;
+  for (size_t i = 0; i < kLimitCount; ++i)
+    if (k.limits[i]) hits += fmt::format("{}{}={}", hits.empty() ? "" : " ", name(Limit(i)), k.limits[i]);
+  if (!hits.empty()) o += fmt::format("  limits hit: {}\n", hits);
   o += fmt::format("  duration:   {} ms\n", f.duration_ms);
   o += fmt::format("  exit code:  {}{}\n", f.exit_code,
                    f.leak_failure ? " (--fail-on-leak: the command exited 0)" : "");

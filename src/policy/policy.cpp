@@ -59,7 +59,7 @@ bool domain_matches(std::string_view n, std::string_view rule) {
   return n.size() > rule.size() && n.ends_with(rule) && n[n.size() - rule.size() - 1] == '.';
 }
 
-Policy::Policy(const Config& c) : cfg_(c) {}
+Policy::Policy(const Config& c, size_t max_names) : cfg_(c), max_names_(max_names) {}
 
 bool Policy::has_domain_allow_rules() const {
   return !cfg_.allow_domains.empty() || !cfg_.allow_domains_exact.empty();
@@ -169,16 +169,65 @@ Verdict Policy::judge_named(Proto proto, std::string_view n, bool via_proxy) con
   return judge_rest(proto, via_proxy);
 }
 
-void Policy::learn(const std::string& n, const IpAddr& ip, uint32_t ttl_s, uint64_t now_ms) {
-  auto& v = by_ip_[key_of(ip)];
+namespace {
+constexpr uint64_t kSweepMs = 10'000;
+constexpr size_t kNamesPerAddr = 32;
+}  // namespace
+
+bool Policy::learn(const std::string& n, const IpAddr& ip, uint32_t ttl_s, uint64_t now_ms) {
+  if (now_ms >= next_sweep_ms_) sweep(now_ms);
+  std::string key = key_of(ip);
+  auto& v = by_ip_[key];
   uint64_t exp = now_ms + uint64_t(ttl_s) * 1000 + kNameGraceMs;
   for (auto& e : v)
     if (e.name == n) {
       e.expires_ms = std::max(e.expires_ms, exp);
-      return;
+      return false;
     }
-  if (v.size() >= 32) v.erase(v.begin());
+  if (v.size() >= kNamesPerAddr) {
+    v.erase(v.begin());
+    --pairs_;
+  }
   v.push_back({n, exp});
+  ++pairs_;
+  order_.push_back(std::move(key));
+  bool dropped = false;
+  if (pairs_ > max_names_ && now_ms >= last_full_sweep_ms_ + 1000) {
+    last_full_sweep_ms_ = now_ms;  // expired pairs go first, at most once a second
+    sweep(now_ms);
+  }
+  while (pairs_ > max_names_ && !order_.empty()) {
+    drop_oldest();
+    dropped = true;
+  }
+  if (order_.size() > 2 * max_names_ + 64) {
+    order_.clear();
+    for (const auto& [k, names] : by_ip_) order_.insert(order_.end(), names.size(), k);
+  }
+  return dropped;
+}
+
+void Policy::sweep(uint64_t now_ms) {
+  next_sweep_ms_ = now_ms + kSweepMs;
+  for (auto it = by_ip_.begin(); it != by_ip_.end();) {
+    auto& v = it->second;
+    size_t before = v.size();
+    std::erase_if(v, [now_ms](const NameEntry& e) { return e.expires_ms <= now_ms; });
+    pairs_ -= before - v.size();
+    it = v.empty() ? by_ip_.erase(it) : std::next(it);
+  }
+}
+
+void Policy::drop_oldest() {
+  while (!order_.empty()) {
+    auto it = by_ip_.find(order_.front());
+    order_.pop_front();
+    if (it == by_ip_.end()) continue;
+    it->second.erase(it->second.begin());
+    --pairs_;
+    if (it->second.empty()) by_ip_.erase(it);
+    return;
+  }
 }
 
 std::vector<std::string> Policy::names_for(const IpAddr& ip, uint64_t now_ms) const {

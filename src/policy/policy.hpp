@@ -3,6 +3,7 @@
 // answers it relayed. First match wins, in the order of docs/policy.md.
 #pragma once
 #include <cstdint>
+#include <deque>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -29,9 +30,16 @@ struct Verdict {
 // How long a name<->address mapping outlives its DNS TTL.
 constexpr uint64_t kNameGraceMs = 60'000;
 
+// The name<->address map learnt from DNS answers is bounded
+// (docs/security.md, "Limits", name_map): at most 32 names per address and
+// max_names pairs in all. Expired pairs are dropped every 10 s; a pair
+// learnt while the map is full pushes out the (roughly) oldest one, which
+// learn() reports so the engine can count it. A name pushed out is lost as
+// it would be at the end of its TTL.
 class Policy {
  public:
-  explicit Policy(const Config& c);
+  static constexpr size_t kMaxNames = 16384;
+  explicit Policy(const Config& c, size_t max_names = kMaxNames);
 
   // A connection, datagram flow or echo towards `ip`. `carried_by_proxy` is
   // true when the flow goes through the upstream proxy.
@@ -50,7 +58,10 @@ class Policy {
   Verdict judge_named(Proto proto, std::string_view name, bool carried_by_proxy) const;
 
   // Records that a relayed DNS answer mapped `name` to `ip` for ttl seconds.
-  void learn(const std::string& name, const IpAddr& ip, uint32_t ttl_s, uint64_t now_ms);
+  // True when an older pair had to be dropped because the map was full.
+  bool learn(const std::string& name, const IpAddr& ip, uint32_t ttl_s, uint64_t now_ms);
+  size_t max_names() const { return max_names_; }
+  size_t name_pairs() const { return pairs_; }  // pairs held now, expired or not
   // Names currently mapped to `ip` (for logs), most recent first.
   std::vector<std::string> names_for(const IpAddr& ip, uint64_t now_ms) const;
 
@@ -67,8 +78,19 @@ class Policy {
   bool domain_allowed(std::string_view name) const;
   // Rules 9 and 10, once nothing earlier matched: default-deny, proxy-only.
   Verdict judge_rest(Proto proto, bool via_proxy) const;
+  // Drops every expired pair.
+  void sweep(uint64_t now_ms);
+  // Drops the oldest pair still held (by the order pairs were learnt in).
+  void drop_oldest();
   const Config& cfg_;
   std::unordered_map<std::string, std::vector<NameEntry>> by_ip_;  // key: IpAddr bytes
+  size_t max_names_;
+  size_t pairs_ = 0;
+  // The address of each pair, in the order pairs were learnt; an element
+  // whose pair is gone already (expired, or one of 32 names) is skipped by
+  // drop_oldest, and the queue is rebuilt when such elements pile up.
+  std::deque<std::string> order_;
+  uint64_t next_sweep_ms_ = 0, last_full_sweep_ms_ = 0;
 };
 
 // True when `name` equals `rule` or is a subdomain of it.

@@ -21,9 +21,13 @@ What is checked (our own logs, the default):
     connect_attempt or flow_start opened, with the same destination (and,
     for connect_result, the same via_proxy), and a flow ends at most once.
 
+limit_hit (beyond) must name a known limit with the action that belongs to
+it, and a positive max and count.
+
 --foreign reads a log of another writer (the Rust childflow 0.8.1): the
 **beyond** fields (flow_id, names, bytes_sent, bytes_received, duration_ms,
-close) and dns_answer's rcode become optional, flow_start is still known,
+close) and dns_answer's rcode become optional, flow_start and limit_hit are
+still known,
 extra fields are allowed and the flow-id joins are not checked.
 """
 import argparse
@@ -50,6 +54,22 @@ REASON_CONTROL = {
     "proxy_only": "--proxy-only",
 }
 CLOSE = {"fin", "rst", "timeout", "error"}
+# limit_hit (beyond): each bound of docs/security.md ("Limits") and what the
+# tree sees when it is hit.
+LIMIT_ACTION = {
+    "tcp_flows": "refused",
+    "tcp_connecting": "refused",
+    "udp_flows": "evicted",
+    "icmp_flows": "evicted",
+    "dns_in_flight": "refused",
+    "dns_tcp_streams": "refused",
+    "dns_tcp_in_flight": "paused",
+    "dns_tcp_buffer": "paused",
+    "tcp_copy_bytes": "paused",
+    "name_map": "evicted",
+    "synth_names": "refused",
+    "recorder_keys": "folded",
+}
 
 
 class F:
@@ -133,6 +153,13 @@ EVENTS = {
         "phase": F(STR),
         "reason_code": F(STR),
         "detail": F(STR),
+    },
+    # beyond: a bound was hit (docs/security.md, "Limits").
+    "limit_hit": {
+        "limit": F(STR, values=set(LIMIT_ACTION)),
+        "max": F(INT),
+        "action": F(STR, values=set(LIMIT_ACTION.values())),
+        "count": F(INT),
     },
 }
 COMMON = {"schema_version", "ts_ms", "event"}
@@ -247,6 +274,14 @@ def check_event(obj, foreign, allow_extra):
             want = obj["remote_ip"] if icmp else endpoint(obj["remote_ip"], obj["remote_port"])
             if obj["remote"] != want:
                 raise Violation(f"{ev}: remote is {obj['remote']!r}, expected {want!r}")
+    if ev == "limit_hit":
+        if LIMIT_ACTION[obj["limit"]] != obj["action"]:
+            raise Violation(f"{ev}: action {obj['action']!r} does not belong to limit "
+                            f"{obj['limit']!r} (expected {LIMIT_ACTION[obj['limit']]!r})")
+        if obj["count"] < 1:
+            raise Violation(f"{ev}: count {obj['count']} is not positive")
+        if obj["max"] < 1:
+            raise Violation(f"{ev}: max {obj['max']} is not positive")
     if "flow_id" in obj and type_ok(obj["flow_id"], INT) and obj["flow_id"] <= 0:
         raise Violation(f"{ev}: flow_id {obj['flow_id']} is not positive")
     return ev

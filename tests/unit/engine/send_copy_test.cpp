@@ -106,5 +106,53 @@ TEST(SendCopy, FillConsumesFromTheSocketAndReportsEof) {
   close(sv[0]);
 }
 
+// All rings together are bounded by their CopyBudget: a ring that cannot
+// grow reads only what fits (starved() when that is nothing), and an empty
+// ring holds no memory, so acknowledged bytes give the budget back.
+TEST(SendCopy, ChargesItsBudgetAndGivesItBack) {
+  int sv[2];
+  ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+  auto a = pattern(100'000, 3);
+  ASSERT_EQ(write(sv[1], a.data(), a.size()), ssize_t(a.size()));
+  CopyBudget budget(SendCopy::kMin + SendCopy::kMin / 2);
+  SendCopy c;
+  c.set_budget(&budget);
+  EXPECT_EQ(c.fill(sv[0], 50'000), ssize_t(SendCopy::kMin)) << "only the first doubling fits";
+  EXPECT_EQ(budget.left, SendCopy::kMin / 2);
+  EXPECT_FALSE(c.starved());
+  errno = 0;
+  EXPECT_EQ(c.fill(sv[0], 50'000), -1);
+  EXPECT_EQ(errno, EAGAIN);
+  EXPECT_TRUE(c.starved()) << "no room and no budget to grow";
+  SendCopy other;
+  other.set_budget(&budget);
+  EXPECT_EQ(other.fill(sv[0], 100), -1) << "a new ring finds less than its minimum";
+  EXPECT_TRUE(other.starved());
+  c.drop(1000);
+  EXPECT_EQ(c.fill(sv[0], 50'000), 1000) << "room freed in the ring itself";
+  c.drop(c.size());
+  EXPECT_EQ(c.capacity(), 0u) << "empty: freed";
+  EXPECT_EQ(budget.left, SendCopy::kMin + SendCopy::kMin / 2);
+  EXPECT_EQ(c.fill(sv[0], 100), 100);
+  { SendCopy moved = std::move(c); }
+  EXPECT_EQ(budget.left, SendCopy::kMin + SendCopy::kMin / 2) << "a destroyed ring gives back";
+  close(sv[0]);
+  close(sv[1]);
+}
+
+TEST(SendCopy, AnEmptyRingAllocatesNothingWithoutData) {
+  int sv[2];
+  ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+  SendCopy c;
+  errno = 0;
+  EXPECT_EQ(c.fill(sv[0], 100), -1);
+  EXPECT_EQ(errno, EAGAIN);
+  EXPECT_EQ(c.capacity(), 0u);
+  close(sv[1]);
+  EXPECT_EQ(c.fill(sv[0], 100), 0) << "EOF";
+  EXPECT_EQ(c.capacity(), 0u);
+  close(sv[0]);
+}
+
 }  // namespace
 }  // namespace cf::engine

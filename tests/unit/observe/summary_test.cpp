@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <fstream>
+#include <fmt/format.h>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
@@ -64,6 +65,7 @@ void feed(observe::Recorder& r) {
                      {});
   r.dns_answer("udp", gw, 53, "blocked.example.test", "A", observe::DnsMode::SyntheticEmpty, 38,
                {}, 0);
+  r.limit_hit(observe::Limit::TcpConnecting, 1024);
 }
 
 std::string render(TextOrJson format) {
@@ -118,6 +120,46 @@ TEST(Summary, TextNamesTheLeakFlag) {
   EXPECT_NE(t.find("--fail-on-leak"), std::string::npos);
   EXPECT_NE(t.find("deny_domain blocked.example.test"), std::string::npos);
   EXPECT_EQ(t.find("password"), std::string::npos);
+}
+
+TEST(Summary, EveryLimitHasACounterAlsoWhenZero) {
+  auto j = nlohmann::json::parse(render(TextOrJson::Json));
+  ASSERT_EQ(j["limits_hit"].size(), observe::kLimitCount);
+  for (size_t i = 0; i < observe::kLimitCount; ++i) {
+    const char* n = observe::name(observe::Limit(i));
+    ASSERT_TRUE(j["limits_hit"].contains(n)) << n;
+  }
+  EXPECT_EQ(j["limits_hit"]["tcp_connecting"], 1);
+  EXPECT_EQ(j["limits_hit"]["udp_flows"], 0);
+  EXPECT_EQ(j["event_counts"]["limit_hit"], 1);
+  std::string t = render(TextOrJson::Text);
+  EXPECT_NE(t.find("  limits hit: tcp_connecting=1\n"), std::string::npos);
+}
+
+// Past the recorder's cap on distinct keys, the rest of a counter adds up in
+// its `other` bucket: the counters stay bounded whatever the tree does, and
+// the summary says how much was folded.
+TEST(Summary, KeysBeyondTheCapAreCountedAsOther) {
+  Config c = config(TextOrJson::Json);
+  observe::Recorder rec(c);
+  rec.set_max_keys(3);
+  IpAddr gw = ip("10.240.0.1");
+  for (int i = 0; i < 10; ++i) rec.dns_query("udp", gw, 53, fmt::format("n{}.example.test", i), "A");
+  rec.dns_query("udp", gw, 53, "n0.example.test", "A");  // a kept key still counts
+  const auto& k = rec.counts();
+  EXPECT_EQ(k.dns_names.keys.size(), 3u);
+  EXPECT_EQ(k.dns_names.keys.at("n0.example.test"), 2u);
+  EXPECT_EQ(k.dns_names.other, 7u);
+  EXPECT_EQ(k.limits[size_t(observe::Limit::RecorderKeys)], 7u);
+  EXPECT_EQ(k.events.at("limit_hit"), 1u) << "logged once, the rest within the second wait";
+  rec.finish();
+  EXPECT_EQ(rec.counts().events.at("limit_hit"), 2u) << "finish() logs what was left";
+  auto j = nlohmann::json::parse(observe::render_summary(c, rec.counts(), {}));
+  EXPECT_EQ(j["other_keys"]["top_dns_names"], 7);
+  EXPECT_EQ(j["limits_hit"]["recorder_keys"], 7);
+  c.summary_format = TextOrJson::Text;
+  std::string t = observe::render_summary(c, rec.counts(), {});
+  EXPECT_NE(t.find("        7  (other: keys beyond the first 3)\n"), std::string::npos) << t;
 }
 
 TEST(Summary, ControlsNameTheProxyDnsMode) {

@@ -564,6 +564,46 @@ TEST(DomainMatches, EdgeCases) {
   EXPECT_FALSE(domain_matches("ample.com", "example.com"));
 }
 
+// The name<->address map is bounded (docs/security.md, "Limits", name_map):
+// past its cap a new pair pushes out the oldest, and learn() says so.
+TEST(PolicyNames, TheMapIsBoundedAndDropsTheOldestPair) {
+  Config c;
+  Policy p(c, 4);
+  auto addr = [](int i) { return ip(fmt::format("203.0.113.{}", i).c_str()); };
+  for (int i = 1; i <= 4; ++i)
+    EXPECT_FALSE(p.learn(fmt::format("n{}.example.test", i), addr(i), 300, kNow)) << i;
+  EXPECT_EQ(p.name_pairs(), 4u);
+  EXPECT_TRUE(p.learn("n5.example.test", addr(5), 300, kNow)) << "full: the oldest goes";
+  EXPECT_EQ(p.name_pairs(), 4u);
+  EXPECT_TRUE(p.names_for(addr(1), kNow).empty()) << "the first pair learnt was dropped";
+  EXPECT_EQ(p.names_for(addr(5), kNow), std::vector<std::string>{"n5.example.test"});
+  EXPECT_FALSE(p.learn("n5.example.test", addr(5), 600, kNow)) << "relearning takes no room";
+  // A flood of new names keeps the map at its cap.
+  for (int i = 0; i < 1000; ++i) p.learn(fmt::format("f{}.example.test", i), addr(i % 250), 300, kNow);
+  EXPECT_EQ(p.name_pairs(), 4u);
+  EXPECT_EQ(p.names_for(addr(999 % 250), kNow), std::vector<std::string>{"f999.example.test"});
+}
+
+// Expired pairs leave the map (swept at most every 10 s, on the next
+// learn), so a long run that resolves many short-lived names does not keep
+// them all.
+TEST(PolicyNames, ExpiredPairsAreSwept) {
+  Config c;
+  Policy p(c);
+  for (int i = 0; i < 100; ++i)
+    p.learn(fmt::format("n{}.example.test", i), ip(fmt::format("203.0.113.{}", i).c_str()), 1, 0);
+  EXPECT_EQ(p.name_pairs(), 100u);
+  uint64_t later = 1000 + kNameGraceMs + 10'000;
+  p.learn("fresh.example.test", ip("198.51.100.1"), 300, later);
+  EXPECT_EQ(p.name_pairs(), 1u);
+  // The address keeps at most 32 names, oldest out first.
+  const IpAddr a = ip("198.51.100.2");
+  for (int i = 0; i < 40; ++i) p.learn(fmt::format("m{}.example.test", i), a, 300, later);
+  EXPECT_EQ(p.names_for(a, later).size(), 32u);
+  EXPECT_EQ(p.names_for(a, later).front(), "m39.example.test");
+  EXPECT_EQ(p.name_pairs(), 33u);
+}
+
 TEST(PolicyProto, Names) {
   EXPECT_STREQ(name(Proto::Tcp), "tcp");
   EXPECT_STREQ(name(Proto::Udp), "udp");
