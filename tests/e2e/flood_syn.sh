@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # SYN flood (docs/security.md, "Limits"): a tree sends 100,000 TCP SYNs from
-# a raw socket to many destinations of the lab's documentation ranges
-# (closed ports of every lab host, addresses behind the router's unreachable
-# routes, over IPv4 and IPv6). The engine takes at most tcp_connecting (1024)
-# connects at once and resets the rest; afterwards it still serves a curl,
-# its RSS stayed under the ceiling, its CPU falls back to idle, and the
-# summary and flow log count the refusals. FLOOD_LONG=1 (make floods): one
-# million SYNs.
+# a raw socket (so as root in the tree: --as-root) to many destinations of
+# the lab's documentation ranges (closed ports of every lab host, addresses
+# behind the router's unreachable routes, over IPv4 and IPv6). The engine
+# takes at most tcp_connecting (1024) connects at once and resets the rest;
+# afterwards it still serves a curl, its RSS stayed under the ceiling, its
+# CPU falls back to idle, and the summary and flow log count the refusals.
+# FLOOD_LONG=1 (make floods): one million SYNs.
 set -euo pipefail
 source "${CHILDFLOW_SOURCE_DIR:-$(dirname "$0")/../..}/tests/e2e/lib_flood.sh"
 flood_up
@@ -62,7 +62,8 @@ print("sent %d SYNs in %.1f s" % (sent, time.time() - t0))
 EOF2
 )
 
-flood_run syn "$ENGINE_PY $syn_py $n >$LAB_DIR/flood/syn.py.out 2>&1"
+# Raw sockets need root in the tree (docs/sandbox.md).
+flood_run syn "$ENGINE_PY $syn_py $n >$LAB_DIR/flood/syn.py.out 2>&1" --as-root
 flood_wait_done "$(flood_scale 120 600)"
 echo "# $(cat "$LAB_DIR/flood/syn.py.out")"
 flood_check_served
