@@ -27,7 +27,7 @@ set -euo pipefail
 BUILD_PKGS=(
   build-essential cmake ninja-build pkg-config
   libtomlplusplus-dev nlohmann-json3-dev libfmt-dev
-  libnl-3-dev libnl-route-3-dev libnftables-dev libssl-dev
+  libnl-3-dev libnl-route-3-dev libnftables-dev libseccomp-dev libssl-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   dpkg-dev file
 )

@@ -13,7 +13,8 @@
 //    7. capture     --capture: the pcapng file(s)
 //    8. signals     SIGINT/SIGTERM/SIGHUP/SIGQUIT blocked, read through a signalfd
 //    9. sandbox     namespaces + init stub; tap0 comes back over SCM_RIGHTS;
-//                   the parent turns non-dumpable, then releases the command
+//                   the parent turns non-dumpable and confines itself
+//                   (src/confine/), then releases the command
 //   10. engine      the reactor serves tap0 until the stub exits; the signals
 //                   are forwarded to the tree
 //   11. report      exit code mapping, --fail-on-leak, summary
@@ -41,6 +42,7 @@
 #include "config/values.hpp"
 #include "capture/capture.hpp"
 #include "common/clock.hpp"
+#include "confine/confine.hpp"
 #include "common/net_plan.hpp"
 #include "common/random.hpp"
 #include "common/result.hpp"
@@ -270,10 +272,14 @@ class ForwardedSignals {
 };
 
 // 9. sandbox, after launch: nothing in the tree may ptrace the engine, so
-// the parent turns non-dumpable before the command is released.
+// the parent turns non-dumpable, and then confines itself (no capabilities,
+// no-new-privs, the seccomp allowlist; src/confine/), before the command is
+// released: the tree's code never meets an engine that could do more than
+// serve it.
 Status hand_over(sandbox::Tree& tree) {
   if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0)
     return errno_error("sandbox: prctl(PR_SET_DUMPABLE)");
+  if (auto s = confine::lock_down(); !s) return s;
   if (!sandbox::release(tree))
     return Error{"the init stub did not take the release message", "sandbox"};
   return {};
@@ -367,7 +373,10 @@ int run_tree(const Config& c) {
     return fail(launched.error());
   }
   sandbox::Tree tree = std::move(launched).value();
-  if (auto s = hand_over(tree); !s) return fail(s.error());
+  if (auto s = hand_over(tree); !s) {
+    rec.runtime_failure("sandbox", "launch_failed", s.error().str());
+    return fail(s.error());  // ~Tree kills the tree: fail closed
+  }
 
   engine::Stats stats;
   int code = 1;

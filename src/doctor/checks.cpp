@@ -302,6 +302,20 @@ Check check_apparmor_restrict_userns(Host& h, const Identity& id) {
             fmt::format("kernel.apparmor_restrict_unprivileged_userns = {}", trim(*text)));
 }
 
+Check check_confine_trial(Host& h) {
+  const char* key = "engine_confinement";
+  const char* label = "engine confinement";
+  Trial t = h.confine_trial();
+  if (t.ok)
+    return ok(key, label, Section::Capability,
+              "a child dropped its capabilities, set no-new-privs and loaded the engine's "
+              "seccomp filter");
+  return fatal(key, label, Section::Capability,
+               t.message.empty() ? fmt::format("{} failed", t.step) : t.message,
+               "the engine runs only confined: use a kernel with CONFIG_SECCOMP_FILTER, and "
+               "let a container allow seccomp(2) (Docker's and Podman's default profiles do)");
+}
+
 Check check_userns_trial(Host& h) {
   const char* key = "userns_trial";
   Trial t = h.userns_trial();
@@ -780,6 +794,7 @@ Report diagnose(Host& h, const Config& c, Scope scope) {
       if (all) out.push_back(check_ping_group_range(h, id));
       if (all)
         for (kernel::Feature f : kernel::all_features()) out.push_back(check_kernel_feature(h, f));
+      if (all) out.push_back(check_confine_trial(h));
       if (wire) out.push_back(check_packet_socket(h, id, c));
       break;
     case Backend::Rootful:

@@ -63,6 +63,7 @@ Check check_max_user_namespaces(Host& h);
 Check check_unprivileged_userns_clone(Host& h, const Identity& id);
 Check check_apparmor_restrict_userns(Host& h, const Identity& id);
 Check check_userns_trial(Host& h);
+Check check_confine_trial(Host& h);
 Check check_newuidmap(Host& h, const Identity& id);
 Check check_subid(Host& h, const Identity& id, bool gid_ranges);  // /etc/subuid or /etc/subgid
 Check check_tun(Host& h);

@@ -72,6 +72,9 @@ class Host {
   // uid and gid to 0, then unshare network, mount and PID namespaces (what a
   // rootless run does).
   virtual Trial userns_trial() = 0;
+  // In a short-lived child: the engine's own confinement, for real
+  // (confine::lock_down: capabilities, no-new-privs, the seccomp filter).
+  virtual Trial confine_trial() = 0;
   // In a short-lived child inside a throwaway network namespace: run
   // `commands` through libnftables.
   virtual Trial nft_trial(const std::string& commands) = 0;

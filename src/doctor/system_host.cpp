@@ -34,6 +34,7 @@
 
 #include <fmt/format.h>
 
+#include "confine/confine.hpp"
 #include "common/text.hpp"
 #include "common/unique_fd.hpp"
 #include "doctor/host.hpp"
@@ -247,6 +248,14 @@ class SystemHost final : public Host {
         report_and_exit(fd, 3, e, {});
       if (::unshare(CLONE_NEWNET | CLONE_NEWNS | CLONE_NEWPID) != 0)
         report_and_exit(fd, 4, errno, {});
+      report_and_exit(fd, -1, 0, {});
+    });
+  }
+
+  Trial confine_trial() override {
+    static const std::vector<std::string> steps = {"confine"};
+    return run_in_child(steps, [&](int fd) {
+      if (Status s = confine::lock_down(); !s) report_and_exit(fd, 0, 0, s.error().str());
       report_and_exit(fd, -1, 0, {});
     });
   }

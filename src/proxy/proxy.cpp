@@ -4,10 +4,13 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
+#include <dirent.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cctype>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <fmt/format.h>
 
@@ -59,6 +62,46 @@ std::string tls_error_text() {
   return buf;
 }
 
+// The system trust store, loaded whole now. OpenSSL's default paths
+// (SSL_CTX_set_default_verify_paths) read the certificate directory lazily,
+// during a handshake; by then the engine may open no file (its seccomp
+// filter, src/confine/). So: the default file, then every certificate of
+// the default directories under its hashed name (`1a2b3c4d.0`, what
+// OpenSSL's directory lookup would open), both overridable with
+// SSL_CERT_FILE and SSL_CERT_DIR as for OpenSSL. A file that does not parse
+// is skipped, as the lazy lookup would skip it.
+bool hashed_cert_name(const char* n) {
+  size_t i = 0;
+  for (; i < 8; ++i)
+    if (!std::isxdigit(static_cast<unsigned char>(n[i]))) return false;
+  if (n[i++] != '.' || !n[i]) return false;
+  for (; n[i]; ++i)
+    if (!std::isdigit(static_cast<unsigned char>(n[i]))) return false;
+  return true;
+}
+
+void load_system_trust(SSL_CTX* ctx) {
+  X509_STORE* store = SSL_CTX_get_cert_store(ctx);
+  const char* file = std::getenv(X509_get_default_cert_file_env());
+  if (!file) file = X509_get_default_cert_file();
+  if (::access(file, R_OK) == 0) X509_STORE_load_file(store, file);
+  const char* dirs = std::getenv(X509_get_default_cert_dir_env());
+  if (!dirs) dirs = X509_get_default_cert_dir();
+  std::string_view rest(dirs);
+  while (!rest.empty()) {
+    size_t colon = rest.find(':');
+    std::string dir(rest.substr(0, colon));
+    rest = colon == std::string_view::npos ? std::string_view{} : rest.substr(colon + 1);
+    DIR* d = dir.empty() ? nullptr : ::opendir(dir.c_str());
+    if (!d) continue;
+    while (dirent* e = ::readdir(d))
+      if (hashed_cert_name(e->d_name))
+        X509_STORE_load_file(store, (dir + "/" + e->d_name).c_str());
+    ::closedir(d);
+  }
+  ERR_clear_error();
+}
+
 }  // namespace
 
 Result<std::unique_ptr<Upstream>> Upstream::create(const Config& c) {
@@ -71,8 +114,7 @@ Result<std::unique_ptr<Upstream>> Upstream::create(const Config& c) {
     u->ctx_ = SSL_CTX_new(TLS_client_method());
     if (!u->ctx_) return Error{tls_error_text(), "proxy: TLS context"};
     SSL_CTX_set_min_proto_version(u->ctx_, TLS1_2_VERSION);
-    if (SSL_CTX_set_default_verify_paths(u->ctx_) != 1)
-      return Error{tls_error_text(), "proxy: system trust store"};
+    load_system_trust(u->ctx_);
     if (c.proxy_ca && SSL_CTX_load_verify_locations(u->ctx_, c.proxy_ca->c_str(), nullptr) != 1)
       return Error{tls_error_text(), "proxy: --proxy-ca " + *c.proxy_ca};
     SSL_CTX_set_verify(u->ctx_, SSL_VERIFY_PEER, u->insecure_ ? insecure_verify : nullptr);

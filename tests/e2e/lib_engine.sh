@@ -93,6 +93,33 @@ cf() {
   as "$who" timeout -k 5 "$CF_TIMEOUT" "$CHILDFLOW" "$@"
 }
 
+# descendants PID : every descendant of PID, one per line.
+descendants() {
+  local c
+  for c in $(pgrep -P "$1" 2>/dev/null); do
+    echo "$c"
+    descendants "$c"
+  done
+}
+
+# engine_pid JOB : the pid of the engine of the childflow run started by the
+# background job JOB (the childflow process among its descendants whose
+# parent is not childflow: the stub and its helpers are the engine's
+# children). Waits up to 10 s; prints nothing if there is none.
+engine_pid() {
+  local p pp
+  for _ in $(seq 200); do
+    for p in $(descendants "$1"); do
+      [[ $(cat "/proc/$p/comm" 2>/dev/null) == childflow ]] || continue
+      pp=$(awk '{print $4}' "/proc/$p/stat" 2>/dev/null) || continue
+      [[ $(cat "/proc/$pp/comm" 2>/dev/null) == childflow ]] && continue
+      echo "$p"
+      return 0
+    done
+    sleep 0.05
+  done
+}
+
 # now_s : seconds since the epoch, with microseconds.
 now_s() {
   echo "$EPOCHREALTIME"

@@ -66,15 +66,6 @@ flood_up() {
   echo "# flood: ${FLOOD_WHO}, RSS ceiling $(($(flood_ceiling_kib) / 1024)) MiB, long=$FLOOD_LONG"
 }
 
-# flood__descendants PID : every descendant of PID.
-flood__descendants() {
-  local c
-  for c in $(pgrep -P "$1" 2>/dev/null); do
-    echo "$c"
-    flood__descendants "$c"
-  done
-}
-
 # flood_run NAME TREE [childflow options...] : starts childflow in the
 # background with TREE (a bash script) as the tree; sets FLOOD_JOB and
 # ENGINE_PID. Extra options go before the command. FLOOD_CURL is the URL
@@ -92,18 +83,7 @@ flood_run() {
     --flow-log "$LAB_DIR/flowlogs/run.$name.jsonl" "$@" -- bash -c "$tree
 $tail" >"$FLOOD_DIR/$name.out" 2>"$FLOOD_DIR/$name.err" &
   FLOOD_JOB=$!
-  ENGINE_PID=""
-  local p pp
-  for _ in $(seq 200); do
-    for p in $(flood__descendants "$FLOOD_JOB"); do
-      [[ $(cat "/proc/$p/comm" 2>/dev/null) == childflow ]] || continue
-      pp=$(awk '{print $4}' "/proc/$p/stat" 2>/dev/null) || continue
-      [[ $(cat "/proc/$pp/comm" 2>/dev/null) == childflow ]] && continue
-      ENGINE_PID=$p
-    done
-    [[ -n $ENGINE_PID ]] && break
-    sleep 0.05
-  done
+  ENGINE_PID=$(engine_pid "$FLOOD_JOB")
   [[ -n $ENGINE_PID ]] || fail "flood $name: the engine's process did not show up"
   echo "# flood $name: engine pid $ENGINE_PID"
 }

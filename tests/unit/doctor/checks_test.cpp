@@ -133,6 +133,18 @@ TEST(DoctorTrial, FailureNamesStepAndErrno) {
   EXPECT_THAT(c.hint, HasSubstr("forbidden"));
 }
 
+TEST(DoctorTrial, ConfinementTrialOkOrFatalWithItsReason) {
+  FakeHost h = healthy_user_host();
+  expect_ok(check_confine_trial(h));
+  EXPECT_EQ(h.confine_trials, 1);
+  h.confine = Trial{false, "confine", 0,
+                    "engine: seccomp: cannot load the filter: Invalid argument"};
+  Check c = check_confine_trial(h);
+  expect_status(c, Status::Fatal);
+  EXPECT_THAT(c.detail, HasSubstr("cannot load the filter"));
+  EXPECT_THAT(c.hint, HasSubstr("CONFIG_SECCOMP_FILTER"));
+}
+
 TEST(DoctorTrial, HintsFollowTheErrno) {
   FakeHost h = healthy_user_host();
   h.userns = Trial{false, "unshare(CLONE_NEWUSER)", ENOSPC, {}};

@@ -32,6 +32,8 @@ class FakeHost final : public Host {
   int ping_errno_v6 = 0;
   kernel::Probe peek_off{"tcp_peek_off", true, false};
   int userns_trials = 0;
+  Trial confine{true, {}, 0, {}};
+  int confine_trials = 0;
 
   std::optional<std::string> read_file(const std::string& p) override {
     auto it = files.find(p);
@@ -66,6 +68,10 @@ class FakeHost final : public Host {
   Trial userns_trial() override {
     ++userns_trials;
     return userns;
+  }
+  Trial confine_trial() override {
+    ++confine_trials;
+    return confine;
   }
   Trial nft_trial(const std::string& commands) override {
     nft_commands.push_back(commands);
