@@ -34,7 +34,7 @@ BUILD_PKGS=(
 LAB_PKGS=(
   iproute2 iputils-ping traceroute curl python3 openssl uidmap procps
   dnsmasq tinyproxy microsocks dante-server socat tshark
-  nmap bind9-dnsutils jq util-linux psmisc iperf3
+  nmap bind9-dnsutils jq util-linux psmisc iperf3 openssh-client openssh-server git
   zsh fish bash-completion groff-base man-db
   chromium
 )
@@ -42,7 +42,8 @@ BENCH_PKGS=(sockperf wrk slirp4netns passt dnsperf)
 FUZZ_PKGS=(clang libclang-rt-14-dev)
 
 # package -> the service its maintainer scripts may start
-declare -A SERVICE_OF=([dnsmasq]=dnsmasq [tinyproxy]=tinyproxy [dante-server]=danted)
+declare -A SERVICE_OF=([dnsmasq]=dnsmasq [tinyproxy]=tinyproxy [dante-server]=danted
+  [openssh-server]=ssh)
 
 want=()
 (($# == 0)) && set -- build
