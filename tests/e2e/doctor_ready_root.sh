@@ -23,9 +23,10 @@ assert_eq "childflow doctor: backend rootless-internal: ready" "$(head -n1 <<<"$
 assert_not_contains "$out" "[WARN]" "no warning as root in the lab"
 assert_not_contains "$out" "[FATAL]" "no fatal as root in the lab"
 assert_not_contains "$out" "hint:" "no hint when everything is ok"
-assert_eq 19 "$(grep -c '^\[OK\]   ' <<<"$out")" "one [OK] line per rootless check"
+assert_eq 20 "$(grep -c '^\[OK\]   ' <<<"$out")" "one [OK] line per rootless check"
 for label in "user namespaces" "network namespaces" "mount namespaces" "PID namespaces" \
-  "user namespace quota" "user namespace trial" "/dev/net/tun" "ICMP echo"; do
+  "user namespace quota" "user namespace trial" "/dev/net/tun" "ICMP echo" \
+  "engine confinement"; do
   assert_contains "$out" "[OK]   $label: " "$label is ok"
 done
 assert_contains "$out" "[OK]   upstream resolver: $LAB_DNS4 (first nameserver in /etc/resolv.conf)" \

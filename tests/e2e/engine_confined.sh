@@ -8,8 +8,11 @@
 #   (SSL_CERT_DIR with a hashed name, or SSL_CERT_FILE) still verifies: the
 #   store is loaded before the filter, which allows no file to be opened;
 #   without it the same run fails verification, so the store is what made
-#   the difference.
-# Every other end-to-end test also runs its engine under the filter.
+#   the difference; --proxy-ca works too (a certificate's dates are checked
+#   with gmtime, which reads the time zone file once: before the filter).
+# CHILDFLOW may be a release build (the filter of a sanitized build lets the
+# sanitizer's own calls through). Every other end-to-end test also runs its
+# engine under the filter.
 set -euo pipefail
 source "${CHILDFLOW_SOURCE_DIR:-$(dirname "$0")/../..}/tests/e2e/lib_engine.sh"
 engine_up
@@ -51,6 +54,11 @@ for who in "${ENGINE_WHO[@]}"; do
     check_contains "$out" "childflow lab www" "[$who] the page came through the HTTPS proxy ($store)"
     check_not_contains "$out" "seccomp" "[$who] no call outside the allowlist ($store)"
   done
+  rc=0
+  out=$(cf "$who" -p "$proxy" --proxy-ca "$LAB_DIR/ca-bundle.pem" -- \
+    curl -sS -m 10 http://www.example.test/ 2>&1) || rc=$?
+  check_eq 0 "$rc" "[$who] HTTPS proxy verified with --proxy-ca (output: ${out:0:400})"
+  check_not_contains "$out" "seccomp" "[$who] no call outside the allowlist (--proxy-ca)"
   rc=0
   out=$(cf "$who" -p "$proxy" -- curl -sS -m 10 http://www.example.test/ 2>&1) || rc=$?
   check_eq 7 "$rc" "[$who] without the CA in the store, the proxy's certificate is refused"
