@@ -191,7 +191,7 @@ std::optional<std::pair<uint64_t, uint64_t>> inside_range(std::string_view map_t
   return r;
 }
 
-Result<IdMap> map_ids(pid_t pid) {
+Result<IdMap> map_ids(pid_t pid, bool want_range) {
   const uid_t uid = geteuid();
   const gid_t gid = getegid();
   const std::string proc = fmt::format("/proc/{}/", pid);
@@ -238,7 +238,7 @@ Result<IdMap> map_ids(pid_t pid) {
   }
 
   // 2. newuidmap/newgidmap with this user's subordinate ranges.
-  if (!uid_written) {
+  if (!uid_written && want_range) {
     const std::string user = user_name(uid);
     auto newuidmap = find_in_path("newuidmap");
     auto newgidmap = find_in_path("newgidmap");

@@ -42,7 +42,11 @@ std::optional<SubIdRange> find_subid_range(std::string_view text, std::string_vi
 std::string identity_map(std::string_view proc_map_text);
 
 // Writes the maps of process `pid` (a fresh user namespace's first process).
-Result<IdMap> map_ids(pid_t pid);
+// `want_range`: the run needs every id the caller may map (--as-root), so
+// step 2 is tried. A default run needs only the caller's own id (the tree
+// is the caller: "Two user namespaces"), so an unprivileged caller goes
+// straight to step 3, with no helper to spawn: start-up time.
+Result<IdMap> map_ids(pid_t pid, bool want_range);
 
 // The tree's inner user namespace (docs/sandbox.md, "Two user namespaces")
 // maps ids of the outer one, whose map text (as /proc/self/uid_map reads in

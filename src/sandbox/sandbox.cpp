@@ -184,7 +184,7 @@ Result<Tree> launch(const Options& o) {
   guard.pidfd.reset(raw_pidfd);
   stub_end.reset();
 
-  auto mapped = idmap::map_ids(pid);
+  auto mapped = idmap::map_ids(pid, o.as_root);
   if (!mapped) return mapped.error();
   if (!control::send(parent_end.get(), control::Tag::MapsDone))
     return errno_error("sandbox: init stub is gone before setup");

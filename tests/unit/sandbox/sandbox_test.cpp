@@ -151,19 +151,30 @@ TEST_F(SandboxTest, IdMapsFollowTheCaller) {
     EXPECT_EQ(last_id_map_, IdMap::Identity);
     EXPECT_EQ(count("         0          0 4294967295"), 2u) << seen;  // uid and gid
   } else {
-    // With ranges for us and the helpers installed, subordinate ids are used.
+    // A default run needs only the caller's own id: the direct single map,
+    // with no helper. Inside, the tree is the caller ("<uid> 0 1": our uid
+    // is outer id 0).
+    EXPECT_EQ(name(last_id_map_), name(IdMap::Single));
+    std::cout << "id map: " << name(last_id_map_) << "\n" << seen;
+    std::string uid_line = fmt::format("{:>10} {:>10} {:>10}", geteuid(), 0, 1);
+    EXPECT_NE(seen.find(uid_line), std::string::npos) << seen;
+    // --as-root wants every id: subordinate ids when we have them and the
+    // helpers are installed.
     passwd* pw = getpwuid(geteuid());
     const std::string user = pw ? pw->pw_name : "";
     const bool have_ranges =
         idmap::find_subid_range(read_all("/etc/subuid"), user, geteuid()) &&
         idmap::find_subid_range(read_all("/etc/subgid"), user, geteuid()) &&
         access("/usr/bin/newuidmap", X_OK) == 0 && access("/usr/bin/newgidmap", X_OK) == 0;
+    ASSERT_EQ(run({"sh", "-c", "cat /proc/self/uid_map /proc/self/gid_map >" + out}, {},
+                  test_plan(), nullptr, true),
+              0);
+    seen = read_all(out);
     EXPECT_EQ(name(last_id_map_), name(have_ranges ? IdMap::SubIds : IdMap::Single));
-    std::cout << "id map: " << name(last_id_map_) << "\n" << seen;
-    std::string uid_line = fmt::format("{:>10} {:>10} {:>10}", 0, geteuid(), 1);
-    EXPECT_NE(seen.find(uid_line), std::string::npos) << seen;
+    std::cout << "--as-root id map: " << name(last_id_map_) << "\n" << seen;
+    EXPECT_NE(seen.find(fmt::format("{:>10} {:>10} {:>10}", 0, 0, 1)), std::string::npos) << seen;
     if (last_id_map_ == IdMap::SubIds) {
-      EXPECT_EQ(count("         1 "), 2u) << seen;
+      EXPECT_EQ(count("         1          1 "), 2u) << seen;
     }
   }
 }
