@@ -13,13 +13,12 @@
 #include <cstdlib>
 #include <span>
 
+#include "fuzz_check.hpp"
 #include "engine/dns_msg.hpp"
 
 namespace {
 
-void check(bool ok) {
-  if (!ok) std::abort();
-}
+using cf::fuzz::check;
 
 // A presentation name of a wire name of at most 255 bytes: each content byte
 // takes at most 4 characters, and labels are separated by single dots.

@@ -26,15 +26,14 @@
 #include <string>
 #include <string_view>
 
+#include "fuzz_check.hpp"
 #include "observe/report_model.hpp"
 
 namespace {
 
 using namespace cf::observe;
 
-void check(bool ok) {
-  if (!ok) std::abort();
-}
+using cf::fuzz::check;
 
 // What the log itself says, for a line limit.
 struct Expect {

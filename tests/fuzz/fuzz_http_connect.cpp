@@ -19,15 +19,15 @@
 #include <cstdlib>
 #include <string_view>
 
+#include "fuzz_check.hpp"
 #include "proxy/reply.hpp"
 
 namespace {
 
 using cf::proxy::Reply;
 
-void check(bool ok) {
-  if (!ok) std::abort();
-}
+using cf::fuzz::check;
+using cf::fuzz::printable_line;
 
 bool digit(char c) { return c >= '0' && c <= '9'; }
 
@@ -39,12 +39,6 @@ bool status_2xx(std::string_view head) {
   if (!digit(line[9]) || !digit(line[10]) || !digit(line[11])) return false;
   if (line.size() > 12 && line[12] != ' ') return false;
   return line[9] == '2';
-}
-
-bool printable_line(const std::string& s) {
-  for (unsigned char c : s)
-    if (c < 0x20 || c > 0x7e) return false;
-  return true;
 }
 
 }  // namespace

@@ -30,6 +30,7 @@
 #include <string>
 #include <toml++/toml.h>
 
+#include "fuzz_check.hpp"
 #include "config/profile.hpp"
 #include "config/settings.hpp"
 
@@ -40,9 +41,7 @@ namespace fs = std::filesystem;
 std::string g_dir;   // the scratch directory
 std::string g_path;  // the profile every input is
 
-void check(bool ok) {
-  if (!ok) std::abort();
-}
+using cf::fuzz::check;
 
 void write(const std::string& name, const std::string& text) {
   std::ofstream(g_dir + "/" + name) << text;

@@ -18,21 +18,15 @@
 #include <cstdlib>
 #include <span>
 
+#include "fuzz_check.hpp"
 #include "proxy/reply.hpp"
 
 namespace {
 
 using cf::proxy::Reply;
 
-void check(bool ok) {
-  if (!ok) std::abort();
-}
-
-bool printable_line(const std::string& s) {
-  for (unsigned char c : s)
-    if (c < 0x20 || c > 0x7e) return false;
-  return true;
-}
+using cf::fuzz::check;
+using cf::fuzz::printable_line;
 
 }  // namespace
 
