@@ -41,7 +41,7 @@ inline int epoll_add_fd(int ep, int fd, epoll_event* ev) {
 struct DnsPending {
   bool used = false;
   uint16_t child_id = 0;
-  IpAddr caddr, server;  // server: the gateway address the child asked
+  IpAddr caddr, server;  // server: the address the child asked (gateway or not)
   uint16_t cport = 0;
   uint64_t deadline = 0;
   uint16_t up_id = 0;  // transaction id used towards the resolver
@@ -161,13 +161,21 @@ class Engine {
   void tcp_pump_event(uint32_t slot);
   void dns_stream_event(uint32_t slot);
   void dns_stream_kick(TcpFlow& f);
+  // The connect of a direct DNS stream (TCP to port 53 of an address other
+  // than the gateway) to its resolver ended: 0 answers the child's SYN, an
+  // errno refuses it as a failed connect would (RST, ICMP, or silence for a
+  // time-out) and releases the flow.
+  void dns_stream_connected(uint32_t slot, int err);
   void udp_input(const uint8_t* frame, const packet::Parsed& p);
   void udp_event(uint32_t slot, uint32_t events);
   void udp_timer(uint32_t slot, uint64_t when);
   void icmp_input(const uint8_t* frame, const packet::Parsed& p);
   void icmp_event(uint32_t slot, uint32_t events);
   void icmp_timer(uint32_t slot, uint64_t when);
-  void dns_input(const uint8_t* frame, const packet::Parsed& p);
+  // A query over UDP to port 53, relayed (when the gate lets it) to
+  // `upstream`: the resolver for the gateway, the address asked otherwise;
+  // null when there is none (the gate answers SERVFAIL).
+  void dns_input(const uint8_t* frame, const packet::Parsed& p, const IpAddr* upstream);
   void dns_event(uint32_t slot);
   void dns_timer(uint32_t slot, uint64_t when);
 

@@ -15,6 +15,12 @@
 // released. An address of no entry, or no proxy, is reset at once: the
 // synthetic range is never connected to.
 //
+// DNS. A connection to port 53 is served by a DnsStream (dns_tcp.cpp) over
+// a socketpair, through the DNS gate. To the gateway it is accepted at once;
+// to any other address it is first judged as a flow to that address, and
+// the SYN-ACK waits until that address accepted the stream's own connection
+// (a refusal is refused here as any failed connect).
+//
 // Child -> host. An in-order segment is written with send(MSG_DONTWAIT) and we
 // ACK exactly what the socket accepted; the child retransmits the rest (a
 // retransmission that overlaps what we took delivers only its new part). The
@@ -497,6 +503,13 @@ struct TcpOps {
     }
     e.rec.connect_result(f.flow_id, target(f), false, e.names_for(f.key.raddr),
                          connect_error_text(err));
+    refuse_failed(f, err);
+  }
+
+  // The child's SYN gets what a failed connect would have given it natively
+  // (RST for a refusal, an ICMP error for an unreachable host or network,
+  // silence for a time-out); the flow is released.
+  void refuse_failed(TcpFlow& f, int err) {
     switch (err) {
       case ETIMEDOUT: break;  // silence: the child times out by itself
       case EHOSTUNREACH:
@@ -539,6 +552,13 @@ struct TcpOps {
     f.syn_quote_len = uint8_t(qlen);
   }
 
+  // The connect of a direct DNS stream to the address the child asked ended.
+  void dns_stream_connected(TcpFlow& f, int err) {
+    if (f.state != TcpState::Connecting || !f.dns) return;
+    if (err == 0) connected(f);
+    else refuse_failed(f, err);
+  }
+
   void new_flow(const uint8_t* frame, const packet::Parsed& p) {
     const Limits& lim = e.opts.limits;
     if (e.tcp.full() || e.tcp_connecting >= lim.tcp_connecting) {
@@ -550,7 +570,8 @@ struct TcpOps {
     }
     IpAddr cip = p.dst;
     uint16_t cport = p.dport;
-    bool to_resolver = false;
+    bool to_resolver = false, direct = false;
+    const IpAddr* upstream = nullptr;
     if (e.opts.proxy_dns_remote && SynthMap::in_range(p.dst)) {
       new_named_flow(frame, p);
       return;
@@ -559,16 +580,31 @@ struct TcpOps {
       if (p.dport == 53 && (e.opts.resolver || e.opts.proxy_dns_remote)) {
         // (Under --proxy-dns remote the stream answers every query itself.)
         to_resolver = true;
+        if (e.opts.resolver) upstream = &*e.opts.resolver;
       } else if (e.opts.allow_host_loopback) {
         cip = p.dst.is_v4() ? *IpAddr::parse("127.0.0.1") : *IpAddr::parse("::1");
       } else {
         rst_for(p);
         return;
       }
+    } else if (p.dport == 53) {
+      // DNS over TCP to another address: judged as a flow to that address
+      // (never carried by the proxy, like DNS over UDP); a denial looks like
+      // any denied connection. Allowed, it goes through the DNS gate too.
+      policy::Verdict v = e.pol.judge_addr(policy::Proto::Tcp, p.dst, false, e.now);
+      if (!v.allow) {
+        uint64_t id = e.rec.next_flow_id();
+        auto names = e.names_for(p.dst);
+        e.rec.connect_attempt(id, {p.dst, p.dport}, false, names);
+        open_flow(frame, p, id, v, p.dst, p.dport, false, kNoSlot, names);
+        return;
+      }
+      to_resolver = direct = true;
+      upstream = &p.dst;
     }
     if (to_resolver) {
-      // DNS over TCP to the gateway: served by a DnsStream (dns_tcp.cpp),
-      // which judges and logs every query; no connect_* events.
+      // DNS over TCP: served by a DnsStream (dns_tcp.cpp), which judges and
+      // logs every query; no connect_* events.
       if (e.dns_streams >= lim.dns_tcp_streams) {
         ++e.st.tcp_refused_overload;
         e.limit_hit(observe::Limit::DnsTcpStreams, lim.dns_tcp_streams);
@@ -579,7 +615,7 @@ struct TcpOps {
       TcpFlow& f = e.tcp[slot];
       f.slot = slot;
       init_flow(f, frame, p, 0);
-      f.sock = dns_stream_open(e, f, slot);
+      f.sock = dns_stream_open(e, f, slot, upstream);
       const uint64_t t = tag(Tag::Tcp, slot, e.tcp.gen(slot));
       if (!f.sock || !e.watch(f.sock.get(), kSockEvents, t)) {
         if (f.dns) dns_stream_close(e, *f.dns);
@@ -591,7 +627,12 @@ struct TcpOps {
       e.tcp_map.emplace(f.key, slot);
       tcp_enter(f, TcpState::Connecting);
       ++e.tcp_connecting;
-      connected(f);
+      if (!direct || e.opts.proxy_dns_remote)
+        connected(f);  // the gateway, or --proxy-dns remote: answered here
+      else if (f.dns->up_failed)
+        dns_stream_connected(f, f.dns->up_error ? f.dns->up_error : ECONNREFUSED);
+      else if (!f.dns->up_connecting)
+        dns_stream_connected(f, 0);
       return;
     }
     bool via_proxy = e.opts.proxy != nullptr;
@@ -866,6 +907,9 @@ struct TcpOps {
     if (!f.sock) return;
     f.last_ms = e.now;
     if (f.state == TcpState::Connecting) {
+      // A direct DNS stream's socketpair is writable at once: its resolver's
+      // connect is followed in dns_tcp.cpp instead.
+      if (f.dns) return;
       if (f.hs) {
         host_connected(f);  // handshake progress
         return;
@@ -960,6 +1004,9 @@ struct TcpOps {
 };
 
 void Engine::tcp_input(const uint8_t* frame, const packet::Parsed& p) { TcpOps{*this}.input(frame, p); }
+void Engine::dns_stream_connected(uint32_t slot, int err) {
+  TcpOps{*this}.dns_stream_connected(tcp[slot], err);
+}
 void Engine::tcp_event(uint32_t slot, uint32_t events) { TcpOps{*this}.event(slot, events); }
 void Engine::tcp_timer(uint32_t slot, uint64_t when) { TcpOps{*this}.timer(slot, when); }
 

@@ -118,13 +118,14 @@ void kv_target(std::string& b, const Target& t) {
 
 // The fields dns_query and dns_answer share.
 void kv_dns(std::string& b, std::string_view proto, const IpAddr& server, uint16_t port,
-            std::string_view qname, std::string_view qtype) {
+            std::string_view qname, std::string_view qtype, bool direct) {
   kv_str(b, "protocol", proto);
   kv_str(b, "server", format_endpoint(server, port));
   kv_str(b, "server_ip", server.str());
   kv_num(b, "server_port", port);
   kv_str(b, "qname", qname);
   kv_str(b, "qtype", qtype);
+  kv_raw(b, "direct", direct ? "true" : "false");
 }
 
 }  // namespace
@@ -238,10 +239,10 @@ void Recorder::flush() {
 }
 
 void Recorder::dns_query(std::string_view proto, const IpAddr& server, uint16_t port,
-                         std::string_view qname, std::string_view qtype) {
+                         std::string_view qname, std::string_view qtype, bool direct) {
   count(counts_.dns_names, std::string(qname));
   begin("dns_query");
-  kv_dns(buf_, proto, server, port, qname, qtype);
+  kv_dns(buf_, proto, server, port, qname, qtype, direct);
   end();
   if (cfg_.verbosity >= 3)
     live(3, 90, fmt::format("debug: dns query {} {} to {} ({})", qname, qtype,
@@ -250,9 +251,9 @@ void Recorder::dns_query(std::string_view proto, const IpAddr& server, uint16_t 
 
 void Recorder::dns_answer(std::string_view proto, const IpAddr& server, uint16_t port,
                           std::string_view qname, std::string_view qtype, DnsMode mode,
-                          size_t bytes, std::span<const IpAddr> ips, int rcode) {
+                          size_t bytes, std::span<const IpAddr> ips, int rcode, bool direct) {
   begin("dns_answer");
-  kv_dns(buf_, proto, server, port, qname, qtype);
+  kv_dns(buf_, proto, server, port, qname, qtype, direct);
   kv_str(buf_, "mode", name(mode));
   kv_num(buf_, "bytes", bytes);
   buf_ += ",\"answer_ips\":[";

@@ -77,11 +77,13 @@ class Recorder {
 
   uint64_t next_flow_id() { return ++last_flow_id_; }
 
+  // `server` is the address the tree sent the query to; `direct` is true
+  // when that is not the gateway (docs/flow-log-schema.md).
   void dns_query(std::string_view proto, const IpAddr& server, uint16_t port,
-                 std::string_view qname, std::string_view qtype);
+                 std::string_view qname, std::string_view qtype, bool direct);
   void dns_answer(std::string_view proto, const IpAddr& server, uint16_t port,
                   std::string_view qname, std::string_view qtype, DnsMode mode, size_t bytes,
-                  std::span<const IpAddr> ips, int rcode);
+                  std::span<const IpAddr> ips, int rcode, bool direct);
   void connect_attempt(uint64_t id, const Target& t, bool via_proxy,
                        const std::vector<std::string>& names);
   void connect_result(uint64_t id, const Target& t, bool via_proxy,

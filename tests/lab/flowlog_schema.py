@@ -26,7 +26,7 @@ it, and a positive max and count.
 
 --foreign reads a log of another writer (the Rust childflow 0.8.1): the
 **beyond** fields (flow_id, names, bytes_sent, bytes_received, duration_ms,
-close) and dns_answer's rcode become optional, flow_start and limit_hit are
+close, direct) and dns_answer's rcode become optional, flow_start and limit_hit are
 still known,
 extra fields are allowed and the flow-id joins are not checked.
 """
@@ -87,6 +87,8 @@ DNS_FIELDS = {
     "server_port": F(INT),
     "qname": F(STR),
     "qtype": F(STR, values=QTYPES),
+    # beyond: the tree sent the query to an address other than the gateway.
+    "direct": F(BOOL, beyond=True),
 }
 ENDPOINT = {"remote_addr": F(STR), "remote_ip": F(STR), "remote_port": F(INT)}
 FLOW_ID = {"flow_id": F(INT, beyond=True)}
