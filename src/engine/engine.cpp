@@ -247,9 +247,10 @@ void Engine::icmp_error_to_child(const IpAddr& from, const IpAddr& child, uint8_
 }
 
 void Engine::deny(uint64_t flow_id, policy::Proto p, const IpAddr& ip,
-                  std::optional<uint16_t> port, const policy::Verdict& v) {
+                  std::optional<uint16_t> port, const policy::Verdict& v,
+                  const observe::Sniffed* sniffed) {
   std::string remote = port ? format_endpoint(ip, *port) : ip.str();
-  rec.policy_violation(flow_id, p, remote, ip, port, v, names_for(ip));
+  rec.policy_violation(flow_id, p, remote, ip, port, v, names_for(ip), sniffed);
 }
 
 void Engine::learn(const std::string& name, const IpAddr& ip, uint32_t ttl_s) {

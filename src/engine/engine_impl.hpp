@@ -24,6 +24,7 @@
 #include "engine/flow.hpp"
 #include "engine/packet.hpp"
 #include "engine/send_copy.hpp"
+#include "engine/sniff.hpp"
 #include "engine/synth.hpp"
 #include "engine/tcp_flow.hpp"
 #include "observe/recorder.hpp"
@@ -124,9 +125,10 @@ class Engine {
     icmp_error_to_child(p.dst, p.src, packet::icmp4::kUnreach, packet::icmp4::kAdminProhibited,
                         packet::icmp6::kUnreach, packet::icmp6::kAdminProhibited, quoted);
   }
-  // Logs and counts a policy denial.
+  // Logs and counts a policy denial (`sniffed`: of a name a TCP connection
+  // sent in its first bytes).
   void deny(uint64_t flow_id, policy::Proto p, const IpAddr& ip, std::optional<uint16_t> port,
-            const policy::Verdict& v);
+            const policy::Verdict& v, const observe::Sniffed* sniffed = nullptr);
   // Counts and logs one hit of a bound (docs/security.md, "Limits").
   void limit_hit(observe::Limit l, uint64_t max) { rec.limit_hit(l, max); }
   // Teaches the policy a name<->address pair from a DNS answer; counts the
@@ -206,6 +208,11 @@ class Engine {
   SlotTable<DnsPending> dns{opts.limits.dns_in_flight};
   // DNS-over-TCP streams open (Limits::dns_tcp_streams).
   uint32_t dns_streams = 0;
+  // TCP flows holding first bytes until their name is judged
+  // (Limits::sniff_holds), and where sniff::inspect puts a ClientHello back
+  // together.
+  uint32_t sniff_holding = 0;
+  alignas(64) uint8_t sniff_scratch[sniff::kMax];
   // Random 16-bit transaction ids, drawn from the kernel 128 at a time.
   uint16_t random_id();
 

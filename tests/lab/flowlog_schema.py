@@ -52,6 +52,8 @@ REASON_CONTROL = {
     "deny_domain": "--deny-domain",
     "default_deny": "--default-policy",
     "proxy_only": "--proxy-only",
+    # beyond: a TCP connection whose first bytes gave no name to judge.
+    "unreadable_name": "--no-sniff-names",
 }
 CLOSE = {"fin", "rst", "timeout", "error"}
 # limit_hit (beyond): each bound of docs/security.md ("Limits") and what the
@@ -68,6 +70,7 @@ LIMIT_ACTION = {
     "tcp_copy_bytes": "paused",
     "name_map": "evicted",
     "synth_names": "refused",
+    "sniff_holds": "paused",
     "recorder_keys": "folded",
 }
 
@@ -150,6 +153,10 @@ EVENTS = {
         "matched_domain": F(STR, null=True),
         "reason": F(STR),
         **NAMES,
+        # beyond: a TCP connection denied for the name in its first bytes.
+        "sniffed_name": F(STR, beyond=True, optional=True),
+        "sniffed_from": F(STR, beyond=True, optional=True,
+                          values={"tls_sni", "http_host", "http_target"}),
     },
     "runtime_failure": {
         "phase": F(STR),
@@ -276,6 +283,10 @@ def check_event(obj, foreign, allow_extra):
             want = obj["remote_ip"] if icmp else endpoint(obj["remote_ip"], obj["remote_port"])
             if obj["remote"] != want:
                 raise Violation(f"{ev}: remote is {obj['remote']!r}, expected {want!r}")
+        if ("sniffed_name" in obj) != ("sniffed_from" in obj):
+            raise Violation(f"{ev}: sniffed_name and sniffed_from go together")
+        if "sniffed_name" in obj and obj["protocol"] != "tcp":
+            raise Violation(f"{ev}: sniffed_name on a {obj['protocol']} denial")
     if ev == "limit_hit":
         if LIMIT_ACTION[obj["limit"]] != obj["action"]:
             raise Violation(f"{ev}: action {obj['action']!r} does not belong to limit "
