@@ -88,6 +88,9 @@ struct Config {
 
   // beyond.
   bool allow_host_loopback = false;
+  // --no-sniff-names: TCP connections are not judged by the names in their
+  // first bytes (TLS server_name, HTTP Host; docs/policy.md).
+  bool no_sniff_names = false;
   uint32_t mtu = 65520;
 
   // Live lines on stderr (docs/cli.md): -1 -q (errors only), 0 default (one

@@ -364,6 +364,10 @@ std::vector<Setting> table() {
   t.push_back(list({"deny-domain-exact", 0, "deny_domains_exact", "NAME", kPolicy,
                     "Deny exactly that name (repeatable)"},
                    &C::deny_domains_exact, domain, same));
+  t.push_back(toggle({"no-sniff-names", 0, "no_sniff_names", "", kPolicy,
+                      "Do not judge TCP connections by the TLS server_name or HTTP Host "
+                      "they send (domain rules then judge addresses only)"},
+                     &C::no_sniff_names));
   t.push_back(toggle({"proxy-only", 0, "proxy_only", "", kProxy,
                       "Every outbound connection must go through --proxy"},
                      &C::proxy_only));

@@ -16,7 +16,7 @@ size_t answer_locally(Engine& e, const char* transport, const IpAddr& server,
   size_t n = rcode == dns::kRcodeNoError ? dns::build_empty_answer(query, q, out)
                                          : dns::build_error(query, q, rcode, out);
   e.rec.dns_answer(transport, server, 53, q.qname, dns::qtype_name(q.qtype),
-                   observe::DnsMode::SyntheticEmpty, n, {}, rcode);
+                   observe::DnsMode::SyntheticEmpty, n, {}, rcode, !e.is_gateway(server));
   return n;
 }
 
@@ -40,22 +40,24 @@ size_t answer_remote(Engine& e, const char* transport, const IpAddr& server,
   IpAddr ip = v4 ? SynthMap::v4(*entry) : SynthMap::v6(*entry);
   size_t n = dns::build_address_answer(query, q, ip, kSynthTtlS, out);
   e.rec.dns_answer(transport, server, 53, q.qname, dns::qtype_name(q.qtype),
-                   observe::DnsMode::SyntheticRemote, n, {&ip, 1}, dns::kRcodeNoError);
+                   observe::DnsMode::SyntheticRemote, n, {&ip, 1}, dns::kRcodeNoError,
+                   !e.is_gateway(server));
   return n;
 }
 
 }  // namespace
 
 GateAction gate_query(Engine& e, const char* transport, const IpAddr& server,
-                      std::span<const uint8_t> msg, std::span<uint8_t> out, size_t* n,
-                      GateQuery* gq) {
+                      bool has_upstream, std::span<const uint8_t> msg, std::span<uint8_t> out,
+                      size_t* n, GateQuery* gq) {
   auto q = dns::parse_query(msg);
   if (!q) {
     ++e.st.dropped_malformed;
     return GateAction::Drop;
   }
   ++e.st.dns_queries;
-  e.rec.dns_query(transport, server, 53, q->qname, dns::qtype_name(q->qtype));
+  e.rec.dns_query(transport, server, 53, q->qname, dns::qtype_name(q->qtype),
+                  !e.is_gateway(server));
   uint8_t rcode = dns::kRcodeNoError;
   bool local = true;
   if (q->qdcount != 1) {
@@ -67,7 +69,7 @@ GateAction gate_query(Engine& e, const char* transport, const IpAddr& server,
     return GateAction::Answered;
   } else if (q->qtype == dns::kTypeAaaa && !e.opts.host_has_ipv6) {
     // empty NOERROR: the host could not reach the addresses anyway
-  } else if (!e.opts.resolver) {
+  } else if (!has_upstream) {
     rcode = dns::kRcodeServFail;
   } else {
     local = false;
@@ -100,7 +102,7 @@ bool gate_answer(Engine& e, const char* transport, const IpAddr& server, const G
     for (const auto& name : a->names) e.learn(name, a->addrs[k].ip, a->addrs[k].ttl);
   }
   e.rec.dns_answer(transport, server, 53, gq.q.qname, dns::qtype_name(gq.q.qtype),
-                   observe::DnsMode::Relayed, msg.size(), ips, a->rcode);
+                   observe::DnsMode::Relayed, msg.size(), ips, a->rcode, !e.is_gateway(server));
   return true;
 }
 

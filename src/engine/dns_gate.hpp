@@ -3,6 +3,14 @@
 // and the TCP stream (dns_tcp.cpp) alike, so their rules cannot drift apart.
 // Private to src/engine/.
 //
+// Every query the tree sends to port 53, at the gateway or at any other
+// address, comes here (docs/policy.md, "DNS"): a query to the gateway is
+// relayed to the upstream resolver, one to another address (a *direct*
+// query, after its address was judged like any flow's) to that address, so
+// a tool that asks one particular server still gets that server's answers,
+// and a name denied at the gateway is denied everywhere. The flow log says
+// which server the tree asked (`server`, `direct`).
+//
 // on_query (gate_query) parses the query and logs it, then answers it itself
 // or lets the caller forward it:
 //   - malformed                      dropped, counted in Stats::dropped_malformed;
@@ -16,7 +24,7 @@
 //                                    other query an empty NOERROR; SERVFAIL
 //                                    when the synthetic map is full;
 //   - AAAA without an IPv6 route     empty NOERROR;
-//   - no resolver                    SERVFAIL;
+//   - no resolver (gateway only)     SERVFAIL;
 //   - otherwise                      forwarded; the caller keeps a GateQuery.
 // on_answer (gate_answer) accepts an upstream answer only when it is a
 // well-formed response to the same question (name, type and class) as the
@@ -48,11 +56,13 @@ struct GateQuery {
 enum class GateAction : uint8_t { Drop, Answered, Forward };
 
 // Judges one query. `transport` is "udp" or "tcp", `server` the address the
-// tree asked. Answered: the reply (same id as the query) is in `out`, its
-// length in *n. Forward: *gq describes the query.
+// tree asked; `has_upstream` says whether there is a resolver to relay it to
+// (for a direct query: always, the server itself). Answered: the reply (same
+// id as the query) is in `out`, its length in *n. Forward: *gq describes the
+// query.
 GateAction gate_query(Engine& e, const char* transport, const IpAddr& server,
-                      std::span<const uint8_t> msg, std::span<uint8_t> out, size_t* n,
-                      GateQuery* gq);
+                      bool has_upstream, std::span<const uint8_t> msg, std::span<uint8_t> out,
+                      size_t* n, GateQuery* gq);
 
 // Checks, learns from and logs an upstream answer to `gq`; false when it is
 // not one (dropped and counted).

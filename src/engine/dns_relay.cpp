@@ -1,7 +1,11 @@
-// DNS on the gateway over UDP: queries to gateway:53/udp are answered by the
-// engine.
+// DNS over UDP: queries to port 53 are answered by the engine, at the
+// gateway and at any other address.
 //
-// Theory of operation. Every query goes through the DNS gate (dns_gate.hpp),
+// Theory of operation. A query to the gateway is relayed to the upstream
+// resolver; a query to any other address (udp.cpp sends it here once that
+// address was judged like any UDP flow's and allowed) is relayed to that
+// address, the server the tree asked. Either way the answer comes back from
+// the address the tree asked. Every query goes through the DNS gate (dns_gate.hpp),
 // which logs and judges it and either answers it at once (denied names,
 // AAAA without an IPv6 route, more than one question, no resolver) or lets
 // it be forwarded. A forwarded query gets its own UDP socket connected to the
@@ -12,7 +16,8 @@
 // from the gateway address it asked; a TC answer is passed through unchanged
 // and the child retries over TCP (dns_tcp.cpp). No answer within
 // kDnsTimeoutMs, or the resolver's port unreachable, is answered with
-// SERVFAIL. At most Limits::dns_in_flight queries are pending; one beyond
+// SERVFAIL. At most Limits::dns_in_flight queries are pending, direct and
+// gateway queries together; one beyond
 // that is still judged and logged, and answered SERVFAIL at once (counted,
 // limit_hit dns_in_flight): a prompt failure the resolver retries, where a
 // dropped query would cost it a time-out. Nothing here blocks: a slow
@@ -76,7 +81,7 @@ void servfail(Engine& e, uint32_t slot) {
 
 }  // namespace
 
-void Engine::dns_input(const uint8_t* frame, const packet::Parsed& p) {
+void Engine::dns_input(const uint8_t* frame, const packet::Parsed& p, const IpAddr* upstream) {
   std::span<const uint8_t> msg{frame + p.payload_off, p.payload_len};
   size_t off = packet::payload_offset(p.dst.family, packet::kProtoUdp);
   size_t n = 0;
@@ -87,13 +92,15 @@ void Engine::dns_input(const uint8_t* frame, const packet::Parsed& p) {
     // waiting for its own time-out; nothing is queued.
     limit_hit(observe::Limit::DnsInFlight, dns.cap());
     GateQuery gq;
-    GateAction a = gate_query(*this, "udp", p.dst, msg, {tx + off, 4096}, &n, &gq);
+    GateAction a =
+        gate_query(*this, "udp", p.dst, upstream != nullptr, msg, {tx + off, 4096}, &n, &gq);
     if (a == GateAction::Forward) n = gate_servfail(*this, "udp", p.dst, gq, {tx + off, 4096});
     if (a != GateAction::Drop && n) reply_to_child(*this, p.dst, p.src, p.sport, n);
     return;
   }
   DnsPending& d = dns[*slot];
-  GateAction a = gate_query(*this, "udp", p.dst, msg, {tx + off, 4096}, &n, &d.gq);
+  GateAction a =
+      gate_query(*this, "udp", p.dst, upstream != nullptr, msg, {tx + off, 4096}, &n, &d.gq);
   if (a != GateAction::Forward) {
     dns.release(*slot);
     if (a == GateAction::Answered && n) reply_to_child(*this, p.dst, p.src, p.sport, n);
@@ -106,7 +113,7 @@ void Engine::dns_input(const uint8_t* frame, const packet::Parsed& p) {
   d.server = p.dst;
   d.deadline = now + kDnsTimeoutMs;
   d.up_id = random_id();
-  d.sock.reset(open_upstream(*opts.resolver));
+  d.sock.reset(open_upstream(*upstream));
   if (!d.sock) {
     servfail(*this, *slot);
     return;

@@ -1,8 +1,13 @@
-// DNS over TCP on the gateway (RFC 7766 framing: a 2-byte length per message).
+// DNS over TCP to port 53 (RFC 7766 framing: a 2-byte length per message).
 //
-// Theory of operation. A child connection to gateway:53/tcp is accepted by the
-// TCP translator like any other, but its "host socket" is one end of a
-// socketpair; the other end belongs to a DnsStream here. The stream reads the
+// Theory of operation. A child connection to port 53, at the gateway or at
+// any address the policy lets the tree reach, is accepted by the TCP
+// translator like any other, but its "host socket" is one end of a
+// socketpair; the other end belongs to a DnsStream here. A stream to the
+// gateway relays to the upstream resolver and is accepted at once; a stream
+// to another address (a *direct* one) relays to that address, and the
+// translator answers the child's SYN only once that address accepted the
+// connection (dns_stream_connected), so a closed port 53 stays closed. The stream reads the
 // child's framed queries, logs and judges each by name exactly like the UDP
 // relay (denied names and AAAA without an IPv6 route get an empty answer
 // written straight back), and forwards the rest over one TCP connection to the
@@ -108,7 +113,7 @@ struct DnsStreamOps {
     uint8_t out[4096];
     size_t n = 0;
     Pending p;
-    GateAction a = gate_query(e, "tcp", f.key.raddr, msg, out, &n, &p.gq);
+    GateAction a = gate_query(e, "tcp", f.key.raddr, s.has_upstream, msg, out, &n, &p.gq);
     if (a == GateAction::Drop) return;
     if (a == GateAction::Forward && (s.up_failed || !s.up)) {
       n = gate_servfail(e, "tcp", f.key.raddr, p.gq, out);
@@ -242,7 +247,7 @@ struct DnsStreamOps {
 // Sets up the stream for a new gateway:53/tcp flow; returns the translator's
 // end of the socketpair (invalid on failure: no socketpair, or no epoll
 // resources, in which case nothing stays watched and f.dns is gone).
-UniqueFd dns_stream_open(Engine& e, TcpFlow& f, uint32_t slot) {
+UniqueFd dns_stream_open(Engine& e, TcpFlow& f, uint32_t slot, const IpAddr* upstream) {
   int sv[2];
   if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) < 0) return {};
   UniqueFd translator_end(sv[1]);
@@ -255,8 +260,9 @@ UniqueFd dns_stream_open(Engine& e, TcpFlow& f, uint32_t slot) {
     f.dns.reset();
     return {};
   }
-  if (e.opts.resolver && !e.opts.proxy_dns_remote) {
-    const IpAddr& r = *e.opts.resolver;
+  s.has_upstream = upstream != nullptr;
+  if (upstream && !e.opts.proxy_dns_remote) {
+    const IpAddr& r = *upstream;
     int fd = socket(r.is_v4() ? AF_INET : AF_INET6, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
                     0);
     if (fd >= 0) {
@@ -268,9 +274,17 @@ UniqueFd dns_stream_open(Engine& e, TcpFlow& f, uint32_t slot) {
       }
       sockaddr_storage ss;
       socklen_t sl = to_sockaddr(r, 53, &ss);
-      if (connect(fd, reinterpret_cast<sockaddr*>(&ss), sl) == 0) s.up_connecting = false;
-      else if (errno == EINPROGRESS) s.up_connecting = true;
-      else s.up_failed = true;
+      if (connect(fd, reinterpret_cast<sockaddr*>(&ss), sl) == 0) {
+        s.up_connecting = false;
+      } else if (errno == EINPROGRESS) {
+        s.up_connecting = true;
+      } else {
+        s.up_failed = true;
+        s.up_error = errno;
+      }
+    } else {
+      s.up_failed = true;
+      s.up_error = errno;
     }
   }
   s.watched = true;
@@ -304,6 +318,7 @@ void Engine::dns_stream_event(uint32_t slot) {
     if (getsockopt(s.up.get(), SOL_SOCKET, SO_ERROR, &err, &sl) == 0 && err != 0) {
       s.up_connecting = false;
       s.up_failed = true;
+      s.up_error = err;
     } else {
       // Writable once connected; a connect still in progress reports nothing.
       sockaddr_storage peer;
@@ -311,6 +326,12 @@ void Engine::dns_stream_event(uint32_t slot) {
       if (getpeername(s.up.get(), reinterpret_cast<sockaddr*>(&peer), &pl) == 0)
         s.up_connecting = false;
     }
+  }
+  if (f.state == TcpState::Connecting) {
+    // A direct stream waits for its resolver before the child's SYN is
+    // answered; the flow may be released here (the connect failed).
+    if (!s.up_connecting) dns_stream_connected(slot, s.up_failed ? s.up_error : 0);
+    return;
   }
   DnsStreamOps ops{*this, f, s};
   if (s.up_failed) ops.fail_pending();

@@ -10,7 +10,8 @@
 //   tap fd ──frames──► packet::parse ──► ARP / NDP / ping-the-gateway (here)
 //                                    ├─► TCP   (tcp.cpp: translator to host sockets)
 //                                    ├─► UDP   (udp.cpp + dgram.cpp: socket per flow)
-//                                    ├─► DNS   (dns_relay.cpp, dns_tcp.cpp, via dns_gate)
+//                                    ├─► DNS   (dns_relay.cpp, dns_tcp.cpp, via dns_gate:
+//                                    │          port 53 at any address)
 //                                    └─► ICMP  (icmp.cpp + dgram.cpp: ping sockets)
 //   host sockets ──► the protocol file that owns the slot ──► frames to tap
 //
@@ -246,9 +247,10 @@ void Engine::icmp_error_to_child(const IpAddr& from, const IpAddr& child, uint8_
 }
 
 void Engine::deny(uint64_t flow_id, policy::Proto p, const IpAddr& ip,
-                  std::optional<uint16_t> port, const policy::Verdict& v) {
+                  std::optional<uint16_t> port, const policy::Verdict& v,
+                  const observe::Sniffed* sniffed) {
   std::string remote = port ? format_endpoint(ip, *port) : ip.str();
-  rec.policy_violation(flow_id, p, remote, ip, port, v, names_for(ip));
+  rec.policy_violation(flow_id, p, remote, ip, port, v, names_for(ip), sniffed);
 }
 
 void Engine::learn(const std::string& name, const IpAddr& ip, uint32_t ttl_s) {
@@ -349,8 +351,12 @@ void Engine::handle_frame(const uint8_t* frame, size_t len) {
   switch (p.proto) {
     case packet::kProtoTcp: tcp_input(frame, p); return;
     case packet::kProtoUdp:
-      if (is_gateway(p.dst) && p.dport == 53) dns_input(frame, p);
-      else udp_input(frame, p);
+      // DNS to the gateway here; to any other address, udp.cpp judges the
+      // address first and then hands the query to dns_input too.
+      if (is_gateway(p.dst) && p.dport == 53)
+        dns_input(frame, p, opts.resolver ? &*opts.resolver : nullptr);
+      else
+        udp_input(frame, p);
       return;
     case packet::kProtoIcmp:
     case packet::kProtoIcmp6: icmp_input(frame, p); return;

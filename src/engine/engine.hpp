@@ -43,6 +43,10 @@ struct Limits {
   // Memory of the TCP copy path (kernels without SO_PEEK_OFF on TCP), all
   // flows together (paused beyond: a flow reads no more from its host socket).
   uint64_t tcp_copy_bytes = 8 * 1024 * 1024;
+  // TCP flows holding their first bytes (at most sniff::kMax, 16 KiB, each)
+  // until the name they send is judged (paused beyond: the child's segment
+  // is not taken, and it sends it again).
+  uint32_t sniff_holds = 256;
 };
 
 // Everything the engine needs to know about the run; the app builds it from
@@ -84,6 +88,9 @@ struct Stats {
   // A/AAAA queries answered SERVFAIL because every synthetic entry was held.
   uint64_t synthetic_refused = 0;
   uint64_t synthetic_full = 0;
+  // TCP connections reset for the name in their first bytes (TLS
+  // server_name, HTTP Host): denied by a domain rule, or unreadable.
+  uint64_t sniff_denied = 0;
 };
 
 // Runs the reactor on `tap` until `pidfd` becomes readable (the tree's init

@@ -24,6 +24,7 @@
 #include "engine/flow.hpp"
 #include "engine/packet.hpp"
 #include "engine/send_copy.hpp"
+#include "engine/sniff.hpp"
 #include "engine/synth.hpp"
 #include "engine/tcp_flow.hpp"
 #include "observe/recorder.hpp"
@@ -41,7 +42,7 @@ inline int epoll_add_fd(int ep, int fd, epoll_event* ev) {
 struct DnsPending {
   bool used = false;
   uint16_t child_id = 0;
-  IpAddr caddr, server;  // server: the gateway address the child asked
+  IpAddr caddr, server;  // server: the address the child asked (gateway or not)
   uint16_t cport = 0;
   uint64_t deadline = 0;
   uint16_t up_id = 0;  // transaction id used towards the resolver
@@ -124,9 +125,10 @@ class Engine {
     icmp_error_to_child(p.dst, p.src, packet::icmp4::kUnreach, packet::icmp4::kAdminProhibited,
                         packet::icmp6::kUnreach, packet::icmp6::kAdminProhibited, quoted);
   }
-  // Logs and counts a policy denial.
+  // Logs and counts a policy denial (`sniffed`: of a name a TCP connection
+  // sent in its first bytes).
   void deny(uint64_t flow_id, policy::Proto p, const IpAddr& ip, std::optional<uint16_t> port,
-            const policy::Verdict& v);
+            const policy::Verdict& v, const observe::Sniffed* sniffed = nullptr);
   // Counts and logs one hit of a bound (docs/security.md, "Limits").
   void limit_hit(observe::Limit l, uint64_t max) { rec.limit_hit(l, max); }
   // Teaches the policy a name<->address pair from a DNS answer; counts the
@@ -161,13 +163,21 @@ class Engine {
   void tcp_pump_event(uint32_t slot);
   void dns_stream_event(uint32_t slot);
   void dns_stream_kick(TcpFlow& f);
+  // The connect of a direct DNS stream (TCP to port 53 of an address other
+  // than the gateway) to its resolver ended: 0 answers the child's SYN, an
+  // errno refuses it as a failed connect would (RST, ICMP, or silence for a
+  // time-out) and releases the flow.
+  void dns_stream_connected(uint32_t slot, int err);
   void udp_input(const uint8_t* frame, const packet::Parsed& p);
   void udp_event(uint32_t slot, uint32_t events);
   void udp_timer(uint32_t slot, uint64_t when);
   void icmp_input(const uint8_t* frame, const packet::Parsed& p);
   void icmp_event(uint32_t slot, uint32_t events);
   void icmp_timer(uint32_t slot, uint64_t when);
-  void dns_input(const uint8_t* frame, const packet::Parsed& p);
+  // A query over UDP to port 53, relayed (when the gate lets it) to
+  // `upstream`: the resolver for the gateway, the address asked otherwise;
+  // null when there is none (the gate answers SERVFAIL).
+  void dns_input(const uint8_t* frame, const packet::Parsed& p, const IpAddr* upstream);
   void dns_event(uint32_t slot);
   void dns_timer(uint32_t slot, uint64_t when);
 
@@ -198,6 +208,11 @@ class Engine {
   SlotTable<DnsPending> dns{opts.limits.dns_in_flight};
   // DNS-over-TCP streams open (Limits::dns_tcp_streams).
   uint32_t dns_streams = 0;
+  // TCP flows holding first bytes until their name is judged
+  // (Limits::sniff_holds), and where sniff::inspect puts a ClientHello back
+  // together.
+  uint32_t sniff_holding = 0;
+  alignas(64) uint8_t sniff_scratch[sniff::kMax];
   // Random 16-bit transaction ids, drawn from the kernel 128 at a time.
   uint16_t random_id();
 

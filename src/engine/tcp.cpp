@@ -15,6 +15,12 @@
 // released. An address of no entry, or no proxy, is reset at once: the
 // synthetic range is never connected to.
 //
+// DNS. A connection to port 53 is served by a DnsStream (dns_tcp.cpp) over
+// a socketpair, through the DNS gate. To the gateway it is accepted at once;
+// to any other address it is first judged as a flow to that address, and
+// the SYN-ACK waits until that address accepted the stream's own connection
+// (a refusal is refused here as any failed connect).
+//
 // Child -> host. An in-order segment is written with send(MSG_DONTWAIT) and we
 // ACK exactly what the socket accepted; the child retransmits the rest (a
 // retransmission that overlaps what we took delivers only its new part). The
@@ -101,6 +107,9 @@ constexpr uint8_t kMaxRetries = 10;
 constexpr uint64_t kLingerMs = 2'000;
 constexpr uint8_t kOurWscale = 7;
 constexpr uint64_t kProxyTimeoutMs = 15'000;
+// How long the rest of a started ClientHello or request head may take to
+// come, from its first byte (docs/policy.md, "Names the tree sends").
+constexpr uint64_t kSniffWaitMs = 5'000;
 // What a flow's host socket (or socketpair end) is watched for.
 constexpr uint32_t kSockEvents = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
 
@@ -171,6 +180,11 @@ struct TcpOps {
         if (writable || space >= uint32_t(sndbuf) / 3) f.in_blocked = false;
         else space = 0;
       }
+      // Held first bytes will take their share of the buffer, and no more
+      // than the hold can take is offered while the name is undecided.
+      uint32_t held = f.hold_len - f.hold_sent;
+      space = space > held ? space - held : 0;
+      if (f.sniffing) space = std::min<uint32_t>(space, uint32_t(sniff::kMax - f.hold_len));
       if (!writable && !f.wnd_watch && f.state != TcpState::Connecting) {
         f.wnd_watch = true;
         e.rewatch(f.sock.get(), kSockEvents, tag(Tag::Tcp, f.slot, e.tcp.gen(f.slot)));
@@ -262,8 +276,17 @@ struct TcpOps {
     setsockopt(f.sock.get(), IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof cnt);
   }
 
+  // The flow's held first bytes are no longer needed (Limits::sniff_holds).
+  void drop_hold(TcpFlow& f) {
+    if (!f.hold) return;
+    f.hold.reset();
+    f.hold_len = f.hold_sent = 0;
+    --e.sniff_holding;
+  }
+
   void release(TcpFlow& f, bool log, observe::Close close) {
     if (f.state == TcpState::Connecting && e.tcp_connecting) --e.tcp_connecting;
+    drop_hold(f);
     if (f.dns) dns_stream_close(e, *f.dns);
     if (log && !f.dns)
       e.rec.flow_end(f.flow_id, policy::Proto::Tcp, target(f), f.bytes_up, f.bytes_down,
@@ -308,6 +331,114 @@ struct TcpOps {
       if (r <= 0) break;
       n -= uint32_t(r);
     }
+  }
+
+  // What sniff_data did with the child's in-order bytes.
+  enum class Sniffed : uint8_t {
+    Pass,      // judged (allowed, or nothing to judge): send them as usual
+    Taken,     // `taken` of them are in the hold (and maybe on their way)
+    Refused,   // none taken (Limits::sniff_holds): the child sends them again
+    Released,  // the flow was denied and released
+  };
+
+  // The name in the first bytes was denied, or none could be read although
+  // the bytes started like TLS or HTTP/1: a policy_violation (with the name,
+  // when there is one), then a reset both ways (flow_end close rst).
+  void deny_sniffed(TcpFlow& f, const policy::Verdict& v, const std::string* name,
+                    sniff::Source src) {
+    ++e.st.sniff_denied;
+    observe::Sniffed s{name ? std::string_view(*name) : std::string_view(), sniff::name(src)};
+    e.deny(f.flow_id, policy::Proto::Tcp, f.key.raddr, f.key.rport, v, name ? &s : nullptr);
+    reset_both(f, observe::Close::Rst);
+  }
+
+  void deny_unreadable(TcpFlow& f, sniff::Proto proto) {
+    policy::Verdict v;
+    v.allow = false;
+    v.reason_code = "unreadable_name";
+    v.control = "--no-sniff-names";
+    v.reason = fmt::format(
+        "blocked: no name could be read from the first bytes ({} broken, larger than {} bytes, "
+        "or not complete within {} s); `--no-sniff-names` turns name checks off",
+        proto == sniff::Proto::Tls ? "a TLS ClientHello" : "an HTTP/1 request head", sniff::kMax,
+        kSniffWaitMs / 1000);
+    deny_sniffed(f, v, nullptr, sniff::Source::TlsSni);
+  }
+
+  // Judges what inspect() decided; false when the flow was denied (and
+  // released).
+  bool judge_sniffed(TcpFlow& f, const sniff::Result& r) {
+    f.sniffing = false;
+    if (r.verdict == sniff::Verdict::Malformed) {
+      deny_unreadable(f, r.proto);
+      return false;
+    }
+    for (uint8_t i = 0; i < r.n_names; ++i) {
+      std::string name = sniff::normalize(r.names[i]);
+      if (name.empty()) continue;  // an address literal: the address was judged
+      policy::Verdict v = e.pol.judge_name(name);
+      if (!v.allow) {
+        deny_sniffed(f, v, &name, r.names[i].source);
+        return false;
+      }
+    }
+    return true;
+  }
+
+  // Writes the held bytes that have not gone out yet; the hold is freed once
+  // they all have. False when the flow was released (the host socket failed).
+  bool flush_hold(TcpFlow& f) {
+    while (f.hold_sent < f.hold_len) {
+      ssize_t n = send(f.sock.get(), f.hold.get() + f.hold_sent, f.hold_len - f.hold_sent,
+                       MSG_DONTWAIT | MSG_NOSIGNAL);
+      if (n < 0 && errno != EAGAIN && errno != EINTR) {
+        reset_both(f, observe::Close::Rst);
+        return false;
+      }
+      if (n <= 0) {
+        f.in_blocked = true;  // the rest goes on EPOLLOUT
+        return true;
+      }
+      f.hold_sent = uint16_t(f.hold_sent + n);
+      f.bytes_up += uint64_t(n);
+    }
+    drop_hold(f);
+    return true;
+  }
+
+  // The child's next in-order bytes while its name is undecided.
+  Sniffed sniff_data(TcpFlow& f, const uint8_t* data, size_t len, size_t* taken) {
+    *taken = 0;
+    if (!f.hold) {
+      // Most first segments decide alone: judged in place, nothing held.
+      sniff::Result r = sniff::inspect({data, len}, e.sniff_scratch);
+      if (r.verdict != sniff::Verdict::NeedMore)
+        return judge_sniffed(f, r) ? Sniffed::Pass : Sniffed::Released;
+      if (len >= sniff::kMax) {
+        deny_unreadable(f, r.proto);
+        return Sniffed::Released;
+      }
+      if (e.sniff_holding >= e.opts.limits.sniff_holds) {
+        e.limit_hit(observe::Limit::SniffHolds, e.opts.limits.sniff_holds);
+        return Sniffed::Refused;
+      }
+      f.hold = std::make_unique<uint8_t[]>(sniff::kMax);
+      ++e.sniff_holding;
+      f.sniff_deadline = e.now + kSniffWaitMs;
+      queue(f, f.sniff_deadline);
+    }
+    size_t n = std::min<size_t>(len, sniff::kMax - f.hold_len);
+    std::memcpy(f.hold.get() + f.hold_len, data, n);
+    f.hold_len = uint16_t(f.hold_len + n);
+    *taken = n;
+    sniff::Result r = sniff::inspect({f.hold.get(), f.hold_len}, e.sniff_scratch);
+    if (r.verdict == sniff::Verdict::NeedMore) {
+      if (f.hold_len < sniff::kMax) return Sniffed::Taken;
+      deny_unreadable(f, r.proto);
+      return Sniffed::Released;
+    }
+    if (!judge_sniffed(f, r)) return Sniffed::Released;
+    return flush_hold(f) ? Sniffed::Taken : Sniffed::Released;
   }
 
   // Loss: resend from snd_una, slow-starting from one segment, until the
@@ -425,6 +556,7 @@ struct TcpOps {
                    e.now - f.started_ms, observe::Close::Fin);
     e.unwatch(f.sock.get());
     f.sock.reset();
+    drop_hold(f);
     tcp_enter(f, TcpState::Closing);
     arm(f, e.now + kLingerMs);
   }
@@ -497,6 +629,13 @@ struct TcpOps {
     }
     e.rec.connect_result(f.flow_id, target(f), false, e.names_for(f.key.raddr),
                          connect_error_text(err));
+    refuse_failed(f, err);
+  }
+
+  // The child's SYN gets what a failed connect would have given it natively
+  // (RST for a refusal, an ICMP error for an unreachable host or network,
+  // silence for a time-out); the flow is released.
+  void refuse_failed(TcpFlow& f, int err) {
     switch (err) {
       case ETIMEDOUT: break;  // silence: the child times out by itself
       case EHOSTUNREACH:
@@ -539,6 +678,13 @@ struct TcpOps {
     f.syn_quote_len = uint8_t(qlen);
   }
 
+  // The connect of a direct DNS stream to the address the child asked ended.
+  void dns_stream_connected(TcpFlow& f, int err) {
+    if (f.state != TcpState::Connecting || !f.dns) return;
+    if (err == 0) connected(f);
+    else refuse_failed(f, err);
+  }
+
   void new_flow(const uint8_t* frame, const packet::Parsed& p) {
     const Limits& lim = e.opts.limits;
     if (e.tcp.full() || e.tcp_connecting >= lim.tcp_connecting) {
@@ -550,7 +696,8 @@ struct TcpOps {
     }
     IpAddr cip = p.dst;
     uint16_t cport = p.dport;
-    bool to_resolver = false;
+    bool to_resolver = false, direct = false;
+    const IpAddr* upstream = nullptr;
     if (e.opts.proxy_dns_remote && SynthMap::in_range(p.dst)) {
       new_named_flow(frame, p);
       return;
@@ -559,16 +706,31 @@ struct TcpOps {
       if (p.dport == 53 && (e.opts.resolver || e.opts.proxy_dns_remote)) {
         // (Under --proxy-dns remote the stream answers every query itself.)
         to_resolver = true;
+        if (e.opts.resolver) upstream = &*e.opts.resolver;
       } else if (e.opts.allow_host_loopback) {
         cip = p.dst.is_v4() ? *IpAddr::parse("127.0.0.1") : *IpAddr::parse("::1");
       } else {
         rst_for(p);
         return;
       }
+    } else if (p.dport == 53) {
+      // DNS over TCP to another address: judged as a flow to that address
+      // (never carried by the proxy, like DNS over UDP); a denial looks like
+      // any denied connection. Allowed, it goes through the DNS gate too.
+      policy::Verdict v = e.pol.judge_addr(policy::Proto::Tcp, p.dst, false, e.now);
+      if (!v.allow) {
+        uint64_t id = e.rec.next_flow_id();
+        auto names = e.names_for(p.dst);
+        e.rec.connect_attempt(id, {p.dst, p.dport}, false, names);
+        open_flow(frame, p, id, v, p.dst, p.dport, false, kNoSlot, names);
+        return;
+      }
+      to_resolver = direct = true;
+      upstream = &p.dst;
     }
     if (to_resolver) {
-      // DNS over TCP to the gateway: served by a DnsStream (dns_tcp.cpp),
-      // which judges and logs every query; no connect_* events.
+      // DNS over TCP: served by a DnsStream (dns_tcp.cpp), which judges and
+      // logs every query; no connect_* events.
       if (e.dns_streams >= lim.dns_tcp_streams) {
         ++e.st.tcp_refused_overload;
         e.limit_hit(observe::Limit::DnsTcpStreams, lim.dns_tcp_streams);
@@ -579,7 +741,7 @@ struct TcpOps {
       TcpFlow& f = e.tcp[slot];
       f.slot = slot;
       init_flow(f, frame, p, 0);
-      f.sock = dns_stream_open(e, f, slot);
+      f.sock = dns_stream_open(e, f, slot, upstream);
       const uint64_t t = tag(Tag::Tcp, slot, e.tcp.gen(slot));
       if (!f.sock || !e.watch(f.sock.get(), kSockEvents, t)) {
         if (f.dns) dns_stream_close(e, *f.dns);
@@ -591,7 +753,12 @@ struct TcpOps {
       e.tcp_map.emplace(f.key, slot);
       tcp_enter(f, TcpState::Connecting);
       ++e.tcp_connecting;
-      connected(f);
+      if (!direct || e.opts.proxy_dns_remote)
+        connected(f);  // the gateway, or --proxy-dns remote: answered here
+      else if (f.dns->up_failed)
+        dns_stream_connected(f, f.dns->up_error ? f.dns->up_error : ECONNREFUSED);
+      else if (!f.dns->up_connecting)
+        dns_stream_connected(f, 0);
       return;
     }
     bool via_proxy = e.opts.proxy != nullptr;
@@ -669,6 +836,7 @@ struct TcpOps {
     f.connect_port = cport;
     f.via_proxy = via_proxy;
     f.synth = synth;
+    f.sniffing = e.pol.sniffs_names();
     if (synth != kNoSlot) e.synth.hold(synth);
     e.tcp_map.emplace(f.key, slot);
     ++e.st.tcp_flows;
@@ -824,17 +992,38 @@ struct TcpOps {
       send_ack(f);
     } else if (data_len > 0) {
       if (!f.child_fin && f.sock) {
-        ssize_t n = send(f.sock.get(), frame + data_off, data_len, MSG_DONTWAIT | MSG_NOSIGNAL);
-        if (n < 0) {
-          if (errno != EAGAIN && errno != EINTR) {
-            reset_both(f, observe::Close::Rst);
-            return;
-          }
-          n = 0;
+        const uint8_t* data = frame + data_off;
+        size_t len = data_len;
+        // Held first bytes, already judged, go out before anything new.
+        if (f.hold && !f.sniffing) {
+          if (!flush_hold(f)) return;
+          if (f.hold) len = 0;  // still not all out: the child sends this again
         }
-        if (size_t(n) < data_len) f.in_blocked = true;
-        f.rcv_nxt += uint32_t(n);
-        f.bytes_up += uint64_t(n);
+        if (f.sniffing && len) {
+          size_t taken = 0;
+          switch (sniff_data(f, data, len, &taken)) {
+            case Sniffed::Released: return;
+            case Sniffed::Refused: len = 0; break;
+            case Sniffed::Taken:
+              f.rcv_nxt += uint32_t(taken);
+              len = 0;
+              break;
+            case Sniffed::Pass: break;
+          }
+        }
+        if (len) {
+          ssize_t n = send(f.sock.get(), data, len, MSG_DONTWAIT | MSG_NOSIGNAL);
+          if (n < 0) {
+            if (errno != EAGAIN && errno != EINTR) {
+              reset_both(f, observe::Close::Rst);
+              return;
+            }
+            n = 0;
+          }
+          if (size_t(n) < len) f.in_blocked = true;
+          f.rcv_nxt += uint32_t(n);
+          f.bytes_up += uint64_t(n);
+        }
       }
       f.ack_pending = true;
     }
@@ -846,7 +1035,10 @@ struct TcpOps {
     if (p.payload_len <= 1 && !(p.flags & packet::kFin) && p.seq == f.rcv_nxt - 1)
       mirror_keepalive(f);
     if (p.flags & packet::kFin) {
-      if (p.seq + uint32_t(p.payload_len) == f.rcv_nxt && !f.child_fin) {
+      // (Not while judged first bytes are still going out: the child sends
+      // its FIN again, after them.)
+      if (p.seq + uint32_t(p.payload_len) == f.rcv_nxt && !f.child_fin &&
+          !(f.hold && !f.sniffing)) {
         if (f.sock) shutdown(f.sock.get(), SHUT_WR);
         f.child_fin = true;
         f.rcv_nxt += 1;
@@ -866,6 +1058,9 @@ struct TcpOps {
     if (!f.sock) return;
     f.last_ms = e.now;
     if (f.state == TcpState::Connecting) {
+      // A direct DNS stream's socketpair is writable at once: its resolver's
+      // connect is followed in dns_tcp.cpp instead.
+      if (f.dns) return;
       if (f.hs) {
         host_connected(f);  // handshake progress
         return;
@@ -888,6 +1083,7 @@ struct TcpOps {
       }
     }
     if (f.state != TcpState::Established) return;
+    if ((events & EPOLLOUT) && f.hold && !f.sniffing && !flush_hold(f)) return;
     if ((events & EPOLLOUT) && f.in_blocked) {
       f.in_blocked = false;
       f.wnd_watch = false;
@@ -908,6 +1104,14 @@ struct TcpOps {
     TcpFlow& f = e.tcp[slot];
     if (f.state == TcpState::Free || when != f.rto_queued) return;
     f.rto_queued = 0;
+    if (f.sniffing && f.hold) {
+      if (f.sniff_deadline <= e.now) {
+        // The rest of the ClientHello or request head never came.
+        deny_unreadable(f, sniff::inspect({f.hold.get(), f.hold_len}, e.sniff_scratch).proto);
+        return;
+      }
+      queue(f, f.sniff_deadline);
+    }
     uint64_t idle_at = idle_deadline(f);
     if (idle_at && idle_at <= e.now) {
       ++e.st.tcp_idle_reset;
@@ -960,6 +1164,9 @@ struct TcpOps {
 };
 
 void Engine::tcp_input(const uint8_t* frame, const packet::Parsed& p) { TcpOps{*this}.input(frame, p); }
+void Engine::dns_stream_connected(uint32_t slot, int err) {
+  TcpOps{*this}.dns_stream_connected(tcp[slot], err);
+}
 void Engine::tcp_event(uint32_t slot, uint32_t events) { TcpOps{*this}.event(slot, events); }
 void Engine::tcp_timer(uint32_t slot, uint64_t when) { TcpOps{*this}.timer(slot, when); }
 

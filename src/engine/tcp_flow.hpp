@@ -112,6 +112,17 @@ struct TcpFlow {
   uint64_t rto_deadline = 0;  // monotonic ms; 0 = not armed
   uint64_t rto_queued = 0;    // earliest heap entry for this flow; 0 = none
   uint64_t bytes_up = 0, bytes_down = 0;
+  // The name in the child's first bytes (sniff.hpp, docs/policy.md "Names
+  // the tree sends"): while `sniffing`, nothing the child sends reaches the
+  // host socket until that name is judged. Bytes that did not decide are
+  // held in `hold` (allocated once, sniff::kMax bytes, only for a flow whose
+  // first segment was not enough; Limits::sniff_holds flows at once) until
+  // sniff_deadline; once judged, hold_sent of hold_len have gone out and the
+  // rest go before anything new.
+  bool sniffing = false;
+  std::unique_ptr<uint8_t[]> hold;
+  uint16_t hold_len = 0, hold_sent = 0;
+  uint64_t sniff_deadline = 0;
   // The child's SYN (IP header + start of TCP), quoted by ICMP errors.
   uint8_t syn_quote[120];
   uint8_t syn_quote_len = 0;

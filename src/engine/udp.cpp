@@ -11,6 +11,9 @@
 // every hop. A flow idle for kUdpIdleMs is closed (flow_end, close=timeout).
 // A denied pair is remembered as a flow without a socket, so it is judged and
 // logged once; its datagrams get ICMP administratively prohibited.
+// Port 53 is DNS, wherever it goes: a datagram to an allowed address's port
+// 53 is not a flow of its own but a query for the DNS gate (dns_relay.cpp),
+// so the domain rules judge it as they judge a query to the gateway.
 // At most Limits::udp_flows flows (4096); a new pair beyond that evicts the
 // least recently used one (dgram.hpp). A pair that gets no socket at all
 // (no file descriptor, no epoll resources) is refused with ICMP
@@ -45,8 +48,16 @@ void Engine::udp_input(const uint8_t* frame, const packet::Parsed& p) {
       }
       cip = p.dst.is_v4() ? *IpAddr::parse("127.0.0.1") : *IpAddr::parse("::1");
     }
-    uint64_t id = rec.next_flow_id();
     auto v = pol.judge_addr(policy::Proto::Udp, cip, false, now);
+    if (v.allow && p.dport == 53 && cip == p.dst) {
+      // DNS to an address the policy lets the tree reach: through the DNS
+      // gate, relayed to that address (dns_relay.cpp). Nothing is kept
+      // here, so each query's address is judged again (silently, as it is
+      // allowed); a denied address is remembered below like any flow.
+      dns_input(frame, p, &p.dst);
+      return;
+    }
+    uint64_t id = rec.next_flow_id();
     int fd = -1;
     if (v.allow) {
       fd = dgram_socket(udp, cip, p.dport, 0);

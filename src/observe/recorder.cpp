@@ -47,6 +47,7 @@ const char* name(Limit l) {
     case Limit::TcpCopyBytes: return "tcp_copy_bytes";
     case Limit::NameMap: return "name_map";
     case Limit::SynthNames: return "synth_names";
+    case Limit::SniffHolds: return "sniff_holds";
     case Limit::RecorderKeys: return "recorder_keys";
   }
   return "?";
@@ -64,7 +65,8 @@ const char* action(Limit l) {
     case Limit::NameMap: return "evicted";
     case Limit::DnsTcpInFlight:
     case Limit::DnsTcpBuffer:
-    case Limit::TcpCopyBytes: return "paused";
+    case Limit::TcpCopyBytes:
+    case Limit::SniffHolds: return "paused";
     case Limit::RecorderKeys: return "folded";
   }
   return "?";
@@ -118,13 +120,14 @@ void kv_target(std::string& b, const Target& t) {
 
 // The fields dns_query and dns_answer share.
 void kv_dns(std::string& b, std::string_view proto, const IpAddr& server, uint16_t port,
-            std::string_view qname, std::string_view qtype) {
+            std::string_view qname, std::string_view qtype, bool direct) {
   kv_str(b, "protocol", proto);
   kv_str(b, "server", format_endpoint(server, port));
   kv_str(b, "server_ip", server.str());
   kv_num(b, "server_port", port);
   kv_str(b, "qname", qname);
   kv_str(b, "qtype", qtype);
+  kv_raw(b, "direct", direct ? "true" : "false");
 }
 
 }  // namespace
@@ -238,10 +241,10 @@ void Recorder::flush() {
 }
 
 void Recorder::dns_query(std::string_view proto, const IpAddr& server, uint16_t port,
-                         std::string_view qname, std::string_view qtype) {
+                         std::string_view qname, std::string_view qtype, bool direct) {
   count(counts_.dns_names, std::string(qname));
   begin("dns_query");
-  kv_dns(buf_, proto, server, port, qname, qtype);
+  kv_dns(buf_, proto, server, port, qname, qtype, direct);
   end();
   if (cfg_.verbosity >= 3)
     live(3, 90, fmt::format("debug: dns query {} {} to {} ({})", qname, qtype,
@@ -250,9 +253,9 @@ void Recorder::dns_query(std::string_view proto, const IpAddr& server, uint16_t 
 
 void Recorder::dns_answer(std::string_view proto, const IpAddr& server, uint16_t port,
                           std::string_view qname, std::string_view qtype, DnsMode mode,
-                          size_t bytes, std::span<const IpAddr> ips, int rcode) {
+                          size_t bytes, std::span<const IpAddr> ips, int rcode, bool direct) {
   begin("dns_answer");
-  kv_dns(buf_, proto, server, port, qname, qtype);
+  kv_dns(buf_, proto, server, port, qname, qtype, direct);
   kv_str(buf_, "mode", name(mode));
   kv_num(buf_, "bytes", bytes);
   buf_ += ",\"answer_ips\":[";
@@ -343,7 +346,8 @@ void Recorder::flow_end(uint64_t id, policy::Proto p, const Target& t, uint64_t 
 
 void Recorder::policy_violation(uint64_t id, policy::Proto p, std::string_view remote,
                                 const std::optional<IpAddr>& ip, std::optional<uint16_t> port,
-                                const policy::Verdict& v, const std::vector<std::string>& names) {
+                                const policy::Verdict& v, const std::vector<std::string>& names,
+                                const Sniffed* sniffed) {
   ++counts_.violations_total;
   if (p == policy::Proto::Dns) ++counts_.violations_dns;
   count(counts_.violations, fmt::format("{} {}", v.reason_code, remote));
@@ -364,13 +368,19 @@ void Recorder::policy_violation(uint64_t id, policy::Proto p, std::string_view r
   else kv_raw(buf_, "matched_domain", "null");
   kv_str(buf_, "reason", v.reason);
   kv_names(buf_, names);
+  if (sniffed) {
+    kv_str(buf_, "sniffed_name", sniffed->name);
+    kv_str(buf_, "sniffed_from", sniffed->source);
+  }
   end();
   if (cfg_.verbosity >= 1) {
     last_denied_id_ = id;
     std::string rule = v.reason_code;
     if (v.matched_domain) rule += " " + *v.matched_domain;
     else if (v.matched_cidr) rule += " " + v.matched_cidr->str();
-    std::string name = names.empty() ? "" : " (" + names.front() + ")";
+    std::string name = sniffed ? fmt::format(" ({} {})", sniffed->source, sniffed->name)
+                       : names.empty() ? ""
+                                       : " (" + names.front() + ")";
     live(1, 31, fmt::format("denied {} {}{}: {} ({})", policy::name(p), remote, name, rule,
                             v.control));
   }

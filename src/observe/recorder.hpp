@@ -56,6 +56,7 @@ enum class Limit : uint8_t {
   TcpCopyBytes,    // the TCP copy path's memory is used up: paused
   NameMap,         // the policy's name<->address map is full: oldest dropped
   SynthNames,      // --proxy-dns remote: every synthetic address held: SERVFAIL
+  SniffHolds,      // too many TCP flows hold first bytes to judge a name: paused
   RecorderKeys,    // a summary counter has its most keys: counted in `other`
 };
 constexpr size_t kLimitCount = size_t(Limit::RecorderKeys) + 1;
@@ -69,6 +70,13 @@ struct Target {
   uint16_t port;  // 0 for ICMP
 };
 
+// A name the tree sent in a TCP connection's first bytes (engine/sniff.hpp)
+// that the policy denied: the flow log's `sniffed_name` and `sniffed_from`.
+struct Sniffed {
+  std::string_view name;
+  const char* source;  // "tls_sni" | "http_host" | "http_target"
+};
+
 class Recorder {
  public:
   explicit Recorder(const Config& c);
@@ -77,11 +85,13 @@ class Recorder {
 
   uint64_t next_flow_id() { return ++last_flow_id_; }
 
+  // `server` is the address the tree sent the query to; `direct` is true
+  // when that is not the gateway (docs/flow-log-schema.md).
   void dns_query(std::string_view proto, const IpAddr& server, uint16_t port,
-                 std::string_view qname, std::string_view qtype);
+                 std::string_view qname, std::string_view qtype, bool direct);
   void dns_answer(std::string_view proto, const IpAddr& server, uint16_t port,
                   std::string_view qname, std::string_view qtype, DnsMode mode, size_t bytes,
-                  std::span<const IpAddr> ips, int rcode);
+                  std::span<const IpAddr> ips, int rcode, bool direct);
   void connect_attempt(uint64_t id, const Target& t, bool via_proxy,
                        const std::vector<std::string>& names);
   void connect_result(uint64_t id, const Target& t, bool via_proxy,
@@ -92,7 +102,8 @@ class Recorder {
                 uint64_t duration_ms, Close close);
   void policy_violation(uint64_t id, policy::Proto p, std::string_view remote,
                         const std::optional<IpAddr>& ip, std::optional<uint16_t> port,
-                        const policy::Verdict& v, const std::vector<std::string>& names);
+                        const policy::Verdict& v, const std::vector<std::string>& names,
+                        const Sniffed* sniffed = nullptr);
   void runtime_failure(std::string_view phase, std::string_view reason_code,
                        std::string_view detail);
   // A bound was hit (`max` is its value): counted, and logged as limit_hit

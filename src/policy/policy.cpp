@@ -65,6 +65,12 @@ bool Policy::has_domain_allow_rules() const {
   return !cfg_.allow_domains.empty() || !cfg_.allow_domains_exact.empty();
 }
 
+bool Policy::sniffs_names() const {
+  if (cfg_.no_sniff_names) return false;
+  return !cfg_.deny_domains.empty() || !cfg_.deny_domains_exact.empty() ||
+         (cfg_.default_policy == DefaultPolicy::Deny && has_domain_allow_rules());
+}
+
 Verdict Policy::deny(const char* code, const char* control, std::string reason) const {
   Verdict v;
   v.allow = false;

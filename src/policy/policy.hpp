@@ -66,6 +66,11 @@ class Policy {
   std::vector<std::string> names_for(const IpAddr& ip, uint64_t now_ms) const;
 
   bool has_domain_allow_rules() const;
+  // Whether a TCP connection's first bytes are read for the name it sends
+  // (TLS server_name, HTTP Host) and that name judged with judge_name: on
+  // unless --no-sniff-names, and only when some name could be denied (a
+  // domain deny rule, or default-deny with a domain allow rule).
+  bool sniffs_names() const;
 
  private:
   struct NameEntry {

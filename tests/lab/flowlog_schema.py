@@ -26,7 +26,7 @@ it, and a positive max and count.
 
 --foreign reads a log of another writer (the Rust childflow 0.8.1): the
 **beyond** fields (flow_id, names, bytes_sent, bytes_received, duration_ms,
-close) and dns_answer's rcode become optional, flow_start and limit_hit are
+close, direct) and dns_answer's rcode become optional, flow_start and limit_hit are
 still known,
 extra fields are allowed and the flow-id joins are not checked.
 """
@@ -52,6 +52,8 @@ REASON_CONTROL = {
     "deny_domain": "--deny-domain",
     "default_deny": "--default-policy",
     "proxy_only": "--proxy-only",
+    # beyond: a TCP connection whose first bytes gave no name to judge.
+    "unreadable_name": "--no-sniff-names",
 }
 CLOSE = {"fin", "rst", "timeout", "error"}
 # limit_hit (beyond): each bound of docs/security.md ("Limits") and what the
@@ -68,6 +70,7 @@ LIMIT_ACTION = {
     "tcp_copy_bytes": "paused",
     "name_map": "evicted",
     "synth_names": "refused",
+    "sniff_holds": "paused",
     "recorder_keys": "folded",
 }
 
@@ -87,6 +90,8 @@ DNS_FIELDS = {
     "server_port": F(INT),
     "qname": F(STR),
     "qtype": F(STR, values=QTYPES),
+    # beyond: the tree sent the query to an address other than the gateway.
+    "direct": F(BOOL, beyond=True),
 }
 ENDPOINT = {"remote_addr": F(STR), "remote_ip": F(STR), "remote_port": F(INT)}
 FLOW_ID = {"flow_id": F(INT, beyond=True)}
@@ -148,6 +153,10 @@ EVENTS = {
         "matched_domain": F(STR, null=True),
         "reason": F(STR),
         **NAMES,
+        # beyond: a TCP connection denied for the name in its first bytes.
+        "sniffed_name": F(STR, beyond=True, optional=True),
+        "sniffed_from": F(STR, beyond=True, optional=True,
+                          values={"tls_sni", "http_host", "http_target"}),
     },
     "runtime_failure": {
         "phase": F(STR),
@@ -274,6 +283,10 @@ def check_event(obj, foreign, allow_extra):
             want = obj["remote_ip"] if icmp else endpoint(obj["remote_ip"], obj["remote_port"])
             if obj["remote"] != want:
                 raise Violation(f"{ev}: remote is {obj['remote']!r}, expected {want!r}")
+        if ("sniffed_name" in obj) != ("sniffed_from" in obj):
+            raise Violation(f"{ev}: sniffed_name and sniffed_from go together")
+        if "sniffed_name" in obj and obj["protocol"] != "tcp":
+            raise Violation(f"{ev}: sniffed_name on a {obj['protocol']} denial")
     if ev == "limit_hit":
         if LIMIT_ACTION[obj["limit"]] != obj["action"]:
             raise Violation(f"{ev}: action {obj['action']!r} does not belong to limit "

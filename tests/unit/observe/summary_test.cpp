@@ -39,9 +39,10 @@ Config config(TextOrJson format) {
 // The events of a run that mixes success, refusal and denial.
 void feed(observe::Recorder& r) {
   IpAddr gw = ip("10.240.0.1"), www = ip("203.0.113.10"), echo = ip("203.0.113.20");
-  r.dns_query("udp", gw, 53, "www.example.test", "A");
+  r.dns_query("udp", gw, 53, "www.example.test", "A", false);
   IpAddr ips[] = {www};
-  r.dns_answer("udp", gw, 53, "www.example.test", "A", observe::DnsMode::Relayed, 50, ips, 0);
+  r.dns_answer("udp", gw, 53, "www.example.test", "A", observe::DnsMode::Relayed, 50, ips, 0,
+               false);
   r.connect_attempt(1, {www, 80}, false, {"www.example.test"});
   r.connect_result(1, {www, 80}, false, {"www.example.test"}, nullptr);
   r.flow_end(1, policy::Proto::Tcp, {www, 80}, 78, 1200, 5, observe::Close::Fin);
@@ -54,7 +55,7 @@ void feed(observe::Recorder& r) {
   v.matched_cidr = *Cidr::parse("203.0.113.20/32");
   v.reason = "blocked by `--deny-cidr 203.0.113.20/32`";
   r.policy_violation(3, policy::Proto::Icmp4, echo.str(), echo, std::nullopt, v, {});
-  r.dns_query("udp", gw, 53, "blocked.example.test", "A");
+  r.dns_query("udp", gw, 53, "blocked.example.test", "A", false);
   policy::Verdict d;
   d.allow = false;
   d.reason_code = "deny_domain";
@@ -64,7 +65,7 @@ void feed(observe::Recorder& r) {
   r.policy_violation(0, policy::Proto::Dns, "blocked.example.test", std::nullopt, std::nullopt, d,
                      {});
   r.dns_answer("udp", gw, 53, "blocked.example.test", "A", observe::DnsMode::SyntheticEmpty, 38,
-               {}, 0);
+               {}, 0, false);
   r.limit_hit(observe::Limit::TcpConnecting, 1024);
 }
 
@@ -144,8 +145,9 @@ TEST(Summary, KeysBeyondTheCapAreCountedAsOther) {
   observe::Recorder rec(c);
   rec.set_max_keys(3);
   IpAddr gw = ip("10.240.0.1");
-  for (int i = 0; i < 10; ++i) rec.dns_query("udp", gw, 53, fmt::format("n{}.example.test", i), "A");
-  rec.dns_query("udp", gw, 53, "n0.example.test", "A");  // a kept key still counts
+  for (int i = 0; i < 10; ++i)
+    rec.dns_query("udp", gw, 53, fmt::format("n{}.example.test", i), "A", false);
+  rec.dns_query("udp", gw, 53, "n0.example.test", "A", false);  // a kept key still counts
   const auto& k = rec.counts();
   EXPECT_EQ(k.dns_names.keys.size(), 3u);
   EXPECT_EQ(k.dns_names.keys.at("n0.example.test"), 2u);

@@ -1,0 +1,113 @@
+// The TCP translator holds a connection's first bytes until the name in them
+// is judged (docs/policy.md, "Names the tree sends"), over a fake tap: what
+// reaches the server, what the child sees, and the sniff_holds bound.
+#include "fake_tap.hpp"
+
+namespace cf::engine::test {
+namespace {
+
+using observe::Limit;
+
+class Sniff : public FakeTap {
+ protected:
+  void SetUp() override { cfg_.deny_domains = {"denied.test"}; }
+  uint64_t hits(Limit l) const { return rec_->counts().limits[size_t(l)]; }
+  // The child's segment with data, then the engine's answer.
+  std::vector<Frame> send_data(const std::string& s, int ms = 50) {
+    child_send(kAck | kPsh, snd_nxt_, rcv_nxt_, s);
+    return run(ms);
+  }
+  static bool has_ack(const std::vector<Frame>& fr, uint32_t ack) {
+    for (const auto& f : fr)
+      if ((f.p.flags & kAck) && f.p.ack == ack) return true;
+    return false;
+  }
+  static bool has_rst(const std::vector<Frame>& fr) {
+    for (const auto& f : fr)
+      if (f.p.flags & kRst) return true;
+    return false;
+  }
+};
+
+TEST_F(Sniff, AnAllowedHostCutOverSegmentsReachesTheServerWhole) {
+  start(true);
+  connect(5000);
+  const std::string head = "GET / HTTP/1.1\r\nHost: ok.test\r\nAccept: */*\r\n\r\nbody";
+  for (size_t off = 0; off < head.size(); off += 7) {
+    std::string part = head.substr(off, 7);
+    auto fr = send_data(part);
+    snd_nxt_ += uint32_t(part.size());
+    EXPECT_TRUE(has_ack(fr, snd_nxt_)) << "the held bytes are acknowledged (offset " << off << ")";
+    if (off + 7 < head.find("\r\n\r\n") + 4) {
+      EXPECT_EQ(server_read(1, 20), "") << "nothing reaches the server before the head is complete";
+    }
+  }
+  EXPECT_EQ(server_read(head.size()), head);
+  EXPECT_EQ(st_.sniff_denied, 0u);
+  EXPECT_EQ(e_->sniff_holding, 0u) << "the hold is freed once it went out";
+}
+
+TEST_F(Sniff, ADeniedHostResetsBothEndsAndNothingReachesTheServer) {
+  start(true);
+  connect(5000);
+  auto fr = send_data("GET / HTTP/1.1\r\nHo");
+  snd_nxt_ += 18;
+  fr = send_data("st: www.DENIED.test\r\n\r\n");
+  EXPECT_TRUE(has_rst(fr)) << "the child gets a reset";
+  char buf[256];
+  ssize_t n = 0;
+  for (int i = 0; i < 100; ++i) {
+    n = recv(server_.get(), buf, sizeof buf, MSG_DONTWAIT);
+    if (n >= 0 || errno != EAGAIN) break;
+    usleep(5000);
+  }
+  EXPECT_LE(n, 0) << "the server got bytes";
+  EXPECT_EQ(st_.sniff_denied, 1u);
+  EXPECT_EQ(e_->sniff_holding, 0u);
+  EXPECT_EQ(rec_->counts().violations_total, 1u);
+}
+
+TEST_F(Sniff, OtherProtocolsPassAtOnce) {
+  start(true);
+  connect(5000);
+  send_data("SSH-2.0-OpenSSH_9.2\r\n");
+  EXPECT_EQ(server_read(21), "SSH-2.0-OpenSSH_9.2\r\n");
+  EXPECT_EQ(e_->sniff_holding, 0u);
+}
+
+// At most Limits::sniff_holds flows hold bytes: the next one's segment is
+// not taken (no ACK for it), counted as limit_hit; it is taken once a hold
+// is free again.
+TEST_F(Sniff, FlowsBeyondSniffHoldsArePaused) {
+  opts_.limits.sniff_holds = 1;
+  start(true);
+  connect(5000);
+  UniqueFd server_a = std::move(server_);
+  uint32_t a_snd = snd_nxt_, a_rcv = rcv_nxt_;
+  send_data("GET / HTTP/1.1\r\nHost: a");
+  a_snd += 23;
+  EXPECT_EQ(e_->sniff_holding, 1u);
+
+  sport_ = kChildPort + 1;
+  connect(9000);
+  auto fr = send_data("GET / HTTP/1.1\r\nHost: b");
+  EXPECT_FALSE(has_ack(fr, snd_nxt_ + 23)) << "the second flow's bytes were taken";
+  EXPECT_EQ(hits(Limit::SniffHolds), 1u);
+
+  // The first flow's head ends: its hold is freed, and the second flow's
+  // retransmission is taken.
+  uint16_t b_port = sport_;
+  sport_ = kChildPort;
+  child_send(kAck | kPsh, a_snd, a_rcv, ".test\r\n\r\n");
+  run(50);
+  char buf[256];
+  ssize_t n = recv(server_a.get(), buf, sizeof buf, MSG_DONTWAIT);
+  EXPECT_EQ(std::string(buf, size_t(std::max<ssize_t>(n, 0))),
+            "GET / HTTP/1.1\r\nHost: a.test\r\n\r\n");
+  sport_ = b_port;
+  fr = send_data("GET / HTTP/1.1\r\nHost: b");
+  EXPECT_TRUE(has_ack(fr, snd_nxt_ + 23)) << "the retransmission is taken once a hold is free";
+}
+
+}  // namespace
+}  // namespace cf::engine::test
