@@ -25,14 +25,13 @@
 #include <vector>
 
 #include "engine/sniff.hpp"
+#include "fuzz_check.hpp"
 
 namespace {
 
 using namespace cf::engine::sniff;
 
-void check(bool ok) {
-  if (!ok) std::abort();
-}
+using cf::fuzz::check;
 
 bool inside(std::string_view v, const uint8_t* base, size_t n) {
   auto p = reinterpret_cast<const uint8_t*>(v.data());
