@@ -9,7 +9,8 @@
 //    4. proxy       --proxy: its address, resolved once (the engine never
 //                   blocks on a name), and its TLS context
 //    5. overlays    resolv.conf (gateways as nameservers) and hosts (--hosts-file)
-//    6. flow log    opened (created) only now, after all validation passed
+//    6. flow log    opened (created) only now, after all validation passed;
+//                   --learn: its writer process is forked (learn/learn.hpp)
 //    7. capture     --capture: the pcapng file(s)
 //    8. signals     SIGINT/SIGTERM/SIGHUP/SIGQUIT blocked, read through a signalfd
 //    9. sandbox     namespaces + init stub; tap0 comes back over SCM_RIGHTS;
@@ -17,7 +18,8 @@
 //                   (src/confine/), then releases the command
 //   10. engine      the reactor serves tap0 until the stub exits; the signals
 //                   are forwarded to the tree
-//   11. report      exit code mapping, --fail-on-leak, summary
+//   11. report      exit code mapping, --fail-on-leak, summary; --learn
+//                   writes its profile when the engine served to the end
 // Steps 1-9 stop the run when they fail (from 9 on, the flow log records
 // it). An engine failure kills the tree (fail closed) and the run still
 // reports, with exit code 1; so does a capture file that fails to close.
@@ -48,6 +50,7 @@
 #include "common/result.hpp"
 #include "doctor/doctor.hpp"
 #include "engine/engine.hpp"
+#include "learn/learn.hpp"
 #include "observe/recorder.hpp"
 #include "observe/summary.hpp"
 #include "policy/policy.hpp"
@@ -299,9 +302,24 @@ Result<int> serve(const engine::Options& eo, sandbox::Tree& tree, int sigfd,
   return sandbox::try_reap(tree).value_or(1);
 }
 
+// 11. report, --learn: the writer gets the Ledger; what it did, as a line
+// for the user (printed after the live lines).
+std::string finish_learning(const Config& c, learn::Writer& writer, const learn::Ledger& ledger) {
+  auto wrote = writer.finish(ledger);
+  if (!wrote)
+    return fmt::format("childflow: error: --learn {}: nothing written: {}\n", *c.learn,
+                       wrote.error().message);
+  std::string line = fmt::format("childflow: --learn: {} into {}", *wrote, *c.learn);
+  if (ledger.dropped() || ledger.skipped())
+    line += fmt::format(" ({} flow(s) past the {} entries kept, {} name(s) that are not DNS "
+                        "names, left out)",
+                        ledger.dropped(), learn::Ledger::kMaxEntries, ledger.skipped());
+  return line + "\n";
+}
+
 // 11. report: --fail-on-leak and the summary; returns childflow's exit code.
 int report(const Config& c, int exit_code, uint64_t started, observe::Recorder& rec,
-           const engine::Stats& stats) {
+           const engine::Stats& stats, const std::string& learnt) {
   bool leak = false;
   if (c.fail_on_leak && exit_code == 0 && rec.counts().violations_total > 0) {
     leak = true;
@@ -314,6 +332,8 @@ int report(const Config& c, int exit_code, uint64_t started, observe::Recorder& 
   }
   rec.finish();
   std::fputs(observe::exit_notice(c, rec.counts(), leak).c_str(), stderr);
+  if (!learnt.empty() && (c.verbosity >= 0 || learnt.starts_with("childflow: error")))
+    std::fputs(learnt.c_str(), stderr);
   if (c.summary) {
     observe::RunFacts facts;
     facts.exit_code = exit_code;
@@ -355,6 +375,15 @@ int run_tree(const Config& c) {
   observe::Recorder rec(c);
   if (auto s = rec.open(); !s) return fail(s.error());
   policy::Policy pol(c);
+  std::optional<learn::Writer> learner;
+  learn::Ledger ledger(plan.gw4, plan.ipv6 ? std::optional<IpAddr>(plan.gw6) : std::nullopt);
+  if (c.learn) {
+    auto started_writer = learn::Writer::start(c);
+    if (!started_writer) return fail(started_writer.error());
+    learner.emplace(std::move(started_writer).value());
+    rec.set_ledger(&ledger);
+    eo.learn_names = !c.no_sniff_names;
+  }
 
   std::optional<capture::Capture> cap;
   if (c.capture) {
@@ -380,8 +409,10 @@ int run_tree(const Config& c) {
 
   engine::Stats stats;
   int code = 1;
+  std::string learnt;
   if (auto served = serve(eo, tree, signals.fd(), pol, rec, &stats)) {
     code = *served;
+    if (learner) learnt = finish_learning(c, *learner, ledger);
   } else {
     fail(served.error());
     rec.runtime_failure("engine", "engine_failed", served.error().str());
@@ -391,7 +422,9 @@ int run_tree(const Config& c) {
   if (cap) {
     if (auto s = cap->close(); !s) fail(s.error());  // said; the run still reports
   }
-  return report(c, code, started, rec, stats);
+  if (learner && learnt.empty())
+    learnt = fmt::format("childflow: error: --learn {}: nothing written: the run failed\n", *c.learn);
+  return report(c, code, started, rec, stats, learnt);
 }
 
 int run_cleanup(const Config&) {

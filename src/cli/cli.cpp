@@ -183,6 +183,12 @@ Status check_modes(const Split& split) {
   if (split.given("report-format") && !split.given("report"))
     return Error{"--report-format is only used with --report FILE: add --report or drop "
                  "--report-format"};
+  if (split.given("learn"))
+    for (const char* mode : {"doctor", "report", "dump-profile", "cleanup"})
+      if (split.given(mode))
+        return Error{fmt::format("--learn writes a profile after a command runs, and --{} runs "
+                                 "none: drop --learn or --{}",
+                                 mode, mode)};
   if (split.given("show-secrets") && !split.given("dump-profile"))
     return Error{"--show-secrets is only used with --dump-profile: add --dump-profile or drop "
                  "--show-secrets"};

@@ -6,9 +6,16 @@
 #include "cli/validate.hpp"
 
 #include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 
 #include <filesystem>
 #include <fmt/format.h>
+#include <utility>
+
+#include "config/profile.hpp"
 
 namespace cf::cli {
 
@@ -22,6 +29,10 @@ Status check_combinations(const Config& c) {
   if (c.capture && c.flow_log && *c.capture == *c.flow_log)
     return Error{fmt::format(
         "--capture and --flow-log both name {}: give them different files", *c.capture)};
+  for (const auto& [flag, other] : {std::pair{"--capture", &c.capture}, {"--flow-log", &c.flow_log}})
+    if (c.learn && *other && **other == *c.learn)
+      return Error{fmt::format("--learn and {} both name {}: give them different files", flag,
+                               *c.learn)};
 
   // Where the password came from, as the user gave it (CHILDFLOW_PROXY_PASSWORD
   // counts only with a user, so it never reaches the messages below).
@@ -102,11 +113,34 @@ static Status check_parent_dir(const char* flag, const std::string& path) {
   return {};
 }
 
+// --learn FILE: the writer must be able to create a file beside it, and an
+// existing FILE must be a profile it can merge into (learn/learn.hpp); both
+// are known now, before anything runs.
+static Status check_learn_file(const std::string& path) {
+  if (Status st = check_parent_dir("--learn", path); !st) return st;
+  std::string dir = std::filesystem::path(path).parent_path().string();
+  if (dir.empty()) dir = "/";
+  if (::access(dir.c_str(), W_OK) != 0)
+    return Error{fmt::format("--learn {}: cannot write in {} ({}): choose a directory you can write to",
+                             path, dir, std::strerror(errno))};
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) return {};
+  if (!S_ISREG(st.st_mode))
+    return Error{fmt::format("--learn {}: not a regular file: give a profile file or a new name",
+                             path)};
+  if (auto loaded = config::load_profile(path); !loaded)
+    return Error{fmt::format("--learn {}: exists but is not a profile to merge into ({}): fix it, "
+                             "or give a new file name",
+                             path, loaded.error().message)};
+  return {};
+}
+
 Status check_output_dirs(const Config& c) {
   if (c.capture)
     if (Status st = check_parent_dir("--capture", *c.capture); !st) return st;
   if (c.flow_log)
     if (Status st = check_parent_dir("--flow-log", *c.flow_log); !st) return st;
+  if (c.learn) return check_learn_file(*c.learn);
   return {};
 }
 

@@ -12,8 +12,9 @@ namespace cf::cli {
 // The first problem, "<what is wrong and how to fix it>".
 Status check_combinations(const Config& c);
 
-// Run mode only: the directories that will hold --capture and --flow-log
-// exist (checked before anything is created; nothing is created here).
+// Run mode only: the directories that will hold --capture, --flow-log and
+// --learn exist (checked before anything is created; nothing is created
+// here), and a --learn FILE that exists is a profile it can merge into.
 Status check_output_dirs(const Config& c);
 
 }  // namespace cf::cli

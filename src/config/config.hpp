@@ -60,6 +60,9 @@ struct Config {
   bool summary = false;
   TextOrJson summary_format = TextOrJson::Text;
   std::optional<std::string> flow_log;  // absolute path
+  // --learn FILE (command line only): write, or merge into, a profile that
+  // allows what the tree used and denies the rest (learn/learn.hpp).
+  std::optional<std::string> learn;  // absolute path
 
   // Proxy.
   std::optional<ProxyUri> proxy;

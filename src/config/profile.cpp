@@ -137,8 +137,11 @@ std::string identity_of(const std::string& path) {
   return ec ? path : c.string();
 }
 
+// `own_extends`: when given, `extends` is not followed but its path is
+// stored there (load_profile_own).
 Result<Layer> load_text(const std::string& text, const std::string& path,
-                        std::vector<std::string>& chain, std::vector<std::string>& ids);
+                        std::vector<std::string>& chain, std::vector<std::string>& ids,
+                        std::optional<std::string>* own_extends = nullptr);
 
 Result<Layer> load_file(const std::string& path, std::vector<std::string>& chain,
                         std::vector<std::string>& ids) {
@@ -159,7 +162,8 @@ Result<Layer> load_file(const std::string& path, std::vector<std::string>& chain
 }
 
 Result<Layer> load_text(const std::string& text, const std::string& path,
-                        std::vector<std::string>& chain, std::vector<std::string>& ids) {
+                        std::vector<std::string>& chain, std::vector<std::string>& ids,
+                        std::optional<std::string>* own_extends) {
   toml::table table;
   try {
     table = toml::parse(text, path);
@@ -220,7 +224,8 @@ Result<Layer> load_text(const std::string& text, const std::string& path,
       return Error{fmt::format("profile {} line {}: key `{}`: {}", path,
                                err->line > 0 ? err->line : line, e.key, err->text)};
   }
-  if (!extends) return layer;
+  if (own_extends) *own_extends = extends;
+  if (!extends || own_extends) return layer;
 
   chain.push_back(path);
   ids.push_back(identity_of(path));
@@ -319,6 +324,15 @@ Result<Layer> load_profile_text(const std::string& text, const std::string& path
   auto r = load_text(text, *abs, chain, ids);
   if (!r) return printable(r.error());
   return r;
+}
+
+Result<OwnKeys> load_profile_own(const std::string& text, const std::string& path) {
+  std::vector<std::string> chain, ids;
+  OwnKeys own;
+  auto r = load_text(text, path, chain, ids, &own.extends);
+  if (!r) return printable(r.error());
+  own.layer = std::move(*r);
+  return own;
 }
 
 std::string toml_quote(std::string_view s) {

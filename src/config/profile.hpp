@@ -29,6 +29,7 @@
 //
 // Limits: inheritance depth 64; a profile file larger than 1 MiB is refused.
 #pragma once
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -58,6 +59,16 @@ Result<Layer> load_profile(const std::string& path);
 // Parses profile text as if it were the file `path` (which names the base
 // directory for relative paths); `extends` is followed on disk.
 Result<Layer> load_profile_text(const std::string& text, const std::string& path);
+
+// What --learn keeps of a profile it merges into (learn/learn.hpp): the keys
+// the file `path` (absolute) holding `text` sets itself, parsed and checked
+// as load_profile does, without following its `extends`, whose path
+// (absolute) is returned beside them.
+struct OwnKeys {
+  Layer layer;
+  std::optional<std::string> extends;
+};
+Result<OwnKeys> load_profile_own(const std::string& text, const std::string& path);
 
 // Prints the effective configuration as TOML that loads back to an equal
 // Config (absolute paths; lists and command in full), except that a redacted

@@ -334,6 +334,15 @@ std::vector<Setting> table() {
   t.push_back(path({"flow-log", 0, "flow_log", "FILE", kOutput,
                     "Write flow events as JSON Lines"},
                    &C::flow_log, Check::None));
+  {
+    Setting s = path({"learn", 0, "", "FILE", kOutput,
+                      "After the run, write a profile to FILE that allows what the tree used "
+                      "(names, addresses, the run's DNS and proxy) and denies the rest; an "
+                      "existing profile is merged into"},
+                     &C::learn, Check::None);
+    s.dump = nullptr;  // the command line's alone: never in a profile
+    t.push_back(std::move(s));
+  }
   t.push_back(toggle({"offline", 0, "offline", "", kPolicy,
                       "Deny every outbound packet, DNS included"},
                      &C::offline));

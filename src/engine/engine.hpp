@@ -65,6 +65,12 @@ struct Options {
   // synthetic addresses (engine/synth.hpp) and asks the proxy for the names;
   // no query is relayed to a resolver.
   bool proxy_dns_remote = false;
+  // --learn without --no-sniff-names: every TCP connection's first bytes
+  // are read for the name they send, even when no rule could deny one, and
+  // the names the address's DNS names lack go to Recorder::name_sent (the
+  // learnt profile allows them: learn/ledger.hpp). What cannot be read is
+  // then let through, not denied, unless a rule needs it judged.
+  bool learn_names = false;
   // --capture: every frame crossing tap0 is handed to it.
   capture::Capture* capture = nullptr;
   Limits limits;

@@ -352,6 +352,18 @@ struct TcpOps {
     reset_both(f, observe::Close::Rst);
   }
 
+  // First bytes that cannot be read. Denied (deny_unreadable) when a rule
+  // needs the name; when they were read only to learn it (--learn), the
+  // flow goes on unjudged: true, and the caller sends what is held.
+  bool unreadable(TcpFlow& f, sniff::Proto proto) {
+    f.sniffing = false;
+    if (e.pol.sniffs_names()) {
+      deny_unreadable(f, proto);
+      return false;
+    }
+    return true;
+  }
+
   void deny_unreadable(TcpFlow& f, sniff::Proto proto) {
     policy::Verdict v;
     v.allow = false;
@@ -369,10 +381,7 @@ struct TcpOps {
   // released).
   bool judge_sniffed(TcpFlow& f, const sniff::Result& r) {
     f.sniffing = false;
-    if (r.verdict == sniff::Verdict::Malformed) {
-      deny_unreadable(f, r.proto);
-      return false;
-    }
+    if (r.verdict == sniff::Verdict::Malformed) return unreadable(f, r.proto);
     for (uint8_t i = 0; i < r.n_names; ++i) {
       std::string name = sniff::normalize(r.names[i]);
       if (name.empty()) continue;  // an address literal: the address was judged
@@ -382,6 +391,13 @@ struct TcpOps {
         return false;
       }
     }
+    if (e.opts.learn_names)
+      for (uint8_t i = 0; i < r.n_names; ++i) {
+        std::string name = sniff::normalize(r.names[i]);
+        if (name.empty()) continue;
+        auto known = e.names_for(f.key.raddr);
+        if (std::find(known.begin(), known.end(), name) == known.end()) e.rec.name_sent(name);
+      }
     return true;
   }
 
@@ -414,10 +430,7 @@ struct TcpOps {
       sniff::Result r = sniff::inspect({data, len}, e.sniff_scratch);
       if (r.verdict != sniff::Verdict::NeedMore)
         return judge_sniffed(f, r) ? Sniffed::Pass : Sniffed::Released;
-      if (len >= sniff::kMax) {
-        deny_unreadable(f, r.proto);
-        return Sniffed::Released;
-      }
+      if (len >= sniff::kMax) return unreadable(f, r.proto) ? Sniffed::Pass : Sniffed::Released;
       if (e.sniff_holding >= e.opts.limits.sniff_holds) {
         e.limit_hit(observe::Limit::SniffHolds, e.opts.limits.sniff_holds);
         return Sniffed::Refused;
@@ -434,8 +447,8 @@ struct TcpOps {
     sniff::Result r = sniff::inspect({f.hold.get(), f.hold_len}, e.sniff_scratch);
     if (r.verdict == sniff::Verdict::NeedMore) {
       if (f.hold_len < sniff::kMax) return Sniffed::Taken;
-      deny_unreadable(f, r.proto);
-      return Sniffed::Released;
+      if (!unreadable(f, r.proto)) return Sniffed::Released;
+      return flush_hold(f) ? Sniffed::Taken : Sniffed::Released;
     }
     if (!judge_sniffed(f, r)) return Sniffed::Released;
     return flush_hold(f) ? Sniffed::Taken : Sniffed::Released;
@@ -836,7 +849,7 @@ struct TcpOps {
     f.connect_port = cport;
     f.via_proxy = via_proxy;
     f.synth = synth;
-    f.sniffing = e.pol.sniffs_names();
+    f.sniffing = e.pol.sniffs_names() || e.opts.learn_names;
     if (synth != kNoSlot) e.synth.hold(synth);
     e.tcp_map.emplace(f.key, slot);
     ++e.st.tcp_flows;
@@ -1107,10 +1120,12 @@ struct TcpOps {
     if (f.sniffing && f.hold) {
       if (f.sniff_deadline <= e.now) {
         // The rest of the ClientHello or request head never came.
-        deny_unreadable(f, sniff::inspect({f.hold.get(), f.hold_len}, e.sniff_scratch).proto);
-        return;
+        if (!unreadable(f, sniff::inspect({f.hold.get(), f.hold_len}, e.sniff_scratch).proto) ||
+            !flush_hold(f))
+          return;
+      } else {
+        queue(f, f.sniff_deadline);
       }
-      queue(f, f.sniff_deadline);
     }
     uint64_t idle_at = idle_deadline(f);
     if (idle_at && idle_at <= e.now) {

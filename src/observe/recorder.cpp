@@ -305,6 +305,7 @@ void Recorder::connect_result(uint64_t id, const Target& t, bool via_proxy,
   if (error) kv_str(buf_, "error", error);
   else kv_raw(buf_, "error", "null");
   end();
+  if (!error && ledger_) ledger_->flow(t.ip, names);
   if (!error && cfg_.verbosity >= 2)
     live(2, 0, fmt::format("flow tcp {} started{}", endpoint_with_names(t, names),
                            via_proxy ? " (via the proxy)" : ""));
@@ -323,6 +324,7 @@ void Recorder::flow_start(uint64_t id, policy::Proto p, const Target& t,
   kv_target(buf_, t);
   kv_names(buf_, names);
   end();
+  if (ledger_) ledger_->flow(t.ip, names);
   if (cfg_.verbosity >= 2)
     live(2, 0, fmt::format("flow {} {} started", policy::name(p), endpoint_with_names(t, names)));
 }

@@ -30,6 +30,7 @@
 #include "common/result.hpp"
 #include "common/unique_fd.hpp"
 #include "config/config.hpp"
+#include "learn/ledger.hpp"
 #include "policy/policy.hpp"
 
 namespace cf::observe {
@@ -84,6 +85,16 @@ class Recorder {
   Status open();
 
   uint64_t next_flow_id() { return ++last_flow_id_; }
+
+  // --learn: every flow the policy let through (a connect_result without an
+  // error, a flow_start) also goes to the Ledger (learn/ledger.hpp).
+  void set_ledger(learn::Ledger* l) { ledger_ = l; }
+  bool learning() const { return ledger_ != nullptr; }
+  // Under --learn: a name an allowed TCP connection sent in its first bytes
+  // (TLS server_name, HTTP Host) that its address's names lack.
+  void name_sent(std::string_view name) {
+    if (ledger_) ledger_->name_sent(name);
+  }
 
   // `server` is the address the tree sent the query to; `direct` is true
   // when that is not the gateway (docs/flow-log-schema.md).
@@ -149,6 +160,7 @@ class Recorder {
   void count(Tally& t, std::string key);
   void write_limit(Limit l);
   const Config& cfg_;
+  learn::Ledger* ledger_ = nullptr;
   size_t max_keys_ = kMaxKeys;
   struct LimitLog {
     uint64_t max = 0;

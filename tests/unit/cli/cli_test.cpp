@@ -335,6 +335,31 @@ TEST_F(CliTest, OutputDirectoriesMustExistForARunOnly) {
   EXPECT_FALSE(fs::exists(dir_ + "/nodir"));
 }
 
+TEST_F(CliTest, LearnNeedsARunAndAFileItCanMergeInto) {
+  std::string p = dir_ + "/learnt.toml";
+  Config c = accepts({"--learn", p, "true"});
+  EXPECT_EQ(c.learn, p);
+  EXPECT_FALSE(fs::exists(p));  // written after the run, never by parsing
+  rejects({"--learn", p, "--doctor"}, "--learn writes a profile after a command runs, and --doctor "
+                                      "runs none: drop --learn or --doctor");
+  rejects({"--learn", p, "--dump-profile"}, "drop --learn or --dump-profile");
+  rejects({"--learn", dir_ + "/nodir/p.toml", "true"}, "the directory " + dir_ + "/nodir does not exist");
+  rejects({"--learn", dir_, "true"}, "that is a directory");
+  rejects({"--learn", p, "--flow-log", p, "true"}, "--learn and --flow-log both name");
+  rejects({"--learn", p, "-c", p, "true"}, "--learn and --capture both name");
+  {
+    std::ofstream(p) << "mtu = \"big\"\n";
+  }
+  rejects({"--learn", p, "true"}, "--learn " + p + ": exists but is not a profile to merge into");
+  {
+    std::ofstream(p) << "mtu = 1500\n";
+  }
+  accepts({"--learn", p, "true"});
+  // Never a profile key: --dump-profile does not write it.
+  Config d = accepts({"--dump-profile", "--offline"});
+  EXPECT_EQ(config::dump_profile(d).find("learn"), std::string::npos);
+}
+
 TEST_F(CliTest, ParseCreatesNothing) {
   std::string cap = dir_ + "/c.pcapng", log = dir_ + "/f.jsonl";
   accepts({"-c", cap, "--flow-log", log, "true"});
