@@ -668,6 +668,10 @@ Check check_nftables(Host& h, const Identity& id) {
               fmt::format("created and deleted table {} in a throwaway network namespace",
                           table));
   std::string detail = fmt::format("{} failed: {}", t.step, t.message.empty() ? errno_text(t.err) : t.message);
+  if (t.step == "load libnftables")
+    return fatal(key, label, Section::Capability, detail,
+                 "the rootful backend needs the nftables library: install libnftables1 "
+                 "(Debian, Ubuntu) or nftables (Fedora, RHEL)");
   return fatal(key, label, Section::Capability, detail,
                "the kernel needs nf_tables (CONFIG_NF_TABLES, CONFIG_NF_TABLES_INET): as root, "
                "modprobe nf_tables");
@@ -728,8 +732,11 @@ Check check_tproxy(Host& h, const Identity& id, const Config& c) {
   std::string detail = fmt::format("a tproxy rule does not load: {} failed: {}", t.step,
                                    t.message.empty() ? errno_text(t.err) : t.message);
   std::string hint =
-      "the kernel needs nft_tproxy with nf_tproxy_ipv4/ipv6 (as root: modprobe nft_tproxy); "
-      "without it `--root --proxy` cannot intercept connections";
+      t.step == "load libnftables"
+          ? "install libnftables1 (Debian, Ubuntu) or nftables (Fedora, RHEL); without it "
+            "`--root --proxy` cannot intercept connections"
+          : "the kernel needs nft_tproxy with nf_tproxy_ipv4/ipv6 (as root: modprobe "
+            "nft_tproxy); without it `--root --proxy` cannot intercept connections";
   if (c.proxy) return fatal(key, label, Section::Capability, detail + " (--proxy needs it)", hint);
   return warning(key, label, Section::Capability, detail + " (only --proxy needs it)", hint);
 }

@@ -14,7 +14,7 @@
 // 2-3 ms for an nftables trial (measured on a 2-core VM).
 #include <fcntl.h>
 #include <grp.h>
-#include <nftables/libnftables.h>
+#include "nft/nft.hpp"
 #include <pwd.h>
 #include <sched.h>
 #include <netinet/in.h>
@@ -261,35 +261,40 @@ class SystemHost final : public Host {
   }
 
   Trial nft_trial(const std::string& commands) override {
-    static const std::vector<std::string> steps = {"unshare(CLONE_NEWNET)", "nft_ctx_new",
-                                                   "nft"};
+    static const std::vector<std::string> steps = {"unshare(CLONE_NEWNET)", "load libnftables",
+                                                   "nft_ctx_new", "nft"};
+    auto lib = nft::api();  // loaded before the fork: once per process
     return run_in_child(steps, [&](int fd) {
       if (::unshare(CLONE_NEWNET) != 0) report_and_exit(fd, 0, errno, {});
-      nft_ctx* ctx = nft_ctx_new(NFT_CTX_DEFAULT);
-      if (!ctx) report_and_exit(fd, 1, 0, {});
-      nft_ctx_buffer_output(ctx);
-      nft_ctx_buffer_error(ctx);
+      if (!lib) report_and_exit(fd, 1, 0, lib.error().message);
+      const nft::Api& n = **lib;
+      nft_ctx* ctx = n.ctx_new(NFT_CTX_DEFAULT);
+      if (!ctx) report_and_exit(fd, 2, 0, {});
+      n.buffer_output(ctx);
+      n.buffer_error(ctx);
       errno = 0;
-      int rc = nft_run_cmd_from_buffer(ctx, commands.c_str());
+      int rc = n.run_cmd_from_buffer(ctx, commands.c_str());
       int e = errno;
       if (rc != 0) {
-        std::string text = nft_error_line(nft_ctx_get_error_buffer(ctx));
-        report_and_exit(fd, 2, e, text);
+        std::string text = nft_error_line(n.get_error_buffer(ctx));
+        report_and_exit(fd, 3, e, text);
       }
       report_and_exit(fd, -1, 0, {});
     });
   }
 
   Result<std::vector<std::string>> nft_tables() override {
-    std::unique_ptr<nft_ctx, decltype(&nft_ctx_free)> ctx(nft_ctx_new(NFT_CTX_DEFAULT),
-                                                           nft_ctx_free);
+    auto lib = nft::api();
+    if (!lib) return lib.error();
+    const nft::Api& n = **lib;
+    std::unique_ptr<nft_ctx, decltype(n.ctx_free)> ctx(n.ctx_new(NFT_CTX_DEFAULT), n.ctx_free);
     if (!ctx) return Error{"nft_ctx_new failed"};
-    nft_ctx_buffer_output(ctx.get());
-    nft_ctx_buffer_error(ctx.get());
-    if (nft_run_cmd_from_buffer(ctx.get(), "list tables") != 0)
-      return Error{nft_error_line(nft_ctx_get_error_buffer(ctx.get()))};
+    n.buffer_output(ctx.get());
+    n.buffer_error(ctx.get());
+    if (n.run_cmd_from_buffer(ctx.get(), "list tables") != 0)
+      return Error{nft_error_line(n.get_error_buffer(ctx.get()))};
     std::vector<std::string> tables;
-    std::string_view text = nft_ctx_get_output_buffer(ctx.get());
+    std::string_view text = n.get_output_buffer(ctx.get());
     while (!text.empty()) {
       size_t nl = text.find('\n');
       std::string_view line = text.substr(0, nl);
