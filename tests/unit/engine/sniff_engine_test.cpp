@@ -109,5 +109,62 @@ TEST_F(Sniff, FlowsBeyondSniffHoldsArePaused) {
   EXPECT_TRUE(has_ack(fr, snd_nxt_ + 23)) << "the retransmission is taken once a hold is free";
 }
 
+// --learn with no domain rule (Options::learn_names): the first bytes are
+// read only to learn the name they send. The name goes to the Ledger, and
+// bytes that cannot be read are let through: no rule asked for a judgement.
+class LearnSniff : public Sniff {
+ protected:
+  void SetUp() override { opts_.learn_names = true; }
+  void start_learning() {
+    start(true);
+    rec_->set_ledger(&ledger_);
+    connect(5000);
+  }
+  learn::Ledger ledger_{*IpAddr::parse("10.0.2.1")};
+};
+
+TEST_F(LearnSniff, TheNameSentIsLearntAndTheBytesGoOn) {
+  start_learning();
+  const std::string head = "GET / HTTP/1.1\r\nHost: Learnt.TEST.\r\n\r\n";
+  send_data(head);
+  EXPECT_EQ(server_read(head.size()), head);
+  EXPECT_EQ(ledger_.domains(), (learn::Ledger::Counts{{"learnt.test", 1}}));
+  // The flow itself (to the gateway: the host's loopback) had no DNS name.
+  EXPECT_EQ(ledger_.cidrs(), (learn::Ledger::Counts{{"127.0.0.1/32", 1}}));
+  EXPECT_EQ(st_.sniff_denied, 0u);
+}
+
+TEST_F(LearnSniff, AHeadThatCannotBeJudgedStillGoesThrough) {
+  start_learning();
+  const std::string head = "GET / HTTP/1.1\r\nHost: a.test\r\nHost: b.test\r\n\r\n";
+  auto fr = send_data(head);
+  EXPECT_FALSE(has_rst(fr));
+  EXPECT_EQ(server_read(head.size()), head);
+  EXPECT_TRUE(ledger_.domains().empty());
+  EXPECT_EQ(rec_->counts().violations_total, 0u);
+}
+
+TEST_F(LearnSniff, AHeadLargerThanTheHoldGoesThroughWholeAndInOrder) {
+  start_learning();
+  // A request head that never ends within sniff::kMax: held up to the
+  // bound, then let go, and everything after it follows in order.
+  std::string bytes = "GET / HTTP/1.1\r\nX-Big: " + std::string(sniff::kMax + 3000, 'a');
+  int retries = 0;
+  for (size_t off = 0; off < bytes.size() && retries < 20; off += 1400) {
+    std::string part = bytes.substr(off, 1400);
+    auto fr = send_data(part, 20);
+    EXPECT_FALSE(has_rst(fr)) << off;
+    if (has_ack(fr, snd_nxt_ + uint32_t(part.size()))) {
+      snd_nxt_ += uint32_t(part.size());
+    } else {
+      off -= 1400;  // not taken (the hold was full): the child sends it again
+      ++retries;
+    }
+  }
+  EXPECT_EQ(server_read(bytes.size(), 3000), bytes);
+  EXPECT_EQ(e_->sniff_holding, 0u);
+  EXPECT_EQ(rec_->counts().violations_total, 0u);
+}
+
 }  // namespace
 }  // namespace cf::engine::test
