@@ -20,6 +20,7 @@
 //                   are forwarded to the tree
 //   11. report      exit code mapping, --fail-on-leak, summary; --learn
 //                   writes its profile when the engine served to the end
+//                   (exit 1 instead of 0 when it could not)
 // Steps 1-9 stop the run when they fail (from 9 on, the flow log records
 // it). An engine failure kills the tree (fail closed) and the run still
 // reports, with exit code 1; so does a capture file that fails to close.
@@ -314,7 +315,15 @@ std::string finish_learning(const Config& c, learn::Writer& writer, const learn:
     line += fmt::format(" ({} flow(s) past the {} entries kept, {} name(s) that are not DNS "
                         "names, left out)",
                         ledger.dropped(), learn::Ledger::kMaxEntries, ledger.skipped());
-  return line + "\n";
+  line += "\n";
+  if (ledger.unreadable())
+    line += fmt::format(
+        "childflow: warning: --learn: {} connection(s) sent first bytes that started like TLS "
+        "or HTTP/1 but named no readable host; replayed under the learnt domain rules they "
+        "are denied (unreadable_name): add no_sniff_names = true to the profile if they must "
+        "work\n",
+        ledger.unreadable());
+  return line;
 }
 
 // 11. report: --fail-on-leak and the summary; returns childflow's exit code.
@@ -332,8 +341,11 @@ int report(const Config& c, int exit_code, uint64_t started, observe::Recorder& 
   }
   rec.finish();
   std::fputs(observe::exit_notice(c, rec.counts(), leak).c_str(), stderr);
-  if (!learnt.empty() && (c.verbosity >= 0 || learnt.starts_with("childflow: error")))
-    std::fputs(learnt.c_str(), stderr);
+  // --learn that wrote nothing fails a run that otherwise succeeded, so that
+  // a script (CI) notices.
+  const bool learn_failed = learnt.starts_with("childflow: error");
+  if (learn_failed && exit_code == 0) exit_code = 1;
+  if (!learnt.empty() && (c.verbosity >= 0 || learn_failed)) std::fputs(learnt.c_str(), stderr);
   if (c.summary) {
     observe::RunFacts facts;
     facts.exit_code = exit_code;

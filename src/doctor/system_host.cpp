@@ -261,12 +261,12 @@ class SystemHost final : public Host {
   }
 
   Trial nft_trial(const std::string& commands) override {
-    static const std::vector<std::string> steps = {"unshare(CLONE_NEWNET)", "load libnftables",
+    static const std::vector<std::string> steps = {"load libnftables", "unshare(CLONE_NEWNET)",
                                                    "nft_ctx_new", "nft"};
     auto lib = nft::api();  // loaded before the fork: once per process
     return run_in_child(steps, [&](int fd) {
-      if (::unshare(CLONE_NEWNET) != 0) report_and_exit(fd, 0, errno, {});
-      if (!lib) report_and_exit(fd, 1, 0, lib.error().message);
+      if (!lib) report_and_exit(fd, 0, 0, lib.error().message);
+      if (::unshare(CLONE_NEWNET) != 0) report_and_exit(fd, 1, errno, {});
       const nft::Api& n = **lib;
       nft_ctx* ctx = n.ctx_new(NFT_CTX_DEFAULT);
       if (!ctx) report_and_exit(fd, 2, 0, {});

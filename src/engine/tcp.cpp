@@ -361,6 +361,7 @@ struct TcpOps {
       deny_unreadable(f, proto);
       return false;
     }
+    e.rec.unreadable_sent();
     return true;
   }
 
@@ -1048,10 +1049,18 @@ struct TcpOps {
     if (p.payload_len <= 1 && !(p.flags & packet::kFin) && p.seq == f.rcv_nxt - 1)
       mirror_keepalive(f);
     if (p.flags & packet::kFin) {
+      const bool in_order = p.seq + uint32_t(p.payload_len) == f.rcv_nxt && !f.child_fin;
+      // A FIN while first bytes are held undecided: the head can never be
+      // completed now, so it is decided as unreadable at once (denied when a
+      // rule needs the name, else let go) before the FIN is taken.
+      if (in_order && f.sniffing && f.hold) {
+        if (!unreadable(f, sniff::inspect({f.hold.get(), f.hold_len}, e.sniff_scratch).proto) ||
+            !flush_hold(f))
+          return;
+      }
       // (Not while judged first bytes are still going out: the child sends
       // its FIN again, after them.)
-      if (p.seq + uint32_t(p.payload_len) == f.rcv_nxt && !f.child_fin &&
-          !(f.hold && !f.sniffing)) {
+      if (in_order && !(f.hold && !f.sniffing)) {
         if (f.sock) shutdown(f.sock.get(), SHUT_WR);
         f.child_fin = true;
         f.rcv_nxt += 1;

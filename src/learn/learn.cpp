@@ -7,6 +7,7 @@
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -17,6 +18,8 @@
 #include <fmt/format.h>
 #include <set>
 #include <vector>
+
+#include <toml++/toml.h>
 
 #include "common/text.hpp"
 #include "config/profile.hpp"
@@ -31,7 +34,9 @@ using config::Setting;
 // 270 bytes fit many times over.
 constexpr size_t kMaxMessage = 16u << 20;
 // The largest answer the engine reads back.
-constexpr size_t kMaxAnswer = 4096;
+constexpr size_t kMaxAnswer = 64u << 10;
+// How long the engine waits for the writer's answer.
+constexpr int kAnswerWaitS = 30;
 
 // The run's settings the learnt profile carries (learn.hpp).
 bool carried(std::string_view key) {
@@ -55,9 +60,10 @@ std::map<std::string, uint64_t> counts_in(std::string_view text, std::string_vie
     if (b == std::string_view::npos) continue;
     line = line.substr(b);
     if (!in) {
-      if (line.starts_with(key) && line.substr(key.size()).find_first_not_of(" \t") != line.npos &&
-          line.substr(key.size())[line.substr(key.size()).find_first_not_of(" \t")] == '=' &&
-          line.find('[') != line.npos && line.find(']') == line.npos)
+      std::string_view after = line.starts_with(key) ? line.substr(key.size()) : std::string_view();
+      size_t eq = after.find_first_not_of(" \t");
+      if (eq != after.npos && after[eq] == '=' && after.find('[') != after.npos &&
+          after.find(']') == after.npos)
         in = true;
       continue;
     }
@@ -143,25 +149,49 @@ std::vector<std::string> merged(const std::vector<T>& own, const Ledger::Counts&
 Result<std::string> render(const Config& run, const Ledger& ledger,
                            const std::optional<std::string>& existing, const std::string& path) {
   config::OwnKeys own;
-  std::map<std::string, uint64_t> domain_counts, cidr_counts;
+  std::map<std::string, uint64_t> domain_counts, exact_counts, cidr_counts;
   if (existing) {
     auto loaded = config::load_profile_own(*existing, path);
     if (!loaded) return loaded.error();
     own = std::move(*loaded);
     domain_counts = counts_in(*existing, "allow_domains");
+    exact_counts = counts_in(*existing, "allow_domains_exact");
     cidr_counts = counts_in(*existing, "allow_cidrs");
   }
   const Config own_cfg = config::apply(own.layer);
   const Config defaults;
   Config wanted = run;
   if (ledger.host_loopback()) wanted.allow_host_loopback = true;
+  // The file's own value of a key as TOML: a path exactly as the file wrote
+  // it (a relative `extends` or hosts_file stays relative), else its value.
+  toml::table raw;
+  if (existing) {
+    try {
+      raw = toml::parse(*existing, path);
+    } catch (const toml::parse_error&) {
+      // (load_profile_own parsed it above: not reached.)
+    }
+  }
+  auto own_value = [&](const Setting& s) -> std::optional<std::string> {
+    if (s.path)
+      if (auto v = raw[s.key].value<std::string>()) return config::toml_quote(*v);
+    return s.dump(own_cfg);
+  };
 
   std::string out =
       "# childflow profile learnt with --learn: it allows what the command tree used\n"
       "# and denies everything else. Replay: childflow --profile FILE -- COMMAND\n"
       "# `# N flows`: how many flows each entry carried in the learning runs;\n"
       "# --learn FILE merges another run into this file (other comments are not kept).\n";
-  if (own.extends) out += fmt::format("extends = {}\n", config::toml_quote(*own.extends));
+  if (ledger.unreadable())
+    out += fmt::format(
+        "# The learning run let {} connection(s) through whose first bytes started like TLS\n"
+        "# or HTTP/1 but named no readable host: a replay under these domain rules denies\n"
+        "# them (unreadable_name). Add no_sniff_names = true if they must work.\n",
+        ledger.unreadable());
+  if (own.extends)
+    out += fmt::format("extends = {}\n",
+                       config::toml_quote(raw["extends"].value<std::string>().value_or(*own.extends)));
 
   const size_t password_field = config::field_offset(&Config::proxy_password);
   bool password_done = false;
@@ -172,6 +202,9 @@ Result<std::string> render(const Config& run, const Ledger& ledger,
     } else if (s.key == "allow_domains") {
       auto names = merged(own_cfg.allow_domains, ledger.domains(), domain_counts);
       if (!names.empty()) out += array_with_counts(s.key, names, domain_counts, name_before);
+    } else if (s.key == "allow_domains_exact") {
+      auto names = merged(own_cfg.allow_domains_exact, ledger.exact(), exact_counts);
+      if (!names.empty()) out += array_with_counts(s.key, names, exact_counts, name_before);
     } else if (s.key == "allow_cidrs") {
       auto cidrs = merged(own_cfg.allow_cidrs, ledger.cidrs(), cidr_counts);
       if (!cidrs.empty()) out += array_with_counts(s.key, cidrs, cidr_counts, cidr_before);
@@ -185,8 +218,8 @@ Result<std::string> render(const Config& run, const Ledger& ledger,
                  (!run.proxy_password || run.proxy_password == own_cfg.proxy_password)) {
         // The file's own, as it wrote it (a file, or the password it holds).
         for (const Setting& r : config::settings())
-          if (r.field == password_field && !r.key.empty())
-            if (auto v = r.dump(own_cfg)) out += fmt::format("{} = {}\n", r.key, *v);
+          if (r.field == password_field && !r.key.empty() && r.dump(own_cfg))
+            if (auto v = own_value(r)) out += fmt::format("{} = {}\n", r.key, *v);
       } else if (run.proxy_password) {
         out += "# proxy_password is not written here: give it with CHILDFLOW_PROXY_PASSWORD\n"
                "# or proxy_password_file = \"FILE\"\n";
@@ -194,15 +227,14 @@ Result<std::string> render(const Config& run, const Ledger& ledger,
     } else if (carried(s.key) && s.dump(wanted) != s.dump(defaults)) {
       if (auto v = s.dump(wanted)) out += fmt::format("{} = {}\n", s.key, *v);
     } else if (own.layer.has(s)) {
-      if (auto v = s.dump(own_cfg)) out += fmt::format("{} = {}\n", s.key, *v);
+      if (auto v = own_value(s)) out += fmt::format("{} = {}\n", s.key, *v);
     }
   }
 
   // What is written must load back (and, merged or not, hold its entries).
   auto check = config::load_profile_own(out, path);
   if (!check)
-    return Error{fmt::format("the learnt profile would not load ({}); nothing written",
-                             check.error().message)};
+    return Error{fmt::format("the learnt profile would not load ({})", check.error().message)};
   return out;
 }
 
@@ -234,7 +266,13 @@ std::optional<std::string> read_all(int fd, size_t max) {
 
 // Steps 1-3 of the theory of operation.
 Result<std::string> write_profile(const Config& run, const Ledger& ledger) {
-  const std::string& path = *run.learn;
+  // A symbolic link is followed: its target is the profile replaced.
+  std::string path = *run.learn;
+  std::error_code ec;
+  if (std::filesystem::is_symlink(path, ec)) {
+    auto target = std::filesystem::weakly_canonical(path, ec);
+    if (!ec) path = target.string();
+  }
   std::optional<std::string> existing;
   mode_t mode = 0644;
   struct stat st {};
@@ -247,7 +285,9 @@ Result<std::string> write_profile(const Config& run, const Ledger& ledger) {
   } else if (errno != ENOENT) {
     return errno_error(fmt::format("cannot look at {}", path));
   }
-  auto text = render(run, ledger, existing, path);
+  Config at = run;
+  at.learn = path;
+  auto text = render(at, ledger, existing, path);
   if (!text) return text.error();
 
   std::string tmp = fmt::format("{}.{}.tmp", path, ::getpid());
@@ -271,8 +311,13 @@ Result<std::string> write_profile(const Config& run, const Ledger& ledger) {
     ::unlink(tmp.c_str());
     return ok.error();
   }
+  // The rename itself is durable once the directory is.
+  std::string dir = std::filesystem::path(path).parent_path().string();
+  if (UniqueFd d{::open(dir.empty() ? "/" : dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC)})
+    ::fsync(d.get());
+  const size_t names = ledger.domains().size() + ledger.exact().size();
   return fmt::format("{} {} name{} and {} address{} from {} flow{}", existing ? "merged" : "wrote",
-                     ledger.domains().size(), ledger.domains().size() == 1 ? "" : "s",
+                     names, names == 1 ? "" : "s",
                      ledger.cidrs().size(), ledger.cidrs().size() == 1 ? "" : "es",
                      ledger.flows(), ledger.flows() == 1 ? "" : "s");
 }
@@ -286,12 +331,15 @@ Result<std::string> write_profile(const Config& run, const Ledger& ledger) {
   ::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
   ::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
   for (int s : {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGPIPE}) ::signal(s, SIG_IGN);
+  // A process group of its own: the tree shares childflow's, and a
+  // `kill(0, ...)` from it must not reach the writer.
+  ::setpgid(0, 0);
   // Nothing of the run's but the socket: not the flow log, not the capture.
   if (sock != 3) {
     if (::dup2(sock, 3) < 0) ::_exit(1);
     sock = 3;
   }
-  for (int fd = 4; fd < 1024; ++fd) ::close(fd);  // (close_range needs 5.9)
+  ::close_range(4, ~0U, 0);
   auto message = read_all(sock, kMaxMessage);
   if (!message || !message->ends_with("end\n")) ::_exit(0);  // the run stopped early
   std::string answer;
@@ -317,7 +365,7 @@ Result<Writer> Writer::start(const Config& run) {
   pid_t pid = ::fork();
   if (pid < 0) return errno_error("learn: fork");
   if (pid == 0) {
-    mine.release();
+    mine.reset();
     writer_main(theirs.get(), parent, run);
   }
   return Writer(std::move(mine), pid);
@@ -343,8 +391,20 @@ Result<std::string> Writer::finish(const Ledger& ledger) {
   if (!sock_) return Error{"the writer is gone", "learn"};
   Status sent = write_all(sock_.get(), ledger.serialize());
   ::shutdown(sock_.get(), SHUT_WR);
+  // Bounded: a writer stuck on a dead file system must not hold the run's
+  // exit. Past the wait it is left to die with childflow (PR_SET_PDEATHSIG;
+  // the confined engine may signal no other process).
+  timeval wait{kAnswerWaitS, 0};
+  ::setsockopt(sock_.get(), SOL_SOCKET, SO_RCVTIMEO, &wait, sizeof wait);
   auto answer = sent ? read_all(sock_.get(), kMaxAnswer) : std::nullopt;
+  const bool timed_out = !answer && (errno == EAGAIN || errno == EWOULDBLOCK);
   sock_.reset();
+  if (timed_out) {
+    pid_ = -1;
+    return Error{fmt::format("the process writing the profile gave no answer within {} s",
+                             kAnswerWaitS),
+                 "learn"};
+  }
   reap();
   if (!answer || answer->empty())
     return Error{"the process writing the profile ended without an answer", "learn"};

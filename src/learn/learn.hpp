@@ -23,14 +23,16 @@
 //   still finishes the run). It is not seccomp-confined (it must open and
 //   rename files), so it is made as unreachable as the engine: non-dumpable,
 //   no-new-privs, every fd but its socket closed, outside the tree's PID
-//   namespace (the tree cannot name it), and it reads nothing from the tree
+//   namespace and in a process group of its own (the tree can neither name
+//   it nor reach it with kill(0, ...)), and it reads nothing from the tree
 //   but the Ledger the engine built (names checked to load as profile names,
-//   addresses as CIDRs: Ledger::parse).
+//   addresses as CIDRs: Ledger::parse). The engine waits at most 30 s for
+//   its answer; a profile not written makes a run that exited 0 exit 1.
 //
 //   render() is the merge, pure for tests. The profile it writes:
 //     - default_policy = "deny";
-//     - allow_domains and allow_cidrs: the file's own entries and the
-//       Ledger's, sorted (names by their labels from the right, so a
+//     - allow_domains, allow_domains_exact (names only sent in first bytes)
+//       and allow_cidrs: the file's own entries and the Ledger's, sorted (names by their labels from the right, so a
 //       domain's names stay together; addresses IPv4 first, in numeric
 //       order), each with a comment `# N flows`. N adds up over the runs:
 //       the counts already in the file are read back from those comments
@@ -38,10 +40,14 @@
 //     - the run's DNS and proxy settings (dns, hosts_file, proxy,
 //       proxy_user, proxy_password_file, proxy_insecure, proxy_ca,
 //       proxy_dns, proxy_only) and the settings a replay needs to judge
-//       as the run did (no_sniff_names; allow_host_loopback when the tree
-//       reached the host's loopback). A password given any other way
-//       than a file is never written: a comment says how to give it;
-//     - every other key the file set itself, and its `extends`, unchanged.
+//       as the run did (no_sniff_names, and allow_host_loopback when the
+//       run had it or the tree reached the host's loopback). A password
+//       given any other way than a file is never written: a comment says
+//       how to give it;
+//     - every other key the file set itself, and its `extends`, unchanged
+//       (paths as the file wrote them, relative ones relative);
+//     - a comment when first bytes could not be read for a name
+//       (Ledger::unreadable): a replay under domain rules denies those.
 //   Comments in the file other than the counts are not kept.
 #pragma once
 #include <sys/types.h>

@@ -63,14 +63,17 @@ void Ledger::flow(const IpAddr& ip, std::span<const std::string> names) {
 }
 
 void Ledger::name_sent(std::string_view name) {
-  if (domains_.count(name) || profile_name(name)) add(domains_, name, 1);
+  if (domains_.count(name)) add(domains_, name, 1);
+  else if (exact_.count(name) || profile_name(name)) add(exact_, name, 1);
   else ++skipped_;
 }
 
 std::string Ledger::serialize() const {
-  std::string out = fmt::format("{}\nflows {}\ndropped {}\nskipped {}\nloopback {}\n", kMagic,
-                                flows_, dropped_, skipped_, host_loopback_ ? 1 : 0);
+  std::string out =
+      fmt::format("{}\nflows {}\ndropped {}\nskipped {}\nunreadable {}\nloopback {}\n", kMagic,
+                  flows_, dropped_, skipped_, unreadable_, host_loopback_ ? 1 : 0);
   for (const auto& [name, n] : domains_) out += fmt::format("d {} {}\n", n, name);
+  for (const auto& [name, n] : exact_) out += fmt::format("e {} {}\n", n, name);
   for (const auto& [cidr, n] : cidrs_) out += fmt::format("a {} {}\n", n, cidr);
   return out + "end\n";
 }
@@ -91,7 +94,7 @@ Result<Ledger> Ledger::parse(std::string_view text) {
   };
   auto line = next_line();
   if (!line || *line != kMagic) return bad("no header");
-  for (std::string_view field : {"flows", "dropped", "skipped", "loopback"}) {
+  for (std::string_view field : {"flows", "dropped", "skipped", "unreadable", "loopback"}) {
     line = next_line();
     if (!line || !line->starts_with(field) || line->size() <= field.size() + 1 ||
         (*line)[field.size()] != ' ')
@@ -101,6 +104,7 @@ Result<Ledger> Ledger::parse(std::string_view text) {
     if (field == "flows") l.flows_ = *v;
     else if (field == "dropped") l.dropped_ = *v;
     else if (field == "skipped") l.skipped_ = *v;
+    else if (field == "unreadable") l.unreadable_ = *v;
     else l.host_loopback_ = *v != 0;
   }
   while ((line = next_line())) {
@@ -116,9 +120,9 @@ Result<Ledger> Ledger::parse(std::string_view text) {
     auto n = number(rest.substr(0, sp));
     std::string_view key = rest.substr(sp + 1);
     if (!n) return bad("a count");
-    if (kind == 'd') {
+    if (kind == 'd' || kind == 'e') {
       if (!profile_name(key)) return bad("a name");
-      l.domains_[std::string(key)] += *n;
+      (kind == 'd' ? l.domains_ : l.exact_)[std::string(key)] += *n;
     } else if (kind == 'a') {
       auto c = Cidr::parse(key);
       if (!c || c->str() != key) return bad("an address");

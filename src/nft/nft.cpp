@@ -16,9 +16,7 @@ constexpr const char* kSoname = "libnftables.so.1";
 Result<Api> load() {
   void* h = ::dlopen(kSoname, RTLD_NOW | RTLD_LOCAL);
   if (!h)
-    return Error{fmt::format("cannot load {} ({}): install it (Debian: apt install "
-                             "libnftables1)",
-                             kSoname, ::dlerror())};
+    return Error{fmt::format("cannot load {} ({})", kSoname, ::dlerror())};
   Api a{};
   std::string missing;
   auto sym = [&](auto& fn, const char* name) {

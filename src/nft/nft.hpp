@@ -3,7 +3,8 @@
 // Only the rootful backend and its doctor checks use nftables, yet linking
 // libnftables made every run load it and the five libraries it pulls in
 // (libnftnl, libmnl, libxtables, libjansson, libgmp): about 2 ms of every
-// start-up on a small VM, mostly their relocations (docs/performance.md).
+// start-up on a small VM, mostly their relocations (docs/performance.md,
+// "Start-up").
 // So the library is opened with dlopen(3) on first use, and its functions
 // are reached through the table below. The types come from its header; the
 // binary has no link to it.
@@ -26,8 +27,8 @@ struct Api {
 };
 
 // The table, loaded once (later calls return the same answer), or an Error
-// that says the library is missing and which package brings it. Not
-// thread-safe on first call; childflow calls it from one thread.
+// that says the library is missing. dlopen reads files, so a process that
+// confines itself (src/confine/) must call this before lock_down.
 Result<const Api*> api();
 
 }  // namespace cf::nft

@@ -12,6 +12,7 @@
 #include <fmt/format.h>
 
 #include "common/clock.hpp"
+#include "learn/ledger.hpp"
 
 namespace cf::observe {
 
@@ -313,6 +314,14 @@ void Recorder::connect_result(uint64_t id, const Target& t, bool via_proxy,
     if (via_proxy) live(1, 33, fmt::format("proxy failed: tcp {}: {}", endpoint_with_names(t, names), error));
     else live(1, 33, fmt::format("connect failed: tcp {}: {}", endpoint_with_names(t, names), error));
   }
+}
+
+void Recorder::name_sent(std::string_view name) {
+  if (ledger_) ledger_->name_sent(name);
+}
+
+void Recorder::unreadable_sent() {
+  if (ledger_) ledger_->unreadable_sent();
 }
 
 void Recorder::flow_start(uint64_t id, policy::Proto p, const Target& t,

@@ -30,8 +30,11 @@
 #include "common/result.hpp"
 #include "common/unique_fd.hpp"
 #include "config/config.hpp"
-#include "learn/ledger.hpp"
 #include "policy/policy.hpp"
+
+namespace cf::learn {
+class Ledger;
+}
 
 namespace cf::observe {
 
@@ -92,9 +95,10 @@ class Recorder {
   bool learning() const { return ledger_ != nullptr; }
   // Under --learn: a name an allowed TCP connection sent in its first bytes
   // (TLS server_name, HTTP Host) that its address's names lack.
-  void name_sent(std::string_view name) {
-    if (ledger_) ledger_->name_sent(name);
-  }
+  void name_sent(std::string_view name);
+  // Under --learn: an allowed TCP connection's first bytes could not be
+  // read for a name (and were let through).
+  void unreadable_sent();
 
   // `server` is the address the tree sent the query to; `direct` is true
   // when that is not the gateway (docs/flow-log-schema.md).

@@ -16,8 +16,9 @@
 #   has nothing) are denied.
 # - the run's DNS and proxy settings are in the profile, never a password;
 #   replaying a proxied profile goes through the proxy.
-# - a run killed with SIGKILL writes nothing; a file that is not a profile
-#   is refused with exit 2 and left as it was.
+# - a run killed with SIGKILL writes nothing; a profile that cannot be
+#   written makes the run exit 1; a file that is not a profile is refused
+#   with exit 2 and left as it was.
 set -euo pipefail
 source "${CHILDFLOW_SOURCE_DIR:-$(dirname "$0")/../..}/tests/e2e/lib_engine.sh"
 engine_up
@@ -49,13 +50,15 @@ for who in root user; do
   check_contains "$OUT" "https=404" "[$who] the second learning run fetched over HTTPS by --resolve"
   check_contains "$ERR" "merged 1 name and 1 address from 1 flow into $P" "[$who] ... and merged into the file"
   check_eq 'deny' "$(toml "$P" 'p["default_policy"]')" "[$who] the profile denies by default"
-  check_eq "['v4only.example.test', 'www.example.test']" "$(toml "$P" 'p["allow_domains"]')" \
-    "[$who] allow_domains: the name resolved and the name only the ClientHello sent, sorted"
+  check_eq "['www.example.test']" "$(toml "$P" 'p["allow_domains"]')" \
+    "[$who] allow_domains: the name resolved"
+  check_eq "['v4only.example.test']" "$(toml "$P" 'p["allow_domains_exact"]')" \
+    "[$who] allow_domains_exact: the name only the ClientHello sent (the tree chose those bytes)"
   check_eq "['$W/32', '$LAB_ECHO4/32']" "$(toml "$P" 'p["allow_cidrs"]')" \
     "[$who] allow_cidrs: the addresses reached without a name, sorted"
   check_contains "$(cat "$P")" "\"www.example.test\",  # 1 flow" "[$who] each entry says how many flows it carried"
   check_contains "$(cat "$P")" "\"$W/32\",  # 1 flow" "[$who] ... addresses too"
-  check_eq "" "$(toml "$P" '[k for k in p if k not in ("default_policy", "allow_domains", "allow_cidrs")] or ""')" \
+  check_eq "" "$(toml "$P" '[k for k in p if k not in ("default_policy", "allow_domains", "allow_domains_exact", "allow_cidrs")] or ""')" \
     "[$who] nothing else in a profile learnt with default settings"
   run "$who" learn3 --learn "$P" -- $CURL -o /dev/null http://www.example.test/learn-again-$who
   check_contains "$(cat "$P")" "\"www.example.test\",  # 2 flows" "[$who] a third run adds to the counts"
@@ -132,6 +135,16 @@ kill -KILL "$(engine_pid $job)"
 wait $job 2>/dev/null || true
 check_eq "$before" "$(sha256sum <"$P")" "SIGKILL: the profile is unchanged"
 check_eq "" "$(ls "$LAB_DIR/out-root/" | grep '\.tmp$' || true)" "SIGKILL: no temporary file is left"
+
+# A profile that cannot be written fails a run that otherwise succeeded:
+# the tree (the user) takes the write permission of the directory away.
+RO=$LAB_DIR/out-user/readonly
+install -d -m 0755 -o "$LAB_USER" "$RO"
+run user learn-unwritable --learn "$RO/p.toml" -- chmod 0555 "$RO"
+check_eq 1 "$RC" "a profile that cannot be written: exit 1 although the command exited 0"
+check_contains "$ERR" "childflow: error: --learn $RO/p.toml: nothing written: cannot create" "... with a line that says why"
+check_eq "" "$(ls -A "$RO")" "... and nothing is left in the directory"
+chmod 0755 "$RO"
 
 # Bad input: exit 2, nothing created or changed.
 echo 'not a profile' >"$LAB_DIR/out-root/notes.txt"

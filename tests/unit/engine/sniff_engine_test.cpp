@@ -2,6 +2,7 @@
 // is judged (docs/policy.md, "Names the tree sends"), over a fake tap: what
 // reaches the server, what the child sees, and the sniff_holds bound.
 #include "fake_tap.hpp"
+#include "learn/ledger.hpp"
 
 namespace cf::engine::test {
 namespace {
@@ -109,6 +110,23 @@ TEST_F(Sniff, FlowsBeyondSniffHoldsArePaused) {
   EXPECT_TRUE(has_ack(fr, snd_nxt_ + 23)) << "the retransmission is taken once a hold is free";
 }
 
+// A FIN while the head is still undecided: it can never complete, so it is
+// judged unreadable at once: the flow is reset and the denial logged, and
+// nothing reaches the server.
+TEST_F(Sniff, AFinBeforeTheHeadEndsIsUnreadable) {
+  start(true);
+  connect(5000);
+  const std::string part = "GET / HTTP/1.1\r\nHost: www.den";
+  send_data(part);
+  snd_nxt_ += uint32_t(part.size());
+  child_send(kFin | kAck, snd_nxt_, rcv_nxt_);
+  auto fr = run(50);
+  EXPECT_TRUE(has_rst(fr));
+  EXPECT_EQ(server_read(1, 100), "");
+  EXPECT_EQ(rec_->counts().violations_total, 1u);
+  EXPECT_EQ(e_->sniff_holding, 0u);
+}
+
 // --learn with no domain rule (Options::learn_names): the first bytes are
 // read only to learn the name they send. The name goes to the Ledger, and
 // bytes that cannot be read are let through: no rule asked for a judgement.
@@ -128,7 +146,8 @@ TEST_F(LearnSniff, TheNameSentIsLearntAndTheBytesGoOn) {
   const std::string head = "GET / HTTP/1.1\r\nHost: Learnt.TEST.\r\n\r\n";
   send_data(head);
   EXPECT_EQ(server_read(head.size()), head);
-  EXPECT_EQ(ledger_.domains(), (learn::Ledger::Counts{{"learnt.test", 1}}));
+  // (Exactly: the tree chose those bytes.)
+  EXPECT_EQ(ledger_.exact(), (learn::Ledger::Counts{{"learnt.test", 1}}));
   // The flow itself (to the gateway: the host's loopback) had no DNS name.
   EXPECT_EQ(ledger_.cidrs(), (learn::Ledger::Counts{{"127.0.0.1/32", 1}}));
   EXPECT_EQ(st_.sniff_denied, 0u);
@@ -140,8 +159,23 @@ TEST_F(LearnSniff, AHeadThatCannotBeJudgedStillGoesThrough) {
   auto fr = send_data(head);
   EXPECT_FALSE(has_rst(fr));
   EXPECT_EQ(server_read(head.size()), head);
-  EXPECT_TRUE(ledger_.domains().empty());
+  EXPECT_TRUE(ledger_.exact().empty());
+  EXPECT_EQ(ledger_.unreadable(), 1u);
   EXPECT_EQ(rec_->counts().violations_total, 0u);
+}
+
+TEST_F(LearnSniff, AFinBeforeTheHeadEndsLetsTheHeldBytesGoFirst) {
+  start_learning();
+  send_data("GET / HTTP/1.1\r\nHost: partial.exa");
+  snd_nxt_ += 33;
+  child_send(kFin | kAck, snd_nxt_, rcv_nxt_);
+  auto fr = run(50);
+  EXPECT_FALSE(has_rst(fr));
+  EXPECT_TRUE(has_ack(fr, snd_nxt_ + 1)) << "the FIN is taken";
+  EXPECT_EQ(server_read(33), "GET / HTTP/1.1\r\nHost: partial.exa");
+  char c;
+  EXPECT_EQ(recv(server_.get(), &c, 1, 0), 0) << "then the server sees the end";
+  EXPECT_EQ(ledger_.unreadable(), 1u);
 }
 
 TEST_F(LearnSniff, AHeadLargerThanTheHoldGoesThroughWholeAndInOrder) {

@@ -9,6 +9,8 @@
 #include <cstdlib>
 #include <fmt/format.h>
 
+#include <filesystem>
+#include <fstream>
 #include <string>
 #include <vector>
 
@@ -30,8 +32,14 @@ TEST(Ledger, NamedFlowsCountForTheirNamesAndOthersForTheirAddress) {
   EXPECT_EQ(l.flows(), 5u);
   EXPECT_EQ(l.domains(), (Ledger::Counts{{"alias.example.test", 1}, {"www.example.test", 2}}));
   EXPECT_EQ(l.cidrs(), (Ledger::Counts{{"203.0.113.20/32", 1}, {"2001:db8::20/128", 2}}));
+  // A name only sent in first bytes is allowed exactly: the tree writes
+  // those bytes as it likes (`Host: com`).
   l.name_sent("sni.example.test");
-  EXPECT_EQ(l.domains().at("sni.example.test"), 1u);
+  l.name_sent("com");
+  EXPECT_EQ(l.exact(), (Ledger::Counts{{"com", 1}, {"sni.example.test", 1}}));
+  // One a DNS answer already gave counts there.
+  l.name_sent("www.example.test");
+  EXPECT_EQ(l.domains().at("www.example.test"), 3u);
   EXPECT_FALSE(l.host_loopback());
 }
 
@@ -66,10 +74,14 @@ TEST(Ledger, SerializesAndRejectsWhatIsCut) {
   l.flow(ip("203.0.113.10"), Names{"www.example.test"});
   l.flow(ip("10.240.0.1"), Names{});
   l.name_sent("bad name");
+  l.name_sent("sni.example.test");
+  l.unreadable_sent();
   std::string text = l.serialize();
   auto back = Ledger::parse(text);
   ASSERT_TRUE(back) << back.error().str();
   EXPECT_EQ(back->domains(), l.domains());
+  EXPECT_EQ(back->exact(), l.exact());
+  EXPECT_EQ(back->unreadable(), 1u);
   EXPECT_EQ(back->cidrs(), l.cidrs());
   EXPECT_EQ(back->flows(), 2u);
   EXPECT_EQ(back->skipped(), 1u);
@@ -96,6 +108,7 @@ TEST(Render, ANewProfileDeniesByDefaultAndListsWhatWasUsed) {
   l.flow(ip("203.0.113.9"), Names{});
   l.flow(ip("2001:db8::1"), Names{});
   l.flow(ip("198.51.100.200"), Names{});
+  l.name_sent("sni.example.test");
   Config run;
   auto text = render(run, l, std::nullopt, "/p/learnt.toml");
   ASSERT_TRUE(text) << text.error().str();
@@ -110,14 +123,19 @@ TEST(Render, ANewProfileDeniesByDefaultAndListsWhatWasUsed) {
                        "  \"b.example.test\",  # 1 flow\n"
                        "  \"www.example.test\",  # 2 flows\n"
                        "  \"a.other.test\",  # 1 flow\n"
+                       "]\n"
+                       "allow_domains_exact = [\n"
+                       "  \"sni.example.test\",  # 1 flow\n"
                        "]\n"),
             std::string::npos)
       << *text;
   Config c = config::apply(loads(*text).layer);
   EXPECT_EQ(c.default_policy, DefaultPolicy::Deny);
   EXPECT_EQ(c.allow_domains.size(), 3u);
+  EXPECT_EQ(c.allow_domains_exact, (std::vector<std::string>{"sni.example.test"}));
   EXPECT_EQ(c.allow_cidrs.size(), 3u);
   EXPECT_FALSE(c.proxy);
+  EXPECT_EQ(text->find("no_sniff_names"), std::string::npos);
   EXPECT_FALSE(c.dns);
 }
 
@@ -209,6 +227,30 @@ TEST(Render, MergesIntoAnExistingProfile) {
   ASSERT_TRUE(again);
   EXPECT_NE(again->find("  \"www.example.test\",  # 5 flows\n"), std::string::npos) << *again;
   EXPECT_EQ(config::apply(loads(*again).layer).dns, ip("198.51.100.53"));
+}
+
+TEST(Render, KeepsThePathsAsTheFileWroteThem) {
+  char dir[] = "/tmp/cf-learn-XXXXXX";
+  ASSERT_TRUE(mkdtemp(dir));
+  const std::string d = dir;
+  std::ofstream(d + "/base.toml") << "offline = false\n";
+  std::ofstream(d + "/hosts") << "203.0.113.10 h.example.test\n";
+  const std::string existing = "extends = \"base.toml\"\nhosts_file = \"hosts\"\n";
+  auto text = render(Config{}, Ledger{}, existing, d + "/learnt.toml");
+  std::filesystem::remove_all(d);
+  ASSERT_TRUE(text) << text.error().str();
+  EXPECT_NE(text->find("extends = \"base.toml\"\n"), std::string::npos) << *text;
+  EXPECT_NE(text->find("hosts_file = \"hosts\"\n"), std::string::npos) << *text;
+}
+
+TEST(Render, SaysWhenAReplayWouldDenyWhatWasLetThrough) {
+  Ledger l;
+  l.unreadable_sent();
+  auto text = render(Config{}, l, std::nullopt, "/p/learnt.toml");
+  ASSERT_TRUE(text);
+  EXPECT_NE(text->find("unreadable_name"), std::string::npos) << *text;
+  EXPECT_NE(text->find("no_sniff_names = true"), std::string::npos);
+  loads(*text);
 }
 
 TEST(Render, RefusesAFileThatIsNoLongerAProfile) {
