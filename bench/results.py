@@ -5,28 +5,59 @@
       Prints the sample(s) that FILE (the raw output of one workload run) holds,
       one number per line, in the workload's unit. On output it cannot read it
       prints the reason on stderr and exits 1; the caller records "n/a".
+      WORKLOAD is latency, connrate, dns or startup, or iperf3: then it prints
+      one line "GBIT_PER_S BYTES SECONDS" (receiver side of an iperf3 -J run,
+      either direction).
   results.py report SAMPLES.tsv [--out FILE.json] [--meta KEY=VALUE ...]
-      SAMPLES.tsv lines: workload, variant, round, value-or-"n/a", reason.
-      Prints a Markdown table of medians per (workload, variant) with the ratios
-      of childflow to each peer, the n/a reasons, and the issue 3 minimum; writes
-      the same as JSON to --out.
+      SAMPLES.tsv lines: row, variant, round, value-or-"n/a", reason.
+      Prints a Markdown table of medians per (row, variant) with the ratios of
+      childflow to each peer, the n/a reasons, the issue 3 minimum and issue
+      12's capture target, and a warning for every figure implausibly far
+      from native's; writes the same as JSON to --out.
 
-The medians are taken over every sample of a (workload, variant): one per round
-for the tools that report one figure, RUNS per round for start-up.
+The medians are taken over every sample of a (row, variant): one per round for
+the tools that report one figure, RUNS per round for start-up. A workload can
+fill several rows (each iperf3 run gives a throughput and a CPU-per-GB row;
+the memory workload four rows).
 """
 import json
 import re
 import statistics
 import sys
 
-# name -> (title, unit, higher_is_better)
-WORKLOADS = {
-    "throughput": ("iperf3 TCP throughput", "Gbit/s", True),
-    "latency": ("sockperf TCP ping-pong p50", "µs", False),
-    "connrate": ("wrk connection rate (Connection: close)", "req/s", True),
-    "dns": ("DNS query rate (dnsperf)", "queries/s", True),
-    "startup": ("start-up of `-- true`", "ms", False),
+# row -> (title, unit, higher_is_better, kind). kind says which sanity check
+# applies: "rate" and "latency" rows are compared with native's figure.
+ROWS = {
+    "throughput": ("iperf3 TCP throughput, child→host", "Gbit/s", True, "rate"),
+    "throughput-rev": ("iperf3 TCP throughput, host→child (-R)", "Gbit/s", True, "rate"),
+    "throughput-1500": ("iperf3 TCP throughput, child→host, MTU 1500", "Gbit/s", True, "rate"),
+    "throughput-rev-1500": ("iperf3 TCP throughput, host→child, MTU 1500", "Gbit/s", True, "rate"),
+    "cpu": ("sandbox CPU per GB, child→host", "CPU s/GB", False, "cpu"),
+    "cpu-rev": ("sandbox CPU per GB, host→child", "CPU s/GB", False, "cpu"),
+    "cpu-1500": ("sandbox CPU per GB, child→host, MTU 1500", "CPU s/GB", False, "cpu"),
+    "cpu-rev-1500": ("sandbox CPU per GB, host→child, MTU 1500", "CPU s/GB", False, "cpu"),
+    "latency": ("sockperf TCP ping-pong p50", "µs", False, "latency"),
+    "connrate": ("wrk connection rate (Connection: close)", "req/s", True, "rate"),
+    "dns": ("DNS query rate (dnsperf)", "queries/s", True, "rate"),
+    "startup": ("start-up of `-- true`", "ms", False, "startup"),
+    "mem-1k": ("sandbox RSS, 1,000 idle TCP connections (VmRSS)", "MiB", False, "memory"),
+    "mem-1k-hwm": ("sandbox peak RSS, 1,000 idle TCP connections (VmHWM)", "MiB", False, "memory"),
+    "mem-10k": ("sandbox RSS, 10,000 idle TCP connections (VmRSS)", "MiB", False, "memory"),
+    "mem-10k-hwm": ("sandbox peak RSS, 10,000 idle TCP connections (VmHWM)", "MiB", False, "memory"),
+    "capture": ("200 MB download, time with capture / without", "x", False, "ratio"),
 }
+# A sandbox's rate under this share of both native's and the best sandbox's
+# in the same row, or its latency over this many times both, is not a figure
+# to compare: its set-up is wrong or the tool is broken on this machine, and
+# the table says so under it. Native alone is no yardstick at MTU 1500, where
+# native keeps its veth's offloads and every sandbox moves each 1500-byte
+# frame through user space; the best sandbox alone would miss a row where
+# every sandbox is broken.
+IMPLAUSIBLE_RATE = 0.10
+IMPLAUSIBLE_LATENCY = 10.0
+# Issue 12: a capture may cost at most 30% of the download's time.
+CAPTURE_TARGET = 1.30
+
 # childflow-copy is childflow with its TCP copy path forced
 # (CHILDFLOW_FORCE_FALLBACK=tcp_peek_off, what kernels before 6.9 get): the
 # table shows its cost against the SO_PEEK_OFF path as childflow-copy/childflow.
@@ -38,7 +69,8 @@ class Unreadable(Exception):
     pass
 
 
-def parse_throughput(text):
+def parse_iperf3(text):
+    """Receiver-side Gbit/s, bytes and seconds of an iperf3 -J run."""
     try:
         doc = json.loads(text)
     except json.JSONDecodeError as e:
@@ -46,12 +78,13 @@ def parse_throughput(text):
     if "error" in doc:
         raise Unreadable(f"iperf3: {doc['error']}")
     try:
-        bps = doc["end"]["sum_received"]["bits_per_second"]
+        received = doc["end"]["sum_received"]
+        bps, nbytes, seconds = received["bits_per_second"], received["bytes"], received["seconds"]
     except (KeyError, TypeError):
         raise Unreadable("iperf3 JSON has no end.sum_received")
-    if bps <= 0:
+    if bps <= 0 or nbytes <= 0:
         raise Unreadable("iperf3 received nothing")
-    return [bps / 1e9]
+    return [f"{bps / 1e9:.6g} {nbytes} {seconds:.6g}"]
 
 
 def parse_latency(text):
@@ -98,7 +131,7 @@ def parse_startup(text):
 
 
 PARSERS = {
-    "throughput": parse_throughput,
+    "iperf3": parse_iperf3,
     "latency": parse_latency,
     "connrate": parse_connrate,
     "dns": parse_dns,
@@ -111,7 +144,7 @@ def cmd_parse(workload, path):
         text = f.read()
     try:
         for v in PARSERS[workload](text):
-            print(f"{v:.6g}")
+            print(v if isinstance(v, str) else f"{v:.6g}")
     except Unreadable as e:
         print(" ".join(str(e).split()), file=sys.stderr)
         return 1
@@ -131,25 +164,25 @@ def fmt(v):
 
 
 def cmd_report(path, out, meta):
-    samples = {}   # (workload, variant) -> [values]
-    reasons = {}   # (workload, variant) -> [reasons]
-    seen_workloads, seen_variants = [], []
+    samples = {}   # (row, variant) -> [values]
+    reasons = {}   # (row, variant) -> [reasons]
+    seen_rows, seen_variants = [], []
     with open(path, encoding="utf-8") as f:
         for line in f:
             parts = line.rstrip("\n").split("\t")
             if len(parts) < 4:
                 continue
-            workload, variant, _round, value = parts[:4]
-            if workload not in seen_workloads:
-                seen_workloads.append(workload)
+            row, variant, _round, value = parts[:4]
+            if row not in seen_rows:
+                seen_rows.append(row)
             if variant not in seen_variants:
                 seen_variants.append(variant)
             if value == "n/a":
-                reasons.setdefault((workload, variant), []).append(parts[4] if len(parts) > 4 else "")
+                reasons.setdefault((row, variant), []).append(parts[4] if len(parts) > 4 else "")
             else:
-                samples.setdefault((workload, variant), []).append(float(value))
+                samples.setdefault((row, variant), []).append(float(value))
 
-    workloads = [w for w in WORKLOADS if w in seen_workloads]
+    rows = [r for r in ROWS if r in seen_rows]
     variants = [v for v in VARIANTS if v in seen_variants]
     peers = [p for p in PEERS if p in variants] if "childflow" in variants else []
     # (numerator, denominator) of each ratio column.
@@ -157,55 +190,64 @@ def cmd_report(path, out, meta):
     if "childflow" in variants and "childflow-copy" in variants:
         pairs.append(("childflow-copy", "childflow"))
 
-    result = {"meta": meta, "workloads": {}}
+    result = {"meta": meta, "rows": {}}
     header = ["workload", "unit", "better"] + variants + [f"{a}/{b}" for a, b in pairs]
-    rows = []
-    for w in workloads:
-        title, unit, higher = WORKLOADS[w]
-        entry = {"title": title, "unit": unit,
+    lines = []
+    for r in rows:
+        title, unit, higher, kind = ROWS[r]
+        entry = {"title": title, "unit": unit, "kind": kind,
                  "better": "higher" if higher else "lower",
                  "median": {}, "samples": {}, "na": {}, "ratio": {}}
         medians = {}
         for v in variants:
-            vals = samples.get((w, v), [])
+            vals = samples.get((r, v), [])
             # A variant that failed in any round has no honest median.
-            if vals and (w, v) not in reasons:
+            if vals and (r, v) not in reasons:
                 medians[v] = statistics.median(vals)
             else:
                 medians[v] = None
             entry["median"][v] = medians[v]
             entry["samples"][v] = vals
-            if (w, v) in reasons:
-                entry["na"][v] = reasons[(w, v)]
+            if (r, v) in reasons:
+                entry["na"][v] = reasons[(r, v)]
         ratios = []
         for a, b in pairs:
             cf, peer = medians.get(a), medians.get(b)
-            r = cf / peer if cf is not None and peer else None
-            entry["ratio"][f"{a}/{b}"] = r
-            ratios.append("n/a" if r is None else f"{r:.2f}x")
-        result["workloads"][w] = entry
-        rows.append([title, unit, "higher" if higher else "lower"]
-                    + [fmt(medians[v]) for v in variants] + ratios)
+            q = cf / peer if cf is not None and peer else None
+            entry["ratio"][f"{a}/{b}"] = q
+            ratios.append("n/a" if q is None else f"{q:.2f}x")
+        result["rows"][r] = entry
+        lines.append([title, unit, "higher" if higher else "lower"]
+                     + [fmt(medians[v]) for v in variants] + ratios)
 
     print("| " + " | ".join(header) + " |")
     print("|" + "|".join(["---"] * 3 + ["---:"] * (len(header) - 3)) + "|")
+    for line in lines:
+        print("| " + " | ".join(line) + " |")
+
+    # n/a reasons, one line per (variant, reason) with every row it applies to.
+    grouped = {}
     for r in rows:
-        print("| " + " | ".join(r) + " |")
-
-    notes = []
-    for w in workloads:
-        for v, rs in result["workloads"][w]["na"].items():
-            uniq = list(dict.fromkeys(rs))
-            notes.append(f"- n/a {w}/{v}: " + "; ".join(uniq))
-    if notes:
+        for v, rs in result["rows"][r]["na"].items():
+            for reason in dict.fromkeys(rs):
+                grouped.setdefault((v, reason), []).append(r)
+    if grouped:
         print()
-        print("\n".join(notes))
+        for (v, reason), rs in grouped.items():
+            print(f"- n/a {v} ({', '.join(rs)}): {reason}")
 
-    checks = issue3_checks(result["workloads"])
-    result["issue3"] = checks
+    warnings = implausible(result["rows"])
+    result["warnings"] = warnings
+    if warnings:
+        print()
+        for w in warnings:
+            print(f"- **warning**: {w}")
+
+    checks = issue_checks(result["rows"])
+    result["checks"] = checks
     if checks:
         print()
-        print("Issue 3 minimum (this run):")
+        print("Targets (this run):")
         for c in checks:
             print(f"- {c['verdict']}: {c['what']} ({c['detail']})")
 
@@ -216,9 +258,40 @@ def cmd_report(path, out, meta):
     return 0
 
 
-def issue3_checks(table):
-    def med(w, v):
-        return table.get(w, {}).get("median", {}).get(v)
+def implausible(table):
+    """Figures so far from native's, and from the best sandbox's, that the
+    set-up, not the sandbox, is in question: a peer configured wrongly, or
+    broken on this machine."""
+    warnings = []
+    for entry in table.values():
+        kind = entry["kind"]
+        native = entry["median"].get("native")
+        sandboxes = [m for v, m in entry["median"].items() if v != "native" and m is not None]
+        if kind not in ("rate", "latency") or not native or not sandboxes:
+            continue
+        for v, m in entry["median"].items():
+            if v == "native" or m is None:
+                continue
+            if kind == "rate" and m < IMPLAUSIBLE_RATE * min(native, max(sandboxes)):
+                warnings.append(
+                    f"{v}: {entry['title']} {fmt(m)} {entry['unit']} is under "
+                    f"{IMPLAUSIBLE_RATE:.0%} of native's {fmt(native)} and of the best "
+                    f"sandbox's {fmt(max(sandboxes))}: implausibly low, a set-up problem or "
+                    f"a bug of {v} on this machine; its ratios mean little "
+                    f"(docs/performance.md, \"Peers\")")
+            if kind == "latency" and m > IMPLAUSIBLE_LATENCY * max(native, min(sandboxes)):
+                warnings.append(
+                    f"{v}: {entry['title']} {fmt(m)} {entry['unit']} is over "
+                    f"{IMPLAUSIBLE_LATENCY:.0f}x native's {fmt(native)} and the best "
+                    f"sandbox's {fmt(min(sandboxes))}: implausibly slow, a set-up problem or "
+                    f"a bug of {v} on this machine; its ratios mean little "
+                    f"(docs/performance.md, \"Peers\")")
+    return warnings
+
+
+def issue_checks(table):
+    def med(r, v):
+        return table.get(r, {}).get("median", {}).get(v)
 
     checks = []
 
@@ -228,18 +301,24 @@ def issue3_checks(table):
 
     if "throughput" in table:
         cf, sl = med("throughput", "childflow"), med("throughput", "slirp4netns")
-        add("iperf3 throughput >= slirp4netns",
+        add("issue 3: iperf3 throughput >= slirp4netns",
             None if cf is None or sl is None else cf >= sl,
             f"childflow {fmt(cf)} vs slirp4netns {fmt(sl)} Gbit/s")
     if "latency" in table:
         cf, pa = med("latency", "childflow"), med("latency", "pasta")
-        add("TCP ping-pong p50 <= 1.5x pasta",
+        add("issue 3: TCP ping-pong p50 <= 1.5x pasta",
             None if cf is None or pa is None else cf <= 1.5 * pa,
             f"childflow {fmt(cf)} vs pasta {fmt(pa)} µs")
     if "startup" in table:
         cf = med("startup", "childflow")
-        add("childflow -- true start-up median < 50 ms",
+        add("issue 3: childflow -- true start-up median < 50 ms",
             None if cf is None else cf < 50, f"{fmt(cf)} ms")
+    if "capture" in table:
+        cf = med("capture", "childflow")
+        add(f"issue 12: a 200 MB download with --capture takes at most {CAPTURE_TARGET:.2f}x "
+            "as long as without",
+            None if cf is None else cf <= CAPTURE_TARGET,
+            f"childflow {fmt(cf)}" + ("" if cf is None else "x"))
     return checks
 
 
