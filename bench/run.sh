@@ -500,7 +500,9 @@ record_na() {  # record_na WORKLOAD VARIANT ROUND REASON: every row of the workl
 }
 
 stderr_tail() {  # the last lines of a run's stderr, on one line, without pasta's syslog noise
-    grep -v -e '^Failed to send .* to syslog' -e '^No external routable interface for IPv6' "$1" 2>/dev/null |
+    # (An empty stderr is no error: grep's status 1 must not end the script
+    # under `set -e -o pipefail`.)
+    { grep -v -e '^Failed to send .* to syslog' -e '^No external routable interface for IPv6' "$1" 2>/dev/null || true; } |
         tail -n 3 | tr '\n' ' '
 }
 
