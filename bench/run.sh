@@ -506,6 +506,16 @@ stderr_tail() {  # the last lines of a run's stderr, on one line, without pasta'
         tail -n 3 | tr '\n' ' '
 }
 
+failed_run_reason() {  # failed_run_reason RAW STATUS LIMIT: why a run has no result, on one line
+    local raw=$1 status=$2 limit=$3 reason err
+    reason="$(cat "$raw.parse")"
+    ((status == 124)) && reason="timed out after ${limit}s; $reason"
+    ((status != 0 && status != 124)) && reason="exit status $status; $reason"
+    err=$(stderr_tail "$raw.err")
+    [[ -n $err ]] && reason="$reason; stderr: $err"
+    echo "$reason"
+}
+
 # An iperf3 run between the marks of bench/marked.sh, the sandbox's CPU time
 # read at each: rows WORKLOAD (Gbit/s) and its cpu row (CPU s per GB).
 run_iperf() {  # run_iperf WORKLOAD VARIANT ROUND
@@ -560,12 +570,7 @@ run_iperf() {  # run_iperf WORKLOAD VARIANT ROUND
         fi
         log "$w/$v round $r: $(printf '%.4g' "$gbps") Gbit/s, ${cpu:-CPU n/a}"
     else
-        reason="$(cat "$raw.parse")"
-        ((status == 124)) && reason="timed out after ${limit}s; $reason"
-        ((status != 0 && status != 124)) && reason="exit status $status; $reason"
-        local err
-        err=$(stderr_tail "$raw.err")
-        [[ -n $err ]] && reason="$reason; stderr: $err"
+        reason=$(failed_run_reason "$raw" "$status" "$limit")
         record_na "$w" "$v" "$r" "$reason"
         restart_iperf3
     fi
@@ -747,12 +752,7 @@ run_one() {  # run_one WORKLOAD VARIANT ROUND
             log "$w/$v round $r: $median $(results_unit "$w")"
         fi
     else
-        reason="$(cat "$raw.parse")"
-        ((status == 124)) && reason="timed out after ${limit}s; $reason"
-        ((status != 0 && status != 124)) && reason="exit status $status; $reason"
-        local err
-        err=$(stderr_tail "$raw.err")
-        [[ -n $err ]] && reason="$reason; stderr: $err"
+        reason=$(failed_run_reason "$raw" "$status" "$limit")
         record "$w" "$v" "$r" n/a "$reason"
         log "$w/$v round $r: n/a ($reason)"
     fi
