@@ -4,12 +4,16 @@
 # - ping and ping -6 of the gateway (answered by the engine) and of a lab
 #   server (relayed through the host's ICMP sockets);
 # - traceroute -n (UDP) and traceroute -I (ICMP echo), IPv4 and IPv6: the lab
-#   router's hop then the server, exactly as natively from the lab host.
+#   router's hop then the server, exactly as natively from the lab host; a
+#   failed traceroute -I prints its capture (both views) decoded.
 # The tree-side scripts are single-quoted on purpose: they expand inside the tree.
 # shellcheck disable=SC2016
 set -euo pipefail
 source "${CHILDFLOW_SOURCE_DIR:-$(dirname "$0")/../..}/tests/e2e/lib_engine.sh"
 engine_up
+# Captures of the traceroute -I runs, writable by both users.
+capdir=$LAB_DIR/captures
+install -d -m 1777 "$capdir"
 
 # hops TRACEROUTE_OUTPUT : "1 ADDR 2 ADDR ..." (one probe per hop).
 hops() {
@@ -17,6 +21,16 @@ hops() {
 }
 
 tr_opts=(-n -q 1 -w 2 -m 6)
+
+# show_capture BASE : prints BASE.child.pcapng and BASE.egress.pcapng decoded,
+# for a failed check's diagnosis.
+show_capture() {
+  local view
+  for view in child egress; do
+    echo "--- $view view ($1.$view.pcapng):" >&2
+    tshark -n -r "$1.$view.pcapng" >&2 2>&1 || echo "(no capture: tshark failed)" >&2
+  done
+}
 declare -A native
 for fam in 4 6; do
   www=LAB_WWW$fam
@@ -56,9 +70,16 @@ for who in "${ENGINE_WHO[@]}"; do
     # root inside (--as-root), with a raw socket as natively: without
     # privilege traceroute uses a ping socket, and then natively too it
     # misses the reply to the first probe after the router's error.
+    # Each run is captured (both views) so that a failure shows which
+    # frames the tree sent and got and what crossed the host sockets.
     for try in 1 2 3; do
-      out=$(cf "$who" --as-root -- traceroute -"$fam" -I "${tr_opts[@]}" "${!www}" 2>&1) || true
-      check_eq "${native[icmp$fam]}" "$(hops "$out")" "[$who] traceroute -$fam -I (run $try) shows the router hop then the server [${out//$'\n'/ | }]"
+      cap=$capdir/$who-traceroute-I.pcapng
+      rm -f "${cap%.pcapng}".*.pcapng
+      out=$(cf "$who" --as-root -c "$cap" --capture-point both -- \
+        traceroute -"$fam" -I "${tr_opts[@]}" "${!www}" 2>&1) || true
+      got=$(hops "$out")
+      check_eq "${native[icmp$fam]}" "$got" "[$who] traceroute -$fam -I (run $try) shows the router hop then the server [${out//$'\n'/ | }]"
+      [[ $got == "${native[icmp$fam]}" ]] || show_capture "${cap%.pcapng}"
     done
   done
 done

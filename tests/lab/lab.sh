@@ -306,6 +306,9 @@ lab_up() {
   export LAB_NS=$LAB__PREFIX-host LAB_NS_ROUTER=$LAB__PREFIX-rtr LAB_NS_INET=$LAB__PREFIX-inet
   LAB__UP=1
   trap lab__on_exit EXIT
+  # Under set -e a failing command ends the script without a word; say which.
+  # (Scripts without set -e test exit codes themselves: nothing to say.)
+  trap 'lab__rc=$?; [[ $- != *e* ]] || echo "lab: ${BASH_SOURCE[0]##*/} line $LINENO: \"$BASH_COMMAND\" failed with $lab__rc" >&2' ERR
   trap 'exit 129' HUP
   trap 'exit 130' INT
   trap 'exit 143' TERM
@@ -460,7 +463,7 @@ lab_down() {
   LAB__PIDS=()
   LAB__UP=""
   LAB__TUN_NODE=""
-  trap - EXIT HUP INT TERM
+  trap - EXIT HUP INT TERM ERR
 }
 
 # lab_defer CMD : runs the shell command string CMD at lab_down (last in, first out).
