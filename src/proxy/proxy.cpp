@@ -1,9 +1,6 @@
 // Proxy handshakes and the TLS pump; see proxy.hpp.
 #include "proxy/proxy.hpp"
 
-#include <openssl/err.h>
-#include <openssl/ssl.h>
-#include <openssl/x509v3.h>
 #include <dirent.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -14,10 +11,15 @@
 #include <cstring>
 #include <fmt/format.h>
 
+#include "proxy/openssl.hpp"
 #include "proxy/reply.hpp"
 
 namespace cf::proxy {
 namespace {
+
+// OpenSSL's functions, through the table of the library loaded by
+// Upstream::create (proxy/openssl.hpp).
+const openssl::Api& ossl() { return openssl::api(); }
 
 std::string base64(std::string_view in) {
   static const char* t = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
@@ -49,16 +51,16 @@ std::string base64(std::string_view in) {
 // --proxy-insecure: accept any chain problem, but never a name mismatch.
 int insecure_verify(int preverify_ok, X509_STORE_CTX* ctx) {
   if (preverify_ok) return 1;
-  int err = X509_STORE_CTX_get_error(ctx);
+  int err = ossl().X509_STORE_CTX_get_error(ctx);
   return err == X509_V_ERR_HOSTNAME_MISMATCH || err == X509_V_ERR_IP_ADDRESS_MISMATCH ? 0 : 1;
 }
 
 std::string tls_error_text() {
-  unsigned long e = ERR_get_error();
-  ERR_clear_error();
+  unsigned long e = ossl().ERR_get_error();
+  ossl().ERR_clear_error();
   if (!e) return "TLS error";
   char buf[256];
-  ERR_error_string_n(e, buf, sizeof buf);
+  ossl().ERR_error_string_n(e, buf, sizeof buf);
   return buf;
 }
 
@@ -81,12 +83,12 @@ bool hashed_cert_name(const char* n) {
 }
 
 void load_system_trust(SSL_CTX* ctx) {
-  X509_STORE* store = SSL_CTX_get_cert_store(ctx);
-  const char* file = std::getenv(X509_get_default_cert_file_env());
-  if (!file) file = X509_get_default_cert_file();
-  if (::access(file, R_OK) == 0) X509_STORE_load_file(store, file);
-  const char* dirs = std::getenv(X509_get_default_cert_dir_env());
-  if (!dirs) dirs = X509_get_default_cert_dir();
+  X509_STORE* store = ossl().SSL_CTX_get_cert_store(ctx);
+  const char* file = std::getenv(ossl().X509_get_default_cert_file_env());
+  if (!file) file = ossl().X509_get_default_cert_file();
+  if (::access(file, R_OK) == 0) ossl().X509_STORE_load_file(store, file);
+  const char* dirs = std::getenv(ossl().X509_get_default_cert_dir_env());
+  if (!dirs) dirs = ossl().X509_get_default_cert_dir();
   std::string_view rest(dirs);
   while (!rest.empty()) {
     size_t colon = rest.find(':');
@@ -96,10 +98,10 @@ void load_system_trust(SSL_CTX* ctx) {
     if (!d) continue;
     while (dirent* e = ::readdir(d))
       if (hashed_cert_name(e->d_name))
-        X509_STORE_load_file(store, (dir + "/" + e->d_name).c_str());
+        ossl().X509_STORE_load_file(store, (dir + "/" + e->d_name).c_str());
     ::closedir(d);
   }
-  ERR_clear_error();
+  ossl().ERR_clear_error();
 }
 
 }  // namespace
@@ -111,19 +113,24 @@ Result<std::unique_ptr<Upstream>> Upstream::create(const Config& c) {
   u->password_ = c.proxy_password;
   u->insecure_ = c.proxy_insecure;
   if (u->uri_.scheme == ProxyScheme::Https) {
-    u->ctx_ = SSL_CTX_new(TLS_client_method());
+    // The only place OpenSSL is loaded: before the tree starts, and before
+    // the engine confines itself.
+    if (auto lib = openssl::load(); !lib) return Error{lib.error().message, "proxy: TLS"};
+    u->ctx_ = ossl().SSL_CTX_new(ossl().TLS_client_method());
     if (!u->ctx_) return Error{tls_error_text(), "proxy: TLS context"};
-    SSL_CTX_set_min_proto_version(u->ctx_, TLS1_2_VERSION);
+    // SSL_CTX_set_min_proto_version, a macro.
+    ossl().SSL_CTX_ctrl(u->ctx_, SSL_CTRL_SET_MIN_PROTO_VERSION, TLS1_2_VERSION, nullptr);
     load_system_trust(u->ctx_);
-    if (c.proxy_ca && SSL_CTX_load_verify_locations(u->ctx_, c.proxy_ca->c_str(), nullptr) != 1)
+    if (c.proxy_ca &&
+        ossl().SSL_CTX_load_verify_locations(u->ctx_, c.proxy_ca->c_str(), nullptr) != 1)
       return Error{tls_error_text(), "proxy: --proxy-ca " + *c.proxy_ca};
-    SSL_CTX_set_verify(u->ctx_, SSL_VERIFY_PEER, u->insecure_ ? insecure_verify : nullptr);
+    ossl().SSL_CTX_set_verify(u->ctx_, SSL_VERIFY_PEER, u->insecure_ ? insecure_verify : nullptr);
   }
   return u;
 }
 
 Upstream::~Upstream() {
-  if (ctx_) SSL_CTX_free(ctx_);
+  if (ctx_) ossl().SSL_CTX_free(ctx_);
 }
 
 Handshake::Handshake(const Upstream& up, const IpAddr& dst, uint16_t port,
@@ -157,7 +164,7 @@ Handshake::Handshake(const Upstream& up, const IpAddr& dst, uint16_t port,
 }
 
 Handshake::~Handshake() {
-  if (ssl_) SSL_free(ssl_);
+  if (ssl_) ossl().SSL_free(ssl_);
 }
 
 SSL* Handshake::take_tls() {
@@ -176,7 +183,7 @@ Step Handshake::fail(std::string msg) {
 // caller should wait (want_ set), -1 when it failed.
 int Handshake::io_error(int, int ret) {
   if (ssl_) {
-    int e = SSL_get_error(ssl_, ret);
+    int e = ossl().SSL_get_error(ssl_, ret);
     if (e == SSL_ERROR_WANT_READ) {
       want_ = Step::WantRead;
       return 1;
@@ -206,7 +213,7 @@ int Handshake::io_error(int, int ret) {
 
 Step Handshake::send_pending(int fd) {
   while (out_off_ < out_.size()) {
-    int n = ssl_ ? SSL_write(ssl_, out_.data() + out_off_, int(out_.size() - out_off_))
+    int n = ssl_ ? ossl().SSL_write(ssl_, out_.data() + out_off_, int(out_.size() - out_off_))
                  : int(send(fd, out_.data() + out_off_, out_.size() - out_off_,
                             MSG_DONTWAIT | MSG_NOSIGNAL));
     if (n <= 0) {
@@ -224,7 +231,7 @@ Step Handshake::send_pending(int fd) {
 }
 
 int Handshake::read_exact(int fd, uint8_t* buf, size_t n, bool consume) {
-  int got = ssl_ ? SSL_peek(ssl_, buf, int(n))
+  int got = ssl_ ? ossl().SSL_peek(ssl_, buf, int(n))
                  : int(recv(fd, buf, n, MSG_PEEK | MSG_DONTWAIT));
   if (got <= 0) {
     int r = io_error(fd, got);
@@ -236,7 +243,7 @@ int Handshake::read_exact(int fd, uint8_t* buf, size_t n, bool consume) {
     return 0;
   }
   if (consume) {
-    int r = ssl_ ? SSL_read(ssl_, buf, int(n)) : int(recv(fd, buf, n, MSG_DONTWAIT));
+    int r = ssl_ ? ossl().SSL_read(ssl_, buf, int(n)) : int(recv(fd, buf, n, MSG_DONTWAIT));
     if (r != int(n)) {
       error_ = "proxy: short read";
       return -1;
@@ -269,29 +276,31 @@ Step Handshake::advance(int fd) {
     switch (state_) {
       case State::TlsConnect: {
         if (!ssl_) {
-          ssl_ = SSL_new(up_.tls());
+          ssl_ = ossl().SSL_new(up_.tls());
           if (!ssl_) return fail("proxy: TLS: " + tls_error_text());
-          SSL_set_fd(ssl_, fd);
+          ossl().SSL_set_fd(ssl_, fd);
           const std::string& host = up_.uri().host;
           if (IpAddr::parse(host)) {
-            X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl_), host.c_str());
+            ossl().X509_VERIFY_PARAM_set1_ip_asc(ossl().SSL_get0_param(ssl_), host.c_str());
           } else {
-            SSL_set_tlsext_host_name(ssl_, host.c_str());
-            SSL_set1_host(ssl_, host.c_str());
+            // SSL_set_tlsext_host_name, a macro: the name for SNI.
+            ossl().SSL_ctrl(ssl_, SSL_CTRL_SET_TLSEXT_HOSTNAME, TLSEXT_NAMETYPE_host_name,
+                            const_cast<char*>(host.c_str()));
+            ossl().SSL_set1_host(ssl_, host.c_str());
           }
         }
-        int r = SSL_connect(ssl_);
+        int r = ossl().SSL_connect(ssl_);
         if (r == 1) {
           state_ = State::SendRequest;
           continue;
         }
-        int e = SSL_get_error(ssl_, r);
+        int e = ossl().SSL_get_error(ssl_, r);
         if (e == SSL_ERROR_WANT_READ) return Step::WantRead;
         if (e == SSL_ERROR_WANT_WRITE) return Step::WantWrite;
-        long vr = SSL_get_verify_result(ssl_);
+        long vr = ossl().SSL_get_verify_result(ssl_);
         if (vr != X509_V_OK)
           return fail(fmt::format("proxy: TLS certificate of {} rejected: {}", up_.uri().host,
-                                  X509_verify_cert_error_string(vr)));
+                                  ossl().X509_verify_cert_error_string(vr)));
         if (e == SSL_ERROR_SYSCALL || e == SSL_ERROR_ZERO_RETURN)
           return fail("proxy closed the connection during the TLS handshake");
         return fail("proxy: TLS handshake: " + tls_error_text());
@@ -303,7 +312,7 @@ Step Handshake::advance(int fd) {
       }
       case State::HttpReply: {
         uint8_t buf[kMaxHttpReply];
-        int got = ssl_ ? SSL_peek(ssl_, buf, sizeof buf)
+        int got = ssl_ ? ossl().SSL_peek(ssl_, buf, sizeof buf)
                        : int(recv(fd, buf, sizeof buf, MSG_PEEK | MSG_DONTWAIT));
         if (got <= 0) {
           int r = io_error(fd, got);
@@ -314,7 +323,7 @@ Step Handshake::advance(int fd) {
         if (reply.kind == Reply::Kind::NeedMore) return Step::WantRead;
         // Consume exactly the headers; what follows belongs to the tunnel.
         if (reply.length > 0) {
-          int r = ssl_ ? SSL_read(ssl_, buf, int(reply.length))
+          int r = ssl_ ? ossl().SSL_read(ssl_, buf, int(reply.length))
                        : int(recv(fd, buf, reply.length, MSG_DONTWAIT));
           if (r != int(reply.length)) return fail("proxy: short read of the CONNECT reply");
         }
@@ -390,7 +399,7 @@ TlsPump::TlsPump(SSL* ssl, UniqueFd net) : ssl_(ssl), net_(std::move(net)) {
 }
 
 TlsPump::~TlsPump() {
-  if (ssl_) SSL_free(ssl_);
+  if (ssl_) ossl().SSL_free(ssl_);
 }
 
 UniqueFd TlsPump::take_translator_end() { return std::move(translator_); }
@@ -410,13 +419,13 @@ bool TlsPump::pump() {
     progress = false;
     // Proxy -> translator.
     if (down_off_ == down_len_ && !net_eof_) {
-      int n = SSL_read(ssl_, down_, sizeof down_);
+      int n = ossl().SSL_read(ssl_, down_, sizeof down_);
       if (n > 0) {
         down_off_ = 0;
         down_len_ = size_t(n);
         progress = true;
       } else {
-        int e = SSL_get_error(ssl_, n);
+        int e = ossl().SSL_get_error(ssl_, n);
         if (e == SSL_ERROR_ZERO_RETURN || (e == SSL_ERROR_SYSCALL && n == 0)) {
           net_eof_ = true;
           shutdown(local_.get(), SHUT_WR);
@@ -451,19 +460,19 @@ bool TlsPump::pump() {
       }
     }
     if (up_off_ < up_len_) {
-      int n = SSL_write(ssl_, up_ + up_off_, int(up_len_ - up_off_));
+      int n = ossl().SSL_write(ssl_, up_ + up_off_, int(up_len_ - up_off_));
       if (n > 0) {
         up_off_ += size_t(n);
         progress = true;
       } else {
-        int e = SSL_get_error(ssl_, n);
+        int e = ossl().SSL_get_error(ssl_, n);
         if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE) {
           return fail();
         }
       }
     }
     if (local_eof_ && up_off_ == up_len_ && !shut_net_) {
-      SSL_shutdown(ssl_);
+      ossl().SSL_shutdown(ssl_);
       shutdown(net_.get(), SHUT_WR);
       shut_net_ = true;
     }
