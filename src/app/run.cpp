@@ -5,6 +5,9 @@
 // the one line `childflow: error: <step>: <message>`, exit code 1.
 //    1. backend     only rootless-internal exists in this build
 //    2. preflight   the doctor's checks, silently; the first fatal one stops us
+//                   (all but the user namespace trial: the launch in step 9
+//                   is that trial, and when it fails the doctor runs the
+//                   trial to say why, as preflight would have)
 //    3. plan        per-run addresses: a /30 in 10.240.0.0/16, a /64 in fd42::/16
 //    4. proxy       --proxy: its address, resolved once (the engine never
 //                   blocks on a name), and its TLS context
@@ -410,8 +413,9 @@ int run_tree(const Config& c) {
 
   auto launched = sandbox::launch(so);
   if (!launched) {
-    rec.runtime_failure("sandbox", "launch_failed", launched.error().str());
-    return fail(launched.error());
+    const Error why = doctor::explain_launch(c).value_or(launched.error());
+    rec.runtime_failure("sandbox", "launch_failed", why.str());
+    return fail(why);
   }
   sandbox::Tree tree = std::move(launched).value();
   if (auto s = hand_over(tree); !s) {

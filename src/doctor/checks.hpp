@@ -49,9 +49,15 @@ struct Report {
   Overall overall() const;
 };
 
-// What diagnose() runs: everything (--doctor) or only the checks that can be
-// fatal for this configuration (preflight: fast and silent).
-enum class Scope : uint8_t { All, FatalOnly };
+// What diagnose() runs:
+//   All        everything (--doctor);
+//   FatalOnly  only the checks that can be fatal for this configuration,
+//              trials included: what explains a launch that failed;
+//   Preflight  FatalOnly without the user namespace trial, which forks a
+//              child that creates namespaces: the checks run before every
+//              run (fast and silent). The launch itself is that trial; when
+//              it fails, FatalOnly says why (doctor.hpp, explain_launch).
+enum class Scope : uint8_t { All, FatalOnly, Preflight };
 
 Report diagnose(Host& host, const Config& c, Scope scope = Scope::All);
 

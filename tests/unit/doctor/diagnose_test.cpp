@@ -82,6 +82,39 @@ TEST(DoctorDiagnose, FatalOnlyScopeSkipsWarningOnlyChecks) {
                           "packet_socket"));
 }
 
+// Preflight leaves the user namespace trial to the launch, which makes the
+// same namespaces; after a failed launch, FatalOnly (explain_launch) runs
+// it and names the cause as preflight used to.
+TEST(DoctorDiagnose, PreflightScopeLeavesTheTrialToTheLaunch) {
+  FakeHost h = healthy_user_host();
+  h.userns = Trial{false, "unshare(CLONE_NEWUSER)", EPERM, {}};
+  Report pre = diagnose(h, Config{}, Scope::Preflight);
+  EXPECT_THAT(keys(pre), ElementsAre("userns", "netns", "mntns", "pidns", "max_user_namespaces",
+                                     "unprivileged_userns_clone", "apparmor_restrict_userns",
+                                     "tun"));
+  EXPECT_EQ(h.userns_trials, 0);
+  EXPECT_EQ(h.confine_trials, 0);
+  EXPECT_FALSE(first_fatal(pre));
+
+  auto line = first_fatal(diagnose(h, Config{}, Scope::FatalOnly));
+  EXPECT_EQ(h.userns_trials, 1);
+  ASSERT_TRUE(line);
+  EXPECT_THAT(*line, StartsWith("user namespace trial: unshare(CLONE_NEWUSER) failed: EPERM"));
+  EXPECT_THAT(*line, HasSubstr("(hint: unprivileged user namespaces are forbidden here"));
+
+  // The checks that only read files still stop a run before anything exists.
+  h.files["/proc/sys/user/max_user_namespaces"] = "0\n";
+  auto quota = first_fatal(diagnose(h, Config{}, Scope::Preflight));
+  ASSERT_TRUE(quota);
+  EXPECT_THAT(*quota, StartsWith("user namespace quota: user.max_user_namespaces = 0"));
+  EXPECT_EQ(h.userns_trials, 1);
+
+  // Rootful: the same checks as FatalOnly (its trials stay in preflight).
+  FakeHost root = healthy_root_host();
+  EXPECT_EQ(keys(diagnose(root, rootful(), Scope::Preflight)),
+            keys(diagnose(root, rootful(), Scope::FatalOnly)));
+}
+
 TEST(DoctorDiagnose, RootlessWireEgressChecksPacketSockets) {
   FakeHost h = healthy_user_host();
   h.packet_errno = EPERM;
