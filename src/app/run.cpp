@@ -50,6 +50,7 @@
 #include <sstream>
 
 #include "app/overlays.hpp"
+#include "cli/validate.hpp"
 #include "config/values.hpp"
 #include "capture/capture.hpp"
 #include "common/clock.hpp"
@@ -452,6 +453,11 @@ int run_rootful(const Config& c, uint64_t started) {
 
 int run_tree(const Config& c) {
   const uint64_t started = monotonic_ms();
+  if (c.backend == Backend::Rootful)
+    if (auto s = cli::check_rootful(c); !s) {
+      std::fputs(fmt::format("childflow: error: {}\n", s.error().message).c_str(), stderr);
+      return 2;  // a bad command line: nothing was created
+    }
   if (auto s = doctor::preflight(c); !s) return fail(s.error());
   if (c.backend == Backend::Rootful) return run_rootful(c, started);
   const NetPlan plan = make_plan(c);

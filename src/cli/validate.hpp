@@ -12,7 +12,8 @@ namespace cf::cli {
 // The first problem, "<what is wrong and how to fix it>".
 Status check_combinations(const Config& c);
 
-// The settings the rootful backend refuses (part of check_combinations).
+// The settings the rootful backend refuses; checked when a rootful run
+// starts (app::run_tree), so profiles and --dump-profile still take them.
 Status check_rootful(const Config& c);
 
 // Run mode only: the directories that will hold --capture, --flow-log and

@@ -91,8 +91,11 @@ Result<std::string> nft_run(const std::string& commands) {
   a.buffer_output(ctx);
   a.buffer_error(ctx);
   int rc = a.run_cmd_from_buffer(ctx, commands.c_str());
-  std::string out = a.get_output_buffer(ctx) ? a.get_output_buffer(ctx) : "";
-  std::string err = a.get_error_buffer(ctx) ? a.get_error_buffer(ctx) : "";
+  // Each get_*_buffer call hands the text over once (the buffer is then
+  // emptied): one call each.
+  const char* o = a.get_output_buffer(ctx);
+  const char* e = a.get_error_buffer(ctx);
+  std::string out = o ? o : "", err = e ? e : "";
   a.ctx_free(ctx);
   if (rc != 0) {
     std::string first = err.substr(0, err.find('\n'));
