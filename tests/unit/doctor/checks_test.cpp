@@ -423,6 +423,10 @@ TEST(DoctorNftables, TrialCreatesAndDeletesThrowawayTable) {
   ASSERT_EQ(h.nft_commands.size(), 1u);
   EXPECT_THAT(h.nft_commands[0], HasSubstr("add table inet childflow_doctor_4242"));
   EXPECT_THAT(h.nft_commands[0], HasSubstr("delete table inet childflow_doctor_4242"));
+  // What a run's table needs, not just an empty table.
+  EXPECT_THAT(h.nft_commands[0], HasSubstr("reject with tcp reset"));
+  EXPECT_THAT(h.nft_commands[0], HasSubstr("masquerade"));
+  EXPECT_THAT(h.nft_commands[0], HasSubstr("flags dynamic"));
 }
 
 TEST(DoctorNftables, FailureIsFatalAndNonRootIsNotChecked) {
