@@ -123,11 +123,16 @@ check_contains "$(cat "$LOG")" '"reason_code":"default_deny"' "default-deny: log
 check_state "default-deny"
 
 # --- two runs at once ------------------------------------------------------------
-cf root --root -d "$LAB_DNS4" -- sh -c 'sleep 1; ip -o link show eth0 >/dev/null; curl -sS --max-time 5 http://www.example.test/' >"$OUTD/c1.out" 2>&1 &
+# Each tree waits until both runs are up (a file each in a shared directory),
+# so the two are certainly at once.
+SYNC=$LAB_DIR/sync
+install -d -m 0777 "$SYNC"
+both="until [ -e $SYNC/a ] && [ -e $SYNC/b ]; do sleep 0.1; done; sleep 0.5"
+cf root --root -d "$LAB_DNS4" -- sh -c "touch $SYNC/a; $both; curl -sS --max-time 5 http://www.example.test/" >"$OUTD/c1.out" 2>&1 &
 c1=$!
-cf root --root -d "$LAB_DNS4" -- sh -c 'sleep 1; curl -6 -sS --max-time 5 http://www.example.test/' >"$OUTD/c2.out" 2>&1 &
+cf root --root -d "$LAB_DNS4" -- sh -c "touch $SYNC/b; $both; curl -6 -sS --max-time 5 http://www.example.test/" >"$OUTD/c2.out" 2>&1 &
 c2=$!
-sleep 0.6
+lab_wait_until 20 "both runs started" sh -c "[ -e $SYNC/a ] && [ -e $SYNC/b ]"
 links=$(lab_root ip -o link show | grep -c ': cf[0-9a-f]\{8\}@' || true)
 tables=$(lab_root nft list tables | grep -c 'table inet childflow_' || true)
 wait "$c1" && r1=0 || r1=$?
