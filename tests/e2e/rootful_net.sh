@@ -84,6 +84,28 @@ check_contains "$OUT" "$LAB_HOST6" "IPv6 masqueraded behind the lab host's addre
 check_contains "$(cat "$LOG")" '"event":"dns_query"' "the forwarder's queries are in the flow log"
 check_state "by name"
 
+# DNS over TCP at the forwarder, and a truncated UDP answer retried over TCP;
+# the hidden --network-backend rootful is --root.
+rf dnstcp -- sh -c "dig +tcp +short www.example.test A; echo big=\$(dig +short big.example.test A | grep -c .)"
+check_contains "$OUT" "$LAB_WWW4" "DNS over TCP through the forwarder"
+check_contains "$OUT" "big=160" "a truncated answer is fetched again over TCP"
+set +e
+out=$(cf root --network-backend rootful -d "$LAB_DNS4" -- sh -c 'ip -o link show eth0 | grep -c veth; curl -sS --max-time 5 http://www.example.test/ >/dev/null; echo rc=$?' 2>&1)
+set -e
+check_contains "$out" "rc=0" "--network-backend rootful runs the rootful backend ($out)"
+check_not_contains "$(as root "$CHILDFLOW" --help)" "network-backend" "--network-backend is not in --help"
+check_state "DNS over TCP, --network-backend"
+
+# SIGTERM to childflow: forwarded to the tree, which ends; everything undone.
+lab_root timeout 60 "$CHILDFLOW" --root -d "$LAB_DNS4" -- sleep 30 >/dev/null 2>&1 &
+job=$!
+lab_wait_until 10 "the run's link" sh -c "ip netns exec $LAB_NS ip -o link show | grep -q ': cf[0-9a-f]\{8\}@'"
+pid=$(engine_pid "$job")
+[[ -n $pid ]] && kill -TERM "$pid"
+wait "$job" && trc=0 || trc=$?
+check_eq 143 "$trc" "SIGTERM: the tree ends with it (128 + 15)"
+check_state "SIGTERM"
+
 # --- each rule blocks, at once --------------------------------------------------
 rf offline --offline -- sh -c "sh -c '$TIMED' t curl -sS --max-time 5 http://$LAB_WWW4/; \
   getent hosts www.example.test; echo getent=\$?"
