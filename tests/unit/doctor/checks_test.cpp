@@ -503,7 +503,7 @@ TEST(DoctorLeftovers, TablesLinksAndStateDirAreWarningsWithCleanupHint) {
   FakeHost h = healthy_root_host();
   h.tables = std::vector<std::string>{"inet filter", "inet childflow_1234"};
   h.dirs["/sys/class/net"] = {"lo", "eth0", "cf1234h"};
-  h.dirs["/run/childflow"] = {"1234.json"};
+  h.dirs["/run/childflow"] = {"1234.json", "lock"};
   Check c = check_leftover_state(h, h.id);
   expect_status(c, Status::Warning);
   EXPECT_THAT(c.detail, HasSubstr("nftables table inet childflow_1234"));
@@ -511,6 +511,12 @@ TEST(DoctorLeftovers, TablesLinksAndStateDirAreWarningsWithCleanupHint) {
   EXPECT_THAT(c.detail, HasSubstr("/run/childflow (1 entries)"));
   EXPECT_THAT(c.detail, Not(HasSubstr("inet filter")));
   EXPECT_THAT(c.hint, HasSubstr("childflow --cleanup"));
+}
+
+TEST(DoctorLeftovers, TheLockAloneIsNoLeftover) {
+  FakeHost h = healthy_root_host();
+  h.dirs["/run/childflow"] = {"lock"};
+  expect_ok(check_leftover_state(h, h.id));
 }
 
 TEST(DoctorLeftovers, UnlistableTablesAreSaid) {
