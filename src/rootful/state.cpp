@@ -4,6 +4,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/file.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -116,6 +117,18 @@ uint64_t start_time_of(pid_t pid) {
 }  // namespace
 
 uint64_t current_netns() {
+  // The namespace's cookie (Linux 5.14+) is never reused during a boot; an
+  // inode number is, as soon as the namespace is freed, so a record of a
+  // namespace that is gone could be taken for a new one's. The inode is
+  // the fallback on older kernels.
+#ifndef SO_NETNS_COOKIE
+#define SO_NETNS_COOKIE 71
+#endif
+  UniqueFd s(::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+  uint64_t cookie = 0;
+  socklen_t len = sizeof cookie;
+  if (s && ::getsockopt(s.get(), SOL_SOCKET, SO_NETNS_COOKIE, &cookie, &len) == 0 && cookie)
+    return cookie;
   struct stat st{};
   if (::stat("/proc/self/ns/net", &st) != 0) return 0;
   return st.st_ino;

@@ -8,10 +8,12 @@
 //   lock                         flock(2)ed around every change below
 //   <run>/record                 one run: its pid and the pid's start time
 //                                (so a reused pid is not taken for it), the
-//                                network namespace it changed (the inode
-//                                of /proc/self/ns/net), its nftables table
+//                                network namespace it changed (its cookie,
+//                                never reused during a boot; the inode of
+//                                /proc/self/ns/net before Linux 5.14), its
+//                                nftables table
 //                                and its veth's host end
-//   forwarding-<netns>.saved     the forwarding sysctls of that network
+//   forwarding-<netns>.saved     (<netns>: the cookie) the forwarding sysctls of that network
 //                                namespace as they were before the first
 //                                run there enabled forwarding
 //
@@ -47,7 +49,7 @@ struct Record {
   std::string run;  // 8 hex digits
   pid_t pid = 0;
   uint64_t start_time = 0;  // field 22 of /proc/<pid>/stat
-  uint64_t netns = 0;       // inode of the network namespace
+  uint64_t netns = 0;       // cookie (or inode) of the network namespace
   std::string table;        // nftables: inet <table>
   std::string link;         // the veth's host end
 };
