@@ -34,7 +34,7 @@ BUILD_PKGS=(
 LAB_PKGS=(
   iproute2 iputils-ping traceroute curl python3 openssl uidmap procps
   dnsmasq tinyproxy microsocks dante-server socat tshark
-  nmap bind9-dnsutils jq util-linux psmisc iperf3 openssh-client openssh-server git
+  nftables nmap bind9-dnsutils jq util-linux psmisc iperf3 openssh-client openssh-server git
   zsh fish bash-completion groff-base man-db
   chromium
 )

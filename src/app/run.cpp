@@ -1,9 +1,17 @@
-// Running a command tree on the rootless-internal backend.
+// Running a command tree, on either backend.
+//
+// The backend seam (docs/design.md, "Backends"): both backends share the
+// preflight, the plan, the overlays, the policy, the recorder (flow log,
+// summary) and the report; they differ in what gives the tree its network
+// and who serves it. rootless-internal: tap0 and the userspace engine
+// (steps below). rootful: a veth pair, kernel forwarding and an nftables
+// table on the host (rootful/host.hpp), with the DNS gate served by a
+// forwarder on the host end (rootful/dns_forwarder.hpp); run_rootful.
 //
 // Order of work. Each step is one function below; the Error that stops a
 // step names the step (its text starts with it), and fail() prints it as
 // the one line `childflow: error: <step>: <message>`, exit code 1.
-//    1. backend     only rootless-internal exists in this build
+//    1. backend     rootful runs go to run_rootful after the preflight
 //    2. preflight   the doctor's checks, silently; the first fatal one stops us
 //                   (all but the user namespace trial: the launch in step 9
 //                   is that trial, and when it fails the doctor runs the
@@ -45,6 +53,7 @@
 #include <sstream>
 
 #include "app/overlays.hpp"
+#include "cli/validate.hpp"
 #include "config/values.hpp"
 #include "capture/capture.hpp"
 #include "common/clock.hpp"
@@ -59,6 +68,8 @@
 #include "observe/summary.hpp"
 #include "policy/policy.hpp"
 #include "proxy/proxy.hpp"
+#include "rootful/dns_forwarder.hpp"
+#include "rootful/host.hpp"
 #include "sandbox/sandbox.hpp"
 
 namespace cf::app {
@@ -76,15 +87,6 @@ std::string read_file(const std::string& path) {
   std::stringstream ss;
   ss << in.rdbuf();
   return ss.str();
-}
-
-// 1. backend
-Status check_backend(const Config& c) {
-  if (c.backend == Backend::Rootful)
-    return Error{"the rootful backend (--root) is not available in this build; "
-                 "drop --root or `backend = \"rootful\"` to use rootless-internal",
-                 "backend"};
-  return {};
 }
 
 // 3. plan (2. preflight is doctor::preflight).
@@ -363,12 +365,104 @@ int report(const Config& c, int exit_code, uint64_t started, observe::Recorder& 
   return exit_code;
 }
 
+// The rootful backend's policy settings, for its nftables table.
+rootful::RulesetSpec ruleset_spec(const Config& c, const NetPlan& plan) {
+  rootful::RulesetSpec s;
+  s.plan = plan;
+  s.offline = c.offline;
+  s.block_metadata = c.block_metadata;
+  s.block_private = c.block_private;
+  s.default_deny = c.default_policy == DefaultPolicy::Deny;
+  s.deny_cidrs = c.deny_cidrs;
+  s.allow_cidrs = c.allow_cidrs;
+  return s;
+}
+
+// The rootful backend (docs/rootful.md): the same plan, overlays, policy and
+// recorder; the host side (rootful/host.hpp) is set up before the tree and
+// undone when `host` goes, whatever happens (errors, signals forwarded to
+// the tree, which then ends). The parent keeps root to undo it, so it does
+// not confine itself as the engine does.
+int run_rootful(const Config& c, uint64_t started) {
+  NetPlan plan = make_plan(c);
+  // A veth is a real link: the conventional 1500 unless --mtu says otherwise.
+  if (c.mtu == Config{}.mtu) plan.mtu = 1500;
+  const std::string host_resolv = read_file("/etc/resolv.conf");
+  auto tree_opts = tree_options(c, plan, host_resolv);
+  if (!tree_opts) return fail(tree_opts.error());
+  sandbox::Options so = std::move(tree_opts).value();
+
+  observe::Recorder rec(c);
+  if (auto s = rec.open(); !s) return fail(s.error());
+  policy::Policy pol(c);
+
+  ForwardedSignals signals;
+  if (auto s = signals.start(); !s) return fail(s.error());
+
+  auto host = rootful::Host::setup(ruleset_spec(c, plan), c.verbosity < 0);
+  if (!host) {
+    rec.runtime_failure("rootful", "setup_failed", host.error().str());
+    return fail(host.error());
+  }
+  so.attach_link = [&host](pid_t pid) { return (*host)->attach(pid); };
+  auto launched = sandbox::launch(so);
+  if (!launched) {
+    rec.runtime_failure("sandbox", "launch_failed", launched.error().str());
+    return fail(launched.error());
+  }
+  sandbox::Tree tree = std::move(launched).value();
+
+  rootful::ForwarderOptions fo;
+  fo.plan = plan;
+  fo.resolver = c.dns ? c.dns : first_nameserver(host_resolv);
+  fo.host_has_ipv6 = host_has_default_route6();
+  auto forwarder = rootful::Forwarder::open(fo, pol, rec);
+  if (!forwarder) {
+    rec.runtime_failure("rootful", "setup_failed", forwarder.error().str());
+    return fail(forwarder.error());  // ~Tree kills the tree, ~Host undoes the host side
+  }
+  if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0) return fail(errno_error("sandbox: prctl(PR_SET_DUMPABLE)"));
+  if (!sandbox::release(tree))
+    return fail(Error{"the init stub did not take the release message", "sandbox"});
+
+  auto on_signal = [&](int sig, int code) {
+    if (code == SI_KERNEL) return;  // the terminal already signalled the group
+    sandbox::forward_signal(tree, sig);
+  };
+  int code = 1;
+  if (auto served = (*forwarder)->serve(tree.pidfd.get(), signals.fd(), on_signal); served) {
+    code = sandbox::try_reap(tree).value_or(1);
+  } else {
+    fail(served.error());
+    rec.runtime_failure("rootful", "forwarder_failed", served.error().str());
+    tree = sandbox::Tree{};  // kills and reaps the tree
+  }
+  // What the table rejected: one policy_violation per destination, judged
+  // again by the same Policy for its reason (the table follows its order).
+  for (const rootful::Denied& d : (*host)->denied()) {
+    policy::Verdict v = pol.judge_addr(d.proto, d.ip, false, monotonic_ms());
+    if (v.allow) continue;
+    std::string remote = d.port ? format_endpoint(d.ip, *d.port) : d.ip.str();
+    rec.policy_violation(0, d.proto, remote, d.ip, d.port, v, pol.names_for(d.ip, monotonic_ms()));
+  }
+  host->reset();  // the host side is undone before the report is printed
+  signals.stop();
+  engine::Stats stats;
+  stats.dns_queries = (*forwarder)->queries();
+  return report(c, code, started, rec, stats, {});
+}
+
 }  // namespace
 
 int run_tree(const Config& c) {
   const uint64_t started = monotonic_ms();
-  if (auto s = check_backend(c); !s) return fail(s.error());
+  if (c.backend == Backend::Rootful)
+    if (auto s = cli::check_rootful(c); !s) {
+      std::fputs(fmt::format("childflow: error: {}\n", s.error().message).c_str(), stderr);
+      return 2;  // a bad command line: nothing was created
+    }
   if (auto s = doctor::preflight(c); !s) return fail(s.error());
+  if (c.backend == Backend::Rootful) return run_rootful(c, started);
   const NetPlan plan = make_plan(c);
 
   const std::string host_resolv = read_file("/etc/resolv.conf");
@@ -443,11 +537,6 @@ int run_tree(const Config& c) {
   return report(c, code, started, rec, stats, learnt);
 }
 
-int run_cleanup(const Config&) {
-  std::fputs("childflow: nothing to clean up: the rootful backend is not available in this "
-             "build, and rootless runs leave no host state\n",
-             stderr);
-  return 0;
-}
+int run_cleanup(const Config&) { return rootful::cleanup(); }
 
 }  // namespace cf::app

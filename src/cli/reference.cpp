@@ -368,7 +368,7 @@ std::string version_text() {
       "childflow {}{}\n"
       "build: {}\n"
       "backends: rootless (user, network, mount and PID namespaces; tap0 served by a\n"
-      "  userspace engine); rootful: not built yet\n"
+      "  userspace engine); rootful (--root: a veth pair, kernel forwarding, nftables)\n"
       "features: policy (offline, private, metadata, CIDR, domain, default-deny,\n"
       "  proxy-only, fail-on-leak), proxies (http, https, socks5, with auth), DNS gate,\n"
       "  pcapng capture (child, egress, both), flow log, summary, report, profiles,\n"

@@ -98,6 +98,26 @@ Status check_combinations(const Config& c) {
   return {};
 }
 
+// What the rootful backend does not do yet (docs/rootful.md, "Not yet"):
+// refused before anything is created, rather than silently ignored.
+Status check_rootful(const Config& c) {
+  const bool domains = !c.allow_domains.empty() || !c.allow_domains_exact.empty() ||
+                       !c.deny_domains.empty() || !c.deny_domains_exact.empty();
+  const char* flag = c.proxy                  ? "--proxy"
+                     : domains                ? "domain rules (--allow-domain, --deny-domain...)"
+                     : c.fail_on_leak         ? "--fail-on-leak"
+                     : c.iface                ? "--iface"
+                     : c.capture              ? "--capture"
+                     : c.learn                ? "--learn"
+                     : c.allow_host_loopback  ? "--allow-host-loopback"
+                                              : nullptr;
+  if (!flag) return {};
+  return Error{fmt::format(
+      "{} is not available with the rootful backend yet (docs/rootful.md): drop it, or drop "
+      "--root to use the rootless-internal backend",
+      flag)};
+}
+
 static Status check_parent_dir(const char* flag, const std::string& path) {
   std::string dir = std::filesystem::path(path).parent_path().string();
   if (dir.empty()) dir = "/";

@@ -12,6 +12,10 @@ namespace cf::cli {
 // The first problem, "<what is wrong and how to fix it>".
 Status check_combinations(const Config& c);
 
+// The settings the rootful backend refuses; checked when a rootful run
+// starts (app::run_tree), so profiles and --dump-profile still take them.
+Status check_rootful(const Config& c);
+
 // Run mode only: the directories that will hold --capture, --flow-log and
 // --learn exist (checked before anything is created; nothing is created
 // here), and a --learn FILE that exists is a profile it can merge into.

@@ -209,8 +209,8 @@ std::vector<Setting> table() {
                      "with a timeline of the flows"},
                     &C::report_format, parse_report_format, by_name));
   t.push_back(sets({"cleanup", 0, "", "", kModes,
-                    "Remove host state left by a killed rootful run (rootful runs are not "
-                    "built yet: nothing to remove)"},
+                    "Remove host state left by killed rootful runs in this network namespace "
+                    "(as root)"},
                    &C::mode, Mode::Cleanup));
 
   // The profile keys, in the profile format's order.
@@ -223,10 +223,14 @@ std::vector<Setting> table() {
                      "yet)"},
                     &C::capture_point, parse_capture_point, by_name));
   t.push_back(sets({"root", 0, "", "", kSandbox,
-                    "Use the rootful backend (not built yet: runs stop with an error; --doctor "
-                    "--root checks the host)"},
+                    "Use the rootful backend (as root): a veth pair, kernel forwarding and an "
+                    "nftables table instead of the userspace engine"},
                    &C::backend, Backend::Rootful));
   t.push_back(value({"", 0, "backend", "", kSandbox, ""}, &C::backend, parse_backend, by_name));
+  // The Rust childflow's spelling, kept for its scripts: rootless-internal
+  // (the default) or rootful (--root). Not in --help.
+  t.push_back(value({"network-backend", 0, "", "BACKEND", kSandbox, "", true}, &C::backend,
+                    parse_backend, by_name));
   t.push_back(value({"dns", 'd', "dns", "ADDRESS", kSandbox,
                      "Upstream resolver (IPv4 or IPv6) for the tree's DNS"},
                     &C::dns, parse_dns, by_str));

@@ -662,10 +662,26 @@ Check check_nftables(Host& h, const Identity& id) {
   const char* label = "nftables";
   if (id.euid != 0) return needs_root(key, label, Section::Capability);
   std::string table = fmt::format("inet childflow_doctor_{}", h.pid());
-  Trial t = h.nft_trial(fmt::format("add table {0}\ndelete table {0}\n", table));
+  // What a run's table uses (rootful/ruleset.hpp): conntrack, a dynamic set
+  // of concatenations, both rejects, named counters and masquerade.
+  Trial t = h.nft_trial(fmt::format(
+      "add table {0}\n"
+      "add counter {0} c\n"
+      "add set {0} s {{ type ipv4_addr . inet_proto . inet_service; flags dynamic; }}\n"
+      "add chain {0} f {{ type filter hook forward priority filter; policy accept; }}\n"
+      "add rule {0} f ct state established,related accept\n"
+      "add rule {0} f meta l4proto tcp add @s {{ ip daddr . meta l4proto . th dport }} "
+      "counter name \"c\" reject with tcp reset\n"
+      "add rule {0} f reject with icmpx type admin-prohibited\n"
+      "add chain {0} n {{ type nat hook postrouting priority srcnat; policy accept; }}\n"
+      "add rule {0} n ip saddr 10.240.0.2 masquerade\n"
+      "add rule {0} n ip6 saddr fd42::2 masquerade\n"
+      "delete table {0}\n",
+      table));
   if (t.ok)
     return ok(key, label, Section::Capability,
-              fmt::format("created and deleted table {} in a throwaway network namespace",
+              fmt::format("table {} with the rules a run needs (conntrack, dynamic sets, "
+                          "reject, masquerade) loads in a throwaway network namespace",
                           table));
   std::string detail = fmt::format("{} failed: {}", t.step, t.message.empty() ? errno_text(t.err) : t.message);
   if (t.step == "load libnftables")
@@ -763,7 +779,10 @@ Check check_leftover_state(Host& h, const Identity& id) {
   std::sort(links.begin(), links.end());
   for (const std::string& l : links)
     if (l.starts_with(kLinkPrefix)) found.push_back(fmt::format("link {}", l));
-  if (auto entries = h.list_dir(kStateDir); !entries.empty())
+  // The lock file stays after every run (rootful/state.hpp): not a leftover.
+  std::vector<std::string> entries = h.list_dir(kStateDir);
+  std::erase(entries, std::string("lock"));
+  if (!entries.empty())
     found.push_back(fmt::format("{} ({} entries)", kStateDir, entries.size()));
   if (found.empty())
     return ok(key, label, Section::Preflight,
@@ -806,6 +825,10 @@ Report diagnose(Host& h, const Config& c, Scope scope) {
       break;
     case Backend::Rootful:
       out.push_back(check_root(id));
+      // The tree's sandbox is the rootless one's (user, mount, PID and
+      // network namespaces); only its link differs.
+      for (const char* ns : {"user", "net", "mnt", "pid"}) out.push_back(check_namespace(h, ns));
+      out.push_back(check_max_user_namespaces(h));
       out.push_back(check_nftables(h, id));
       if (all || c.proxy) out.push_back(check_tproxy(h, id, c));
       out.push_back(check_forwarding(h, id, false));

@@ -1,7 +1,8 @@
 // The DNS gate: the one place where a DNS query from the tree is judged and
 // an upstream answer is checked and learnt, for the UDP relay (dns_relay.cpp)
-// and the TCP stream (dns_tcp.cpp) alike, so their rules cannot drift apart.
-// Private to src/engine/.
+// and the TCP stream (dns_tcp.cpp) alike, so their rules cannot drift apart,
+// and for the rootful backend's DNS forwarder (src/rootful/), which runs the
+// same gate behind a GateEnv of its own.
 //
 // Every query the tree sends to port 53, at the gateway or at any other
 // address, comes here (docs/policy.md, "DNS"): a query to the gateway is
@@ -35,14 +36,50 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <span>
+#include <string>
 
 #include "common/addr.hpp"
 #include "engine/dns_msg.hpp"
 
+namespace cf::policy {
+class Policy;
+}
+namespace cf::observe {
+class Recorder;
+}
+
 namespace cf::engine {
 
 class Engine;
+struct Stats;
+
+// What the gate needs from the server that runs it: the engine (for tap0),
+// or the rootful backend's forwarder (on the host end of the veth).
+class GateEnv {
+ public:
+  virtual policy::Policy& policy() = 0;
+  virtual observe::Recorder& recorder() = 0;
+  virtual Stats& stats() = 0;
+  // Whether the host has an IPv6 route (else AAAA gets an empty answer).
+  virtual bool host_has_ipv6() const = 0;
+  // Whether `ip` is one of the tree's gateway addresses.
+  virtual bool is_gateway(const IpAddr& ip) const = 0;
+  // Teaches the policy a name<->address pair of an accepted answer.
+  virtual void learn(const std::string& name, const IpAddr& ip, uint32_t ttl_s) = 0;
+  // --proxy-dns remote (the engine only): the answer to an allowed query,
+  // made without any resolver; nullopt when names are resolved locally.
+  virtual std::optional<size_t> answer_remote(const char* transport, const IpAddr& server,
+                                              std::span<const uint8_t> query,
+                                              const dns::Question& q, std::span<uint8_t> out) {
+    (void)transport, (void)server, (void)query, (void)q, (void)out;
+    return std::nullopt;
+  }
+
+ protected:
+  ~GateEnv() = default;
+};
 
 // What the gate keeps of a forwarded query: its question, and the header and
 // first question as sent (all that SERVFAIL needs, whatever the query's size).
@@ -60,17 +97,26 @@ enum class GateAction : uint8_t { Drop, Answered, Forward };
 // (for a direct query: always, the server itself). Answered: the reply (same
 // id as the query) is in `out`, its length in *n. Forward: *gq describes the
 // query.
-GateAction gate_query(Engine& e, const char* transport, const IpAddr& server,
+GateAction gate_query(GateEnv& e, const char* transport, const IpAddr& server,
                       bool has_upstream, std::span<const uint8_t> msg, std::span<uint8_t> out,
                       size_t* n, GateQuery* gq);
 
 // Checks, learns from and logs an upstream answer to `gq`; false when it is
 // not one (dropped and counted).
-bool gate_answer(Engine& e, const char* transport, const IpAddr& server, const GateQuery& gq,
+bool gate_answer(GateEnv& e, const char* transport, const IpAddr& server, const GateQuery& gq,
                  std::span<const uint8_t> msg);
 
 // SERVFAIL for a forwarded query whose upstream failed or timed out, logged;
 // returns its length in `out` (the query's own id).
+size_t gate_servfail(GateEnv& e, const char* transport, const IpAddr& server,
+                     const GateQuery& gq, std::span<uint8_t> out);
+
+// The same for the engine, which is its own GateEnv through an adapter.
+GateAction gate_query(Engine& e, const char* transport, const IpAddr& server,
+                      bool has_upstream, std::span<const uint8_t> msg, std::span<uint8_t> out,
+                      size_t* n, GateQuery* gq);
+bool gate_answer(Engine& e, const char* transport, const IpAddr& server, const GateQuery& gq,
+                 std::span<const uint8_t> msg);
 size_t gate_servfail(Engine& e, const char* transport, const IpAddr& server, const GateQuery& gq,
                      std::span<uint8_t> out);
 

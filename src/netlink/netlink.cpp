@@ -16,6 +16,7 @@
 #include <netlink/netlink.h>
 #include <netlink/route/addr.h>
 #include <netlink/route/link.h>
+#include <netlink/route/link/veth.h>
 #include <netlink/route/neighbour.h>
 #include <netlink/route/nexthop.h>
 #include <netlink/route/route.h>
@@ -165,6 +166,51 @@ Status Socket::add_permanent_neighbour(const Link& link, const IpAddr& addr, con
   rtnl_neigh_set_state(n.get(), NUD_PERMANENT);
   if (int err = rtnl_neigh_add(sock_.get(), n.get(), NLM_F_CREATE | NLM_F_REPLACE); err < 0)
     return fail("RTM_NEWNEIGH", link.name, err);
+  return {};
+}
+
+Status Socket::add_veth(std::string_view name, const Mac& mac, std::string_view peer,
+                        const Mac& peer_mac, pid_t peer_pid, uint32_t mtu) {
+  const std::string n(name), pn(peer);
+  struct Release {
+    void operator()(rtnl_link* l) const { rtnl_link_veth_release(l); }  // and its peer
+  };
+  std::unique_ptr<rtnl_link, Release> link(rtnl_link_veth_alloc());
+  if (!link) return out_of_memory("RTM_NEWLINK", n);
+  LinkPtr other(rtnl_link_veth_get_peer(link.get()));  // a reference of its own
+  AddrPtr lladdr(nl_addr_build(AF_LLC, mac.data(), mac.size()));
+  AddrPtr peer_lladdr(nl_addr_build(AF_LLC, peer_mac.data(), peer_mac.size()));
+  if (!other || !lladdr || !peer_lladdr) return out_of_memory("RTM_NEWLINK", n);
+  rtnl_link_set_name(link.get(), n.c_str());
+  rtnl_link_set_addr(link.get(), lladdr.get());
+  rtnl_link_set_mtu(link.get(), mtu);
+  rtnl_link_set_name(other.get(), pn.c_str());
+  rtnl_link_set_addr(other.get(), peer_lladdr.get());
+  rtnl_link_set_mtu(other.get(), mtu);
+  rtnl_link_set_ns_pid(other.get(), peer_pid);
+  if (int err = rtnl_link_add(sock_.get(), link.get(), NLM_F_CREATE | NLM_F_EXCL); err < 0)
+    return fail("RTM_NEWLINK veth", n, err);
+  return {};
+}
+
+Result<std::optional<std::string>> Socket::link_kind(std::string_view name) {
+  std::string n(name);
+  rtnl_link* raw = nullptr;
+  int err = rtnl_link_get_kernel(sock_.get(), 0, n.c_str(), &raw);
+  if (err == -NLE_OBJ_NOTFOUND || err == -NLE_NODEV) return std::optional<std::string>{};
+  if (err < 0) return fail("RTM_GETLINK", n, err);
+  LinkPtr l(raw);
+  const char* kind = rtnl_link_get_type(l.get());
+  return std::optional<std::string>(kind ? kind : "");
+}
+
+Status Socket::delete_link(std::string_view name) {
+  std::string n(name);
+  LinkPtr l(rtnl_link_alloc());
+  if (!l) return out_of_memory("RTM_DELLINK", n);
+  rtnl_link_set_name(l.get(), n.c_str());
+  if (int err = rtnl_link_delete(sock_.get(), l.get()); err < 0)
+    return fail("RTM_DELLINK", n, err);
   return {};
 }
 

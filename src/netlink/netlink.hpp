@@ -1,7 +1,9 @@
 // Links, addresses, routes and neighbours through libnl-route-3: the few
 // rtnetlink requests the sandbox needs to give the tree its view of the
 // network (lo up; tap0 with a MAC, an MTU, addresses, default routes and
-// static neighbour entries for the gateway). No `ip` binary is involved.
+// static neighbour entries for the gateway), and the rootful backend's veth
+// pair (created with one end in the tree's namespace; looked up and deleted
+// by name at cleanup). No `ip` binary is involved.
 //
 // Every request acts on the network namespace of the calling thread at the
 // time the socket was opened. Each call is one synchronous request/ack round
@@ -11,8 +13,11 @@
 // and the interface and whose message is the cause; together
 // "netlink: RTM_NEWADDR on tap0: Operation not permitted".
 #pragma once
+#include <sys/types.h>
+
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -50,6 +55,17 @@ class Socket {
   Status add_default_route(const Link& link, const IpAddr& gateway);
   // RTM_NEWNEIGH: NUD_PERMANENT entry addr -> mac on link (replaces any entry).
   Status add_permanent_neighbour(const Link& link, const IpAddr& addr, const Mac& mac);
+
+  // RTM_NEWLINK (NLM_F_CREATE | NLM_F_EXCL): a veth pair `name` (here, with
+  // `mac`) and `peer` (with `peer_mac`), created directly in the network
+  // namespace of process `peer_pid`; both ends with `mtu`, down.
+  Status add_veth(std::string_view name, const Mac& mac, std::string_view peer,
+                  const Mac& peer_mac, pid_t peer_pid, uint32_t mtu);
+  // The kind of link `name` ("veth", "" for a link without one), or nullopt
+  // when there is no such link.
+  Result<std::optional<std::string>> link_kind(std::string_view name);
+  // RTM_DELLINK by name (a veth takes its peer with it).
+  Status delete_link(std::string_view name);
 
  private:
   struct Free {

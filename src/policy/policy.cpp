@@ -25,23 +25,37 @@ const Cidr& cidr(const char* text) {
   return it->second;
 }
 
+constexpr const char* kMetadata[] = {"169.254.169.254", "fd00:ec2::254", "100.100.100.200",
+                                     "169.254.170.2"};
+constexpr const char* kPrivate[] = {"10.0.0.0/8",     "172.16.0.0/12", "192.168.0.0/16",
+                                    "127.0.0.0/8",    "169.254.0.0/16", "100.64.0.0/10",
+                                    "0.0.0.0/8",      "::1/128",        "::/128",
+                                    "fc00::/7",       "fe80::/10"};
+
 bool is_metadata(const IpAddr& ip) {
-  static const IpAddr m[] = {*IpAddr::parse("169.254.169.254"), *IpAddr::parse("fd00:ec2::254"),
-                             *IpAddr::parse("100.100.100.200"), *IpAddr::parse("169.254.170.2")};
-  return std::find(std::begin(m), std::end(m), ip) != std::end(m);
+  static const std::vector<IpAddr> m = metadata_endpoints();
+  return std::find(m.begin(), m.end(), ip) != m.end();
 }
 
 std::optional<Cidr> private_range(const IpAddr& ip) {
-  static const char* ranges[] = {"10.0.0.0/8",     "172.16.0.0/12", "192.168.0.0/16",
-                                 "127.0.0.0/8",    "169.254.0.0/16", "100.64.0.0/10",
-                                 "0.0.0.0/8",      "::1/128",        "::/128",
-                                 "fc00::/7",       "fe80::/10"};
-  for (const char* r : ranges)
+  for (const char* r : kPrivate)
     if (cidr(r).contains(ip)) return cidr(r);
   return std::nullopt;
 }
 
 }  // namespace
+
+std::vector<IpAddr> metadata_endpoints() {
+  std::vector<IpAddr> out;
+  for (const char* m : kMetadata) out.push_back(*IpAddr::parse(m));
+  return out;
+}
+
+std::vector<Cidr> private_ranges() {
+  std::vector<Cidr> out;
+  for (const char* r : kPrivate) out.push_back(cidr(r));
+  return out;
+}
 
 const char* name(Proto p) {
   switch (p) {

@@ -101,4 +101,10 @@ class Policy {
 // True when `name` equals `rule` or is a subdomain of it.
 bool domain_matches(std::string_view name, std::string_view rule);
 
+// The addresses rule 2 (--block-metadata) and the prefixes rule 3
+// (--block-private) match, in the order they are checked; the rootful
+// backend writes the same lists into its nftables rules.
+std::vector<IpAddr> metadata_endpoints();
+std::vector<Cidr> private_ranges();
+
 }  // namespace cf::policy

@@ -21,7 +21,9 @@ bool known(uint8_t tag) {
     case Tag::MapsDone:
     case Tag::Release:
     case Tag::Signal:
+    case Tag::LinkReady:
     case Tag::TapReady:
+    case Tag::NetnsReady:
     case Tag::SetupFailed:
       return true;
   }

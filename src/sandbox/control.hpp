@@ -3,10 +3,16 @@
 // command never inherits it). One message per packet:
 //
 //   parent -> stub   MapsDone          id maps are written; start setup
+//                    LinkReady         (rootful) the veth's end is in the
+//                                      tree's network namespace as eth0
 //                    Release           the engine is ready; run the command
 //                    Signal(value)     send signal `value` to the command
-//   stub -> parent   TapReady + fd     tap0 configured; its fd rides along
-//                                      (SCM_RIGHTS)
+//   stub -> parent   NetnsReady        (rootful) the tree's network
+//                                      namespace exists, lo is up: move the
+//                                      link in
+//                    TapReady + fd     tap0 configured; its fd rides along
+//                                      (SCM_RIGHTS); rootful: eth0
+//                                      configured, no fd
 //                    SetupFailed(text) "phase: cause"; the stub then exits
 //
 // End of file on either side means the other side is gone: the stub then
@@ -25,8 +31,10 @@ enum class Tag : uint8_t {
   MapsDone = 1,
   Release = 2,
   Signal = 3,
+  LinkReady = 4,
   TapReady = 10,
   SetupFailed = 11,
+  NetnsReady = 12,
 };
 
 struct Message {

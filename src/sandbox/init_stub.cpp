@@ -36,8 +36,14 @@
 //     default routes via the gateways; permanent neighbour entries gateway ->
 //     gateway MAC; net.ipv4.ping_group_range over the tree's gids, so ping
 //     works without privilege through ping sockets.
+//     Rootful (StubArgs::link): instead of tap0, say NetnsReady once lo is
+//     up, wait for LinkReady (the parent has created a veth pair with one
+//     end here, named eth0, down), then the same IPv6 sysctls, up,
+//     addresses and default routes on eth0 (the kernel resolves the
+//     gateway's MAC itself: no static neighbours).
 //  7. Send the tap fd (TapReady, SCM_RIGHTS) and close our copy: from now on
 //     the engine holds the only reference, so when the engine goes, tap0 goes.
+//     Rootful: TapReady without an fd; eth0 goes with the namespace.
 //  8. Wait for Release; fork; the child resets its signal dispositions and
 //     mask and executes the command, searching PATH as a shell does (127 /
 //     126 with a shell-like message when it cannot). Unless the inner uid is
@@ -176,13 +182,63 @@ Status enter_inner_namespaces(const StubArgs& a,
   return {};
 }
 
-Result<UniqueFd> setup_network(const NetPlan& plan) {
+// IPv6 behaviour of the tree's link, set while it is down (before any
+// address). A kernel without IPv6 has no such sysctls: nothing to disable
+// then, and an error that says so when the plan wants IPv6.
+Status link_ipv6_sysctls(const NetPlan& plan, const char* ifname) {
+  const std::string conf = fmt::format("net/ipv6/conf/{}/", ifname);
+  if (plan.ipv6) {
+    // disable_ipv6=0 explicitly: with net.core.devconf_inherit_init_net a new
+    // namespace may inherit a host default of 1.
+    for (const char* key : {"disable_ipv6", "accept_ra", "accept_dad", "dad_transmits"}) {
+      if (auto w = write_sysctl(conf + key, "0"); !w) {
+        Error e = w.error();
+        if (!kernel_file_exists("/proc/sys/" + conf + key))
+          e.message += " (is IPv6 disabled in this kernel?)";
+        return e;
+      }
+    }
+  } else if (kernel_file_exists("/proc/sys/" + conf + "disable_ipv6")) {
+    if (auto w = write_sysctl(conf + "disable_ipv6", "1"); !w) return w.error();
+  }
+  return {};
+}
+
+// Addresses and default routes of the tree's link (up by now).
+Status link_addresses(netlink::Socket& nl, const netlink::Link& link, const NetPlan& plan) {
+  if (auto r = nl.add_address(link, plan.child4, plan.prefix4, false); !r) return r.error();
+  if (plan.ipv6)
+    if (auto r = nl.add_address(link, plan.child6, plan.prefix6, true); !r) return r.error();
+  if (auto r = nl.add_default_route(link, plan.gw4); !r) return r.error();
+  if (plan.ipv6)
+    if (auto r = nl.add_default_route(link, plan.gw6); !r) return r.error();
+  return {};
+}
+
+// Rootful: the parent moves a veth end in; configure it as eth0.
+Status setup_link(int ctl, netlink::Socket& nl, const NetPlan& plan) {
+  if (!control::send(ctl, control::Tag::NetnsReady)) _exit(1);
+  auto go = control::receive(ctl);
+  if (!go || go->tag != control::Tag::LinkReady) _exit(1);  // the parent failed: it says why
+  if (auto s = link_ipv6_sysctls(plan, kLinkName); !s) return s;
+  auto found = nl.find_link(kLinkName);
+  if (!found) return found.error();
+  if (auto r = nl.set_up(*found); !r) return r.error();
+  return link_addresses(nl, *found, plan);
+}
+
+Result<UniqueFd> setup_network(int ctl, const StubArgs& a) {
+  const NetPlan& plan = a.plan;
   auto nl = netlink::Socket::open();
   if (!nl) return nl.error();
 
   auto lo = nl->find_link("lo");
   if (!lo) return lo.error();
   if (auto r = nl->set_up(*lo); !r) return r.error();
+  if (a.link) {
+    if (auto s = setup_link(ctl, *nl, plan); !s) return s.error();
+    return UniqueFd{};
+  }
 
   int fd = ::open("/dev/net/tun", O_RDWR | O_CLOEXEC);
   if (fd < 0) {
@@ -200,36 +256,14 @@ Result<UniqueFd> setup_network(const NetPlan& plan) {
   if (::ioctl(tap.get(), TUNSETIFF, &ifr) != 0)
     return errno_error(fmt::format("sandbox: TUNSETIFF {}", kTapName));
 
-  // IPv6 behaviour of tap0, set while it is down (before any address). A
-  // kernel without IPv6 has no such sysctls: nothing to disable then, and an
-  // error that says so when the plan wants IPv6.
-  const std::string conf = fmt::format("net/ipv6/conf/{}/", kTapName);
-  if (plan.ipv6) {
-    // disable_ipv6=0 explicitly: with net.core.devconf_inherit_init_net a new
-    // namespace may inherit a host default of 1.
-    for (const char* key : {"disable_ipv6", "accept_ra", "accept_dad", "dad_transmits"}) {
-      if (auto w = write_sysctl(conf + key, "0"); !w) {
-        Error e = w.error();
-        if (!kernel_file_exists("/proc/sys/" + conf + key))
-          e.message += " (is IPv6 disabled in this kernel?)";
-        return e;
-      }
-    }
-  } else if (kernel_file_exists("/proc/sys/" + conf + "disable_ipv6")) {
-    if (auto w = write_sysctl(conf + "disable_ipv6", "1"); !w) return w.error();
-  }
+  if (auto s = link_ipv6_sysctls(plan, kTapName); !s) return s.error();
 
   auto found = nl->find_link(kTapName);
   if (!found) return found.error();
   const netlink::Link& link = *found;
   if (auto r = nl->set_mac_and_mtu(link, plan.child_mac, plan.mtu); !r) return r.error();
   if (auto r = nl->set_up(link); !r) return r.error();
-  if (auto r = nl->add_address(link, plan.child4, plan.prefix4, false); !r) return r.error();
-  if (plan.ipv6)
-    if (auto r = nl->add_address(link, plan.child6, plan.prefix6, true); !r) return r.error();
-  if (auto r = nl->add_default_route(link, plan.gw4); !r) return r.error();
-  if (plan.ipv6)
-    if (auto r = nl->add_default_route(link, plan.gw6); !r) return r.error();
+  if (auto s = link_addresses(*nl, link, plan); !s) return s.error();
   if (auto r = nl->add_permanent_neighbour(link, plan.gw4, plan.gw_mac); !r) return r.error();
   if (plan.ipv6)
     if (auto r = nl->add_permanent_neighbour(link, plan.gw6, plan.gw_mac); !r) return r.error();
@@ -358,7 +392,7 @@ void run_init_stub(const StubArgs& a) {
   ::prctl(PR_SET_DUMPABLE, 0);
 
   // 6. Network.
-  auto net = setup_network(a.plan);
+  auto net = setup_network(ctl, a);
   if (!net) fail_setup(ctl, net.error());
   UniqueFd tap = std::move(net).value();
   if (gids) {
@@ -368,7 +402,7 @@ void run_init_stub(const StubArgs& a) {
   }
 
   // 7. Hand tap0 to the engine.
-  if (!control::send(ctl, control::Tag::TapReady, 0, {}, tap.get())) _exit(1);
+  if (!control::send(ctl, control::Tag::TapReady, 0, {}, tap ? tap.get() : -1)) _exit(1);
   tap.reset();
 
   // 8. Wait for the engine, then run the command.

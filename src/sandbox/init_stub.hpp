@@ -18,6 +18,7 @@ struct StubArgs {
   NetPlan plan;
   const Overlays* overlays = nullptr;  // texts of /etc/resolv.conf and /etc/hosts
   bool as_root = false;                // Options::as_root
+  bool link = false;                   // Options::attach_link is set (rootful)
   uint32_t caller_uid = 0;             // childflow's euid and egid outside
   uint32_t caller_gid = 0;
 };

@@ -162,6 +162,7 @@ Result<Tree> launch(const Options& o) {
   args.plan = o.plan;
   args.overlays = &o.overlays;
   args.as_root = o.as_root;
+  args.link = static_cast<bool>(o.attach_link);
   args.caller_uid = ::geteuid();
   args.caller_gid = ::getegid();
 
@@ -189,31 +190,49 @@ Result<Tree> launch(const Options& o) {
   if (!control::send(parent_end.get(), control::Tag::MapsDone))
     return errno_error("sandbox: init stub is gone before setup");
 
-  pollfd pfd{parent_end.get(), POLLIN, 0};
-  int ready;
-  do ready = ::poll(&pfd, 1, kSetupTimeoutMs);
-  while (ready < 0 && errno == EINTR);
-  if (ready == 0)
-    return Error{fmt::format("init stub did not finish setup within {} s", kSetupTimeoutMs / 1000),
-                 "sandbox"};
-  auto msg = control::receive(parent_end.get());
-  if (!msg) {
-    int status = 0;
-    if (::waitpid(pid, &status, 0) == pid) {
-      guard.pid = -1;
-      return Error{fmt::format("init stub exited during setup ({})", describe_status(status)),
-                   "sandbox"};
+  // The stub's next message, within the setup time-out; SetupFailed and a
+  // dead stub become the Error.
+  auto await = [&](control::Tag want) -> Result<control::Message> {
+    pollfd pfd{parent_end.get(), POLLIN, 0};
+    int ready;
+    do ready = ::poll(&pfd, 1, kSetupTimeoutMs);
+    while (ready < 0 && errno == EINTR);
+    if (ready == 0)
+      return Error{
+          fmt::format("init stub did not finish setup within {} s", kSetupTimeoutMs / 1000),
+          "sandbox"};
+    auto msg = control::receive(parent_end.get());
+    if (!msg) {
+      int status = 0;
+      if (::waitpid(pid, &status, 0) == pid) {
+        guard.pid = -1;
+        return Error{fmt::format("init stub exited during setup ({})", describe_status(status)),
+                     "sandbox"};
+      }
+      return Error{"init stub closed its control socket during setup", "sandbox"};
     }
-    return Error{"init stub closed its control socket during setup", "sandbox"};
-  }
-  // The stub's text already names its step ("netlink: RTM_NEWADDR on tap0: ...").
-  if (msg->tag == control::Tag::SetupFailed) return Error{msg->text};
-  if (msg->tag != control::Tag::TapReady || !msg->fd)
-    return Error{"init stub sent an unexpected message during setup", "sandbox"};
+    // The stub's text already names its step ("netlink: RTM_NEWADDR on tap0: ...").
+    if (msg->tag == control::Tag::SetupFailed) return Error{msg->text};
+    if (msg->tag != want)
+      return Error{"init stub sent an unexpected message during setup", "sandbox"};
+    return std::move(*msg);
+  };
 
-  int flags = ::fcntl(msg->fd.get(), F_GETFL);
-  if (flags < 0 || ::fcntl(msg->fd.get(), F_SETFL, flags | O_NONBLOCK) != 0)
-    return errno_error("sandbox: set tap0 non-blocking");
+  if (o.attach_link) {
+    auto netns = await(control::Tag::NetnsReady);
+    if (!netns) return netns.error();
+    if (auto s = o.attach_link(pid); !s) return s.error();
+    if (!control::send(parent_end.get(), control::Tag::LinkReady))
+      return errno_error("sandbox: init stub is gone before its link was attached");
+  }
+  auto msg = await(control::Tag::TapReady);
+  if (!msg) return msg.error();
+  if (!o.attach_link) {
+    if (!msg->fd) return Error{"init stub sent tap0 without its fd", "sandbox"};
+    int flags = ::fcntl(msg->fd.get(), F_GETFL);
+    if (flags < 0 || ::fcntl(msg->fd.get(), F_SETFL, flags | O_NONBLOCK) != 0)
+      return errno_error("sandbox: set tap0 non-blocking");
+  }
 
   Tree t;
   t.init_pid = std::exchange(guard.pid, -1);

@@ -17,6 +17,7 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -42,7 +43,16 @@ struct Options {
   // Run the command as root of the tree's user namespace, with every id of
   // the outer map (--as-root). Default: the caller's own uid and gid.
   bool as_root = false;
+  // The rootful backend: instead of tap0, the tree's network is a link the
+  // caller moves into the tree's network namespace (the process init_pid's)
+  // under the name kLinkName, once that namespace exists; the stub then
+  // configures it with the plan's addresses and routes, and Tree::tap stays
+  // empty. A failure stops the launch with the Error returned.
+  std::function<Status(pid_t init_pid)> attach_link = nullptr;
 };
+
+// The name of the tree's link on the rootful backend.
+inline constexpr const char* kLinkName = "eth0";
 
 // How the tree's user ids were mapped (docs/sandbox.md, "Id maps").
 enum class IdMap : uint8_t {
@@ -58,7 +68,7 @@ const char* name(IdMap m);  // "identity" | "subids" | "single" | "uid-only"
 struct Tree {
   pid_t init_pid = -1;  // the stub, as the parent's PID namespace sees it
   UniqueFd pidfd;       // pidfd of the init stub (readable when it exits)
-  UniqueFd tap;         // tap0, O_NONBLOCK, owned by the engine
+  UniqueFd tap;         // tap0, O_NONBLOCK, owned by the engine (rootless only)
   UniqueFd control;     // parent end of the stub's control socket
   IdMap id_map = IdMap::Single;
   std::optional<int> exit_code;  // set by try_reap once the stub is reaped

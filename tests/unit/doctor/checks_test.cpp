@@ -423,6 +423,10 @@ TEST(DoctorNftables, TrialCreatesAndDeletesThrowawayTable) {
   ASSERT_EQ(h.nft_commands.size(), 1u);
   EXPECT_THAT(h.nft_commands[0], HasSubstr("add table inet childflow_doctor_4242"));
   EXPECT_THAT(h.nft_commands[0], HasSubstr("delete table inet childflow_doctor_4242"));
+  // What a run's table needs, not just an empty table.
+  EXPECT_THAT(h.nft_commands[0], HasSubstr("reject with tcp reset"));
+  EXPECT_THAT(h.nft_commands[0], HasSubstr("masquerade"));
+  EXPECT_THAT(h.nft_commands[0], HasSubstr("flags dynamic"));
 }
 
 TEST(DoctorNftables, FailureIsFatalAndNonRootIsNotChecked) {
@@ -499,7 +503,7 @@ TEST(DoctorLeftovers, TablesLinksAndStateDirAreWarningsWithCleanupHint) {
   FakeHost h = healthy_root_host();
   h.tables = std::vector<std::string>{"inet filter", "inet childflow_1234"};
   h.dirs["/sys/class/net"] = {"lo", "eth0", "cf1234h"};
-  h.dirs["/run/childflow"] = {"1234.json"};
+  h.dirs["/run/childflow"] = {"1234.json", "lock"};
   Check c = check_leftover_state(h, h.id);
   expect_status(c, Status::Warning);
   EXPECT_THAT(c.detail, HasSubstr("nftables table inet childflow_1234"));
@@ -507,6 +511,12 @@ TEST(DoctorLeftovers, TablesLinksAndStateDirAreWarningsWithCleanupHint) {
   EXPECT_THAT(c.detail, HasSubstr("/run/childflow (1 entries)"));
   EXPECT_THAT(c.detail, Not(HasSubstr("inet filter")));
   EXPECT_THAT(c.hint, HasSubstr("childflow --cleanup"));
+}
+
+TEST(DoctorLeftovers, TheLockAloneIsNoLeftover) {
+  FakeHost h = healthy_root_host();
+  h.dirs["/run/childflow"] = {"lock"};
+  expect_ok(check_leftover_state(h, h.id));
 }
 
 TEST(DoctorLeftovers, UnlistableTablesAreSaid) {

@@ -50,9 +50,10 @@ TEST(DoctorDiagnose, RootlessRunsEveryCheckInOrder) {
 TEST(DoctorDiagnose, RootfulRunsEveryCheckInOrder) {
   FakeHost h = healthy_root_host();
   Report r = diagnose(h, rootful());
-  EXPECT_THAT(keys(r), ElementsAre("root", "nftables", "tproxy", "ipv4_forward", "ipv6_forward",
-                                   "packet_socket", "leftover_state", "resolver", "ipv4_route",
-                                   "ipv6_route"));
+  EXPECT_THAT(keys(r), ElementsAre("root", "userns", "netns", "mntns", "pidns",
+                                   "max_user_namespaces", "nftables", "tproxy", "ipv4_forward",
+                                   "ipv6_forward", "packet_socket", "leftover_state", "resolver",
+                                   "ipv4_route", "ipv6_route"));
   EXPECT_EQ(r.overall(), Overall::Ready);
 }
 
@@ -72,13 +73,15 @@ TEST(DoctorDiagnose, FatalOnlyScopeSkipsWarningOnlyChecks) {
                                    "userns_trial", "tun"));
   FakeHost root = healthy_root_host();
   EXPECT_THAT(keys(diagnose(root, rootful(), Scope::FatalOnly)),
-              ElementsAre("root", "nftables", "ipv4_forward", "ipv6_forward"));
+              ElementsAre("root", "userns", "netns", "mntns", "pidns", "max_user_namespaces",
+                          "nftables", "ipv4_forward", "ipv6_forward"));
   Config proxied = rootful();
   proxied.proxy = ProxyUri{ProxyScheme::Socks5, "203.0.113.30", 1080};
   proxied.capture = "/tmp/c.pcapng";
   proxied.capture_point = CapturePoint::WireEgress;
   EXPECT_THAT(keys(diagnose(root, proxied, Scope::FatalOnly)),
-              ElementsAre("root", "nftables", "tproxy", "ipv4_forward", "ipv6_forward",
+              ElementsAre("root", "userns", "netns", "mntns", "pidns", "max_user_namespaces",
+                          "nftables", "tproxy", "ipv4_forward", "ipv6_forward",
                           "packet_socket"));
 }
 
@@ -224,7 +227,8 @@ TEST(DoctorJson, RootfulSectionsAndBlocked) {
   std::vector<std::string> cap_keys, pre_keys;
   for (auto& e : j["capabilities"]) cap_keys.push_back(e["key"]);
   for (auto& e : j["preflight"]) pre_keys.push_back(e["key"]);
-  EXPECT_THAT(cap_keys, ElementsAre("nftables", "tproxy", "packet_socket"));
+  EXPECT_THAT(cap_keys, ElementsAre("userns", "netns", "mntns", "pidns", "max_user_namespaces",
+                                    "nftables", "tproxy", "packet_socket"));
   EXPECT_THAT(pre_keys, ElementsAre("root", "ipv4_forward", "ipv6_forward", "leftover_state",
                                     "resolver", "ipv4_route", "ipv6_route"));
   EXPECT_EQ(j["preflight"][0]["status"], "fatal");

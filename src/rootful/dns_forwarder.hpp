@@ -1,0 +1,60 @@
+// The rootful backend's DNS forwarder: the tree's resolv.conf names the
+// gateway addresses (the host end of the veth), and this serves port 53 there,
+// over UDP and TCP, through the same DNS gate as the rootless engine
+// (engine/dns_gate.hpp), so a query is judged, answered, relayed and logged
+// by the same rules in both backends.
+//
+// Theory of operation. One thread, one poll(2) loop in the parent, which
+// also waits for the tree's end (its pidfd) and for the signals it forwards,
+// as engine::run does for rootless:
+//   - UDP: each query is read from the socket bound to gw4:53 or [gw6]:53 and
+//     passed to gate_query. Answered by the gate: sent back at once. To be
+//     relayed: sent from a new connected socket (a fresh random port) with a
+//     fresh random id; the answer must come back on that socket with that
+//     id and pass gate_answer (same question), or the tree gets SERVFAIL
+//     after 5 s, or at once when the resolver's port is unreachable.
+//   - TCP: each connection to gw:53 is read for length-prefixed queries, one
+//     at a time; a relayed one goes over a TCP connection of its own to the
+//     resolver, under the same checks.
+// Bounds: 256 UDP queries in flight (SERVFAIL beyond), 32 TCP connections
+// (closed at once beyond), 64 KiB per TCP message, 10 s idle per TCP
+// connection.
+#pragma once
+#include <functional>
+#include <memory>
+#include <optional>
+
+#include "common/addr.hpp"
+#include "common/net_plan.hpp"
+#include "common/result.hpp"
+
+namespace cf::policy {
+class Policy;
+}
+namespace cf::observe {
+class Recorder;
+}
+
+namespace cf::rootful {
+
+struct ForwarderOptions {
+  NetPlan plan;
+  std::optional<IpAddr> resolver;  // none: SERVFAIL
+  bool host_has_ipv6 = true;
+};
+
+class Forwarder {
+ public:
+  // Binds gw4:53 and [gw6]:53, UDP and TCP (the addresses must exist).
+  static Result<std::unique_ptr<Forwarder>> open(const ForwarderOptions& o,
+                                                 policy::Policy& pol, observe::Recorder& rec);
+  virtual ~Forwarder() = default;
+
+  // Serves until `pidfd` is readable; signals read from `sigfd` go to
+  // on_signal(signo, si_code).
+  virtual Status serve(int pidfd, int sigfd, const std::function<void(int, int)>& on_signal) = 0;
+  // Queries seen (for the summary).
+  virtual uint64_t queries() const = 0;
+};
+
+}  // namespace cf::rootful

@@ -1,0 +1,70 @@
+// The nftables table of one rootful run, as text: a pure function from the
+// run's names, addresses and policy settings to what libnftables loads.
+//
+// Theory of operation. Every run owns exactly one `inet` table, named after
+// the run (`childflow_<run id>`), and nothing else in nftables. The table is
+// loaded in one transaction (`add table`, `delete table`, then the whole
+// table: a stale table of the same name is replaced, and either all of it is
+// in place or none), before the veth exists, so the tree's first packet is
+// already judged; it is deleted in one command at the end. Chains:
+//
+//   forward (hook forward)   from the tree's link: jump judge; towards the
+//                            tree: only replies (ct established,related);
+//   input (hook input)       from the tree's link: neighbour discovery and
+//                            DNS to the gateway addresses (the forwarder)
+//                            are accepted; anything else to the gateway
+//                            addresses is rejected (the host's own services
+//                            stay out of reach, as in rootless); traffic to
+//                            the host's other addresses is judged like
+//                            forwarded traffic;
+//   judge                    anti-spoofing (only the tree's own addresses),
+//                            replies, then the policy rules in
+//                            docs/policy.md's order: offline, metadata,
+//                            private, deny-cidr, allow-cidr, default-deny;
+//                            the rest is accepted;
+//   deny_<reason>            counts the packet in the named counter
+//                            <reason>, remembers (address, protocol, port)
+//                            in a dynamic set so that the run can report
+//                            each denied destination once, and rejects it:
+//                            TCP with a reset, everything else with ICMP
+//                            administratively prohibited;
+//   postrouting (nat)        the tree's addresses masqueraded behind the
+//                            host's, except towards the tree's link.
+//
+// Domain rules, --proxy-only and TPROXY are not part of phase 1: the CLI
+// refuses them with --root, so the text never has to express them.
+#pragma once
+#include <string>
+#include <vector>
+
+#include "common/addr.hpp"
+#include "common/net_plan.hpp"
+
+namespace cf::rootful {
+
+// What the table is made from; the backend fills it from the Config.
+struct RulesetSpec {
+  std::string table;  // "childflow_<run>"
+  std::string link;   // the host end of the veth
+  NetPlan plan;
+  bool offline = false;
+  bool block_metadata = false;
+  bool block_private = false;
+  bool default_deny = false;
+  std::vector<Cidr> deny_cidrs, allow_cidrs;
+};
+
+// The reasons, in rule order; each has a named counter and a deny chain.
+inline constexpr const char* kReasons[] = {"offline", "metadata", "private", "deny_cidr",
+                                           "default_deny"};
+
+// The names of the dynamic sets of denied destinations.
+inline constexpr const char* kDeniedSets[] = {"denied4", "denied4p", "denied6", "denied6p"};
+
+// The whole transaction that loads the table.
+std::string ruleset(const RulesetSpec& s);
+
+// The command that deletes the table (and everything in it).
+std::string delete_table(const std::string& table);
+
+}  // namespace cf::rootful
