@@ -4,8 +4,8 @@
 # - curl by name (through the DNS forwarder, -d the lab resolver) over IPv4
 #   and IPv6 to the lab web server; the server sees the lab host's address
 #   (masquerade);
-# - each policy rule blocking TCP at once with a reset (curl exit 7 in under
-#   1 s: never a time-out), UDP getting ICMP administratively prohibited,
+# - each policy rule blocking TCP at once with a reset (curl exit 7, never
+#   its time-out's 28), UDP getting ICMP administratively prohibited,
 #   and the denial in the flow log; an allow rule under default-deny;
 # - two runs at once, each with its own link and table;
 # - options the rootful backend does not do yet: exit 2, one line, nothing
@@ -56,10 +56,12 @@ rf() {
 }
 # timed CMD... inside the tree: "rc=N ms=M"
 TIMED='s=$(date +%s%N); "$@" >/dev/null 2>&1; rc=$?; e=$(date +%s%N); echo "rc=$rc ms=$(((e-s)/1000000))"'
+# A reset makes curl fail with 7 (cannot connect) at once; a dropped SYN
+# would end in its --max-time, exit 28. The status says which, no clock
+# needed (the time is printed for the reader).
 check_fast() {
   if [[ $2 =~ rc=([0-9]+)\ ms=([0-9]+) ]]; then
-    check_eq "$3" "${BASH_REMATCH[1]}" "$1: exit status"
-    check_le "${BASH_REMATCH[2]}" 1000 "$1: within 1 s (ms)"
+    check_eq "$3" "${BASH_REMATCH[1]}" "$1: exit status (${BASH_REMATCH[2]} ms)"
   else
     check_fail "$1: no timing line in [$2]"
   fi
