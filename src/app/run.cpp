@@ -70,6 +70,7 @@
 #include "proxy/proxy.hpp"
 #include "rootful/dns_forwarder.hpp"
 #include "rootful/host.hpp"
+#include "rootful/uplink.hpp"
 #include "sandbox/sandbox.hpp"
 
 namespace cf::app {
@@ -399,7 +400,7 @@ int run_rootful(const Config& c, uint64_t started) {
   ForwardedSignals signals;
   if (auto s = signals.start(); !s) return fail(s.error());
 
-  auto host = rootful::Host::setup(ruleset_spec(c, plan), c.verbosity < 0);
+  auto host = rootful::Host::setup(ruleset_spec(c, plan), c.iface, c.verbosity < 0);
   if (!host) {
     rec.runtime_failure("rootful", "setup_failed", host.error().str());
     return fail(host.error());
@@ -416,6 +417,7 @@ int run_rootful(const Config& c, uint64_t started) {
   fo.plan = plan;
   fo.resolver = c.dns ? c.dns : first_nameserver(host_resolv);
   fo.host_has_ipv6 = host_has_default_route6();
+  fo.mark = (*host)->egress_mark();
   auto forwarder = rootful::Forwarder::open(fo, pol, rec);
   if (!forwarder) {
     rec.runtime_failure("rootful", "setup_failed", forwarder.error().str());
@@ -456,11 +458,14 @@ int run_rootful(const Config& c, uint64_t started) {
 
 int run_tree(const Config& c) {
   const uint64_t started = monotonic_ms();
-  if (c.backend == Backend::Rootful)
-    if (auto s = cli::check_rootful(c); !s) {
+  if (c.backend == Backend::Rootful) {
+    Status s = cli::check_rootful(c);
+    if (s && c.iface) s = rootful::check_iface(*c.iface);
+    if (!s) {
       std::fputs(fmt::format("childflow: error: {}\n", s.error().message).c_str(), stderr);
       return 2;  // a bad command line: nothing was created
     }
+  }
   if (auto s = doctor::preflight(c); !s) return fail(s.error());
   if (c.backend == Backend::Rootful) return run_rootful(c, started);
   const NetPlan plan = make_plan(c);

@@ -388,7 +388,7 @@ std::vector<Setting> table() {
                       "Exit 1 when policy blocked something but the command exited 0"},
                      &C::fail_on_leak));
   t.push_back(value({"iface", 'i', "iface", "IFACE", kSandbox,
-                     "Host egress interface for direct traffic (rootful only)"},
+                     "Pin the tree's direct egress to this host interface (rootful only)"},
                     &C::iface, parse_iface, same));
   t.push_back(toggle({"allow-host-loopback", 0, "allow_host_loopback", "", kSandbox,
                       "Let the tree reach the host's loopback services at the gateway address "

@@ -12,6 +12,7 @@
 #include <linux/rtnetlink.h>
 #include <linux/if.h>
 #include <netlink/addr.h>
+#include <netlink/cache.h>
 #include <netlink/errno.h>
 #include <netlink/netlink.h>
 #include <netlink/route/addr.h>
@@ -20,6 +21,7 @@
 #include <netlink/route/neighbour.h>
 #include <netlink/route/nexthop.h>
 #include <netlink/route/route.h>
+#include <netlink/route/rule.h>
 #include <sys/socket.h>
 
 #include <fmt/format.h>
@@ -42,13 +44,35 @@ struct PutRoute {
 struct PutNeigh {
   void operator()(rtnl_neigh* n) const { rtnl_neigh_put(n); }
 };
+struct PutRule {
+  void operator()(rtnl_rule* r) const { rtnl_rule_put(r); }
+};
+struct FreeCache {
+  void operator()(nl_cache* c) const { nl_cache_free(c); }
+};
 using AddrPtr = std::unique_ptr<nl_addr, PutAddr>;
+using RoutePtr = std::unique_ptr<rtnl_route, PutRoute>;
+using RulePtr = std::unique_ptr<rtnl_rule, PutRule>;
+using CachePtr = std::unique_ptr<nl_cache, FreeCache>;
 using LinkPtr = std::unique_ptr<rtnl_link, PutLink>;
 
 int af_of(const IpAddr& ip) { return ip.is_v4() ? AF_INET : AF_INET6; }
 
 AddrPtr to_nl(const IpAddr& ip) {
   return AddrPtr(nl_addr_build(af_of(ip), ip.bytes.data(), ip.size()));
+}
+
+// An nl_addr of the right length as an IpAddr.
+std::optional<IpAddr> from_nl(nl_addr* a) {
+  if (!a) return std::nullopt;
+  const auto* p = static_cast<const uint8_t*>(nl_addr_get_binary_addr(a));
+  if (nl_addr_get_family(a) == AF_INET && nl_addr_get_len(a) == 4) return IpAddr::v4_bytes(p);
+  if (nl_addr_get_family(a) == AF_INET6 && nl_addr_get_len(a) == 16) return IpAddr::v6_bytes(p);
+  return std::nullopt;
+}
+
+std::string route_name(const Route& r) {
+  return fmt::format("{}/{} table {}", r.dst.str(), r.prefix, r.table);
 }
 
 Error fail(const char* request, const std::string& ifname, int nl_err) {
@@ -211,6 +235,156 @@ Status Socket::delete_link(std::string_view name) {
   rtnl_link_set_name(l.get(), n.c_str());
   if (int err = rtnl_link_delete(sock_.get(), l.get()); err < 0)
     return fail("RTM_DELLINK", n, err);
+  return {};
+}
+
+Result<std::vector<Route>> Socket::routes(uint8_t family) {
+  nl_cache* raw = nullptr;
+  if (int err = rtnl_route_alloc_cache(sock_.get(), family, 0, &raw); err < 0)
+    return fail("RTM_GETROUTE", "every table", err);
+  CachePtr cache(raw);
+  std::vector<Route> out;
+  for (nl_object* o = nl_cache_get_first(cache.get()); o; o = nl_cache_get_next(o)) {
+    auto* r = reinterpret_cast<rtnl_route*>(o);
+    Route base;
+    base.family = rtnl_route_get_family(r);
+    if (base.family != family) continue;
+    base.table = rtnl_route_get_table(r);
+    nl_addr* dst = rtnl_route_get_dst(r);
+    if (auto a = from_nl(dst)) {
+      base.dst = *a;
+      base.prefix = uint8_t(nl_addr_get_prefixlen(dst));
+    } else {
+      base.dst = IpAddr{};
+      base.dst.family = family == AF_INET ? Family::V4 : Family::V6;
+    }
+    base.type = rtnl_route_get_type(r);
+    base.scope = rtnl_route_get_scope(r);
+    base.protocol = rtnl_route_get_protocol(r);
+    base.metric = rtnl_route_get_priority(r);
+    base.pref_src = from_nl(rtnl_route_get_pref_src(r));
+    const int n = rtnl_route_get_nnexthops(r);
+    if (n == 0) out.push_back(base);
+    for (int i = 0; i < n; ++i) {
+      rtnl_nexthop* nh = rtnl_route_nexthop_n(r, i);
+      Route one = base;
+      one.ifindex = rtnl_route_nh_get_ifindex(nh);
+      one.gateway = from_nl(rtnl_route_nh_get_gateway(nh));
+      out.push_back(one);
+    }
+  }
+  return out;
+}
+
+namespace {
+// The libnl object for exactly `r` (for add and delete).
+Result<RoutePtr> route_object(const Route& r, const char* request) {
+  RoutePtr o(rtnl_route_alloc());
+  AddrPtr dst = to_nl(r.dst);
+  if (!o || !dst) return out_of_memory(request, route_name(r));
+  nl_addr_set_prefixlen(dst.get(), r.prefix);
+  rtnl_route_set_family(o.get(), r.family);
+  rtnl_route_set_table(o.get(), r.table);
+  rtnl_route_set_scope(o.get(), r.scope);
+  rtnl_route_set_protocol(o.get(), r.protocol);
+  rtnl_route_set_type(o.get(), r.type);
+  rtnl_route_set_priority(o.get(), r.metric);
+  if (int err = rtnl_route_set_dst(o.get(), dst.get()); err < 0)
+    return fail(request, route_name(r), err);
+  if (r.pref_src) {
+    AddrPtr src = to_nl(*r.pref_src);
+    if (!src) return out_of_memory(request, route_name(r));
+    if (int err = rtnl_route_set_pref_src(o.get(), src.get()); err < 0)
+      return fail(request, route_name(r), err);
+  }
+  if (r.ifindex) {
+    rtnl_nexthop* nh = rtnl_route_nh_alloc();
+    if (!nh) return out_of_memory(request, route_name(r));
+    rtnl_route_nh_set_ifindex(nh, r.ifindex);
+    if (r.gateway) {
+      AddrPtr gw = to_nl(*r.gateway);
+      if (!gw) {
+        rtnl_route_nh_free(nh);
+        return out_of_memory(request, route_name(r));
+      }
+      rtnl_route_nh_set_gateway(nh, gw.get());
+    }
+    rtnl_route_add_nexthop(o.get(), nh);  // the route owns nh from here on
+  }
+  return o;
+}
+
+Result<RulePtr> rule_object(const Rule& r) {
+  RulePtr o(rtnl_rule_alloc());
+  if (!o) return Error{"out of memory", "netlink: RTM_NEWRULE"};
+  rtnl_rule_set_family(o.get(), r.family);
+  rtnl_rule_set_prio(o.get(), r.pref);
+  rtnl_rule_set_table(o.get(), r.table);
+  rtnl_rule_set_action(o.get(), FR_ACT_TO_TBL);
+  if (r.fwmark) {
+    rtnl_rule_set_mark(o.get(), *r.fwmark);
+    rtnl_rule_set_mask(o.get(), r.mask);
+  }
+  return o;
+}
+
+std::string rule_name(const Rule& r) {
+  return fmt::format("pref {} table {}", r.pref, r.table);
+}
+}  // namespace
+
+Status Socket::add_route(const Route& r) {
+  auto o = route_object(r, "RTM_NEWROUTE");
+  if (!o) return o.error();
+  if (int err = rtnl_route_add(sock_.get(), o->get(), NLM_F_CREATE | NLM_F_EXCL); err < 0)
+    return fail("RTM_NEWROUTE", route_name(r), err);
+  return {};
+}
+
+Status Socket::delete_route(const Route& r) {
+  auto o = route_object(r, "RTM_DELROUTE");
+  if (!o) return o.error();
+  if (int err = rtnl_route_delete(sock_.get(), o->get(), 0); err < 0)
+    return fail("RTM_DELROUTE", route_name(r), err);
+  return {};
+}
+
+Result<std::vector<Rule>> Socket::rules(uint8_t family) {
+  nl_cache* raw = nullptr;
+  if (int err = rtnl_rule_alloc_cache(sock_.get(), family, &raw); err < 0)
+    return fail("RTM_GETRULE", "every rule", err);
+  CachePtr cache(raw);
+  std::vector<Rule> out;
+  for (nl_object* o = nl_cache_get_first(cache.get()); o; o = nl_cache_get_next(o)) {
+    auto* r = reinterpret_cast<rtnl_rule*>(o);
+    if (rtnl_rule_get_family(r) != family) continue;
+    Rule one;
+    one.family = family;
+    one.pref = rtnl_rule_get_prio(r);
+    one.table = rtnl_rule_get_table(r);
+    uint32_t mark = rtnl_rule_get_mark(r);
+    if (mark != 0xffffffff) {  // libnl's "no fwmark"
+      one.fwmark = mark;
+      one.mask = rtnl_rule_get_mask(r);
+    }
+    out.push_back(one);
+  }
+  return out;
+}
+
+Status Socket::add_rule(const Rule& r) {
+  auto o = rule_object(r);
+  if (!o) return o.error();
+  if (int err = rtnl_rule_add(sock_.get(), o->get(), NLM_F_EXCL); err < 0)
+    return fail("RTM_NEWRULE", rule_name(r), err);
+  return {};
+}
+
+Status Socket::delete_rule(const Rule& r) {
+  auto o = rule_object(r);
+  if (!o) return o.error();
+  if (int err = rtnl_rule_delete(sock_.get(), o->get(), 0); err < 0)
+    return fail("RTM_DELRULE", rule_name(r), err);
   return {};
 }
 

@@ -5,6 +5,10 @@
 // pair (created with one end in the tree's namespace; looked up and deleted
 // by name at cleanup). No `ip` binary is involved.
 //
+// Routes and rules (RTM_*ROUTE, RTM_*RULE) serve the rootful backend's
+// --iface: its routes are copied into a table of the run's own, selected by
+// an fwmark rule (rootful/uplink.hpp).
+//
 // Every request acts on the network namespace of the calling thread at the
 // time the socket was opened. Each call is one synchronous request/ack round
 // trip; nothing here is on a packet path.
@@ -20,6 +24,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "common/addr.hpp"
 #include "common/result.hpp"
@@ -32,6 +37,29 @@ namespace cf::netlink {
 struct Link {
   std::string name;
   int index = 0;
+};
+
+// A route with at most one next hop, as --iface reads and copies them.
+struct Route {
+  uint8_t family = 0;  // AF_INET or AF_INET6
+  uint32_t table = 0;
+  IpAddr dst;          // the network (all zero and prefix 0: default)
+  uint8_t prefix = 0;
+  uint8_t type = 0;    // RTN_UNICAST, RTN_UNREACHABLE, ...
+  uint8_t scope = 0;   // RT_SCOPE_UNIVERSE, RT_SCOPE_LINK, ...
+  uint8_t protocol = 0;
+  uint32_t metric = 0;
+  int ifindex = 0;     // 0: none (unreachable)
+  std::optional<IpAddr> gateway, pref_src;
+};
+
+// A policy routing rule: "from all [fwmark M/mask] lookup table" at pref.
+struct Rule {
+  uint8_t family = 0;
+  uint32_t pref = 0;
+  uint32_t table = 0;
+  std::optional<uint32_t> fwmark;  // with mask 0xffffffff when we add it
+  uint32_t mask = 0xffffffff;
 };
 
 // A connected NETLINK_ROUTE socket (close-on-exec).
@@ -66,6 +94,17 @@ class Socket {
   Result<std::optional<std::string>> link_kind(std::string_view name);
   // RTM_DELLINK by name (a veth takes its peer with it).
   Status delete_link(std::string_view name);
+
+  // RTM_GETROUTE dump: every route of `family` in every table. A multipath
+  // route is listed once per next hop.
+  Result<std::vector<Route>> routes(uint8_t family);
+  // RTM_NEWROUTE (NLM_F_CREATE | NLM_F_EXCL) and RTM_DELROUTE of exactly r.
+  Status add_route(const Route& r);
+  Status delete_route(const Route& r);
+  // RTM_GETRULE dump, RTM_NEWRULE (exclusive), RTM_DELRULE of exactly r.
+  Result<std::vector<Rule>> rules(uint8_t family);
+  Status add_rule(const Rule& r);
+  Status delete_rule(const Rule& r);
 
  private:
   struct Free {

@@ -242,6 +242,9 @@ class ForwarderImpl final : public Forwarder, public engine::GateEnv {
     const IpAddr& r = *o_.resolver;
     UniqueFd fd(::socket(r.is_v4() ? AF_INET : AF_INET6, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
     if (!fd) return {};
+    // --iface: the tree's lookups leave through the pinned interface too.
+    if (o_.mark && ::setsockopt(fd.get(), SOL_SOCKET, SO_MARK, &o_.mark, sizeof o_.mark) != 0)
+      return {};
     sockaddr_storage ss{};
     socklen_t len = to_sockaddr(r, 53, &ss);
     if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&ss), len) != 0 && errno != EINPROGRESS)

@@ -41,6 +41,7 @@ struct ForwarderOptions {
   NetPlan plan;
   std::optional<IpAddr> resolver;  // none: SERVFAIL
   bool host_has_ipv6 = true;
+  uint32_t mark = 0;  // --iface: SO_MARK of the upstream sockets (rootful/uplink.hpp)
 };
 
 class Forwarder {

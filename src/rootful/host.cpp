@@ -12,6 +12,7 @@
 
 #include "netlink/netlink.hpp"
 #include "nft/nft.hpp"
+#include "rootful/uplink.hpp"
 #include "sandbox/sandbox.hpp"
 
 namespace cf::rootful {
@@ -62,8 +63,13 @@ bool table_exists(const std::string& table) {
   return false;
 }
 
+Pin pin_of(const state::Record& r) {
+  return Pin{r.pin_iface, r.pin_mark, r.pin_table, r.pin_pref4, r.pin_pref6};
+}
+
 // Deletes what a record names, if it is still there: the link (a veth of
-// that name only) and the table. Errors are collected as text.
+// that name only), the table, and the pin's rules and routes. Errors are
+// collected as text.
 std::string undo(const state::Record& r) {
   std::string errors;
   if (auto nl = netlink::Socket::open()) {
@@ -76,6 +82,7 @@ std::string undo(const state::Record& r) {
   }
   if (table_exists(r.table))
     if (auto s = nft_run(delete_table(r.table)); !s) errors += s.error().str() + "; ";
+  if (std::string e = undo_pin(pin_of(r)); !e.empty()) errors += e + "; ";
   if (errors.size() >= 2) errors.resize(errors.size() - 2);
   return errors;
 }
@@ -134,7 +141,8 @@ std::vector<Denied> parse_denied(const std::string& listing) {
   return out;
 }
 
-Result<std::unique_ptr<Host>> Host::setup(RulesetSpec spec, bool quiet) {
+Result<std::unique_ptr<Host>> Host::setup(RulesetSpec spec, const std::optional<std::string>& iface,
+                                          bool quiet) {
   if (auto api = nft::api(); !api) return Error{api.error().message, "rootful: nftables"};
   std::unique_ptr<Host> h(new Host());
   h->record_ = state::describe_self(state::new_run_id());
@@ -152,10 +160,22 @@ Result<std::unique_ptr<Host>> Host::setup(RulesetSpec spec, bool quiet) {
                                r.run, r.pid, r.table)
                        .c_str(),
                    stderr);
+    if (iface) {  // chosen under the lock: concurrent runs never choose alike
+      auto pin = plan_pin(*iface, spec.plan.ipv6);
+      if (!pin) return pin.error();
+      h->record_.pin_iface = pin->iface;
+      h->record_.pin_mark = pin->mark;
+      h->record_.pin_table = pin->table;
+      h->record_.pin_pref4 = pin->pref4;
+      h->record_.pin_pref6 = pin->pref6;
+      h->spec_.egress_mark = spec.egress_mark = pin->mark;
+    }
     if (auto s = state::write_record(h->record_); !s) return s.error();
     h->recorded_ = true;
     h->forwarding_ = true;  // restored by teardown even if enabling fails half-way
     if (auto s = state::enable_forwarding(h->record_.netns); !s) return s.error();
+    if (iface)
+      if (auto s = apply_pin(pin_of(h->record_)); !s) return s.error();
   }
   if (auto s = nft_run(ruleset(spec)); !s)
     return Error{s.error().message, fmt::format("rootful: load nftables table {}", spec.table)};
@@ -243,9 +263,12 @@ int cleanup() {
     }
     state::remove_record(r.run);
     ++cleaned;
+    std::string pin = r.pin_table ? fmt::format(", --iface {} rules and routing table {:#x}",
+                                                r.pin_iface, r.pin_table)
+                                  : "";
     std::fputs(fmt::format("childflow: --cleanup: removed run {} (pid {}): nftables table {}, "
-                           "link {}\n",
-                           r.run, r.pid, r.table, r.link)
+                           "link {}{}\n",
+                           r.run, r.pid, r.table, r.link, pin)
                    .c_str(),
                stderr);
   }

@@ -9,6 +9,8 @@
 //        a warning (`childflow --cleanup` removes their state); this run's
 //        record is written (state.hpp) before anything it describes exists;
 //        forwarding is saved (first run of the namespace) and enabled;
+//        with --iface, the pin's table and rules are chosen (before the
+//        record is written, which names them) and created (uplink.hpp);
 //     3. the run's nftables table is loaded in one transaction
 //        (ruleset.hpp), before the link exists, so the tree's first packet
 //        is judged;
@@ -21,7 +23,8 @@
 //   teardown  (the destructor; also after a failed setup, and after
 //              SIGINT/SIGTERM, which the caller turns into the tree's end)
 //     5. the link is deleted if it is still there and still a veth;
-//     6. the table is deleted if it is still there;
+//     6. the table is deleted if it is still there; the pin's rules, then
+//        the routes in its table;
 //     7. under the lock: the record is removed, and the forwarding sysctls
 //        are put back when no other run of this namespace is left.
 // A SIGKILL skips teardown: the tree dies with childflow (its init has
@@ -56,8 +59,12 @@ std::vector<Denied> parse_denied(const std::string& listing);
 class Host {
  public:
   // Steps 1-3. `spec` carries the policy and the plan; its table and link
-  // names are filled in here. Warnings (killed runs) go to stderr unless quiet.
-  static Result<std::unique_ptr<Host>> setup(RulesetSpec spec, bool quiet);
+  // names (and the pin's mark) are filled in here. With `iface` (--iface,
+  // checked already by check_iface), step 2 also chooses, records and
+  // creates the pin's routing table and rules (uplink.hpp). Warnings (killed
+  // runs) go to stderr unless quiet.
+  static Result<std::unique_ptr<Host>> setup(RulesetSpec spec,
+                                             const std::optional<std::string>& iface, bool quiet);
   ~Host();  // steps 5-7
   Host(const Host&) = delete;
   Host& operator=(const Host&) = delete;
@@ -69,6 +76,8 @@ class Host {
   const std::string& run() const { return record_.run; }
   const std::string& link() const { return record_.link; }
   const std::string& table() const { return record_.table; }
+  // The pin's fwmark (--iface), for the forwarder's upstream sockets; 0: none.
+  uint32_t egress_mark() const { return record_.pin_mark; }
 
  private:
   Host() = default;

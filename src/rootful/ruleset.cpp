@@ -117,6 +117,13 @@ std::string ruleset(const RulesetSpec& s) {
   if (p.ipv6)
     line(fmt::format("oifname != \"{}\" ip6 saddr {} masquerade", s.link, p.child6.str()));
   t += "  }\n";
+  if (s.egress_mark) {
+    // --iface: before the routing decision, so the pin's rule sees the mark.
+    t += "  chain egress_mark {\n";
+    line("type filter hook prerouting priority mangle; policy accept;");
+    line(fmt::format("iifname \"{}\" meta mark set {:#x}", s.link, s.egress_mark));
+    t += "  }\n";
+  }
   t += "}\n";
   return t;
 }

@@ -29,7 +29,10 @@
 //                            TCP with a reset, everything else with ICMP
 //                            administratively prohibited;
 //   postrouting (nat)        the tree's addresses masqueraded behind the
-//                            host's, except towards the tree's link.
+//                            host's, except towards the tree's link;
+//   egress_mark (prerouting, with --iface only)
+//                            marks the tree's packets with the pin's fwmark
+//                            before the routing decision (uplink.hpp).
 //
 // Domain rules, --proxy-only and TPROXY are not part of phase 1: the CLI
 // refuses them with --root, so the text never has to express them.
@@ -52,6 +55,7 @@ struct RulesetSpec {
   bool block_private = false;
   bool default_deny = false;
   std::vector<Cidr> deny_cidrs, allow_cidrs;
+  uint32_t egress_mark = 0;  // --iface: the pin's fwmark (0: none)
 };
 
 // The reasons, in rule order; each has a named counter and a deny chain.

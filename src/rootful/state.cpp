@@ -73,8 +73,12 @@ bool exists(const std::string& path) { return ::access(path.c_str(), F_OK) == 0;
 }  // namespace
 
 std::string render(const Record& r) {
-  return fmt::format("run {}\npid {}\nstart_time {}\nnetns {}\ntable {}\nlink {}\n", r.run, r.pid,
-                     r.start_time, r.netns, r.table, r.link);
+  std::string s = fmt::format("run {}\npid {}\nstart_time {}\nnetns {}\ntable {}\nlink {}\n",
+                              r.run, r.pid, r.start_time, r.netns, r.table, r.link);
+  if (r.pin_table)
+    s += fmt::format("pin {} {} {} {} {}\n", r.pin_iface, r.pin_mark, r.pin_table, r.pin_pref4,
+                     r.pin_pref6);
+  return s;
 }
 
 std::optional<Record> parse(const std::string& text) {
@@ -89,11 +93,16 @@ std::optional<Record> parse(const std::string& text) {
     else if (key == "netns" && (in >> r.netns)) seen |= 8;
     else if (key == "table" && (in >> r.table)) seen |= 16;
     else if (key == "link" && (in >> r.link)) seen |= 32;
-    else return std::nullopt;
+    else if (key == "pin" &&
+             (in >> r.pin_iface >> r.pin_mark >> r.pin_table >> r.pin_pref4 >> r.pin_pref6)) {
+    } else return std::nullopt;
   }
   if (seen != 63 || r.pid <= 0) return std::nullopt;
   // Names of our own making only: what cleanup deletes must be ours.
   if (!r.table.starts_with("childflow_") || !r.link.starts_with("cf") || r.link.size() > 15)
+    return std::nullopt;
+  // A pin's table is one of ours (uplink.hpp), and so its fwmark.
+  if (r.pin_table && ((r.pin_table >> 16) != 0x4346 || r.pin_mark != r.pin_table))
     return std::nullopt;
   return r;
 }

@@ -12,7 +12,9 @@
 //                                never reused during a boot; the inode of
 //                                /proc/self/ns/net before Linux 5.14), its
 //                                nftables table
-//                                and its veth's host end
+//                                and its veth's host end; with --iface,
+//                                the interface, fwmark, routing table and
+//                                rule preferences of its pin
 //   forwarding-<netns>.saved     (<netns>: the cookie) the forwarding sysctls of that network
 //                                namespace as they were before the first
 //                                run there enabled forwarding
@@ -52,6 +54,10 @@ struct Record {
   uint64_t netns = 0;       // cookie (or inode) of the network namespace
   std::string table;        // nftables: inet <table>
   std::string link;         // the veth's host end
+  // --iface (uplink.hpp): the fwmark, routing table and rule preferences of
+  // the pin; all zero without one.
+  std::string pin_iface{};
+  uint32_t pin_mark = 0, pin_table = 0, pin_pref4 = 0, pin_pref6 = 0;
 };
 
 // The record file's text and back (pure; nullopt for anything else).

@@ -466,6 +466,30 @@ lab_down() {
   trap - EXIT HUP INT TERM ERR
 }
 
+# A second uplink for the lab host (the rootful --iface tests): eth1
+# 198.51.100.130/25 and 2001:db8:5::2/64, a veth to the router's lan1
+# (198.51.100.129/25, 2001:db8:5::1/64), with default routes through it at
+# metric 2000, so eth0's (IPv4 metric 0, IPv6 1024) stay the ones in use.
+# The router reaches the inet through wan0 as before, so the servers see
+# LAB_HOST4_B / LAB_HOST6_B for traffic that left through eth1. Called after
+# lab_up by the tests that need it; lab_down removes it with the namespaces.
+lab_second_uplink() {
+  export LAB_HOST4_B=198.51.100.130 LAB_HOST6_B=2001:db8:5::2
+  lab__run "veth host eth1<->router lan1" ip link add eth1 netns "$LAB_NS" index 14 type veth peer name lan1 netns "$LAB_NS_ROUTER" index 15
+  lab__run "router lan1" ip -n "$LAB_NS_ROUTER" -batch - <<EOF
+addr add 198.51.100.129/25 dev lan1
+addr add 2001:db8:5::1/64 dev lan1 nodad
+link set lan1 up
+EOF
+  lab__run "host eth1" ip -n "$LAB_NS" -batch - <<EOF
+addr add $LAB_HOST4_B/25 dev eth1
+addr add $LAB_HOST6_B/64 dev eth1 nodad
+link set eth1 up
+route add default via 198.51.100.129 dev eth1 metric 2000
+route add default via 2001:db8:5::1 dev eth1 metric 2000
+EOF
+}
+
 # lab_defer CMD : runs the shell command string CMD at lab_down (last in, first out).
 lab_defer() {
   LAB__DEFERRED+=("$1")

@@ -147,6 +147,16 @@ TEST(Ruleset, EveryDenialIsCountedRememberedAndRejected) {
   at(t, "add @denied6 { ip6 daddr . meta l4proto }");
 }
 
+TEST(Ruleset, IfaceMarksTheTreesPacketsBeforeRouting) {
+  EXPECT_EQ(ruleset(spec()).find("egress_mark"), std::string::npos) << "no --iface, no mark";
+  RulesetSpec s = spec();
+  s.egress_mark = 0x43461234;
+  std::string t = ruleset(s);
+  size_t chain = at(t, "chain egress_mark {");
+  EXPECT_LT(chain, at(t, "type filter hook prerouting priority mangle; policy accept;"));
+  EXPECT_LT(chain, at(t, "iifname \"cf0badcafe\" meta mark set 0x43461234"));
+}
+
 // As root: libnftables takes the text, in a network namespace of our own.
 TEST(Ruleset, LoadsInAThrowawayNamespace) {
   if (::geteuid() != 0) GTEST_SKIP() << "needs root";
@@ -156,6 +166,7 @@ TEST(Ruleset, LoadsInAThrowawayNamespace) {
   s.offline = s.block_metadata = s.block_private = s.default_deny = true;
   s.deny_cidrs = {cidr("203.0.113.0/24"), cidr("2001:db8::/32"), cidr("203.0.113.0/25")};
   s.allow_cidrs = {cidr("198.51.100.7/32")};
+  s.egress_mark = 0x43461234;
   const std::string text = ruleset(s) + ruleset(s) + delete_table(s.table);
   pid_t pid = ::fork();
   ASSERT_GE(pid, 0);

@@ -20,6 +20,29 @@ TEST(RunRecord, RoundTrips) {
   EXPECT_EQ(back->link, r.link);
 }
 
+TEST(RunRecord, CarriesTheIfacePin) {
+  state::Record r{"0badcafe", 4242, 1, 2, "childflow_0badcafe", "cf0badcafe"};
+  EXPECT_EQ(state::render(r).find("pin"), std::string::npos) << "no --iface, no pin line";
+  r.pin_iface = "eth1";
+  r.pin_mark = r.pin_table = 0x43461234;
+  r.pin_pref4 = 32765;
+  r.pin_pref6 = 32764;
+  auto back = state::parse(state::render(r));
+  ASSERT_TRUE(back);
+  EXPECT_EQ(back->pin_iface, "eth1");
+  EXPECT_EQ(back->pin_mark, 0x43461234u);
+  EXPECT_EQ(back->pin_table, 0x43461234u);
+  EXPECT_EQ(back->pin_pref4, 32765u);
+  EXPECT_EQ(back->pin_pref6, 32764u);
+  // A table outside our range is not ours to flush.
+  state::Record other = r;
+  other.pin_table = other.pin_mark = 254;
+  EXPECT_FALSE(state::parse(state::render(other)));
+  other = r;
+  other.pin_mark = 0x43460001;
+  EXPECT_FALSE(state::parse(state::render(other)));
+}
+
 TEST(RunRecord, OnlyOurOwnNamesAreTrusted) {
   state::Record r{"0badcafe", 4242, 1, 2, "childflow_0badcafe", "cf0badcafe"};
   state::Record other = r;

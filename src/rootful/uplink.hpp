@@ -1,0 +1,82 @@
+// --iface IFACE: the tree's direct egress pinned to one host interface.
+//
+// Theory of operation. The run's nftables table marks every packet that
+// arrives from the tree's veth (`meta mark set M` in a prerouting chain at
+// the mangle priority, before the routing decision), and one policy routing
+// rule per address family sends marked packets to a routing table of the
+// run's own:
+//
+//   ip rule:   pref P  fwmark M  lookup T        (IPv4 and IPv6)
+//   table T:   a copy of the main table's routes through IFACE (its default
+//              route(s), its connected and other routes, with their
+//              gateways, metrics and preferred sources); for a family in
+//              which IFACE has no default route, `unreachable default`, so
+//              the tree's traffic of that family fails rather than leaving
+//              through another interface.
+//
+// Masquerade then uses IFACE's address, since that is where the packet
+// leaves. Traffic to the host's own addresses (the DNS forwarder on the
+// gateway addresses included) is unaffected: the `local` table's rule (pref
+// 0) comes first. The DNS forwarder's upstream sockets carry the same mark
+// (SO_MARK), so the tree's name lookups leave through IFACE too.
+//
+// Choosing M, T and P (under the run lock, so concurrent runs never choose
+// alike): T is a table no rule names and no route is in, and M == T, from
+// the range 0x43460000-0x4346ffff ("CF"), which no rule's fwmark uses; P is
+// one below the smallest non-zero preference of the family's existing rules
+// (32765 on a host with only the three default rules), so the pin comes
+// before every host rule that could send the tree elsewhere (a VPN's rules,
+// say), and never shares a preference with one. All three go into the run's
+// record before anything is created; cleanup deletes exactly the rule (P, M,
+// T) and every route in T, nothing else.
+//
+// Replies come back to the host through IFACE and are routed to the tree by
+// the main table (its veth's connected route): no mark needed. A host with
+// strict reverse-path filtering on IFACE (rp_filter=1) may drop those replies
+// when its main table routes the remote peer through another interface;
+// docs/rootful.md says what to set.
+#pragma once
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/result.hpp"
+#include "netlink/netlink.hpp"
+
+namespace cf::rootful {
+
+// The numbers of one pin (all zero: no --iface).
+struct Pin {
+  std::string iface;
+  uint32_t mark = 0, table = 0;
+  uint32_t pref4 = 0, pref6 = 0;  // 0: no rule of that family
+};
+
+// Chooses M == T and the preferences from the host's rules and routes (pure;
+// `random` picks the start of the search). nullopt: no free table in the
+// range, or a family whose smallest preference is 1.
+std::optional<Pin> choose_pin(const std::string& iface, const std::vector<netlink::Rule>& rules,
+                              const std::vector<netlink::Route>& routes, uint32_t random,
+                              bool ipv6);
+
+// What table T gets: the main table's routes through `ifindex` for each
+// family, and `unreachable default` for a family without a default route
+// there (pure).
+std::vector<netlink::Route> pin_routes(const std::vector<netlink::Route>& routes, int ifindex,
+                                       uint32_t table, bool ipv6);
+
+// Checked before anything is created (a bad --iface is a usage error): the
+// interface exists and has a default route of at least one family in the
+// main table. The Error says what to do.
+Status check_iface(const std::string& iface);
+
+// Under the run lock: choose the pin for `iface`.
+Result<Pin> plan_pin(const std::string& iface, bool ipv6);
+// Creates the routes, then the rules. On error, what was created stays for
+// undo_pin (the record names it).
+Status apply_pin(const Pin& p);
+// Deletes the rules (P, M, T) and every route in T; errors as text.
+std::string undo_pin(const Pin& p);
+
+}  // namespace cf::rootful

@@ -1,0 +1,64 @@
+# shellcheck shell=bash
+# Variables here are used by the rootful_*.sh scripts that source it.
+# shellcheck disable=SC2034,SC2016
+# Shared helpers for the rootful backend's end-to-end tests
+# (tests/e2e/rootful_*.sh), sourced after lib_engine.sh's engine_up.
+#
+# - rootful_baseline: records the lab host's state a rootful run may change
+#   (`nft list ruleset`, links, rules, routes of every table, the
+#   forwarding sysctls); check_state NAME then compares it byte for byte.
+#   Call rootful_baseline after the lab has its final shape (extra links).
+# - rf NAME ARGS...: a rootful run as root with the lab resolver and a flow
+#   log; sets RC, OUT, ERR and LOG.
+# - TIMED / check_fast: tell a reset (curl exit 7 at once) from a drop (curl's
+#   --max-time, exit 28) by the status, with the time printed for the reader.
+command -v nft >/dev/null || fail "nft (package nftables) is needed to inspect the ruleset"
+
+# The host state a run may change, as the lab host sees it.
+snapshot() {
+  lab_root sh -c '
+    echo "## nft"; nft list ruleset
+    echo "## links"; ip -d link show
+    echo "## rules"; ip rule show; ip -6 rule show
+    echo "## routes"; ip route show table all; ip -6 route show table all
+    echo "## sysctls"
+    for f in /proc/sys/net/ipv4/ip_forward /proc/sys/net/ipv4/conf/*/forwarding \
+             /proc/sys/net/ipv6/conf/*/forwarding; do echo "$f $(cat "$f")"; done' 2>&1
+}
+rootful_baseline() { BEFORE=$(snapshot); }
+check_state() {
+  local now
+  now=$(snapshot)
+  if [[ "$now" == "$BEFORE" ]]; then
+    check_pass "$1: host ruleset, links, rules, routes and sysctls unchanged"
+  else
+    check_fail "$1: host state changed: $(diff <(echo "$BEFORE") <(echo "$now") | head -20)"
+  fi
+}
+
+OUTD=$LAB_DIR/out-root
+install -d -m 0755 "$OUTD"
+rf() {
+  local name=$1
+  shift
+  LOG=$OUTD/$name.jsonl
+  set +e
+  OUT=$(cf root --root -d "$LAB_DNS4" --flow-log "$LOG" "$@" 2>"$OUTD/$name.err")
+  RC=$?
+  set -e
+  ERR=$(cat "$OUTD/$name.err")
+}
+# timed CMD... inside the tree: "rc=N ms=M"
+TIMED='s=$(date +%s%N); "$@" >/dev/null 2>&1; rc=$?; e=$(date +%s%N); echo "rc=$rc ms=$(((e-s)/1000000))"'
+check_fast() {
+  if [[ $2 =~ rc=([0-9]+)\ ms=([0-9]+) ]]; then
+    check_eq "$3" "${BASH_REMATCH[1]}" "$1: exit status (${BASH_REMATCH[2]} ms)"
+  else
+    check_fail "$1: no timing line in [$2]"
+  fi
+}
+
+# The run's link appears: a run started in the background is set up.
+rootful_wait_link() {
+  lab_wait_until 10 "$1" sh -c "ip netns exec $LAB_NS ip -o link show | grep -q ': cf[0-9a-f]\{8\}@'"
+}
