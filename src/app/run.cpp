@@ -68,7 +68,9 @@
 #include "observe/summary.hpp"
 #include "policy/policy.hpp"
 #include "proxy/proxy.hpp"
+#include "rootful/conntrack.hpp"
 #include "rootful/dns_forwarder.hpp"
+#include "rootful/domain_sets.hpp"
 #include "rootful/host.hpp"
 #include "rootful/uplink.hpp"
 #include "sandbox/sandbox.hpp"
@@ -376,7 +378,23 @@ rootful::RulesetSpec ruleset_spec(const Config& c, const NetPlan& plan) {
   s.default_deny = c.default_policy == DefaultPolicy::Deny;
   s.deny_cidrs = c.deny_cidrs;
   s.allow_cidrs = c.allow_cidrs;
+  s.domains = !c.allow_domains.empty() || !c.allow_domains_exact.empty() ||
+              !c.deny_domains.empty() || !c.deny_domains_exact.empty();
   return s;
+}
+
+// Why the table rejected `d`, for its policy_violation: the Policy judges it
+// again (the table follows its order). A name may have lifted the denial
+// since (an allow rule's name learnt later) or lapsed (a deny rule's name
+// expired): then the domain rule that denied it when its element was added,
+// else the verdict the address gets with no name at all (default-deny).
+policy::Verdict rootful_verdict(const Config& c, const policy::Policy& pol,
+                                const rootful::DomainSets* domains, const rootful::Denied& d) {
+  policy::Verdict v = pol.judge_addr(d.proto, d.ip, false, monotonic_ms());
+  if (!v.allow) return v;
+  if (domains)
+    if (auto by_name = domains->denial(d.ip)) return *by_name;
+  return policy::Policy(c).judge_addr(d.proto, d.ip, false, monotonic_ms());
 }
 
 // The rootful backend (docs/rootful.md): the same plan, overlays, policy and
@@ -400,10 +418,22 @@ int run_rootful(const Config& c, uint64_t started) {
   ForwardedSignals signals;
   if (auto s = signals.start(); !s) return fail(s.error());
 
-  auto host = rootful::Host::setup(ruleset_spec(c, plan), c.iface, c.verbosity < 0);
+  const rootful::RulesetSpec spec = ruleset_spec(c, plan);
+  auto host = rootful::Host::setup(spec, c.iface, c.verbosity < 0);
   if (!host) {
     rec.runtime_failure("rootful", "setup_failed", host.error().str());
     return fail(host.error());
+  }
+  // The tree's direct flows, for the flow log and the summary: conntrack
+  // events, from before the tree sends anything (rootful/conntrack.hpp).
+  std::unique_ptr<rootful::Conntrack> ct;
+  if (c.flow_log || c.summary) {
+    auto opened = rootful::Conntrack::open(plan, rec, pol);
+    if (!opened) {
+      rec.runtime_failure("rootful", "setup_failed", opened.error().str());
+      return fail(opened.error());
+    }
+    ct = std::move(opened).value();
   }
   so.attach_link = [&host](pid_t pid) { return (*host)->attach(pid); };
   auto launched = sandbox::launch(so);
@@ -418,6 +448,25 @@ int run_rootful(const Config& c, uint64_t started) {
   fo.resolver = c.dns ? c.dns : first_nameserver(host_resolv);
   fo.host_has_ipv6 = host_has_default_route6();
   fo.mark = (*host)->egress_mark();
+  if (ct) fo.extra.push_back({ct->fd(), [&ct] { ct->on_readable(); }});
+  // Domain rules: the forwarder's answers feed the table's sets, before
+  // the tree gets them (rootful/domain_sets.hpp).
+  std::optional<rootful::DomainSets> domains;
+  if (spec.domains) {
+    domains.emplace(c, pol, (*host)->table(), [](const std::string& cmds) -> Status {
+      if (auto r = rootful::nft_run(cmds); !r) return r.error();
+      return {};
+    });
+    fo.on_learn = [&domains](const std::string& name, const IpAddr& ip, uint32_t ttl,
+                             uint64_t now) { domains->learn(name, ip, ttl, now); };
+    fo.answer_ready = [&domains, &rec] {
+      if (auto s = domains->flush(); !s) {
+        rec.runtime_failure("rootful", "domain_set_failed", s.error().str());
+        return false;
+      }
+      return true;
+    };
+  }
   auto forwarder = rootful::Forwarder::open(fo, pol, rec);
   if (!forwarder) {
     rec.runtime_failure("rootful", "setup_failed", forwarder.error().str());
@@ -439,13 +488,21 @@ int run_rootful(const Config& c, uint64_t started) {
     rec.runtime_failure("rootful", "forwarder_failed", served.error().str());
     tree = sandbox::Tree{};  // kills and reaps the tree
   }
+  if (ct)
+    if (uint64_t lost = ct->finish(); lost && c.verbosity >= 0)
+      std::fputs(fmt::format("childflow: warning: {} conntrack event(s) were lost or unreadable: "
+                             "the flow log may miss flows\n",
+                             lost)
+                     .c_str(),
+                 stderr);
   // What the table rejected: one policy_violation per destination, judged
   // again by the same Policy for its reason (the table follows its order).
   for (const rootful::Denied& d : (*host)->denied()) {
-    policy::Verdict v = pol.judge_addr(d.proto, d.ip, false, monotonic_ms());
+    policy::Verdict v = rootful_verdict(c, pol, domains ? &*domains : nullptr, d);
     if (v.allow) continue;
     std::string remote = d.port ? format_endpoint(d.ip, *d.port) : d.ip.str();
-    rec.policy_violation(0, d.proto, remote, d.ip, d.port, v, pol.names_for(d.ip, monotonic_ms()));
+    rec.policy_violation(rec.next_flow_id(), d.proto, remote, d.ip, d.port, v,
+                         pol.names_for(d.ip, monotonic_ms()));
   }
   host->reset();  // the host side is undone before the report is printed
   signals.stop();

@@ -101,11 +101,7 @@ Status check_combinations(const Config& c) {
 // What the rootful backend does not do yet (docs/rootful.md, "Not yet"):
 // refused before anything is created, rather than silently ignored.
 Status check_rootful(const Config& c) {
-  const bool domains = !c.allow_domains.empty() || !c.allow_domains_exact.empty() ||
-                       !c.deny_domains.empty() || !c.deny_domains_exact.empty();
   const char* flag = c.proxy                  ? "--proxy"
-                     : domains                ? "domain rules (--allow-domain, --deny-domain...)"
-                     : c.fail_on_leak         ? "--fail-on-leak"
                      : c.capture              ? "--capture"
                      : c.learn                ? "--learn"
                      : c.allow_host_loopback  ? "--allow-host-loopback"

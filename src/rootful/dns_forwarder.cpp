@@ -112,9 +112,12 @@ class ForwarderImpl final : public Forwarder, public engine::GateEnv {
     return ip == o_.plan.gw4 || (o_.plan.ipv6 && ip == o_.plan.gw6);
   }
   void learn(const std::string& name, const IpAddr& ip, uint32_t ttl_s) override {
-    if (pol_.learn(name, ip, ttl_s, monotonic_ms()))
-      rec_.limit_hit(observe::Limit::NameMap, pol_.max_names());
+    const uint64_t now = monotonic_ms();
+    if (pol_.learn(name, ip, ttl_s, now)) rec_.limit_hit(observe::Limit::NameMap, pol_.max_names());
+    if (o_.on_learn) o_.on_learn(name, ip, ttl_s, now);
   }
+  // An accepted answer may go to the tree (see ForwarderOptions).
+  bool answer_ready() { return !o_.answer_ready || o_.answer_ready(); }
 
   uint64_t queries() const override { return st_.dns_queries; }
 
@@ -133,6 +136,7 @@ class ForwarderImpl final : public Forwarder, public engine::GateEnv {
         while (::read(sigfd, &si, sizeof si) == sizeof si)
           on_signal(int(si.ssi_signo), si.ssi_code);
       });
+      for (auto& [fd, cb] : o_.extra) watch(fd, POLLIN, [&cb = cb](short) { cb(); });
       for (auto& [fd, addr] : udp_) {
         int f = fd.get();
         IpAddr a = addr;
@@ -229,6 +233,11 @@ class ForwarderImpl final : public Forwarder, public engine::GateEnv {
         !engine::gate_answer(*this, "udp", it->server, it->gq, msg)) {
       if (dns::get_id(msg) != it->up_id) ++st_.dns_mismatched;
       return;  // keep waiting for the real answer
+    }
+    if (!answer_ready()) {
+      it->deadline = 0;  // SERVFAIL now (sweep)
+      it->up.reset();
+      return;
     }
     dns::set_id(msg, it->client_id);
     ::sendto(it->listener, buf, size_t(n), 0, reinterpret_cast<sockaddr*>(&it->client),
@@ -347,7 +356,7 @@ class ForwarderImpl final : public Forwarder, public engine::GateEnv {
         if (c.up_in.size() >= 2 + len) {
           std::vector<uint8_t> msg(c.up_in.begin() + 2, c.up_in.begin() + 2 + long(len));
           if (dns::get_id(msg) != c.up_id ||
-              !engine::gate_answer(*this, "tcp", c.server, c.gq, msg))
+              !engine::gate_answer(*this, "tcp", c.server, c.gq, msg) || !answer_ready())
             return tcp_servfail(c);
           dns::set_id(msg, c.client_id);
           c.out += framed(msg);

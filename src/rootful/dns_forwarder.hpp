@@ -23,6 +23,9 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <string>
+#include <utility>
+#include <vector>
 
 #include "common/addr.hpp"
 #include "common/net_plan.hpp"
@@ -42,6 +45,14 @@ struct ForwarderOptions {
   std::optional<IpAddr> resolver;  // none: SERVFAIL
   bool host_has_ipv6 = true;
   uint32_t mark = 0;  // --iface: SO_MARK of the upstream sockets (rootful/uplink.hpp)
+  // Domain rules (domain_sets.hpp): each pair an accepted answer teaches,
+  // after the Policy learnt it; then, before that answer goes to the tree,
+  // answer_ready(), and when it fails the tree gets SERVFAIL instead.
+  std::function<void(const std::string&, const IpAddr&, uint32_t, uint64_t)> on_learn;
+  std::function<bool()> answer_ready;
+  // More descriptors for the loop (conntrack events): each one's callback
+  // runs when it is readable.
+  std::vector<std::pair<int, std::function<void()>>> extra;
 };
 
 class Forwarder {

@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 
 #include "policy/policy.hpp"
+#include "rootful/domain_sets.hpp"
 
 namespace cf::rootful {
 namespace {
@@ -43,7 +44,9 @@ std::string ruleset(const RulesetSpec& s) {
   // One transaction: an older table of the same name would be replaced
   // whole, never merged into.
   t += fmt::format("add table inet {0}\ndelete table inet {0}\ntable inet {0} {{\n", s.table);
-  for (const char* r : kReasons) t += fmt::format("  counter {} {{\n  }}\n", r);
+  std::vector<const char*> reasons(std::begin(kReasons), std::end(kReasons));
+  if (s.domains) reasons.insert(reasons.end(), std::begin(kDomainReasons), std::end(kDomainReasons));
+  for (const char* r : reasons) t += fmt::format("  counter {} {{\n  }}\n", r);
   t += "  set denied4 {\n    type ipv4_addr . inet_proto\n    size 4096\n    flags dynamic\n  }\n";
   t += "  set denied4p {\n    type ipv4_addr . inet_proto . inet_service\n    size 4096\n"
        "    flags dynamic\n  }\n";
@@ -57,7 +60,8 @@ std::string ruleset(const RulesetSpec& s) {
   line("meta nfproto ipv6 meta l4proto { tcp, udp } add @denied6p { ip6 daddr . meta l4proto . th dport }");
   line("meta nfproto ipv6 meta l4proto != { tcp, udp } add @denied6 { ip6 daddr . meta l4proto }");
   t += "  }\n";
-  for (const char* r : kReasons) t += deny_chain(r);
+  for (const char* r : reasons) t += deny_chain(r);
+  if (s.domains) t += domain_set_decls();
 
   // judge: what the tree sends beyond its link, in docs/policy.md's order.
   t += "  chain judge {\n";
@@ -75,7 +79,17 @@ std::string ruleset(const RulesetSpec& s) {
     for (const Cidr& c : policy::private_ranges())
       line(fmt::format("{} jump deny_private", daddr(c)));
   for (const Cidr& c : s.deny_cidrs) line(fmt::format("{} jump deny_deny_cidr", daddr(c)));
+  // Rules 5 and 6: an address one of whose names a deny rule matches.
+  if (s.domains)
+    for (DomainSet d : {DomainSet::DenyExact, DomainSet::Deny})
+      for (bool v4 : {true, false})
+        line(fmt::format("{} daddr @{} jump deny_{}", v4 ? "ip" : "ip6", set_name(d, v4),
+                         d == DomainSet::DenyExact ? "deny_domain_exact" : "deny_domain"));
   for (const Cidr& c : s.allow_cidrs) line(fmt::format("{} accept", daddr(c)));
+  // Rule 8: an address one of whose names an allow rule matches.
+  if (s.domains)
+    for (bool v4 : {true, false})
+      line(fmt::format("{} daddr @{} accept", v4 ? "ip" : "ip6", set_name(DomainSet::Allow, v4)));
   if (s.default_deny) line("jump deny_default_deny");
   line("accept");
   t += "  }\n";

@@ -20,8 +20,12 @@
 //   judge                    anti-spoofing (only the tree's own addresses),
 //                            replies, then the policy rules in
 //                            docs/policy.md's order: offline, metadata,
-//                            private, deny-cidr, allow-cidr, default-deny;
-//                            the rest is accepted;
+//                            private, deny-cidr, deny-domain-exact,
+//                            deny-domain, allow-cidr, allow-domain,
+//                            default-deny; the rest is accepted. The
+//                            domain rules match the sets of addresses the
+//                            DNS forwarder learnt for the rules' names
+//                            (domain_sets.hpp), with the TTL's timeouts;
 //   deny_<reason>            counts the packet in the named counter
 //                            <reason>, remembers (address, protocol, port)
 //                            in a dynamic set so that the run can report
@@ -34,8 +38,8 @@
 //                            marks the tree's packets with the pin's fwmark
 //                            before the routing decision (uplink.hpp).
 //
-// Domain rules, --proxy-only and TPROXY are not part of phase 1: the CLI
-// refuses them with --root, so the text never has to express them.
+// --proxy-only and TPROXY are not part of this: the CLI refuses them with
+// --root, so the text never has to express them.
 #pragma once
 #include <string>
 #include <vector>
@@ -56,11 +60,16 @@ struct RulesetSpec {
   bool default_deny = false;
   std::vector<Cidr> deny_cidrs, allow_cidrs;
   uint32_t egress_mark = 0;  // --iface: the pin's fwmark (0: none)
+  // Domain rules exist: the domain sets and their rules (domain_sets.hpp).
+  bool domains = false;
 };
 
 // The reasons, in rule order; each has a named counter and a deny chain.
 inline constexpr const char* kReasons[] = {"offline", "metadata", "private", "deny_cidr",
                                            "default_deny"};
+
+// The reasons of the domain rules, present only with RulesetSpec::domains.
+inline constexpr const char* kDomainReasons[] = {"deny_domain_exact", "deny_domain"};
 
 // The names of the dynamic sets of denied destinations.
 inline constexpr const char* kDeniedSets[] = {"denied4", "denied4p", "denied6", "denied6p"};

@@ -44,6 +44,9 @@ Status write_sysctl(const std::string& path, const std::string& text) {
   return {};
 }
 
+bool exists(const std::string& path);
+constexpr const char* kConntrackAcct = "/proc/sys/net/netfilter/nf_conntrack_acct";
+
 // Every forwarding sysctl, in the order they must be written back: the
 // switch that sets all others first, then all, default, each interface.
 std::vector<std::string> forwarding_paths() {
@@ -65,6 +68,9 @@ std::vector<std::string> forwarding_paths() {
     out.push_back(base + "/default/forwarding");
     for (const std::string& i : ifs) out.push_back(fmt::format("{}/{}/forwarding", base, i));
   }
+  // Conntrack accounting (byte counts of the flow log's flow_end,
+  // conntrack.hpp): saved, enabled and restored with forwarding.
+  if (exists(kConntrackAcct)) out.push_back(kConntrackAcct);
   return out;
 }
 
@@ -225,6 +231,8 @@ Status enable_forwarding(uint64_t netns) {
   if (auto s = write_sysctl("/proc/sys/net/ipv4/ip_forward", "1"); !s) return s;
   if (exists("/proc/sys/net/ipv6/conf/all/forwarding"))
     if (auto s = write_sysctl("/proc/sys/net/ipv6/conf/all/forwarding", "1"); !s) return s;
+  if (exists(kConntrackAcct))
+    if (auto s = write_sysctl(kConntrackAcct, "1"); !s) return s;
   return {};
 }
 

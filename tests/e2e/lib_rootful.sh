@@ -6,12 +6,15 @@
 #
 # - rootful_baseline: records the lab host's state a rootful run may change
 #   (`nft list ruleset`, links, rules, routes of every table, the
-#   forwarding sysctls); check_state NAME then compares it byte for byte.
-#   Call rootful_baseline after the lab has its final shape (extra links).
+#   forwarding and conntrack accounting sysctls), once when sourced and
+#   again on rootful_baseline (after a test changed the lab on purpose);
+#   check_state NAME compares with it byte for byte.
 # - rf NAME ARGS...: a rootful run as root with the lab resolver and a flow
 #   log; sets RC, OUT, ERR and LOG.
 # - TIMED / check_fast: tell a reset (curl exit 7 at once) from a drop (curl's
 #   --max-time, exit 28) by the status, with the time printed for the reader.
+# - check_schema NAME FILE: the flow log validates (docs/flow-log-schema.md).
+# - rootful_wait_link DESC: a run started in the background has its link.
 command -v nft >/dev/null || fail "nft (package nftables) is needed to inspect the ruleset"
 
 # The host state a run may change, as the lab host sees it.
@@ -23,9 +26,12 @@ snapshot() {
     echo "## routes"; ip route show table all; ip -6 route show table all
     echo "## sysctls"
     for f in /proc/sys/net/ipv4/ip_forward /proc/sys/net/ipv4/conf/*/forwarding \
-             /proc/sys/net/ipv6/conf/*/forwarding; do echo "$f $(cat "$f")"; done' 2>&1
+             /proc/sys/net/ipv6/conf/*/forwarding /proc/sys/net/netfilter/nf_conntrack_acct; do
+      [ ! -e "$f" ] || echo "$f $(cat "$f")"
+    done' 2>&1
 }
 rootful_baseline() { BEFORE=$(snapshot); }
+rootful_baseline
 check_state() {
   local now
   now=$(snapshot)
@@ -61,4 +67,14 @@ check_fast() {
 # The run's link appears: a run started in the background is set up.
 rootful_wait_link() {
   lab_wait_until 10 "$1" sh -c "ip netns exec $LAB_NS ip -o link show | grep -q ': cf[0-9a-f]\{8\}@'"
+}
+
+# The flow log validates against docs/flow-log-schema.md.
+check_schema() {
+  local v
+  if v=$(python3 "$CHILDFLOW_SOURCE_DIR/tests/lab/flowlog_schema.py" "$2" 2>&1); then
+    check_pass "$1: the flow log validates ($v)"
+  else
+    check_fail "$1: the flow log does not validate: $v"
+  fi
 }

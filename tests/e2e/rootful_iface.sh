@@ -19,7 +19,6 @@ source "${CHILDFLOW_SOURCE_DIR:-$(dirname "$0")/../..}/tests/e2e/lib_engine.sh"
 engine_up
 lab_second_uplink
 source "$CHILDFLOW_SOURCE_DIR/tests/e2e/lib_rootful.sh"
-rootful_baseline
 
 PEERS='curl -4 -sS --max-time 5 http://www.example.test/peer; echo; curl -6 -sS --max-time 5 http://www.example.test/peer; echo'
 tx_eth1() { lab_root cat /sys/class/net/eth1/statistics/tx_packets; }

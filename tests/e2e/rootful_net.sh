@@ -18,7 +18,6 @@ set -euo pipefail
 source "${CHILDFLOW_SOURCE_DIR:-$(dirname "$0")/../..}/tests/e2e/lib_engine.sh"
 engine_up
 source "$CHILDFLOW_SOURCE_DIR/tests/e2e/lib_rootful.sh"
-rootful_baseline
 
 UDP='import socket,sys,errno
 f=socket.AF_INET6 if ":" in sys.argv[1] else socket.AF_INET
@@ -121,10 +120,11 @@ check_contains "$(cat "$OUTD/c1.out" "$OUTD/c2.out")" "childflow lab www" "two r
 check_state "two runs"
 
 # --- not yet: exit 2, one line, nothing created ----------------------------------
-rf notyet --allow-domain example.test -- true
-check_eq 2 "$RC" "--root with a domain rule: exit 2"
-check_eq 1 "$(grep -c . <<<"$ERR")" "--root with a domain rule: one line ($ERR)"
-check_contains "$ERR" "not available with the rootful backend yet" "--root with a domain rule: says why"
+rf notyet --learn "$OUTD/notyet.toml" -- true
+check_eq 2 "$RC" "--root with --learn: exit 2"
+check_eq 1 "$(grep -c . <<<"$ERR")" "--root with --learn: one line ($ERR)"
+check_contains "$ERR" "not available with the rootful backend yet" "--root with --learn: says why"
+check_eq "" "$(ls "$OUTD/notyet.toml" 2>/dev/null)" "--root with --learn: nothing created"
 check_state "refused options"
 
 # --- SIGKILL, then --cleanup -------------------------------------------------------

@@ -195,6 +195,8 @@ lab__write_dnsmasq_conf() {
     echo "host-record=shortttl.example.test,$LAB_WWW4,$LAB_WWW6,2"
     echo "host-record=unreach.example.test,$LAB_UNREACH4,$LAB_UNREACH6"
     echo "host-record=blackhole.example.test,$LAB_BLACKHOLE4,$LAB_BLACKHOLE6"
+    # A name whose answers carry another name (a CNAME chain).
+    echo "cname=alias.example.test,www.example.test"
     echo "address=/wild.example.test/$LAB_WWW4"
     echo "address=/wild.example.test/$LAB_WWW6"
     # 160 A records: about 2.6 kB, more than 512 bytes and more than the usual
