@@ -757,6 +757,55 @@ Check check_tproxy(Host& h, const Identity& id, const Config& c) {
   return warning(key, label, Section::Capability, detail + " (only --proxy needs it)", hint);
 }
 
+Check check_conntrack_events(Host& h, const Identity& id, const Config& c) {
+  const char* key = "conntrack_events";
+  const char* label = "conntrack events";
+  if (id.euid != 0) return needs_root(key, label, Section::Capability);
+  const bool needed = c.flow_log || c.summary;
+  int e = h.try_ctnetlink();
+  if (e == 0)
+    return ok(key, label, Section::Capability,
+              "ctnetlink's event groups can be joined: --flow-log and --summary list the "
+              "tree's direct flows");
+  std::string detail = fmt::format(
+      "a NETLINK_NETFILTER socket cannot join the conntrack event groups: {}{}", errno_text(e),
+      needed ? " (--flow-log or --summary needs it)" : " (only --flow-log and --summary need it)");
+  std::string hint = "the kernel needs nf_conntrack_netlink (CONFIG_NF_CT_NETLINK): as root, "
+                     "modprobe nf_conntrack_netlink";
+  if (needed) return fatal(key, label, Section::Capability, detail, hint);
+  return warning(key, label, Section::Capability, detail, hint);
+}
+
+Check check_policy_routing(Host& h, const Identity& id, const Config& c) {
+  const char* key = "policy_routing";
+  const char* label = "policy routing";
+  if (id.euid != 0) return needs_root(key, label, Section::Capability);
+  Trial t = h.policy_routing_trial();
+  if (t.ok)
+    return ok(key, label, Section::Capability,
+              "fwmark rules to a numbered table can be added (IPv4 and IPv6) in a throwaway "
+              "network namespace: --iface is available");
+  std::string detail = fmt::format("{} failed: {}{}", t.step,
+                                   t.message.empty() ? errno_text(t.err) : t.message,
+                                   c.iface ? " (--iface needs it)" : " (only --iface needs it)");
+  std::string hint = "the kernel needs CONFIG_IP_MULTIPLE_TABLES and CONFIG_IPV6_MULTIPLE_TABLES";
+  if (c.iface) return fatal(key, label, Section::Capability, detail, hint);
+  return warning(key, label, Section::Capability, detail, hint);
+}
+
+Check check_iface(Host& h, const std::string& iface) {
+  const char* key = "iface";
+  const char* label = "--iface";
+  if (cf::Status s = h.iface_ready(iface); !s)
+    return fatal(key, label, Section::Preflight, s.error().message,
+                 "--iface names the host interface the tree's traffic leaves through: it must "
+                 "exist and have a default route");
+  return ok(key, label, Section::Preflight,
+            fmt::format("{} exists and has a default route: the tree's direct traffic leaves "
+                        "through it",
+                        iface));
+}
+
 Check check_leftover_state(Host& h, const Identity& id) {
   const char* key = "leftover_state";
   const char* label = "leftovers of killed runs";
@@ -831,8 +880,11 @@ Report diagnose(Host& h, const Config& c, Scope scope) {
       out.push_back(check_max_user_namespaces(h));
       out.push_back(check_nftables(h, id));
       if (all || c.proxy) out.push_back(check_tproxy(h, id, c));
+      if (all || c.flow_log || c.summary) out.push_back(check_conntrack_events(h, id, c));
+      if (all || c.iface) out.push_back(check_policy_routing(h, id, c));
       out.push_back(check_forwarding(h, id, false));
       out.push_back(check_forwarding(h, id, true));
+      if (c.iface) out.push_back(check_iface(h, *c.iface));
       if (all || wire) out.push_back(check_packet_socket(h, id, c));
       if (all) out.push_back(check_leftover_state(h, id));
       break;

@@ -89,6 +89,9 @@ Check check_root(const Identity& id);
 Check check_nftables(Host& h, const Identity& id);
 Check check_forwarding(Host& h, const Identity& id, bool ipv6);
 Check check_tproxy(Host& h, const Identity& id, const Config& c);
+Check check_conntrack_events(Host& h, const Identity& id, const Config& c);
+Check check_policy_routing(Host& h, const Identity& id, const Config& c);
+Check check_iface(Host& h, const std::string& iface);
 Check check_leftover_state(Host& h, const Identity& id);
 
 // Which ICMP echo path the engine will use (docs/doctor-schema.md,

@@ -83,6 +83,16 @@ class Host {
   virtual Result<std::vector<std::string>> nft_tables() = 0;
   // socket(AF_PACKET, SOCK_RAW) and close: 0 or the errno.
   virtual int try_packet_socket() = 0;
+  // A NETLINK_NETFILTER socket bound to the conntrack event groups (what a
+  // rootful run with a flow log or summary reads), opened and closed: 0 or
+  // the errno.
+  virtual int try_ctnetlink() = 0;
+  // In a short-lived child inside a throwaway network namespace: an fwmark
+  // rule to a numbered table, IPv4 and IPv6 (what --iface adds).
+  virtual Trial policy_routing_trial() = 0;
+  // Whether interface `name` exists and has a default route in the main
+  // table; the Error says which is missing and what to do.
+  virtual cf::Status iface_ready(const std::string& name) = 0;
   // An unprivileged ICMP ("ping") socket, SOCK_DGRAM with IPPROTO_ICMP or
   // IPPROTO_ICMPV6, opened and closed: 0 or the errno.
   virtual int try_ping_socket(bool ipv6) = 0;

@@ -17,6 +17,8 @@
 #include "nft/nft.hpp"
 #include <pwd.h>
 #include <sched.h>
+#include <linux/netfilter/nfnetlink_compat.h>
+#include <linux/netlink.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -38,6 +40,7 @@
 #include "common/text.hpp"
 #include "common/unique_fd.hpp"
 #include "doctor/host.hpp"
+#include "netlink/netlink.hpp"
 
 namespace cf::doctor {
 namespace {
@@ -308,6 +311,34 @@ class SystemHost final : public Host {
     UniqueFd fd(::socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, 0));
     return fd ? 0 : errno;
   }
+
+  int try_ctnetlink() override {
+    UniqueFd fd(::socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_NETFILTER));
+    if (!fd) return errno;
+    sockaddr_nl a{};
+    a.nl_family = AF_NETLINK;
+    a.nl_groups = NF_NETLINK_CONNTRACK_NEW | NF_NETLINK_CONNTRACK_DESTROY;
+    return ::bind(fd.get(), reinterpret_cast<sockaddr*>(&a), sizeof a) == 0 ? 0 : errno;
+  }
+
+  Trial policy_routing_trial() override {
+    static const std::vector<std::string> steps = {"unshare(CLONE_NEWNET)", "netlink",
+                                                   "RTM_NEWRULE (IPv4)", "RTM_NEWRULE (IPv6)"};
+    return run_in_child(steps, [&](int fd) {
+      if (::unshare(CLONE_NEWNET) != 0) report_and_exit(fd, 0, errno, {});
+      auto nl = netlink::Socket::open();
+      if (!nl) report_and_exit(fd, 1, 0, nl.error().message);
+      netlink::Rule r{AF_INET, 100, 0x43460000, 0x43460000u, 0xffffffff};
+      if (auto st = nl->add_rule(r); !st) report_and_exit(fd, 2, 0, st.error().message);
+      r.family = AF_INET6;
+      // A kernel without IPv6 has no IPv6 rules to add: not a failure.
+      if (::access("/proc/sys/net/ipv6", F_OK) == 0)
+        if (auto st = nl->add_rule(r); !st) report_and_exit(fd, 3, 0, st.error().message);
+      report_and_exit(fd, -1, 0, {});
+    });
+  }
+
+  cf::Status iface_ready(const std::string& name) override { return netlink::uplink_ready(name); }
 
   kernel::Probe kernel_probe(kernel::Feature f) override { return kernel::probe(f); }
   int try_ping_socket(bool ipv6) override {

@@ -388,4 +388,25 @@ Status Socket::delete_rule(const Rule& r) {
   return {};
 }
 
+Status uplink_ready(const std::string& iface) {
+  auto nl = Socket::open();
+  if (!nl) return nl.error();
+  auto link = nl->find_link(iface);
+  if (!link)
+    return Error{fmt::format("{}: no such interface on this host (`ip link` lists them)", iface)};
+  const int index = link->index;
+  for (uint8_t family : {uint8_t(AF_INET), uint8_t(AF_INET6)}) {
+    auto rs = nl->routes(family);
+    if (!rs) return rs.error();
+    for (const Route& r : *rs)
+      if (r.table == RT_TABLE_MAIN && r.prefix == 0 && r.type == RTN_UNICAST &&
+          r.ifindex == index)
+        return {};
+  }
+  return Error{fmt::format(
+      "{} has no default route, so nothing beyond its own network is reachable through it: add "
+      "one (e.g. `ip route add default via GATEWAY dev {} metric 200`) or pick another interface",
+      iface, iface)};
+}
+
 }  // namespace cf::netlink

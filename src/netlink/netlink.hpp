@@ -114,4 +114,9 @@ class Socket {
   std::unique_ptr<nl_sock, Free> sock_;
 };
 
+// Whether `iface` exists and has a default route (either family) in the
+// main table, which --iface needs. The Error's message says which is missing
+// and what to do ("eth9: no such interface ...").
+Status uplink_ready(const std::string& iface);
+
 }  // namespace cf::netlink

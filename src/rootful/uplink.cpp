@@ -88,25 +88,9 @@ std::vector<netlink::Route> pin_routes(const std::vector<netlink::Route>& routes
 }
 
 Status check_iface(const std::string& iface) {
-  const unsigned index = ::if_nametoindex(iface.c_str());
-  if (index == 0)
-    return Error{fmt::format("--iface {}: no such interface on this host (`ip link` lists them)",
-                             iface)};
-  auto nl = netlink::Socket::open();
-  if (!nl) return nl.error();
-  for (uint8_t family : {uint8_t(AF_INET), uint8_t(AF_INET6)}) {
-    auto rs = nl->routes(family);
-    if (!rs) return rs.error();
-    for (const netlink::Route& r : *rs)
-      if (r.table == RT_TABLE_MAIN && is_default(r) && r.type == RTN_UNICAST &&
-          r.ifindex == int(index))
-        return {};
-  }
-  return Error{fmt::format(
-      "--iface {}: the interface has no default route, so the tree could reach nothing through "
-      "it: add one (e.g. `ip route add default via GATEWAY dev {} metric 200`) or pick another "
-      "interface",
-      iface, iface)};
+  if (Status s = netlink::uplink_ready(iface); !s)
+    return Error{"--iface " + s.error().message, s.error().step};
+  return {};
 }
 
 Result<Pin> plan_pin(const std::string& iface, bool ipv6) {

@@ -62,6 +62,16 @@ assert_contains "$out" "[OK]   TPROXY: IPv4 and IPv6 tproxy rules load" "TPROXY 
 assert_contains "$out" "[OK]   IPv4 forwarding sysctl: net.ipv4.ip_forward = 0, writable" "ip_forward writable"
 assert_contains "$out" "[OK]   IPv6 forwarding sysctl: net.ipv6.conf.all.forwarding = 0, writable" "v6 forwarding writable"
 assert_contains "$out" "[OK]   packet sockets: " "packet sockets ok"
+assert_contains "$out" "[OK]   conntrack events: ctnetlink's event groups can be joined" "conntrack events ok"
+assert_contains "$out" "[OK]   policy routing: fwmark rules to a numbered table can be added" "policy routing trial ok"
+rules_before=$(lab_root ip rule show; lab_root ip -6 rule show)
+run_doctor lab_root "$CHILDFLOW" --doctor --root --iface eth0
+assert_contains "$out" "[OK]   --iface: eth0 exists and has a default route" "--iface eth0 checked"
+run_doctor lab_root "$CHILDFLOW" --doctor --root --iface nosuch0
+assert_eq 1 "$rc" "--doctor --root --iface nosuch0: blocked"
+assert_contains "$out" "[FATAL] --iface: nosuch0: no such interface on this host" "--iface nosuch0 fatal"
+assert_eq "$rules_before" "$(lab_root ip rule show; lab_root ip -6 rule show)" \
+  "the policy routing trial left the lab host's rules alone"
 assert_eq 0 "$(lab_root sysctl -n net.ipv4.ip_forward)" "the doctor did not change ip_forward"
 # The trials ran in throwaway namespaces: nothing in the lab host's ruleset.
 tables=$(lab_root python3 -c '

@@ -494,6 +494,37 @@ TEST(DoctorTproxy, FailureIsFatalOnlyWithProxy) {
   EXPECT_THAT(f.hint, HasSubstr("nft_tproxy"));
 }
 
+TEST(DoctorConntrack, FatalOnlyWhenTheRunLogsFlows) {
+  FakeHost h = healthy_root_host();
+  Config c;
+  expect_ok(check_conntrack_events(h, h.id, c));
+  h.ctnetlink_errno = ENOENT;
+  Check w = check_conntrack_events(h, h.id, c);
+  expect_status(w, Status::Warning);
+  EXPECT_THAT(w.hint, HasSubstr("nf_conntrack_netlink"));
+  c.summary = true;
+  expect_status(check_conntrack_events(h, h.id, c), Status::Fatal);
+  FakeHost u = healthy_user_host();
+  EXPECT_THAT(check_conntrack_events(u, u.id, c).detail, HasSubstr("needs root"));
+}
+
+TEST(DoctorPolicyRouting, TrialAndIface) {
+  FakeHost h = healthy_root_host();
+  Config c;
+  expect_ok(check_policy_routing(h, h.id, c));
+  EXPECT_EQ(h.policy_routing_trials, 1);
+  h.policy_routing = Trial{false, "RTM_NEWRULE (IPv4)", 0, "Operation not supported"};
+  Check w = check_policy_routing(h, h.id, c);
+  expect_status(w, Status::Warning);
+  EXPECT_THAT(w.detail, HasSubstr("Operation not supported"));
+  c.iface = "eth0";
+  expect_status(check_policy_routing(h, h.id, c), Status::Fatal);
+  expect_ok(check_iface(h, "eth0"));
+  Check missing = check_iface(h, "eth9");
+  expect_status(missing, Status::Fatal);
+  EXPECT_THAT(missing.detail, HasSubstr("eth9: no such interface"));
+}
+
 TEST(DoctorLeftovers, CleanHostIsOk) {
   FakeHost h = healthy_root_host();
   expect_ok(check_leftover_state(h, h.id));

@@ -51,7 +51,8 @@ TEST(DoctorDiagnose, RootfulRunsEveryCheckInOrder) {
   FakeHost h = healthy_root_host();
   Report r = diagnose(h, rootful());
   EXPECT_THAT(keys(r), ElementsAre("root", "userns", "netns", "mntns", "pidns",
-                                   "max_user_namespaces", "nftables", "tproxy", "ipv4_forward",
+                                   "max_user_namespaces", "nftables", "tproxy",
+                                   "conntrack_events", "policy_routing", "ipv4_forward",
                                    "ipv6_forward", "packet_socket", "leftover_state", "resolver",
                                    "ipv4_route", "ipv6_route"));
   EXPECT_EQ(r.overall(), Overall::Ready);
@@ -83,6 +84,14 @@ TEST(DoctorDiagnose, FatalOnlyScopeSkipsWarningOnlyChecks) {
               ElementsAre("root", "userns", "netns", "mntns", "pidns", "max_user_namespaces",
                           "nftables", "tproxy", "ipv4_forward", "ipv6_forward",
                           "packet_socket"));
+  // What a run asks for brings the checks it needs.
+  Config logged = rootful();
+  logged.flow_log = "/tmp/f.jsonl";
+  logged.iface = "eth0";
+  EXPECT_THAT(keys(diagnose(root, logged, Scope::FatalOnly)),
+              ElementsAre("root", "userns", "netns", "mntns", "pidns", "max_user_namespaces",
+                          "nftables", "conntrack_events", "policy_routing", "ipv4_forward",
+                          "ipv6_forward", "iface"));
 }
 
 // Preflight leaves the user namespace trial to the launch, which makes the
@@ -228,7 +237,8 @@ TEST(DoctorJson, RootfulSectionsAndBlocked) {
   for (auto& e : j["capabilities"]) cap_keys.push_back(e["key"]);
   for (auto& e : j["preflight"]) pre_keys.push_back(e["key"]);
   EXPECT_THAT(cap_keys, ElementsAre("userns", "netns", "mntns", "pidns", "max_user_namespaces",
-                                    "nftables", "tproxy", "packet_socket"));
+                                    "nftables", "tproxy", "conntrack_events", "policy_routing",
+                                    "packet_socket"));
   EXPECT_THAT(pre_keys, ElementsAre("root", "ipv4_forward", "ipv6_forward", "leftover_state",
                                     "resolver", "ipv4_route", "ipv6_route"));
   EXPECT_EQ(j["preflight"][0]["status"], "fatal");

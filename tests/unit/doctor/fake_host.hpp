@@ -5,6 +5,7 @@
 
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -28,6 +29,10 @@ class FakeHost final : public Host {
   std::optional<std::vector<std::string>> tables = std::vector<std::string>{};
   std::string tables_why;
   int packet_errno = 0;
+  int ctnetlink_errno = 0;
+  Trial policy_routing{true, {}, 0, {}};
+  int policy_routing_trials = 0;
+  std::set<std::string> ifaces_ready{"eth0"};
   int ping_errno_v4 = 0;
   int ping_errno_v6 = 0;
   kernel::Probe peek_off{"tcp_peek_off", true, false};
@@ -82,6 +87,15 @@ class FakeHost final : public Host {
     return *tables;
   }
   int try_packet_socket() override { return packet_errno; }
+  int try_ctnetlink() override { return ctnetlink_errno; }
+  Trial policy_routing_trial() override {
+    ++policy_routing_trials;
+    return policy_routing;
+  }
+  cf::Status iface_ready(const std::string& name) override {
+    if (ifaces_ready.contains(name)) return {};
+    return Error{name + ": no such interface on this host"};
+  }
   int try_ping_socket(bool ipv6) override { return ipv6 ? ping_errno_v6 : ping_errno_v4; }
   kernel::Probe kernel_probe(kernel::Feature f) override {
     switch (f) {
