@@ -70,6 +70,8 @@
 #include "proxy/proxy.hpp"
 #include "rootful/dns_forwarder.hpp"
 #include "rootful/host.hpp"
+#include "rootful/loop.hpp"
+#include "rootful/relay.hpp"
 #include "sandbox/sandbox.hpp"
 
 namespace cf::app {
@@ -375,6 +377,7 @@ rootful::RulesetSpec ruleset_spec(const Config& c, const NetPlan& plan) {
   s.default_deny = c.default_policy == DefaultPolicy::Deny;
   s.deny_cidrs = c.deny_cidrs;
   s.allow_cidrs = c.allow_cidrs;
+  s.proxy_only = c.proxy_only;
   return s;
 }
 
@@ -391,15 +394,39 @@ int run_rootful(const Config& c, uint64_t started) {
   auto tree_opts = tree_options(c, plan, host_resolv);
   if (!tree_opts) return fail(tree_opts.error());
   sandbox::Options so = std::move(tree_opts).value();
+  // 4. proxy, before anything is created (as rootless).
+  std::optional<ProxyRoute> proxy_route;
+  if (c.proxy && !c.offline) {
+    auto route = prepare_proxy(c);
+    if (!route) return fail(route.error());
+    proxy_route.emplace(std::move(route).value());
+  }
 
   observe::Recorder rec(c);
   if (auto s = rec.open(); !s) return fail(s.error());
   policy::Policy pol(c);
 
+  // One epoll loop serves the forwarder and the relay (rootful/loop.hpp).
+  auto loop = rootful::Loop::create();
+  if (!loop) return fail(loop.error());
+  rootful::RulesetSpec spec = ruleset_spec(c, plan);
+  // --proxy (offline wins over it): the relay's listeners exist before the
+  // table whose TPROXY rules name their ports (rootful/relay.hpp).
+  std::unique_ptr<rootful::Relay> relay;
+  if (proxy_route) {
+    raise_fd_limit();
+    auto opened = rootful::Relay::open({plan, proxy_route->addr, proxy_route->upstream.get()},
+                                       pol, rec, *loop);
+    if (!opened) return fail(opened.error());
+    relay = std::move(opened).value();
+    spec.tproxy.port4 = relay->port4();
+    spec.tproxy.port6 = relay->port6();
+  }
+
   ForwardedSignals signals;
   if (auto s = signals.start(); !s) return fail(s.error());
 
-  auto host = rootful::Host::setup(ruleset_spec(c, plan), c.verbosity < 0);
+  auto host = rootful::Host::setup(spec, c.verbosity < 0);
   if (!host) {
     rec.runtime_failure("rootful", "setup_failed", host.error().str());
     return fail(host.error());
@@ -416,7 +443,7 @@ int run_rootful(const Config& c, uint64_t started) {
   fo.plan = plan;
   fo.resolver = c.dns ? c.dns : first_nameserver(host_resolv);
   fo.host_has_ipv6 = host_has_default_route6();
-  auto forwarder = rootful::Forwarder::open(fo, pol, rec);
+  auto forwarder = rootful::Forwarder::open(fo, pol, rec, *loop);
   if (!forwarder) {
     rec.runtime_failure("rootful", "setup_failed", forwarder.error().str());
     return fail(forwarder.error());  // ~Tree kills the tree, ~Host undoes the host side
@@ -430,13 +457,14 @@ int run_rootful(const Config& c, uint64_t started) {
     sandbox::forward_signal(tree, sig);
   };
   int code = 1;
-  if (auto served = (*forwarder)->serve(tree.pidfd.get(), signals.fd(), on_signal); served) {
+  if (auto served = loop->serve(tree.pidfd.get(), signals.fd(), on_signal); served) {
     code = sandbox::try_reap(tree).value_or(1);
   } else {
     fail(served.error());
     rec.runtime_failure("rootful", "forwarder_failed", served.error().str());
     tree = sandbox::Tree{};  // kills and reaps the tree
   }
+  if (relay) relay->close_all();  // connections still open: flow_end
   // What the table rejected: one policy_violation per destination, judged
   // again by the same Policy for its reason (the table follows its order).
   for (const rootful::Denied& d : (*host)->denied()) {

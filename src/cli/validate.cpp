@@ -103,7 +103,7 @@ Status check_combinations(const Config& c) {
 Status check_rootful(const Config& c) {
   const bool domains = !c.allow_domains.empty() || !c.allow_domains_exact.empty() ||
                        !c.deny_domains.empty() || !c.deny_domains_exact.empty();
-  const char* flag = c.proxy                  ? "--proxy"
+  const char* flag = c.proxy_dns == ProxyDns::Remote ? "--proxy-dns remote"
                      : domains                ? "domain rules (--allow-domain, --deny-domain...)"
                      : c.fail_on_leak         ? "--fail-on-leak"
                      : c.iface                ? "--iface"

@@ -10,8 +10,10 @@
 
 #include <fmt/format.h>
 
+#include "common/random.hpp"
 #include "netlink/netlink.hpp"
 #include "nft/nft.hpp"
+#include "rootful/routing.hpp"
 #include "sandbox/sandbox.hpp"
 
 namespace cf::rootful {
@@ -65,7 +67,8 @@ bool table_exists(const std::string& table) {
 // Deletes what a record names, if it is still there: the link (a veth of
 // that name only) and the table. Errors are collected as text.
 std::string undo(const state::Record& r) {
-  std::string errors;
+  std::string errors = remove_routing({r.mark, r.route_table, r.rule_priority});
+  if (!errors.empty()) errors += "; ";
   if (auto nl = netlink::Socket::open()) {
     auto kind = nl->link_kind(r.link);
     if (!kind) errors += kind.error().str() + "; ";
@@ -152,6 +155,22 @@ Result<std::unique_ptr<Host>> Host::setup(RulesetSpec spec, bool quiet) {
                                r.run, r.pid, r.table)
                        .c_str(),
                    stderr);
+    if (spec.tproxy.port4) {
+      // TPROXY's mark, table and priority: chosen under the lock, so two
+      // runs never take the same, and recorded before they exist.
+      auto in_use = netlink::routing_in_use();
+      if (!in_use) return in_use.error();
+      auto chosen = choose_routing(*in_use, random_u32());
+      if (!chosen)
+        return Error{"no free firewall mark, routing table or rule priority in childflow's range",
+                     "rootful: TPROXY routing"};
+      h->routing_ = *chosen;
+      spec.tproxy.mark = chosen->mark;
+      h->spec_.tproxy.mark = chosen->mark;
+      h->record_.mark = chosen->mark;
+      h->record_.route_table = chosen->table;
+      h->record_.rule_priority = chosen->priority;
+    }
     if (auto s = state::write_record(h->record_); !s) return s.error();
     h->recorded_ = true;
     h->forwarding_ = true;  // restored by teardown even if enabling fails half-way
@@ -159,6 +178,8 @@ Result<std::unique_ptr<Host>> Host::setup(RulesetSpec spec, bool quiet) {
   }
   if (auto s = nft_run(ruleset(spec)); !s)
     return Error{s.error().message, fmt::format("rootful: load nftables table {}", spec.table)};
+  if (h->routing_.mark)
+    if (auto s = add_routing(h->routing_, spec.plan.ipv6); !s) return s.error();
   return h;
 }
 

@@ -9,9 +9,12 @@
 //        a warning (`childflow --cleanup` removes their state); this run's
 //        record is written (state.hpp) before anything it describes exists;
 //        forwarding is saved (first run of the namespace) and enabled;
+//        with --proxy, TPROXY's mark, table and rule priority are chosen
+//        here (routing.hpp) and written into the record;
 //     3. the run's nftables table is loaded in one transaction
 //        (ruleset.hpp), before the link exists, so the tree's first packet
-//        is judged;
+//        is judged; with --proxy, then the policy routing (two rules, two
+//        routes) that delivers TPROXY's marked packets locally;
 //   attach    (called by the sandbox once the tree's network namespace exists)
 //     4. the veth pair: cf<run> here, eth0 in the tree (netlink); the host
 //        end's IPv6 sysctls (no DAD, no router advertisements), addresses
@@ -20,7 +23,9 @@
 //             (its dynamic sets), for the flow log and the summary;
 //   teardown  (the destructor; also after a failed setup, and after
 //              SIGINT/SIGTERM, which the caller turns into the tree's end)
-//     5. the link is deleted if it is still there and still a veth;
+//     5. the policy routing, where still there (exactly the recorded rules
+//        and routes); the link is deleted if it is still there and still a
+//        veth;
 //     6. the table is deleted if it is still there;
 //     7. under the lock: the record is removed, and the forwarding sysctls
 //        are put back when no other run of this namespace is left.
@@ -38,6 +43,7 @@
 #include "common/addr.hpp"
 #include "common/result.hpp"
 #include "policy/policy.hpp"
+#include "rootful/routing.hpp"
 #include "rootful/ruleset.hpp"
 #include "rootful/state.hpp"
 
@@ -56,7 +62,8 @@ std::vector<Denied> parse_denied(const std::string& listing);
 class Host {
  public:
   // Steps 1-3. `spec` carries the policy and the plan; its table and link
-  // names are filled in here. Warnings (killed runs) go to stderr unless quiet.
+  // names (and TPROXY's mark, when spec.tproxy.port4 says --proxy) are
+  // filled in here. Warnings (killed runs) go to stderr unless quiet.
   static Result<std::unique_ptr<Host>> setup(RulesetSpec spec, bool quiet);
   ~Host();  // steps 5-7
   Host(const Host&) = delete;
@@ -74,6 +81,7 @@ class Host {
   Host() = default;
   void teardown();
   RulesetSpec spec_;
+  TproxyRouting routing_;
   state::Record record_;
   bool recorded_ = false, forwarding_ = false;
 };

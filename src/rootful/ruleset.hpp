@@ -31,8 +31,20 @@
 //   postrouting (nat)        the tree's addresses masqueraded behind the
 //                            host's, except towards the tree's link.
 //
-// Domain rules, --proxy-only and TPROXY are not part of phase 1: the CLI
-// refuses them with --root, so the text never has to express them.
+//   prerouting (--proxy)     from the tree's link, TCP other than DNS and
+//                            other than to the gateway addresses: marked
+//                            and handed by TPROXY to the relay's listener
+//                            (relay.hpp) on the gateway address; dropped if
+//                            no listener takes it (fail closed, never
+//                            direct). `judge` accepts marked packets: the
+//                            relay judges them with the Policy, as the
+//                            rootless engine judges proxied flows.
+//   --proxy-only             the last rule of `judge` (rule 10 of
+//                            docs/policy.md): what reaches it was not
+//                            carried by the proxy (UDP, ICMP, DNS to other
+//                            addresses).
+//
+// Domain rules are not expressed here yet: the CLI refuses them with --root.
 #pragma once
 #include <string>
 #include <vector>
@@ -52,11 +64,18 @@ struct RulesetSpec {
   bool block_private = false;
   bool default_deny = false;
   std::vector<Cidr> deny_cidrs, allow_cidrs;
+  bool proxy_only = false;
+  // --proxy (not --offline): TPROXY's mark (routing.hpp) and the relay's
+  // listening ports on gw4 and gw6; mark 0 for none.
+  struct Tproxy {
+    uint32_t mark = 0;
+    uint16_t port4 = 0, port6 = 0;
+  } tproxy;
 };
 
 // The reasons, in rule order; each has a named counter and a deny chain.
 inline constexpr const char* kReasons[] = {"offline", "metadata", "private", "deny_cidr",
-                                           "default_deny"};
+                                           "default_deny", "proxy_only"};
 
 // The names of the dynamic sets of denied destinations.
 inline constexpr const char* kDeniedSets[] = {"denied4", "denied4p", "denied6", "denied6p"};
