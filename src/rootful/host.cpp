@@ -2,6 +2,7 @@
 #include "rootful/host.hpp"
 
 #include <fcntl.h>
+#include <sys/socket.h>
 #include <netdb.h>
 #include <unistd.h>
 
@@ -160,6 +161,12 @@ Result<std::unique_ptr<Host>> Host::setup(RulesetSpec spec, bool quiet) {
       // runs never take the same, and recorded before they exist.
       auto in_use = netlink::routing_in_use();
       if (!in_use) return in_use.error();
+      // Runs that chose theirs but have not added them yet are in_use too.
+      for (const state::Record& r : state::records())
+        if (r.mark) {
+          in_use->rules.push_back({AF_INET, r.rule_priority, r.mark, 0xffffffff, r.route_table});
+          in_use->tables.push_back(r.route_table);
+        }
       auto chosen = choose_routing(*in_use, random_u32());
       if (!chosen)
         return Error{"no free firewall mark, routing table or rule priority in childflow's range",
@@ -264,9 +271,13 @@ int cleanup() {
     }
     state::remove_record(r.run);
     ++cleaned;
+    std::string routing =
+        r.mark ? fmt::format(", ip rules (priority {}, fwmark {:#x}) and routes of table {}",
+                             r.rule_priority, r.mark, r.route_table)
+               : "";
     std::fputs(fmt::format("childflow: --cleanup: removed run {} (pid {}): nftables table {}, "
-                           "link {}\n",
-                           r.run, r.pid, r.table, r.link)
+                           "link {}{}\n",
+                           r.run, r.pid, r.table, r.link, routing)
                    .c_str(),
                stderr);
   }

@@ -97,6 +97,64 @@ check_contains "$(since "$LAB_PROXY_LOG_HTTP" "$n0")" "CONNECT $LAB_WWW4:443 " "
 check_contains "$(cat "$LOG")" '"event":"dns_query"' "DNS still goes to the forwarder"
 check_state "raw socket"
 
+# --- bulk both ways and half-close, through plain and TLS tunnels ---------------
+# 20 MB down and up (the upload's SHA-256 is the server's), and a half-close:
+# the tree sends, shuts its side, and still reads the server's answer, which
+# the server sends only after it saw the FIN.
+HALF='import socket,sys
+s=socket.create_connection((sys.argv[1],9),timeout=20)
+s.sendall(b"x"*100000); s.shutdown(socket.SHUT_WR)
+d=b""
+while True:
+  b=s.recv(4096)
+  if not b: break
+  d+=b
+print("half="+d.decode().strip())'
+BULK="$NOPROXY
+  echo down=\$(curl -sS --max-time 60 -o /dev/null -w '%{size_download}' http://$LAB_WWW4/bytes/20000000)
+  head -c 20000000 /dev/zero > /tmp/up.bin
+  echo up=\$(curl -sS --max-time 60 --data-binary @/tmp/up.bin -H 'Content-Type: application/octet-stream' http://$LAB_WWW4/upload)
+  python3 -c '$HALF' $LAB_ECHO4"
+want_sha=$(head -c 20000000 /dev/zero | sha256sum | cut -d' ' -f1)
+for p in "http http://$LAB_HTTP_PROXY" "https https://$LAB_PROXY_HOST:${LAB_HTTPS_PROXY##*:} --proxy-ca $LAB_CA"; do
+  read -r kind uri extra <<<"$p"
+  e0=$(lines "$LAB_ECHO_LOG")
+  # shellcheck disable=SC2086
+  rf "bulk-$kind" -p "$uri" $extra -- sh -c "$BULK"
+  check_contains "$OUT" "down=20000000" "bulk $kind: 20 MB down through the proxy"
+  check_contains "$OUT" "up=$want_sha" "bulk $kind: 20 MB up, byte-exact"
+  # The lab's proxies end both directions when their client's side ends, so
+  # the server's late answer cannot come back; what the relay owes: the
+  # server got every byte and then the FIN, and the tree's read ended.
+  check_contains "$OUT" "half=" "bulk $kind: after its half-close the tree's read ended (no hang)"
+  check_match "$(since "$LAB_ECHO_LOG" "$e0")" "halfclose tcp [0-9.]+ [0-9]+ fin after 100000 bytes" \
+    "bulk $kind: the server got all 100000 bytes, then the FIN"
+  big=$(jq -s '[.[] | select(.event=="flow_end" and .protocol=="tcp") | (.bytes_sent + .bytes_received)] | max' "$LOG")
+  check_match "$big" '^2[0-9]{7}$' "bulk $kind: flow_end counts the 20 MB ($big)"
+  check_state "bulk $kind"
+done
+
+# --- two --proxy runs at once: each its own mark, table and priority ---------------
+SYNC=$LAB_DIR/sync-proxy
+install -d -m 0777 "$SYNC"
+both="until [ -e $SYNC/a ] && [ -e $SYNC/b ]; do sleep 0.1; done; sleep 0.5"
+cf root --root -d "$LAB_DNS4" -p "http://$LAB_HTTP_PROXY" -- sh -c "$NOPROXY; touch $SYNC/a; $both; curl -sS --max-time 10 http://www.example.test/peer" >"$OUTD/p1.out" 2>&1 &
+p1=$!
+cf root --root -d "$LAB_DNS4" -p "socks5://$LAB_SOCKS" -- sh -c "$NOPROXY; touch $SYNC/b; $both; curl -6 -sS --max-time 10 http://www.example.test/peer" >"$OUTD/p2.out" 2>&1 &
+p2=$!
+lab_wait_until 20 "both --proxy runs started" sh -c "[ -e $SYNC/a ] && [ -e $SYNC/b ]"
+rules4=$(lab_root ip rule show | grep -c 'fwmark 0x6366' || true)
+rules6=$(lab_root ip -6 rule show | grep -c 'fwmark 0x6366' || true)
+marks=$(lab_root ip rule show | grep -o 'fwmark 0x6366[0-9a-f]*' | sort -u | grep -c . || true)
+prios=$(lab_root ip rule show | grep 'fwmark 0x6366' | cut -d: -f1 | sort -u | grep -c . || true)
+wait "$p1" && r1=0 || r1=$?
+wait "$p2" && r2=0 || r2=$?
+check_eq "0 0" "$r1 $r2" "two --proxy runs at once both succeed ($(head -c 200 "$OUTD/p1.out") $(head -c 200 "$OUTD/p2.out"))"
+check_eq "2 2 2 2" "$rules4 $rules6 $marks $prios" "two --proxy runs: two rules per family, two marks, two priorities"
+check_match "$(cat "$OUTD/p1.out")" '203\.0\.113\.[0-9]+' "two --proxy runs: the first carried"
+check_match "$(cat "$OUTD/p2.out")" '2001:db8:2::[0-9a-f]+' "two --proxy runs: the second carried"
+check_state "two --proxy runs"
+
 # --- a bad proxy: the connection fails at once, the error is logged ----------
 bad() {
   local name=$1 uri=$2 want=$3
@@ -159,6 +217,7 @@ check_match "$after_kill" 'fwmark 0x6366[0-9a-f]{4} lookup' "SIGKILL leaves the 
 check_match "$after_kill" 'local default dev lo table 16676' "SIGKILL leaves the run's local route"
 out=$(lab_root "$CHILDFLOW" --cleanup 2>&1) && crc=0 || crc=$?
 check_eq 0 "$crc" "--cleanup exits 0 ($out)"
+check_match "$out" 'ip rules \(priority [0-9]+, fwmark 0x6366[0-9a-f]{4}\) and routes of table 16676' "--cleanup says it removed the rules and routes"
 check_state "SIGKILL + --cleanup of a --proxy run"
 
 engine_finish
