@@ -205,6 +205,18 @@ check_eq 1 "$(grep -c . <<<"$ERR")" "--root --proxy-dns remote: one line ($ERR)"
 check_contains "$ERR" "--proxy-dns remote is not available with the rootful backend yet" "--root --proxy-dns remote: says why"
 check_state "refused --proxy-dns remote"
 
+# --- SIGTERM with a proxied connection open: everything undone ---------------------
+lab_root timeout 60 "$CHILDFLOW" --root -d "$LAB_DNS4" -p "http://$LAB_HTTP_PROXY" -- \
+  sh -c "curl -sS --max-time 30 http://$LAB_WWW4/delay/20000 >/dev/null 2>&1 & sleep 30" >/dev/null 2>&1 &
+job=$!
+lab_wait_until 10 "the run's link" sh -c "ip netns exec $LAB_NS ip -o link show | grep -q ': cf[0-9a-f]\{8\}@'"
+lab_wait_until 10 "the proxied connection" sh -c "grep -q 'CONNECT $LAB_WWW4:80 ' '$LAB_PROXY_LOG_HTTP' && ip netns exec $LAB_NS ss -tn | grep -q '$LAB_PROXY4:3128'"
+pid=$(engine_pid "$job" | head -n1)
+if [[ -n $pid ]]; then kill -TERM "$pid" || true; else check_fail "SIGTERM: no childflow process found"; fi
+wait "$job" && trc=0 || trc=$?
+check_eq 143 "$trc" "SIGTERM with a proxied connection: the tree ends with it (128 + 15)"
+check_state "SIGTERM with a proxied connection"
+
 # --- SIGKILL, then --cleanup removes the rules, routes and table -----------------
 lab_root timeout 60 "$CHILDFLOW" --root -d "$LAB_DNS4" -p "http://$LAB_HTTP_PROXY" -- sleep 30 >/dev/null 2>&1 &
 job=$!
