@@ -471,7 +471,8 @@ int run_rootful(const Config& c, uint64_t started) {
     policy::Verdict v = pol.judge_addr(d.proto, d.ip, false, monotonic_ms());
     if (v.allow) continue;
     std::string remote = d.port ? format_endpoint(d.ip, *d.port) : d.ip.str();
-    rec.policy_violation(0, d.proto, remote, d.ip, d.port, v, pol.names_for(d.ip, monotonic_ms()));
+    rec.policy_violation(rec.next_flow_id(), d.proto, remote, d.ip, d.port, v,
+                         pol.names_for(d.ip, monotonic_ms()));  // a flow of its own (schema)
   }
   host->reset();  // the host side is undone before the report is printed
   signals.stop();

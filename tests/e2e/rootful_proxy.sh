@@ -232,4 +232,13 @@ check_eq 0 "$crc" "--cleanup exits 0 ($out)"
 check_match "$out" 'ip rules \(priority [0-9]+, fwmark 0x6366[0-9a-f]{4}\) and routes of table 16676' "--cleanup says it removed the rules and routes"
 check_state "SIGKILL + --cleanup of a --proxy run"
 
+# Every flow log of this script (relay events among them) matches
+# docs/flow-log-schema.md.
+bad_logs=0
+for f in "$OUTD"/*.jsonl; do
+  python3 "$LAB_LIB_DIR/flowlog_schema.py" "$f" >/dev/null 2>"$OUTD/schema.err" ||
+    { bad_logs=$((bad_logs + 1)); echo "schema: $f: $(head -c 300 "$OUTD/schema.err")" >&2; }
+done
+check_eq 0 "$bad_logs" "every flow log of the --proxy runs matches the schema"
+
 engine_finish
