@@ -73,6 +73,8 @@
 #include "rootful/domain_sets.hpp"
 #include "rootful/host.hpp"
 #include "rootful/uplink.hpp"
+#include "rootful/loop.hpp"
+#include "rootful/relay.hpp"
 #include "sandbox/sandbox.hpp"
 
 namespace cf::app {
@@ -380,6 +382,7 @@ rootful::RulesetSpec ruleset_spec(const Config& c, const NetPlan& plan) {
   s.allow_cidrs = c.allow_cidrs;
   s.domains = !c.allow_domains.empty() || !c.allow_domains_exact.empty() ||
               !c.deny_domains.empty() || !c.deny_domains_exact.empty();
+  s.proxy_only = c.proxy_only;
   return s;
 }
 
@@ -410,15 +413,38 @@ int run_rootful(const Config& c, uint64_t started) {
   auto tree_opts = tree_options(c, plan, host_resolv);
   if (!tree_opts) return fail(tree_opts.error());
   sandbox::Options so = std::move(tree_opts).value();
+  // 4. proxy, before anything is created (as rootless).
+  std::optional<ProxyRoute> proxy_route;
+  if (c.proxy && !c.offline) {
+    auto route = prepare_proxy(c);
+    if (!route) return fail(route.error());
+    proxy_route.emplace(std::move(route).value());
+  }
 
   observe::Recorder rec(c);
   if (auto s = rec.open(); !s) return fail(s.error());
   policy::Policy pol(c);
 
+  // One epoll loop serves the forwarder and the relay (rootful/loop.hpp).
+  auto loop = rootful::Loop::create();
+  if (!loop) return fail(loop.error());
+  rootful::RulesetSpec spec = ruleset_spec(c, plan);
+  // --proxy (offline wins over it): the relay's listeners exist before the
+  // table whose TPROXY rules name their ports (rootful/relay.hpp).
+  std::unique_ptr<rootful::Relay> relay;
+  if (proxy_route) {
+    raise_fd_limit();
+    auto opened = rootful::Relay::open({plan, proxy_route->addr, proxy_route->upstream.get()},
+                                       pol, rec, *loop);
+    if (!opened) return fail(opened.error());
+    relay = std::move(opened).value();
+    spec.tproxy.port4 = relay->port4();
+    spec.tproxy.port6 = relay->port6();
+  }
+
   ForwardedSignals signals;
   if (auto s = signals.start(); !s) return fail(s.error());
 
-  const rootful::RulesetSpec spec = ruleset_spec(c, plan);
   auto host = rootful::Host::setup(spec, c.iface, c.verbosity < 0);
   if (!host) {
     rec.runtime_failure("rootful", "setup_failed", host.error().str());
@@ -428,7 +454,7 @@ int run_rootful(const Config& c, uint64_t started) {
   // events, from before the tree sends anything (rootful/conntrack.hpp).
   std::unique_ptr<rootful::Conntrack> ct;
   if (c.flow_log || c.summary) {
-    auto opened = rootful::Conntrack::open(plan, rec, pol);
+    auto opened = rootful::Conntrack::open(plan, rec, pol, (*host)->tproxy_mark());
     if (!opened) {
       rec.runtime_failure("rootful", "setup_failed", opened.error().str());
       return fail(opened.error());
@@ -448,7 +474,10 @@ int run_rootful(const Config& c, uint64_t started) {
   fo.resolver = c.dns ? c.dns : first_nameserver(host_resolv);
   fo.host_has_ipv6 = host_has_default_route6();
   fo.mark = (*host)->egress_mark();
-  if (ct) fo.extra.push_back({ct->fd(), [&ct] { ct->on_readable(); }});
+  if (relay) relay->set_mark((*host)->egress_mark());
+  if (ct)
+    if (auto s = loop->add(ct->fd(), EPOLLIN, [&ct](uint32_t) { ct->on_readable(); }); !s)
+      return fail(s.error());
   // Domain rules: the forwarder's answers feed the table's sets, before
   // the tree gets them (rootful/domain_sets.hpp).
   std::optional<rootful::DomainSets> domains;
@@ -467,7 +496,7 @@ int run_rootful(const Config& c, uint64_t started) {
       return true;
     };
   }
-  auto forwarder = rootful::Forwarder::open(fo, pol, rec);
+  auto forwarder = rootful::Forwarder::open(fo, pol, rec, *loop);
   if (!forwarder) {
     rec.runtime_failure("rootful", "setup_failed", forwarder.error().str());
     return fail(forwarder.error());  // ~Tree kills the tree, ~Host undoes the host side
@@ -481,13 +510,15 @@ int run_rootful(const Config& c, uint64_t started) {
     sandbox::forward_signal(tree, sig);
   };
   int code = 1;
-  if (auto served = (*forwarder)->serve(tree.pidfd.get(), signals.fd(), on_signal); served) {
+  if (auto served = loop->serve(tree.pidfd.get(), signals.fd(), on_signal); served) {
     code = sandbox::try_reap(tree).value_or(1);
   } else {
     fail(served.error());
     rec.runtime_failure("rootful", "forwarder_failed", served.error().str());
     tree = sandbox::Tree{};  // kills and reaps the tree
   }
+  if (relay) relay->close_all();  // connections still open: flow_end
+  if (ct) loop->remove(ct->fd());
   if (ct)
     if (uint64_t lost = ct->finish(); lost && c.verbosity >= 0)
       std::fputs(fmt::format("childflow: warning: {} conntrack event(s) were lost or unreadable: "
@@ -502,7 +533,7 @@ int run_rootful(const Config& c, uint64_t started) {
     if (v.allow) continue;
     std::string remote = d.port ? format_endpoint(d.ip, *d.port) : d.ip.str();
     rec.policy_violation(rec.next_flow_id(), d.proto, remote, d.ip, d.port, v,
-                         pol.names_for(d.ip, monotonic_ms()));
+                         pol.names_for(d.ip, monotonic_ms()));  // a flow of its own (schema)
   }
   host->reset();  // the host side is undone before the report is printed
   signals.stop();

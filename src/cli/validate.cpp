@@ -101,7 +101,7 @@ Status check_combinations(const Config& c) {
 // What the rootful backend does not do yet (docs/rootful.md, "Not yet"):
 // refused before anything is created, rather than silently ignored.
 Status check_rootful(const Config& c) {
-  const char* flag = c.proxy                  ? "--proxy"
+  const char* flag = c.proxy_dns == ProxyDns::Remote ? "--proxy-dns remote"
                      : c.capture              ? "--capture"
                      : c.learn                ? "--learn"
                      : c.allow_host_loopback  ? "--allow-host-loopback"

@@ -119,6 +119,9 @@ bool message(const nlmsghdr& h, std::span<const uint8_t> body, CtEvent* ev) {
       case CTA_STATUS:
         if (a.data.size() >= 4) ev->status = be32(a.data.data());
         break;
+      case CTA_MARK:
+        if (a.data.size() >= 4) ev->mark = be32(a.data.data());
+        break;
       case CTA_PROTOINFO: {
         std::vector<Attr> pi, tcp;
         if (!attrs(a.data, &pi)) return false;
@@ -176,8 +179,8 @@ namespace {
 class ConntrackImpl final : public Conntrack {
  public:
   ConntrackImpl(const NetPlan& plan, observe::Recorder& rec, const policy::Policy& pol,
-                UniqueFd fd)
-      : plan_(plan), rec_(rec), pol_(pol), fd_(std::move(fd)) {}
+                uint32_t relayed_mark, UniqueFd fd)
+      : plan_(plan), rec_(rec), pol_(pol), relayed_mark_(relayed_mark), fd_(std::move(fd)) {}
 
   int fd() const override { return fd_.get(); }
 
@@ -219,6 +222,7 @@ class ConntrackImpl final : public Conntrack {
   bool ours(const CtEvent& e) const {
     const bool from_tree = e.src == plan_.child4 || (plan_.ipv6 && e.src == plan_.child6);
     if (!from_tree) return false;
+    if (relayed_mark_ && e.mark == relayed_mark_) return false;  // the relay logs it
     if (e.dst == plan_.gw4 || (plan_.ipv6 && e.dst == plan_.gw6)) return false;
     if (!e.dst.is_v4() && (e.dst.bytes[0] == 0xff || (e.dst.bytes[0] == 0xfe &&
                                                        (e.dst.bytes[1] & 0xc0) == 0x80)))
@@ -358,6 +362,7 @@ class ConntrackImpl final : public Conntrack {
   NetPlan plan_;
   observe::Recorder& rec_;
   const policy::Policy& pol_;
+  uint32_t relayed_mark_ = 0;
   UniqueFd fd_;
   std::map<uint32_t, Flow> flows_;  // by conntrack id
   std::vector<uint8_t> buf_ = std::vector<uint8_t>(1 << 16);
@@ -368,7 +373,8 @@ class ConntrackImpl final : public Conntrack {
 }  // namespace
 
 Result<std::unique_ptr<Conntrack>> Conntrack::open(const NetPlan& plan, observe::Recorder& rec,
-                                                   const policy::Policy& pol) {
+                                                   const policy::Policy& pol,
+                                                   uint32_t relayed_mark) {
   UniqueFd fd(::socket(AF_NETLINK, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, NETLINK_NETFILTER));
   if (!fd) return errno_error("rootful: conntrack events (NETLINK_NETFILTER)");
   int size = kRcvBuf;
@@ -380,7 +386,7 @@ Result<std::unique_ptr<Conntrack>> Conntrack::open(const NetPlan& plan, observe:
                 NF_NETLINK_CONNTRACK_DESTROY;
   if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&a), sizeof a) != 0)
     return errno_error("rootful: conntrack events (bind to the ctnetlink groups)");
-  return std::unique_ptr<Conntrack>(new ConntrackImpl(plan, rec, pol, std::move(fd)));
+  return std::unique_ptr<Conntrack>(new ConntrackImpl(plan, rec, pol, relayed_mark, std::move(fd)));
 }
 
 }  // namespace cf::rootful

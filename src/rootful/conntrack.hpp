@@ -64,6 +64,7 @@ struct CtEvent {
   uint16_t sport = 0, dport = 0;
   uint8_t icmp_type = 0;
   uint32_t status = 0;        // IPS_* bits
+  uint32_t mark = 0;          // CTA_MARK (the ct mark); 0 when not given
   uint8_t tcp_state = 0;      // TCP_CONNTRACK_*; 0 when not given
   bool has_counters = false;
   uint64_t bytes_orig = 0, bytes_reply = 0;
@@ -78,9 +79,12 @@ std::vector<CtEvent> parse_ct(std::span<const uint8_t> dgram, size_t* malformed)
 class Conntrack {
  public:
   // Opens the event socket (as root, in the host's network namespace)
-  // before the tree sends anything.
+  // before the tree sends anything. Connections whose ct mark is
+  // `relayed_mark` (--proxy: TPROXY hands them to the relay, which logs them
+  // itself; ruleset.hpp) are not the reader's; 0 for none.
   static Result<std::unique_ptr<Conntrack>> open(const NetPlan& plan, observe::Recorder& rec,
-                                                 const policy::Policy& pol);
+                                                 const policy::Policy& pol,
+                                                 uint32_t relayed_mark = 0);
   virtual ~Conntrack() = default;
   virtual int fd() const = 0;
   // Reads the events queued on fd() and logs them.

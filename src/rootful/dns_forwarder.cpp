@@ -2,12 +2,12 @@
 #include "rootful/dns_forwarder.hpp"
 
 #include <netinet/in.h>
-#include <poll.h>
-#include <sys/signalfd.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <iterator>
 #include <list>
 #include <string>
 #include <vector>
@@ -57,6 +57,7 @@ struct TcpConn {
   uint16_t client_id = 0, up_id = 0;
   engine::GateQuery gq;
   uint64_t up_deadline = 0;
+  bool fd_watched = false, up_watched = false;  // on the loop
 };
 
 std::string framed(std::span<const uint8_t> msg) {
@@ -121,63 +122,77 @@ class ForwarderImpl final : public Forwarder, public engine::GateEnv {
 
   uint64_t queries() const override { return st_.dns_queries; }
 
-  Status serve(int pidfd, int sigfd, const std::function<void(int, int)>& on_signal) override {
-    for (;;) {
-      std::vector<pollfd> fds;
-      std::vector<std::function<void(short)>> handlers;
-      auto watch = [&](int fd, short events, std::function<void(short)> h) {
-        fds.push_back({fd, events, 0});
-        handlers.push_back(std::move(h));
-      };
-      bool done = false;
-      watch(pidfd, POLLIN, [&](short) { done = true; });
-      watch(sigfd, POLLIN, [&](short) {
-        signalfd_siginfo si;
-        while (::read(sigfd, &si, sizeof si) == sizeof si)
-          on_signal(int(si.ssi_signo), si.ssi_code);
-      });
-      for (auto& [fd, cb] : o_.extra) watch(fd, POLLIN, [&cb = cb](short) { cb(); });
-      for (auto& [fd, addr] : udp_) {
-        int f = fd.get();
-        IpAddr a = addr;
-        watch(f, POLLIN, [this, f, a](short) { udp_query(f, a); });
-      }
-      for (auto& [fd, addr] : tcp_) {
-        int f = fd.get();
-        IpAddr a = addr;
-        watch(f, POLLIN, [this, f, a](short) { tcp_accept(f, a); });
-      }
-      for (auto it = pending_.begin(); it != pending_.end(); ++it)
-        watch(it->up.get(), POLLIN, [this, it](short) { udp_answer(it); });
-      for (auto it = conns_.begin(); it != conns_.end(); ++it) {
-        short ev = it->client_done ? 0 : POLLIN;
-        if (!it->out.empty()) ev |= POLLOUT;
-        watch(it->fd.get(), ev, [this, it](short re) { tcp_client(it, re); });
-        if (it->up) {
-          short uev = it->up_connected ? POLLIN : POLLOUT;
-          if (it->up_connected && !it->up_out.empty()) uev |= POLLOUT;
-          watch(it->up.get(), uev, [this, it](short re) { tcp_upstream(it, re); });
-        }
-      }
-      int r = ::poll(fds.data(), fds.size(), int(next_timeout()));
-      if (r < 0 && errno != EINTR) return errno_error("rootful: DNS forwarder poll");
-      if (r > 0)
-        for (size_t i = 0; i < fds.size(); ++i)
-          if (fds[i].revents) handlers[i](fds[i].revents);
-      if (done) return {};
+  // Registers the listeners on the loop, and sweep() as its ticker.
+  Status attach(Loop& loop) {
+    loop_ = &loop;
+    for (auto& [fd, addr] : udp_) {
+      int f = fd.get();
+      IpAddr a = addr;
+      if (auto s = loop.add(f, EPOLLIN, [this, f, a](uint32_t) { udp_query(f, a); }); !s) return s;
+    }
+    for (auto& [fd, addr] : tcp_) {
+      int f = fd.get();
+      IpAddr a = addr;
+      if (auto s = loop.add(f, EPOLLIN, [this, f, a](uint32_t) { tcp_accept(f, a); }); !s) return s;
+    }
+    loop.add_ticker([this](uint64_t) {
       sweep();  // time-outs, finished connections (after every handler ran)
+      return next_deadline();
+    });
+    return {};
+  }
+
+  ~ForwarderImpl() override {
+    if (!loop_) return;
+    for (auto& [fd, addr] : udp_) loop_->remove(fd.get());
+    for (auto& [fd, addr] : tcp_) loop_->remove(fd.get());
+    for (auto& p : pending_) loop_->remove(p.up.get());
+    for (auto& c : conns_) {
+      loop_->remove(c.fd.get());
+      if (c.up) loop_->remove(c.up.get());
     }
   }
 
  private:
-  uint64_t next_timeout() const {
-    uint64_t now = monotonic_ms(), next = now + 1000;
-    for (const auto& p : pending_) next = std::min(next, p.deadline);
+  uint64_t next_deadline() const {
+    uint64_t next = 0;
+    auto earliest = [&next](uint64_t d) { next = next ? std::min(next, d) : d; };
+    for (const auto& p : pending_) earliest(p.deadline);
     for (const auto& c : conns_) {
-      next = std::min(next, c.idle_deadline);
-      if (c.up) next = std::min(next, c.up_deadline);
+      earliest(c.idle_deadline);
+      if (c.up) earliest(c.up_deadline);
     }
-    return next > now ? next - now : 0;
+    return next;
+  }
+
+  // The events a connection's two sockets are watched for, from its state:
+  // the tree's socket for reading until it is done and for writing while
+  // answers wait; the resolver's for its connect, then for the answer.
+  void rearm(std::list<TcpConn>::iterator it) {
+    TcpConn& c = *it;
+    uint32_t ev = c.client_done ? 0u : uint32_t(EPOLLIN);
+    if (!c.out.empty()) ev |= EPOLLOUT;
+    if (ev == 0 && c.fd_watched) {
+      loop_->remove(c.fd.get());  // level-triggered EPOLLHUP would repeat
+      c.fd_watched = false;
+    } else if (ev && c.fd_watched) {
+      (void)loop_->modify(c.fd.get(), ev);  // watched: fails only without memory
+    } else if (ev && !c.fd_watched) {
+      c.fd_watched = bool(loop_->add(c.fd.get(), ev, [this, it](uint32_t re) { tcp_client(it, re); }));
+    }
+    if (c.up) {
+      uint32_t uev = c.up_connected ? uint32_t(EPOLLIN) : uint32_t(EPOLLOUT);
+      if (c.up_connected && !c.up_out.empty()) uev |= EPOLLOUT;
+      if (c.up_watched) (void)loop_->modify(c.up.get(), uev);
+      else c.up_watched = bool(loop_->add(c.up.get(), uev, [this, it](uint32_t re) { tcp_upstream(it, re); }));
+    }
+  }
+
+  // Closes the connection to the resolver (no longer watched first).
+  void drop_up(TcpConn& c) {
+    if (c.up && c.up_watched) loop_->remove(c.up.get());
+    c.up_watched = false;
+    c.up.reset();
   }
 
   void udp_query(int listener, const IpAddr& server) {
@@ -217,6 +232,9 @@ class ForwarderImpl final : public Forwarder, public engine::GateEnv {
         continue;
       }
       pending_.push_back(std::move(p));
+      auto it = std::prev(pending_.end());
+      if (!loop_->add(it->up.get(), EPOLLIN, [this, it](uint32_t) { udp_answer(it); }))
+        it->deadline = 0;  // cannot wait for it: SERVFAIL now (sweep)
     }
   }
 
@@ -242,6 +260,7 @@ class ForwarderImpl final : public Forwarder, public engine::GateEnv {
     dns::set_id(msg, it->client_id);
     ::sendto(it->listener, buf, size_t(n), 0, reinterpret_cast<sockaddr*>(&it->client),
              it->client_len);
+    loop_->remove(it->up.get());
     pending_.erase(it);
   }
 
@@ -271,13 +290,14 @@ class ForwarderImpl final : public Forwarder, public engine::GateEnv {
       c.server = server;
       c.idle_deadline = monotonic_ms() + kTcpIdleMs;
       conns_.push_back(std::move(c));
+      rearm(std::prev(conns_.end()));
     }
   }
 
-  void tcp_client(std::list<TcpConn>::iterator it, short re) {
+  void tcp_client(std::list<TcpConn>::iterator it, uint32_t re) {
     TcpConn& c = *it;
-    if (re & POLLOUT) flush(c);
-    if (re & (POLLIN | POLLHUP | POLLERR)) {
+    if (re & EPOLLOUT) flush(c);
+    if (re & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
       char buf[16384];
       ssize_t n = ::recv(c.fd.get(), buf, sizeof buf, 0);
       if (n > 0) {
@@ -289,6 +309,7 @@ class ForwarderImpl final : public Forwarder, public engine::GateEnv {
       }
     }
     next_tcp_query(c);
+    rearm(it);
   }
 
   // Takes the next whole query off `c.in` when none is being relayed.
@@ -328,25 +349,29 @@ class ForwarderImpl final : public Forwarder, public engine::GateEnv {
     uint8_t out[4096];
     size_t outn = engine::gate_servfail(*this, "tcp", c.server, c.gq, out);
     c.out += framed({out, outn});
-    c.up.reset();
+    drop_up(c);
     flush(c);
   }
 
-  void tcp_upstream(std::list<TcpConn>::iterator it, short re) {
-    TcpConn& c = *it;
-    if (!c.up_connected && (re & (POLLOUT | POLLERR | POLLHUP))) {
+  void tcp_upstream(std::list<TcpConn>::iterator it, uint32_t re) {
+    tcp_upstream_io(*it, re);
+    rearm(it);
+  }
+
+  void tcp_upstream_io(TcpConn& c, uint32_t re) {
+    if (!c.up_connected && (re & (EPOLLOUT | EPOLLERR | EPOLLHUP))) {
       int err = 0;
       socklen_t l = sizeof err;
       ::getsockopt(c.up.get(), SOL_SOCKET, SO_ERROR, &err, &l);
       if (err) return tcp_servfail(c);
       c.up_connected = true;
     }
-    if (!c.up_out.empty() && (re & POLLOUT)) {
+    if (!c.up_out.empty() && (re & EPOLLOUT)) {
       ssize_t n = ::send(c.up.get(), c.up_out.data(), c.up_out.size(), MSG_NOSIGNAL);
       if (n > 0) c.up_out.erase(0, size_t(n));
       else if (errno != EAGAIN && errno != EINTR) return tcp_servfail(c);
     }
-    if (re & (POLLIN | POLLHUP | POLLERR)) {
+    if (re & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
       char buf[16384];
       ssize_t n = ::recv(c.up.get(), buf, sizeof buf, 0);
       if (n > 0) c.up_in.append(buf, size_t(n));
@@ -360,7 +385,7 @@ class ForwarderImpl final : public Forwarder, public engine::GateEnv {
             return tcp_servfail(c);
           dns::set_id(msg, c.client_id);
           c.out += framed(msg);
-          c.up.reset();
+          drop_up(c);
           flush(c);
           next_tcp_query(c);
         }
@@ -394,12 +419,18 @@ class ForwarderImpl final : public Forwarder, public engine::GateEnv {
       size_t outn = engine::gate_servfail(*this, "udp", it->server, it->gq, out);
       ::sendto(it->listener, out, outn, 0, reinterpret_cast<sockaddr*>(&it->client),
                it->client_len);
+      loop_->remove(it->up.get());
       it = pending_.erase(it);
     }
     for (auto it = conns_.begin(); it != conns_.end();) {
-      if (it->up && it->up_deadline <= now) tcp_servfail(*it);
+      if (it->up && it->up_deadline <= now) {
+        tcp_servfail(*it);
+        rearm(it);
+      }
       bool finished = it->client_done && !it->up && it->out.empty();
       if (finished || it->idle_deadline <= now) {
+        drop_up(*it);
+        if (it->fd_watched) loop_->remove(it->fd.get());
         it = conns_.erase(it);
       } else {
         ++it;
@@ -408,6 +439,7 @@ class ForwarderImpl final : public Forwarder, public engine::GateEnv {
   }
 
   ForwarderOptions o_;
+  Loop* loop_ = nullptr;
   policy::Policy& pol_;
   observe::Recorder& rec_;
   engine::Stats st_;
@@ -419,9 +451,11 @@ class ForwarderImpl final : public Forwarder, public engine::GateEnv {
 }  // namespace
 
 Result<std::unique_ptr<Forwarder>> Forwarder::open(const ForwarderOptions& o,
-                                                   policy::Policy& pol, observe::Recorder& rec) {
+                                                   policy::Policy& pol, observe::Recorder& rec,
+                                                   Loop& loop) {
   auto f = std::make_unique<ForwarderImpl>(o, pol, rec);
   if (auto s = f->bind_all(); !s) return s.error();
+  if (auto s = f->attach(loop); !s) return s.error();
   return std::unique_ptr<Forwarder>(std::move(f));
 }
 

@@ -4,9 +4,12 @@
 // (engine/dns_gate.hpp), so a query is judged, answered, relayed and logged
 // by the same rules in both backends.
 //
-// Theory of operation. One thread, one poll(2) loop in the parent, which
-// also waits for the tree's end (its pidfd) and for the signals it forwards,
-// as engine::run does for rootless:
+// Theory of operation. One thread: the forwarder's sockets are watched by
+// the rootful parent's epoll loop (loop.hpp), which also waits for the
+// tree's end (its pidfd) and for the signals it forwards, as engine::run
+// does for rootless, and serves the TPROXY relay (relay.hpp). Listeners are
+// registered once; a relayed query's socket and a TCP connection's two
+// sockets while they live, with the events their state needs:
 //   - UDP: each query is read from the socket bound to gw4:53 or [gw6]:53 and
 //     passed to gate_query. Answered by the gate: sent back at once. To be
 //     relayed: sent from a new connected socket (a fresh random port) with a
@@ -30,6 +33,7 @@
 #include "common/addr.hpp"
 #include "common/net_plan.hpp"
 #include "common/result.hpp"
+#include "rootful/loop.hpp"
 
 namespace cf::policy {
 class Policy;
@@ -50,21 +54,17 @@ struct ForwarderOptions {
   // answer_ready(), and when it fails the tree gets SERVFAIL instead.
   std::function<void(const std::string&, const IpAddr&, uint32_t, uint64_t)> on_learn;
   std::function<bool()> answer_ready;
-  // More descriptors for the loop (conntrack events): each one's callback
-  // runs when it is readable.
-  std::vector<std::pair<int, std::function<void()>>> extra;
 };
 
 class Forwarder {
  public:
-  // Binds gw4:53 and [gw6]:53, UDP and TCP (the addresses must exist).
+  // Binds gw4:53 and [gw6]:53, UDP and TCP (the addresses must exist), and
+  // registers them on `loop`, which must outlive the forwarder; it serves
+  // while the loop runs (Loop::serve).
   static Result<std::unique_ptr<Forwarder>> open(const ForwarderOptions& o,
-                                                 policy::Policy& pol, observe::Recorder& rec);
+                                                 policy::Policy& pol, observe::Recorder& rec,
+                                                 Loop& loop);
   virtual ~Forwarder() = default;
-
-  // Serves until `pidfd` is readable; signals read from `sigfd` go to
-  // on_signal(signo, si_code).
-  virtual Status serve(int pidfd, int sigfd, const std::function<void(int, int)>& on_signal) = 0;
   // Queries seen (for the summary).
   virtual uint64_t queries() const = 0;
 };

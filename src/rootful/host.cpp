@@ -2,6 +2,7 @@
 #include "rootful/host.hpp"
 
 #include <fcntl.h>
+#include <sys/socket.h>
 #include <netdb.h>
 #include <unistd.h>
 
@@ -10,9 +11,11 @@
 
 #include <fmt/format.h>
 
+#include "common/random.hpp"
 #include "netlink/netlink.hpp"
 #include "nft/nft.hpp"
 #include "rootful/uplink.hpp"
+#include "rootful/routing.hpp"
 #include "sandbox/sandbox.hpp"
 
 namespace cf::rootful {
@@ -71,7 +74,8 @@ Pin pin_of(const state::Record& r) {
 // that name only), the table, and the pin's rules and routes. Errors are
 // collected as text.
 std::string undo(const state::Record& r) {
-  std::string errors;
+  std::string errors = remove_routing({r.mark, r.route_table, r.rule_priority});
+  if (!errors.empty()) errors += "; ";
   if (auto nl = netlink::Socket::open()) {
     auto kind = nl->link_kind(r.link);
     if (!kind) errors += kind.error().str() + "; ";
@@ -170,6 +174,28 @@ Result<std::unique_ptr<Host>> Host::setup(RulesetSpec spec, const std::optional<
       h->record_.pin_pref6 = pin->pref6;
       h->spec_.egress_mark = spec.egress_mark = pin->mark;
     }
+    if (spec.tproxy.port4) {
+      // TPROXY's mark, table and priority: chosen under the lock, so two
+      // runs never take the same, and recorded before they exist.
+      auto in_use = netlink::routing_in_use();
+      if (!in_use) return in_use.error();
+      // Runs that chose theirs but have not added them yet are in_use too.
+      for (const state::Record& r : state::records())
+        if (r.mark) {
+          in_use->rules.push_back({AF_INET, r.rule_priority, r.mark, 0xffffffff, r.route_table});
+          in_use->tables.push_back(r.route_table);
+        }
+      auto chosen = choose_routing(*in_use, random_u32());
+      if (!chosen)
+        return Error{"no free firewall mark, routing table or rule priority in childflow's range",
+                     "rootful: TPROXY routing"};
+      h->routing_ = *chosen;
+      spec.tproxy.mark = chosen->mark;
+      h->spec_.tproxy.mark = chosen->mark;
+      h->record_.mark = chosen->mark;
+      h->record_.route_table = chosen->table;
+      h->record_.rule_priority = chosen->priority;
+    }
     if (auto s = state::write_record(h->record_); !s) return s.error();
     h->recorded_ = true;
     h->forwarding_ = true;  // restored by teardown even if enabling fails half-way
@@ -179,6 +205,8 @@ Result<std::unique_ptr<Host>> Host::setup(RulesetSpec spec, const std::optional<
   }
   if (auto s = nft_run(ruleset(spec)); !s)
     return Error{s.error().message, fmt::format("rootful: load nftables table {}", spec.table)};
+  if (h->routing_.mark)
+    if (auto s = add_routing(h->routing_, spec.plan.ipv6); !s) return s.error();
   return h;
 }
 
@@ -266,9 +294,13 @@ int cleanup() {
     std::string pin = r.pin_table ? fmt::format(", --iface {} rules and routing table {:#x}",
                                                 r.pin_iface, r.pin_table)
                                   : "";
+    std::string routing =
+        r.mark ? fmt::format(", ip rules (priority {}, fwmark {:#x}) and routes of table {}",
+                             r.rule_priority, r.mark, r.route_table)
+               : "";
     std::fputs(fmt::format("childflow: --cleanup: removed run {} (pid {}): nftables table {}, "
-                           "link {}{}\n",
-                           r.run, r.pid, r.table, r.link, pin)
+                           "link {}{}{}\n",
+                           r.run, r.pid, r.table, r.link, routing, pin)
                    .c_str(),
                stderr);
   }

@@ -11,9 +11,12 @@
 //        forwarding is saved (first run of the namespace) and enabled;
 //        with --iface, the pin's table and rules are chosen (before the
 //        record is written, which names them) and created (uplink.hpp);
+//        with --proxy, TPROXY's mark, table and rule priority are chosen
+//        here (routing.hpp) and written into the record;
 //     3. the run's nftables table is loaded in one transaction
 //        (ruleset.hpp), before the link exists, so the tree's first packet
-//        is judged;
+//        is judged; with --proxy, then the policy routing (two rules, two
+//        routes) that delivers TPROXY's marked packets locally;
 //   attach    (called by the sandbox once the tree's network namespace exists)
 //     4. the veth pair: cf<run> here, eth0 in the tree (netlink); the host
 //        end's IPv6 sysctls (no DAD, no router advertisements), addresses
@@ -22,7 +25,9 @@
 //             (its dynamic sets), for the flow log and the summary;
 //   teardown  (the destructor; also after a failed setup, and after
 //              SIGINT/SIGTERM, which the caller turns into the tree's end)
-//     5. the link is deleted if it is still there and still a veth;
+//     5. the policy routing, where still there (exactly the recorded rules
+//        and routes); the link is deleted if it is still there and still a
+//        veth;
 //     6. the table is deleted if it is still there; the pin's rules, then
 //        the routes in its table;
 //     7. under the lock: the record is removed, and the forwarding sysctls
@@ -41,6 +46,7 @@
 #include "common/addr.hpp"
 #include "common/result.hpp"
 #include "policy/policy.hpp"
+#include "rootful/routing.hpp"
 #include "rootful/ruleset.hpp"
 #include "rootful/state.hpp"
 
@@ -59,10 +65,11 @@ std::vector<Denied> parse_denied(const std::string& listing);
 class Host {
  public:
   // Steps 1-3. `spec` carries the policy and the plan; its table and link
-  // names (and the pin's mark) are filled in here. With `iface` (--iface,
-  // checked already by check_iface), step 2 also chooses, records and
-  // creates the pin's routing table and rules (uplink.hpp). Warnings (killed
-  // runs) go to stderr unless quiet.
+  // names (TPROXY's mark, when spec.tproxy.port4 says --proxy, and the
+  // pin's mark) are filled in here. With `iface` (--iface, checked already
+  // by check_iface), step 2 also chooses, records and creates the pin's
+  // routing table and rules (uplink.hpp). Warnings (killed runs) go to
+  // stderr unless quiet.
   static Result<std::unique_ptr<Host>> setup(RulesetSpec spec,
                                              const std::optional<std::string>& iface, bool quiet);
   ~Host();  // steps 5-7
@@ -78,11 +85,14 @@ class Host {
   const std::string& table() const { return record_.table; }
   // The pin's fwmark (--iface), for the forwarder's upstream sockets; 0: none.
   uint32_t egress_mark() const { return record_.pin_mark; }
+  // TPROXY's mark (--proxy), also the ct mark of the connections it diverts.
+  uint32_t tproxy_mark() const { return record_.mark; }
 
  private:
   Host() = default;
   void teardown();
   RulesetSpec spec_;
+  TproxyRouting routing_;
   state::Record record_;
   bool recorded_ = false, forwarding_ = false;
 };

@@ -71,6 +71,8 @@ std::string ruleset(const RulesetSpec& s) {
   else
     line("meta nfproto ipv6 drop");
   if (s.offline) line("jump deny_offline");
+  // TCP handed to the relay by TPROXY: judged there (prerouting below).
+  if (s.tproxy.mark) line(fmt::format("meta mark {:#x} accept", s.tproxy.mark));
   line("ct state established,related accept");
   if (s.block_metadata)
     for (const IpAddr& m : policy::metadata_endpoints())
@@ -91,6 +93,7 @@ std::string ruleset(const RulesetSpec& s) {
     for (bool v4 : {true, false})
       line(fmt::format("{} daddr @{} accept", v4 ? "ip" : "ip6", set_name(DomainSet::Allow, v4)));
   if (s.default_deny) line("jump deny_default_deny");
+  if (s.proxy_only) line("jump deny_proxy_only");
   line("accept");
   t += "  }\n";
 
@@ -125,6 +128,34 @@ std::string ruleset(const RulesetSpec& s) {
   line(fmt::format("iifname \"{}\" jump to_host", s.link));
   t += "  }\n";
   // postrouting: the tree's addresses leave as the host's.
+  if (s.tproxy.mark) {
+    // divert: the tree's TCP, but DNS and what goes to the gateway
+    // addresses, to the relay. Spoofed sources are left to judge's drop.
+    t += "  chain divert {\n";
+    line("meta l4proto != tcp return");
+    line("tcp dport 53 return");
+    line(fmt::format("meta nfproto ipv4 ip saddr != {} return", p.child4.str()));
+    line(fmt::format("ip daddr {} return", p.gw4.str()));
+    line("ip6 daddr { fe80::/10, ff00::/8 } return");
+    if (p.ipv6) {
+      line(fmt::format("meta nfproto ipv6 ip6 saddr != {} return", p.child6.str()));
+      line(fmt::format("ip6 daddr {} return", p.gw6.str()));
+    }
+    // The ct mark tells the conntrack reader that the relay logs these.
+    line(fmt::format("meta nfproto ipv4 meta l4proto tcp meta mark set {0:#x} ct mark set {0:#x} "
+                     "tproxy ip to {1} accept",
+                     s.tproxy.mark, format_endpoint(p.gw4, s.tproxy.port4)));
+    if (p.ipv6)
+      line(fmt::format("meta nfproto ipv6 meta l4proto tcp meta mark set {0:#x} ct mark set {0:#x} "
+                       "tproxy ip6 to {1} accept",
+                       s.tproxy.mark, format_endpoint(p.gw6, s.tproxy.port6)));
+    line("drop");  // no listener took it: never past the proxy
+    t += "  }\n";
+    t += "  chain prerouting {\n";
+    line("type filter hook prerouting priority mangle; policy accept;");
+    line(fmt::format("iifname \"{}\" jump divert", s.link));
+    t += "  }\n";
+  }
   t += "  chain postrouting {\n";
   line("type nat hook postrouting priority srcnat; policy accept;");
   line(fmt::format("oifname != \"{}\" ip saddr {} masquerade", s.link, p.child4.str()));
@@ -132,9 +163,11 @@ std::string ruleset(const RulesetSpec& s) {
     line(fmt::format("oifname != \"{}\" ip6 saddr {} masquerade", s.link, p.child6.str()));
   t += "  }\n";
   if (s.egress_mark) {
-    // --iface: before the routing decision, so the pin's rule sees the mark.
+    // --iface: before the routing decision, so the pin's rule sees the mark,
+    // and before TPROXY's prerouting (mangle), whose mark wins for the TCP
+    // it hands to the relay (whose own sockets carry the pin's mark).
     t += "  chain egress_mark {\n";
-    line("type filter hook prerouting priority mangle; policy accept;");
+    line("type filter hook prerouting priority mangle - 1; policy accept;");
     line(fmt::format("iifname \"{}\" meta mark set {:#x}", s.link, s.egress_mark));
     t += "  }\n";
   }

@@ -38,8 +38,20 @@
 //                            marks the tree's packets with the pin's fwmark
 //                            before the routing decision (uplink.hpp).
 //
-// --proxy-only and TPROXY are not part of this: the CLI refuses them with
-// --root, so the text never has to express them.
+//   prerouting (--proxy)     from the tree's link, TCP other than DNS and
+//                            other than to the gateway addresses: marked
+//                            and handed by TPROXY to the relay's listener
+//                            (relay.hpp) on the gateway address; dropped if
+//                            no listener takes it (fail closed, never
+//                            direct). `judge` accepts marked packets: the
+//                            relay judges them with the Policy, as the
+//                            rootless engine judges proxied flows.
+//   --proxy-only             the last rule of `judge` (rule 10 of
+//                            docs/policy.md): what reaches it was not
+//                            carried by the proxy (UDP, ICMP, DNS to other
+//                            addresses).
+//
+// Domain rules are not expressed here yet: the CLI refuses them with --root.
 #pragma once
 #include <string>
 #include <vector>
@@ -62,11 +74,18 @@ struct RulesetSpec {
   uint32_t egress_mark = 0;  // --iface: the pin's fwmark (0: none)
   // Domain rules exist: the domain sets and their rules (domain_sets.hpp).
   bool domains = false;
+  bool proxy_only = false;
+  // --proxy (not --offline): TPROXY's mark (routing.hpp) and the relay's
+  // listening ports on gw4 and gw6; mark 0 for none.
+  struct Tproxy {
+    uint32_t mark = 0;
+    uint16_t port4 = 0, port6 = 0;
+  } tproxy;
 };
 
 // The reasons, in rule order; each has a named counter and a deny chain.
 inline constexpr const char* kReasons[] = {"offline", "metadata", "private", "deny_cidr",
-                                           "default_deny"};
+                                           "default_deny", "proxy_only"};
 
 // The reasons of the domain rules, present only with RulesetSpec::domains.
 inline constexpr const char* kDomainReasons[] = {"deny_domain_exact", "deny_domain"};

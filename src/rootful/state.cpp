@@ -81,6 +81,9 @@ bool exists(const std::string& path) { return ::access(path.c_str(), F_OK) == 0;
 std::string render(const Record& r) {
   std::string s = fmt::format("run {}\npid {}\nstart_time {}\nnetns {}\ntable {}\nlink {}\n",
                               r.run, r.pid, r.start_time, r.netns, r.table, r.link);
+  if (r.mark)
+    s += fmt::format("mark {}\nroute_table {}\nrule_priority {}\n", r.mark, r.route_table,
+                     r.rule_priority);
   if (r.pin_table)
     s += fmt::format("pin {} {} {} {} {}\n", r.pin_iface, r.pin_mark, r.pin_table, r.pin_pref4,
                      r.pin_pref6);
@@ -99,9 +102,20 @@ std::optional<Record> parse(const std::string& text) {
     else if (key == "netns" && (in >> r.netns)) seen |= 8;
     else if (key == "table" && (in >> r.table)) seen |= 16;
     else if (key == "link" && (in >> r.link)) seen |= 32;
+    else if (key == "mark" && (in >> r.mark)) seen |= 64;
+    else if (key == "route_table" && (in >> r.route_table)) seen |= 128;
+    else if (key == "rule_priority" && (in >> r.rule_priority)) seen |= 256;
     else if (key == "pin" &&
              (in >> r.pin_iface >> r.pin_mark >> r.pin_table >> r.pin_pref4 >> r.pin_pref6)) {
     } else return std::nullopt;
+  }
+  // The routing keys come together, and only with values of our range
+  // (routing.hpp): cleanup deletes rules and routes by them.
+  if (seen & (64 | 128 | 256)) {
+    if ((seen & (64 | 128 | 256)) != (64 | 128 | 256) || r.mark < 0x63660001 ||
+        r.mark > 0x6366ffff || r.route_table != r.mark || r.rule_priority == 0)
+      return std::nullopt;
+    seen &= 63;
   }
   if (seen != 63 || r.pid <= 0) return std::nullopt;
   // Names of our own making only: what cleanup deletes must be ours.

@@ -54,6 +54,9 @@ struct Record {
   uint64_t netns = 0;       // cookie (or inode) of the network namespace
   std::string table;        // nftables: inet <table>
   std::string link;         // the veth's host end
+  // --proxy: TPROXY's firewall mark, routing table and rule priority
+  // (routing.hpp); 0 when the run has none. Optional keys in the file.
+  uint32_t mark = 0, route_table = 0, rule_priority = 0;
   // --iface (uplink.hpp): the fwmark, routing table and rule preferences of
   // the pin; all zero without one.
   std::string pin_iface{};

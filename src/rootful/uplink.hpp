@@ -18,7 +18,9 @@
 // leaves. Traffic to the host's own addresses (the DNS forwarder on the
 // gateway addresses included) is unaffected: the `local` table's rule (pref
 // 0) comes first. The DNS forwarder's upstream sockets carry the same mark
-// (SO_MARK), so the tree's name lookups leave through IFACE too.
+// (SO_MARK), so the tree's name lookups leave through IFACE too, and so do
+// the TPROXY relay's connections to the proxy (--proxy): the relay's own
+// mark on the TCP it intercepts wins, since its chain runs after ours.
 //
 // Choosing M, T and P (under the run lock, so concurrent runs never choose
 // alike): T is a table no rule names and no route is in, and M == T, from

@@ -42,7 +42,7 @@ check_state() {
   fi
 }
 
-OUTD=$LAB_DIR/out-root
+OUTD=${OUTD:-$LAB_DIR/out-root}
 install -d -m 0755 "$OUTD"
 rf() {
   local name=$1

@@ -5,7 +5,8 @@
 # - without --iface the tree leaves through eth0 (the web server sees
 #   LAB_HOST4/LAB_HOST6); with --iface eth1 through eth1 (LAB_HOST*_B),
 #   IPv4 and IPv6, and its DNS lookups too (the resolver's log); with
-#   --iface eth0 through eth0; eth1's counters prove the path;
+#   --iface eth0 through eth0; eth1's counters prove the path; with --proxy
+#   the relay's connections to the proxy leave through eth1 too;
 # - a family the interface has no default route for is unreachable for the
 #   tree instead of leaving through the other uplink;
 # - two runs at once pinned to different uplinks;
@@ -43,6 +44,20 @@ check_state "--iface eth1"
 rf eth0 --iface eth0 -- sh -c "$PEERS"
 check_eq "$LAB_HOST4 $LAB_HOST6" "$(echo $OUT)" "--iface eth0: the server sees eth0's addresses"
 check_state "--iface eth0"
+
+# --- --proxy with --iface: the relay's connections to the proxy leave through eth1 ----
+n0=$(grep -c . "$LAB_PROXY_LOG_HTTP" || true)
+rf proxied --iface eth1 --proxy "http://$LAB_HTTP_PROXY" -- \
+  curl -4 -sS --max-time 10 http://www.example.test/peer
+peer=$(head -n1 <<<"$OUT")
+[[ $peer == 203.0.113.* ]] && check_pass "--proxy --iface eth1: the web server sees the proxy's side ($peer)" ||
+  check_fail "--proxy --iface eth1: the web server saw [$peer], not the proxy's side (stderr: ${ERR:0:300})"
+check_contains "$(tail -n +$((n0 + 1)) "$LAB_PROXY_LOG_HTTP")" "Connect (file descriptor" "--proxy --iface eth1: the proxy was asked"
+check_contains "$(tail -n +$((n0 + 1)) "$LAB_PROXY_LOG_HTTP" | grep 'Connect (file descriptor')" "$LAB_HOST4_B" \
+  "--proxy --iface eth1: the proxy saw the relay come from eth1's address"
+check_eq 0 "$(tail -n +$((n0 + 1)) "$LAB_PROXY_LOG_HTTP" | grep -c "Connect (file descriptor [0-9]*): $LAB_HOST4\$" || true)" \
+  "--proxy --iface eth1: nothing reached the proxy from eth0's address"
+check_state "--proxy --iface eth1"
 
 # --- no IPv6 default route on eth1: IPv6 fails, never leaves through eth0 ------------
 lab_root ip -6 route del default via 2001:db8:5::1 dev eth1 metric 2000

@@ -95,6 +95,23 @@ Bytes udp6_destroy() {
                        true)}));
 }
 
+TEST(ParseCt, TheCtMarkOfARelayedConnection) {
+  size_t bad = 0;
+  EXPECT_EQ(parse_ct(tcp_new(), &bad).at(0).mark, 0u) << "no CTA_MARK: 0";
+  Bytes m = tcp_new();
+  // Append CTA_MARK to the message and fix its length.
+  Bytes extra = attr(CTA_MARK, be32(0x63660005));
+  m.insert(m.end(), extra.begin(), extra.end());
+  nlmsghdr h;
+  std::memcpy(&h, m.data(), sizeof h);
+  h.nlmsg_len = uint32_t(m.size());
+  std::memcpy(m.data(), &h, sizeof h);
+  auto ev = parse_ct(m, &bad);
+  EXPECT_EQ(bad, 0u);
+  ASSERT_EQ(ev.size(), 1u);
+  EXPECT_EQ(ev[0].mark, 0x63660005u);
+}
+
 TEST(ParseCt, ANewTcpConnection) {
   size_t bad = 0;
   auto ev = parse_ct(tcp_new(), &bad);

@@ -153,7 +153,7 @@ TEST(Ruleset, IfaceMarksTheTreesPacketsBeforeRouting) {
   s.egress_mark = 0x43461234;
   std::string t = ruleset(s);
   size_t chain = at(t, "chain egress_mark {");
-  EXPECT_LT(chain, at(t, "type filter hook prerouting priority mangle; policy accept;"));
+  EXPECT_LT(chain, at(t, "type filter hook prerouting priority mangle - 1; policy accept;"));
   EXPECT_LT(chain, at(t, "iifname \"cf0badcafe\" meta mark set 0x43461234"));
 }
 

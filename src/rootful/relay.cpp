@@ -1,0 +1,394 @@
+// The TPROXY relay of a rootful run. See relay.hpp.
+#include "rootful/relay.hpp"
+
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+
+#include <cerrno>
+#include <cstring>
+#include <iterator>
+#include <list>
+#include <string>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include "common/clock.hpp"
+#include "common/unique_fd.hpp"
+#include "observe/recorder.hpp"
+#include "policy/policy.hpp"
+#include "proxy/proxy.hpp"
+
+namespace cf::rootful {
+namespace {
+
+constexpr uint64_t kProxyTimeoutMs = 15'000;  // as the engine's
+constexpr size_t kMaxFlows = 4096;
+constexpr size_t kBuf = 16384;
+constexpr uint32_t kEvents = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
+
+// The engine's wording of a failed connect (engine/tcp.cpp).
+const char* connect_error_text(int err) {
+  switch (err) {
+    case ECONNREFUSED: return "connection refused";
+    case EHOSTUNREACH: return "host unreachable";
+    case ENETUNREACH: return "network unreachable";
+    case ETIMEDOUT: return "timed out";
+    default: return strerror(err);
+  }
+}
+
+// Closes a TCP socket with a reset (SO_LINGER 0).
+void reset(UniqueFd& fd) {
+  if (!fd) return;
+  linger l{1, 0};
+  ::setsockopt(fd.get(), SOL_SOCKET, SO_LINGER, &l, sizeof l);
+  fd.reset();
+}
+
+// One direction's bytes in flight.
+struct Pipe {
+  uint8_t data[kBuf];
+  size_t off = 0, len = 0;
+  bool eof = false;   // the source said EOF
+  bool shut = false;  // and it was passed on (SHUT_WR)
+  uint64_t bytes = 0;
+};
+
+struct Flow {
+  uint64_t id = 0;
+  observe::Target target{};
+  std::vector<std::string> names;
+  uint64_t started_ms = 0, deadline = 0;  // deadline: the handshake's
+  UniqueFd tree, up;  // up: the proxy socket, or the TLS pump's socketpair end
+  std::unique_ptr<proxy::Handshake> hs;
+  std::unique_ptr<proxy::TlsPump> pump;
+  bool up_connected = false, relaying = false, dead = false;
+  Pipe to_up, to_tree;
+};
+
+Result<UniqueFd> listener(const IpAddr& addr, uint16_t* port) {
+  const bool v4 = addr.is_v4();
+  const std::string where = fmt::format("rootful: TPROXY relay on {}", addr.str());
+  UniqueFd fd(::socket(v4 ? AF_INET : AF_INET6, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+  if (!fd) return errno_error(where);
+  int one = 1;
+  // Transparent: takes TPROXY's connections, and binds before the address
+  // exists (the veth comes later).
+  if (v4 ? ::setsockopt(fd.get(), SOL_IP, IP_TRANSPARENT, &one, sizeof one)
+         : ::setsockopt(fd.get(), SOL_IPV6, IPV6_TRANSPARENT, &one, sizeof one))
+    return errno_error(where + ": IP_TRANSPARENT");
+  if (!v4) ::setsockopt(fd.get(), IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+  sockaddr_storage ss{};
+  socklen_t len = to_sockaddr(addr, 0, &ss);
+  if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&ss), len) != 0) return errno_error(where);
+  if (::listen(fd.get(), 1024) != 0) return errno_error(where);
+  len = sizeof ss;
+  IpAddr got;
+  if (::getsockname(fd.get(), reinterpret_cast<sockaddr*>(&ss), &len) != 0 ||
+      !from_sockaddr(reinterpret_cast<sockaddr*>(&ss), &got, port))
+    return errno_error(where + ": getsockname");
+  return fd;
+}
+
+class RelayImpl final : public Relay {
+ public:
+  RelayImpl(const RelayOptions& o, policy::Policy& pol, observe::Recorder& rec, Loop& loop)
+      : o_(o), pol_(pol), rec_(rec), loop_(loop) {}
+
+  ~RelayImpl() override {
+    close_all();
+    for (auto& l : listeners_) loop_.remove(l.get());
+  }
+
+  Status open() {
+    std::vector<IpAddr> gws{o_.plan.gw4};
+    if (o_.plan.ipv6) gws.push_back(o_.plan.gw6);
+    for (const IpAddr& g : gws) {
+      uint16_t port = 0;
+      auto fd = listener(g, &port);
+      if (!fd) return fd.error();
+      (g.is_v4() ? port4_ : port6_) = port;
+      int f = fd->get();
+      if (auto s = loop_.add(f, EPOLLIN, [this, f](uint32_t) { accept_all(f); }); !s) return s;
+      listeners_.push_back(std::move(fd).value());
+    }
+    loop_.add_ticker([this](uint64_t now) { return tick(now); });
+    return {};
+  }
+
+  uint16_t port4() const override { return port4_; }
+  uint16_t port6() const override { return port6_; }
+  void set_mark(uint32_t mark) override { mark_ = mark; }
+
+  void close_all() override {
+    for (auto it = flows_.begin(); it != flows_.end(); ++it)
+      if (!it->dead) end(it, observe::Close::Rst, true);
+    flows_.clear();
+  }
+
+ private:
+  bool from_tree(const IpAddr& ip) const {
+    return ip == o_.plan.child4 || (o_.plan.ipv6 && ip == o_.plan.child6);
+  }
+
+  void accept_all(int lfd) {
+    for (;;) {
+      sockaddr_storage peer{}, local{};
+      socklen_t plen = sizeof peer, llen = sizeof local;
+      UniqueFd fd(::accept4(lfd, reinterpret_cast<sockaddr*>(&peer), &plen,
+                            SOCK_NONBLOCK | SOCK_CLOEXEC));
+      if (!fd) return;  // EAGAIN, or an error of that one connection
+      IpAddr pip, dst;
+      uint16_t pport = 0, dport = 0;
+      if (!from_sockaddr(reinterpret_cast<sockaddr*>(&peer), &pip, &pport) || !from_tree(pip) ||
+          ::getsockname(fd.get(), reinterpret_cast<sockaddr*>(&local), &llen) != 0 ||
+          !from_sockaddr(reinterpret_cast<sockaddr*>(&local), &dst, &dport)) {
+        reset(fd);  // not the tree's: TPROXY hands us nothing else
+        continue;
+      }
+      if (live_ >= kMaxFlows) {
+        rec_.limit_hit(observe::Limit::TcpFlows, kMaxFlows);
+        reset(fd);
+        continue;
+      }
+      start(std::move(fd), dst, dport);
+    }
+  }
+
+  // Steps 1-3 of relay.hpp for one accepted connection.
+  void start(UniqueFd tree, const IpAddr& dst, uint16_t dport) {
+    const uint64_t now = monotonic_ms();
+    const uint64_t id = rec_.next_flow_id();
+    const observe::Target t{dst, dport};
+    std::vector<std::string> names = pol_.names_for(dst, now);
+    rec_.connect_attempt(id, t, true, names);
+    policy::Verdict v = pol_.judge_addr(policy::Proto::Tcp, dst, true, now);
+    if (!v.allow) {
+      rec_.policy_violation(id, policy::Proto::Tcp, format_endpoint(dst, dport), dst, dport, v,
+                            names);
+      rec_.connect_result(id, t, true, names, "denied by policy");
+      reset(tree);
+      return;
+    }
+    const IpAddr& pa = o_.proxy_addr;
+    UniqueFd up(::socket(pa.is_v4() ? AF_INET : AF_INET6,
+                         SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+    if (!up) {
+      rec_.connect_result(id, t, true, names, strerror(errno));
+      reset(tree);
+      return;
+    }
+    if (mark_ && ::setsockopt(up.get(), SOL_SOCKET, SO_MARK, &mark_, sizeof mark_) != 0) {
+      rec_.connect_result(id, t, true, names, strerror(errno));
+      reset(tree);
+      return;
+    }
+    int one = 1;
+    ::setsockopt(up.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    ::setsockopt(tree.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    flows_.emplace_back();
+    auto it = std::prev(flows_.end());
+    ++live_;
+    Flow& f = *it;
+    f.id = id;
+    f.target = t;
+    f.names = std::move(names);
+    f.started_ms = now;
+    f.deadline = now + kProxyTimeoutMs;
+    f.tree = std::move(tree);
+    f.up = std::move(up);
+    f.hs = std::make_unique<proxy::Handshake>(*o_.upstream, dst, dport);
+    if (!watch(it, f.tree.get()) || !watch(it, f.up.get())) {
+      int err = errno;
+      unwatch(f);
+      return failed(it, strerror(err));
+    }
+    sockaddr_storage ss{};
+    socklen_t sl = to_sockaddr(pa, o_.upstream->uri().port, &ss);
+    if (::connect(f.up.get(), reinterpret_cast<sockaddr*>(&ss), sl) == 0) {
+      f.up_connected = true;
+      service(it, f.up.get(), EPOLLOUT);
+    } else if (errno != EINPROGRESS) {
+      proxy_failed(it, errno);
+    }
+  }
+
+  bool watch(std::list<Flow>::iterator it, int fd) {
+    return bool(loop_.add(fd, kEvents, [this, it, fd](uint32_t ev) { service(it, fd, ev); }));
+  }
+
+  void unwatch(Flow& f) {
+    if (f.tree) loop_.remove(f.tree.get());
+    if (f.up) loop_.remove(f.up.get());
+    if (f.pump) {
+      loop_.remove(f.pump->net_fd());
+      loop_.remove(f.pump->local_fd());
+    }
+  }
+
+  // The proxy failed this connection: logged as the engine does, the tree's
+  // connection reset.
+  void failed(std::list<Flow>::iterator it, const std::string& why) {
+    Flow& f = *it;
+    rec_.connect_result(f.id, f.target, true, f.names, why.c_str());
+    unwatch(f);
+    reset(f.tree);
+    f.up.reset();
+    f.pump.reset();
+    f.hs.reset();
+    bury(f);
+  }
+  void proxy_failed(std::list<Flow>::iterator it, int err) {
+    failed(it, fmt::format("proxy {}: {}", o_.upstream->uri().str(), connect_error_text(err)));
+  }
+
+  void bury(Flow& f) {
+    if (f.dead) return;
+    f.dead = true;
+    --live_;
+  }
+
+  // Every readiness event of any of a flow's sockets.
+  void service(std::list<Flow>::iterator it, int fd, uint32_t ev) {
+    Flow& f = *it;
+    if (f.dead) return;
+    if (!f.relaying) {
+      if (fd != f.up.get()) return;  // the tree's bytes wait in its socket
+      if (!f.up_connected) {
+        if (!(ev & (EPOLLOUT | EPOLLERR | EPOLLHUP))) return;
+        int err = 0;
+        socklen_t l = sizeof err;
+        ::getsockopt(f.up.get(), SOL_SOCKET, SO_ERROR, &err, &l);
+        if (err) return proxy_failed(it, err);
+        f.up_connected = true;
+      }
+      switch (f.hs->advance(f.up.get())) {
+        case proxy::Step::WantRead:
+        case proxy::Step::WantWrite: return;
+        case proxy::Step::Failed: return failed(it, f.hs->error());
+        case proxy::Step::Done: break;
+      }
+      if (SSL* tls = f.hs->take_tls()) {
+        const int net = f.up.get();
+        f.pump = std::make_unique<proxy::TlsPump>(tls, std::move(f.up));
+        f.up = f.pump->take_translator_end();
+        // The proxy socket stays watched (same fd, same handler); the two
+        // socketpair ends join it.
+        if (!f.up || !watch(it, f.pump->local_fd()) || !watch(it, f.up.get())) {
+          loop_.remove(net);
+          if (f.pump->local_fd() >= 0) loop_.remove(f.pump->local_fd());
+          f.pump.reset();
+          f.up.reset();
+          return failed(it, "proxy: TLS tunnel: no socketpair or epoll resources");
+        }
+      }
+      f.hs.reset();
+      f.relaying = true;
+      rec_.connect_result(f.id, f.target, true, f.names, nullptr);
+    }
+    if (f.pump) f.pump->pump();
+    relay(it);
+  }
+
+  // Moves bytes from `from` into p, and from p to `to`; false on an error.
+  static bool move(int from, int to, Pipe& p, bool* progress) {
+    if (p.off == p.len && !p.eof) {
+      ssize_t n = ::recv(from, p.data, kBuf, MSG_DONTWAIT);
+      if (n > 0) {
+        p.off = 0;
+        p.len = size_t(n);
+        *progress = true;
+      } else if (n == 0) {
+        p.eof = true;
+        *progress = true;
+      } else if (errno != EAGAIN && errno != EINTR) {
+        return false;
+      }
+    }
+    if (p.off < p.len) {
+      ssize_t n = ::send(to, p.data + p.off, p.len - p.off, MSG_DONTWAIT | MSG_NOSIGNAL);
+      if (n > 0) {
+        p.off += size_t(n);
+        p.bytes += uint64_t(n);
+        *progress = true;
+      } else if (n < 0 && errno != EAGAIN && errno != EINTR) {
+        return false;
+      }
+    }
+    if (p.eof && p.off == p.len && !p.shut) {
+      ::shutdown(to, SHUT_WR);
+      p.shut = true;
+      *progress = true;
+    }
+    return true;
+  }
+
+  void relay(std::list<Flow>::iterator it) {
+    Flow& f = *it;
+    for (bool progress = true; progress;) {
+      progress = false;
+      if (!move(f.tree.get(), f.up.get(), f.to_up, &progress) ||
+          !move(f.up.get(), f.tree.get(), f.to_tree, &progress))
+        return end(it, observe::Close::Rst, true);
+      if (f.pump && progress) f.pump->pump();
+    }
+    if (f.to_up.shut && f.to_tree.shut) end(it, observe::Close::Fin, false);
+  }
+
+  // The flow is over: flow_end, sockets closed (the tree's with a reset
+  // when `rst`).
+  void end(std::list<Flow>::iterator it, observe::Close close, bool rst) {
+    Flow& f = *it;
+    if (f.dead) return;
+    if (f.relaying)  // (one still in its handshake has no flow yet, as in the engine)
+      rec_.flow_end(f.id, policy::Proto::Tcp, f.target, f.to_up.bytes, f.to_tree.bytes,
+                    monotonic_ms() - f.started_ms, close);
+    unwatch(f);
+    if (rst) reset(f.tree);
+    f.tree.reset();
+    f.up.reset();
+    f.pump.reset();
+    f.hs.reset();
+    bury(f);
+  }
+
+  // After each batch: handshakes past their time, dead flows freed.
+  uint64_t tick(uint64_t now) {
+    uint64_t next = 0;
+    for (auto it = flows_.begin(); it != flows_.end();) {
+      if (!it->dead && !it->relaying && it->deadline <= now)
+        failed(it, fmt::format("proxy {}: handshake timed out", o_.upstream->uri().str()));
+      if (it->dead) {
+        it = flows_.erase(it);
+        continue;
+      }
+      if (!it->relaying && (!next || it->deadline < next)) next = it->deadline;
+      ++it;
+    }
+    return next;
+  }
+
+  RelayOptions o_;
+  uint32_t mark_ = 0;
+  policy::Policy& pol_;
+  observe::Recorder& rec_;
+  Loop& loop_;
+  std::vector<UniqueFd> listeners_;
+  uint16_t port4_ = 0, port6_ = 0;
+  std::list<Flow> flows_;
+  size_t live_ = 0;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<Relay>> Relay::open(const RelayOptions& o, policy::Policy& pol,
+                                           observe::Recorder& rec, Loop& loop) {
+  auto r = std::make_unique<RelayImpl>(o, pol, rec, loop);
+  if (auto s = r->open(); !s) return s.error();
+  return std::unique_ptr<Relay>(std::move(r));
+}
+
+}  // namespace cf::rootful
