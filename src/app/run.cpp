@@ -400,6 +400,17 @@ policy::Verdict rootful_verdict(const Config& c, const policy::Policy& pol,
   return policy::Policy(c).judge_addr(d.proto, d.ip, false, monotonic_ms());
 }
 
+// For the tests of the undo path (rootful_net.sh): CHILDFLOW_TEST_FAIL_STEP
+// names a step of run_rootful after which the run fails as if the next step
+// had (docs/rootful.md, "Cleanup"). Real runs never set it.
+Status forced_failure(std::string_view step) {
+  const char* env = std::getenv("CHILDFLOW_TEST_FAIL_STEP");
+  if (env && step == env)
+    return Error{fmt::format("forced failure after step {} (CHILDFLOW_TEST_FAIL_STEP)", step),
+                 "rootful"};
+  return {};
+}
+
 // The rootful backend (docs/rootful.md): the same plan, overlays, policy and
 // recorder; the host side (rootful/host.hpp) is set up before the tree and
 // undone when `host` goes, whatever happens (errors, signals forwarded to
@@ -450,6 +461,7 @@ int run_rootful(const Config& c, uint64_t started) {
     rec.runtime_failure("rootful", "setup_failed", host.error().str());
     return fail(host.error());
   }
+  if (Status f = forced_failure("host"); !f) return fail(f.error());  // ~Host undoes
   // The tree's direct flows, for the flow log and the summary: conntrack
   // events, from before the tree sends anything (rootful/conntrack.hpp).
   std::unique_ptr<rootful::Conntrack> ct;
@@ -461,7 +473,10 @@ int run_rootful(const Config& c, uint64_t started) {
     }
     ct = std::move(opened).value();
   }
-  so.attach_link = [&host](pid_t pid) { return (*host)->attach(pid); };
+  so.attach_link = [&host](pid_t pid) -> Status {
+    if (Status s = (*host)->attach(pid); !s) return s;
+    return forced_failure("attach");
+  };
   auto launched = sandbox::launch(so);
   if (!launched) {
     rec.runtime_failure("sandbox", "launch_failed", launched.error().str());
@@ -501,6 +516,7 @@ int run_rootful(const Config& c, uint64_t started) {
     rec.runtime_failure("rootful", "setup_failed", forwarder.error().str());
     return fail(forwarder.error());  // ~Tree kills the tree, ~Host undoes the host side
   }
+  if (Status f = forced_failure("forwarder"); !f) return fail(f.error());
   if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0) return fail(errno_error("sandbox: prctl(PR_SET_DUMPABLE)"));
   if (!sandbox::release(tree))
     return fail(Error{"the init stub did not take the release message", "sandbox"});

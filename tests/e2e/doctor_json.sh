@@ -3,7 +3,8 @@
 # exactly: the top-level fields, the fields of every check, and, per backend,
 # the keys and the section (capabilities / preflight) of every check, as the
 # document's key tables list them. Run as root and as LAB_USER, for both
-# backends, and with wire-egress capture (which adds packet_socket).
+# backends, with wire-egress capture (which adds packet_socket) and, for
+# rootful, with --iface (which adds iface).
 set -euo pipefail
 source "${CHILDFLOW_SOURCE_DIR:-$(dirname "$0")/../..}/tests/lab/lab.sh"
 : "${CHILDFLOW:?set CHILDFLOW to the childflow binary}"
@@ -25,7 +26,8 @@ check_json() {
   verdict=$(python3 - "$SCHEMA" "$backend" "$wire" "$rc" "$uid" "$out" <<'PY'
 import json, re, sys
 schema, backend, wire, rc, uid, text = sys.argv[1:]
-rc, uid, wire = int(rc), int(uid), wire == "wire"
+rc, uid, extra = int(rc), int(uid), wire
+wire = extra == "wire"
 # The documented keys: rows "| `key` | section | backend | can be fatal | ...".
 documented = {}
 for line in open(schema):
@@ -36,6 +38,8 @@ assert documented.get(backend), f"no documented keys for {backend}"
 expected = dict(documented[backend])
 if backend == "rootless-internal" and not wire:
     expected.pop("packet_socket")   # only with --capture-point wire-egress
+if backend == "rootful" and extra != "iface":
+    expected.pop("iface")           # only with --iface
 d = json.loads(text)
 assert isinstance(d, dict), "not an object"
 assert set(d) == {"backend", "uid", "euid", "status", "capabilities", "preflight"}, sorted(d)
@@ -71,6 +75,7 @@ PY
 check_json lab_root rootless-internal no
 assert_eq ready "$last_status" "root, rootless: ready"
 check_json lab_root rootful no --root
+check_json lab_root rootful iface --root --iface eth0
 check_json lab_root rootless-internal wire --capture "$LAB_DIR/c.pcapng" --capture-point wire-egress
 check_json lab_user rootless-internal no
 check_json lab_user rootful no --root

@@ -12,6 +12,8 @@
 #   created;
 # - after every run, the lab host's `nft list ruleset`, links, rules, routes
 #   and forwarding sysctls are byte-identical to before;
+# - a failure after each setup step (forced with CHILDFLOW_TEST_FAIL_STEP)
+#   undoes everything done before it;
 # - SIGKILL leaves the table and forwarding behind, the next run warns, and
 #   `childflow --cleanup` restores the same state.
 set -euo pipefail
@@ -60,6 +62,26 @@ if [[ -n $pid ]]; then kill -TERM "$pid" || true; else check_fail "SIGTERM: no c
 wait "$job" && trc=0 || trc=$?
 check_eq 143 "$trc" "SIGTERM: the tree ends with it (128 + 15)"
 check_state "SIGTERM"
+
+# A setup step that fails: everything done before it is undone, whatever
+# the run had created by then (a table with TPROXY routing and an --iface
+# pin, a record, forwarding, the veth, the forwarder's sockets).
+for step in host attach forwarder; do
+  set +e
+  out=$(lab_root env CHILDFLOW_TEST_FAIL_STEP=$step timeout 60 "$CHILDFLOW" --root -d "$LAB_DNS4" \
+    --proxy "http://$LAB_HTTP_PROXY" --iface eth0 --allow-domain example.test --summary -- \
+    sh -c 'echo the command ran' 2>&1)
+  frc=$?
+  set -e
+  check_eq 1 "$frc" "failure after setup step $step: exit 1"
+  check_contains "$out" "forced failure after step $step" "failure after setup step $step: says which step"
+  check_not_contains "$out" "the command ran" "failure after setup step $step: the command never ran"
+  # (Records of runs still alive may belong to other labs; a dead one is a leftover.)
+  check_eq "" "$(for r in /run/childflow/*/record; do [ -e "$r" ] || continue
+      p=$(awk '$1 == "pid" {print $2}' "$r"); kill -0 "$p" 2>/dev/null || echo "$r"; done)" \
+    "failure after setup step $step: no record of a dead run left"
+  check_state "failure after setup step $step"
+done
 
 # --- each rule blocks, at once --------------------------------------------------
 rf offline --offline -- sh -c "sh -c '$TIMED' t curl -sS --max-time 5 http://$LAB_WWW4/; \
