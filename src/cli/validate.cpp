@@ -107,7 +107,6 @@ Status check_rootful(const Config& c) {
                      : domains                ? "domain rules (--allow-domain, --deny-domain...)"
                      : c.fail_on_leak         ? "--fail-on-leak"
                      : c.iface                ? "--iface"
-                     : c.capture              ? "--capture"
                      : c.learn                ? "--learn"
                      : c.allow_host_loopback  ? "--allow-host-loopback"
                                               : nullptr;

@@ -29,12 +29,16 @@
 //                            TCP with a reset, everything else with ICMP
 //                            administratively prohibited;
 //   postrouting (nat)        the tree's addresses masqueraded behind the
-//                            host's, except towards the tree's link.
+//                            host's, except towards the tree's link; to
+//                            the run's own port range with wire-egress.
 //
 // Domain rules, --proxy-only and TPROXY are not part of phase 1: the CLI
 // refuses them with --root, so the text never has to express them.
 #pragma once
+#include <cstdint>
+#include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "common/addr.hpp"
@@ -52,6 +56,8 @@ struct RulesetSpec {
   bool block_private = false;
   bool default_deny = false;
   std::vector<Cidr> deny_cidrs, allow_cidrs;
+  // Masquerade to these ports only (inclusive; --capture-point wire-egress).
+  std::optional<std::pair<uint16_t, uint16_t>> masquerade_ports;
 };
 
 // The reasons, in rule order; each has a named counter and a deny chain.
