@@ -16,7 +16,8 @@
 #   lab host's;
 # - rootful `-C wire-egress` with the same host traffic beside it: the
 #   tree's two connections only, masqueraded to the run's own ports
-#   (61000-65095), SYN and SYN-ACK included;
+#   (61000-65095), SYN and SYN-ACK included; two such runs at once get
+#   two ranges and each file holds its own run's connection only;
 # - the host state is byte-identical after every rootful run.
 set -euo pipefail
 source "${CHILDFLOW_SOURCE_DIR:-$(dirname "$0")/../..}/tests/e2e/lib_engine.sh"
@@ -185,5 +186,25 @@ check_not_contains "$rwv" "/noise" "rootful wire-egress: no byte of the host's o
 check_not_contains "$rwv" "10.240." "rootful wire-egress: no frame of the veth"
 check_eq "" "$(tshark_fields "$RW" "icmp || icmpv6 || dns" -e frame.number)" "rootful wire-egress: none of the host's pings and DNS"
 check_state "rootful wire-egress"
+
+# Two rootful wire-egress runs at once: each has its own port range, and each
+# file holds its own run's connection only.
+SYNC=$OUTD/sync
+install -d -m 0777 "$SYNC"
+both_up="touch $SYNC/\$0; while [ ! -e $SYNC/a ] || [ ! -e $SYNC/b ]; do sleep 0.1; done; curl -4 -s --max-time 5 -o /dev/null http://www.example.test/from-\$0; echo rc=\$?"
+cf root --root -d "$LAB_DNS4" -c "$OUTD/wa.pcapng" -C wire-egress -- sh -c "$both_up" a >"$OUTD/wa.out" 2>&1 &
+ja=$!
+cf root --root -d "$LAB_DNS4" -c "$OUTD/wb.pcapng" -C wire-egress -- sh -c "$both_up" b >"$OUTD/wb.out" 2>&1 &
+jb=$!
+wait "$ja" && ra=0 || ra=$?
+wait "$jb" && rb=0 || rb=$?
+check_eq "0 0" "$ra $rb" "two rootful wire-egress runs at once: both exit 0 ($(head -c 200 "$OUTD/wa.out") $(head -c 200 "$OUTD/wb.out"))"
+check_eq "rc=0 rc=0" "$(cat "$OUTD/wa.out" "$OUTD/wb.out" | grep -o 'rc=[0-9]*' | tr '\n' ' ' | sed 's/ $//')" "two runs at once: both fetched"
+check_eq "/from-a" "$(tshark_fields "$OUTD/wa.pcapng" "http.request" -e http.request.uri)" "two runs at once: run a's file holds its request only"
+check_eq "/from-b" "$(tshark_fields "$OUTD/wb.pcapng" "http.request" -e http.request.uri)" "two runs at once: run b's file holds its request only"
+pa=$(tshark_fields "$OUTD/wa.pcapng" "tcp.flags.syn==1 && tcp.flags.ack==0" -e tcp.srcport)
+pb=$(tshark_fields "$OUTD/wb.pcapng" "tcp.flags.syn==1 && tcp.flags.ack==0" -e tcp.srcport)
+check_eq "different" "$([[ -n $pa && -n $pb && $(((pa - 61000) / 512)) != $(((pb - 61000) / 512)) ]] && echo different || echo "same ($pa $pb)")" "two runs at once: two port ranges ($pa, $pb)"
+check_state "two rootful wire-egress runs"
 
 engine_finish
