@@ -48,6 +48,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstring>
 #include <fmt/format.h>
 #include <fstream>
 #include <memory>
@@ -515,6 +516,12 @@ int run_rootful(const Config& c, uint64_t started) {
   }
   if (tap) {
     tap->stop();  // what the kernel still queued is written first
+    if (int e = tap->read_error())
+      std::fputs(fmt::format("childflow: warning: capture: reading the packet socket: {}; the "
+                             "frames after that are not in the file\n",
+                             strerror(e))
+                     .c_str(),
+                 stderr);
     if (tap->drops())
       std::fputs(fmt::format("childflow: warning: capture: the kernel dropped {} frame(s) the "
                              "capture could not read in time\n",
@@ -630,6 +637,12 @@ int run_tree(const Config& c) {
   signals.stop();
   if (wire_tap) {
     wire_tap->stop();  // what the kernel still queued is written first
+    if (int e = wire_tap->read_error())
+      std::fputs(fmt::format("childflow: warning: capture: reading the packet socket: {}; the "
+                             "frames after that are not in the file\n",
+                             strerror(e))
+                     .c_str(),
+                 stderr);
     if (wire->untracked())
       std::fputs(fmt::format("childflow: warning: capture: {} flow(s) are not in {}: more than "
                              "{} at once (the wire-egress filter's limit)\n",

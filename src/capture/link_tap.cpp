@@ -160,7 +160,9 @@ bool LinkTap::drain() {
     ssize_t n = recvmsg(sock_.get(), &m, 0);
     if (n < 0) {
       if (errno == EINTR) continue;
-      return errno == EAGAIN || errno == EWOULDBLOCK;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) return true;
+      read_error_ = errno;
+      return false;
     }
     uint64_t ts = 0;
     for (cmsghdr* c = CMSG_FIRSTHDR(&m); c; c = CMSG_NXTHDR(&m, c))

@@ -61,6 +61,9 @@ class LinkTap {
   void stop();
   // Frames the kernel dropped because the socket's queue was full.
   uint64_t drops() const { return drops_; }
+  // The errno that stopped the reader early (0: none); the frames after it
+  // are not in the file. Read after stop().
+  int read_error() const { return read_error_; }
 
  private:
   LinkTap() = default;
@@ -74,6 +77,7 @@ class LinkTap {
   std::unique_ptr<uint8_t[]> buf_;
   std::thread thread_;
   uint64_t drops_ = 0;
+  int read_error_ = 0;
 };
 
 }  // namespace cf::capture
