@@ -42,11 +42,13 @@
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <net/if.h>
 #include <netdb.h>
 #include <sys/signalfd.h>
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstring>
 #include <fmt/format.h>
 #include <fstream>
 #include <memory>
@@ -56,6 +58,8 @@
 #include "cli/validate.hpp"
 #include "config/values.hpp"
 #include "capture/capture.hpp"
+#include "capture/link_tap.hpp"
+#include "capture/wire.hpp"
 #include "common/clock.hpp"
 #include "confine/confine.hpp"
 #include "common/net_plan.hpp"
@@ -75,6 +79,7 @@
 #include "rootful/uplink.hpp"
 #include "rootful/loop.hpp"
 #include "rootful/relay.hpp"
+#include "rootful/port_slot.hpp"
 #include "sandbox/sandbox.hpp"
 
 namespace cf::app {
@@ -250,6 +255,46 @@ Result<capture::Capture> open_capture(const Config& c, const NetPlan& plan,
   return capture::Capture::open(c, ends);
 }
 
+// The rootful capture: the same views and files as rootless, fed by a
+// packet socket on the veth's host end instead of the engine.
+// wire-egress instead reads every link but loopback, filtered to the run's
+// masquerade ports (capture/wire.hpp, rootful/port_slot.hpp).
+Result<std::pair<capture::Capture, std::unique_ptr<capture::LinkTap>>> open_rootful_capture(
+    const Config& c, const NetPlan& plan, const std::optional<IpAddr>& resolver,
+    const std::string& link, const std::optional<rootful::PortSlot>& slot) {
+  if (slot) {
+    auto tap = capture::LinkTap::open(0, true);
+    if (!tap) return tap.error();
+    const rootful::PortRange r = slot->range();
+    if (auto s = (*tap)->set_filter(
+            capture::wire_range_filter(r.lo, r.hi, int(if_nametoindex("lo"))));
+        !s)
+      return s.error();
+    auto cap = capture::Capture::open(c, {});
+    if (!cap) return cap.error();
+    return std::pair{std::move(cap).value(), std::move(tap).value()};
+  }
+  const unsigned ifindex = if_nametoindex(link.c_str());
+  if (ifindex == 0) return errno_error("capture: the veth " + link);
+  auto tap = capture::LinkTap::open(int(ifindex));  // before the files: a privilege error creates none
+  if (!tap) return tap.error();
+  capture::Endpoints ends;
+  ends.child4 = plan.child4;
+  if (plan.ipv6) ends.child6 = plan.child6;
+  ends.host4 = capture::host_egress(Family::V4);
+  ends.host6 = capture::host_egress(Family::V6);
+  if (ends.host4) ends.host_ifname = capture::interface_of(*ends.host4);
+  else if (ends.host6) ends.host_ifname = capture::interface_of(*ends.host6);
+  ends.gateway4 = plan.gw4;
+  if (plan.ipv6) ends.gateway6 = plan.gw6;
+  ends.resolver = resolver;
+  ends.child_ifname = link;
+  ends.child_kind = "veth";
+  auto cap = capture::Capture::open(c, ends);
+  if (!cap) return cap.error();
+  return std::pair{std::move(cap).value(), std::move(tap).value()};
+}
+
 // 8. signals: the ones the tree should get arrive through a signalfd in the
 // reactor. stop() puts the caller's mask back; the destructor does too, for
 // a run that stops early.
@@ -290,10 +335,10 @@ class ForwardedSignals {
 // no-new-privs, the seccomp allowlist; src/confine/), before the command is
 // released: the tree's code never meets an engine that could do more than
 // serve it.
-Status hand_over(sandbox::Tree& tree) {
+Status hand_over(sandbox::Tree& tree, bool wire) {
   if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0)
     return errno_error("sandbox: prctl(PR_SET_DUMPABLE)");
-  if (auto s = confine::lock_down(); !s) return s;
+  if (auto s = confine::lock_down(wire); !s) return s;
   if (!sandbox::release(tree))
     return Error{"the init stub did not take the release message", "sandbox"};
   return {};
@@ -456,6 +501,15 @@ int run_rootful(const Config& c, uint64_t started) {
   ForwardedSignals signals;
   if (auto s = signals.start(); !s) return fail(s.error());
 
+  // wire-egress: the run's own masquerade ports, taken before the table
+  // that uses them is loaded (rootful/port_slot.hpp).
+  std::optional<rootful::PortSlot> slot;
+  if (c.capture && c.capture_point == CapturePoint::WireEgress) {
+    auto taken = rootful::PortSlot::take();
+    if (!taken) return fail(taken.error());
+    slot.emplace(std::move(taken).value());
+    spec.masquerade_ports = {{slot->range().lo, slot->range().hi}};
+  }
   auto host = rootful::Host::setup(spec, c.iface, c.verbosity < 0);
   if (!host) {
     rec.runtime_failure("rootful", "setup_failed", host.error().str());
@@ -517,6 +571,20 @@ int run_rootful(const Config& c, uint64_t started) {
     return fail(forwarder.error());  // ~Tree kills the tree, ~Host undoes the host side
   }
   if (Status f = forced_failure("forwarder"); !f) return fail(f.error());
+  // --capture: the veth's host end exists now and the command has not
+  // started: every frame of the tree is in the file (capture/link_tap.hpp).
+  std::optional<capture::Capture> cap;
+  std::unique_ptr<capture::LinkTap> tap;
+  if (c.capture) {
+    auto opened = open_rootful_capture(c, plan, fo.resolver, (*host)->link(), slot);
+    if (!opened) {
+      rec.runtime_failure("capture", "setup_failed", opened.error().str());
+      return fail(opened.error());
+    }
+    cap.emplace(std::move(opened->first));
+    tap = std::move(opened->second);
+    if (auto s = tap->start(*cap, nullptr, !slot); !s) return fail(s.error());
+  }
   if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0) return fail(errno_error("sandbox: prctl(PR_SET_DUMPABLE)"));
   if (!sandbox::release(tree))
     return fail(Error{"the init stub did not take the release message", "sandbox"});
@@ -550,6 +618,24 @@ int run_rootful(const Config& c, uint64_t started) {
     std::string remote = d.port ? format_endpoint(d.ip, *d.port) : d.ip.str();
     rec.policy_violation(rec.next_flow_id(), d.proto, remote, d.ip, d.port, v,
                          pol.names_for(d.ip, monotonic_ms()));  // a flow of its own (schema)
+  }
+  if (tap) {
+    tap->stop();  // what the kernel still queued is written first
+    if (int e = tap->read_error())
+      std::fputs(fmt::format("childflow: warning: capture: reading the packet socket: {}; the "
+                             "frames after that are not in the file\n",
+                             strerror(e))
+                     .c_str(),
+                 stderr);
+    if (tap->drops())
+      std::fputs(fmt::format("childflow: warning: capture: the kernel dropped {} frame(s) the "
+                             "capture could not read in time\n",
+                             tap->drops())
+                     .c_str(),
+                 stderr);
+  }
+  if (cap) {
+    if (auto s = cap->close(); !s) fail(s.error());  // said; the run still reports
   }
   host->reset();  // the host side is undone before the report is printed
   signals.stop();
@@ -604,11 +690,24 @@ int run_tree(const Config& c) {
   }
 
   std::optional<capture::Capture> cap;
+  // wire-egress: a packet socket on the host's links that lets through
+  // nothing until the engine tracks a flow's socket (capture/wire.hpp);
+  // opened now, while we may (CAP_NET_RAW), and read by a thread from the
+  // hand-over on. The engine feeds the other views itself.
+  std::unique_ptr<capture::LinkTap> wire_tap;
+  std::optional<capture::WireSet> wire;
   if (c.capture) {
+    if (c.capture_point == CapturePoint::WireEgress) {
+      auto t = capture::LinkTap::open(0, true);
+      if (!t) return fail(t.error());
+      wire_tap = std::move(t).value();
+      wire.emplace(*wire_tap, int(if_nametoindex("lo")));
+      eo.wire = &*wire;
+    }
     auto opened = open_capture(c, plan, eo.resolver);
     if (!opened) return fail(opened.error());
     cap.emplace(std::move(opened).value());
-    eo.capture = &*cap;
+    if (!wire) eo.capture = &*cap;
   }
 
   ForwardedSignals signals;
@@ -621,7 +720,13 @@ int run_tree(const Config& c) {
     return fail(why);
   }
   sandbox::Tree tree = std::move(launched).value();
-  if (auto s = hand_over(tree); !s) {
+  if (wire_tap) {
+    // Started after the launch (no fork of a threaded process) and before
+    // the lock-down, whose filter then covers the thread too.
+    auto note = [&wire](const capture::FiveTuple& t) { return wire->note(t); };
+    if (auto s = wire_tap->start(*cap, note, false); !s) return fail(s.error());
+  }
+  if (auto s = hand_over(tree, wire.has_value()); !s) {
     rec.runtime_failure("sandbox", "launch_failed", s.error().str());
     return fail(s.error());  // ~Tree kills the tree: fail closed
   }
@@ -638,6 +743,33 @@ int run_tree(const Config& c) {
     tree = sandbox::Tree{};  // kills and reaps the tree: fail closed
   }
   signals.stop();
+  if (wire_tap) {
+    wire_tap->stop();  // what the kernel still queued is written first
+    if (int e = wire_tap->read_error())
+      std::fputs(fmt::format("childflow: warning: capture: reading the packet socket: {}; the "
+                             "frames after that are not in the file\n",
+                             strerror(e))
+                     .c_str(),
+                 stderr);
+    if (wire->untracked())
+      std::fputs(fmt::format("childflow: warning: capture: {} flow(s) are not in {}: more than "
+                             "{} at once (the wire-egress filter's limit)\n",
+                             wire->untracked(), *c.capture, capture::kMaxWireFlows)
+                     .c_str(),
+                 stderr);
+    if (wire->unbound())
+      std::fputs(fmt::format("childflow: warning: capture: {} flow(s) are not in {}: their "
+                             "socket could not be bound to an ephemeral port first\n",
+                             wire->unbound(), *c.capture)
+                     .c_str(),
+                 stderr);
+    if (wire_tap->drops())
+      std::fputs(fmt::format("childflow: warning: capture: the kernel dropped {} frame(s) the "
+                             "capture could not read in time\n",
+                             wire_tap->drops())
+                     .c_str(),
+                 stderr);
+  }
   if (cap) {
     if (auto s = cap->close(); !s) fail(s.error());  // said; the run still reports
   }

@@ -12,8 +12,8 @@
 //           fixed; DNS to the gateway becomes DNS to the resolver; ARP/NDP
 //           and other link plumbing are left out.
 //   both    two files, STEM.child.pcapng and STEM.egress.pcapng.
-//   wire-egress  (real packets on the host interface) is not implemented:
-//           open() fails with a message saying so.
+//   wire-egress  real frames on the host's links, as they are (one file;
+//           fed by a filtered packet socket, wire.cpp, not by the engine).
 //
 // The host's egress addresses come from the engine when it knows them, else
 // from host_egress(): a UDP socket connect()ed to a documentation address
@@ -24,8 +24,9 @@
 // Each file's one interface block describes the view:
 //   childflow view=child backend=rootless-internal kind=isolated interface=tap0
 //   childflow view=egress backend=rootless-internal kind=logical interface=<ifname|egress>
-// Limits: pcapng direction flags are set (FromChild = outbound); no per-packet
-// comments with the flow_id yet (a planned addition, docs/capture.md).
+// pcapng direction flags are set (FromChild = outbound). Each frame whose
+// flow the caller knows (FrameNote) carries an opt_comment with the flow
+// log's flow_id, and the verdict when the policy denied it (format_note).
 #include "capture/capture.hpp"
 
 #include <arpa/inet.h>
@@ -33,6 +34,7 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <cstring>
 #include <fmt/format.h>
 
@@ -82,6 +84,15 @@ bool is_loopback(const IpAddr& a) {
 }
 }  // namespace
 
+size_t format_note(const FrameNote& n, std::span<char> out) {
+  if (n.flow_id == 0 && !n.denied) return 0;
+  auto r = n.denied ? fmt::format_to_n(out.data(), out.size(),
+                                       "flow_id={} verdict=denied reason_code={}", n.flow_id,
+                                       n.denied)
+                    : fmt::format_to_n(out.data(), out.size(), "flow_id={}", n.flow_id);
+  return std::min(out.size(), size_t(r.size));
+}
+
 std::vector<std::string> output_paths(const Config& c) {
   if (!c.capture) return {};
   if (c.capture_point == CapturePoint::Both) {
@@ -111,9 +122,17 @@ Result<Capture> Capture::open(const Config& c, const Endpoints& e) {
     case CapturePoint::Both:
       want_child = want_egress = true;
       break;
-    case CapturePoint::WireEgress:
-      return Error{"--capture-point wire-egress is not available yet; use child or egress",
-                   "capture"};
+    case CapturePoint::WireEgress: {
+      // Real frames, as they are: the caller feeds them from a filtered
+      // packet socket on every non-loopback link (wire.hpp).
+      Capture cap;
+      cap.paths_ = output_paths(c);
+      auto w = PcapngWriter::create(cap.paths_[0], "any",
+                                    interface_description("wire-egress", c.backend, "wire", "any"));
+      if (!w) return w.error();
+      cap.child_.emplace(std::move(w).value());
+      return cap;
+    }
   }
 
   Capture cap;
@@ -122,8 +141,9 @@ Result<Capture> Capture::open(const Config& c, const Endpoints& e) {
   cap.egress_.child6 = e.child6;
   size_t next_path = 0;
   if (want_child) {
-    auto w = PcapngWriter::create(cap.paths_[next_path++], "tap0",
-                                  interface_description("child", c.backend, "isolated", "tap0"));
+    auto w = PcapngWriter::create(
+        cap.paths_[next_path++], e.child_ifname,
+        interface_description("child", c.backend, e.child_kind, e.child_ifname));
     if (!w) return w.error();
     cap.child_.emplace(std::move(w).value());
   }
@@ -146,14 +166,17 @@ Result<Capture> Capture::open(const Config& c, const Endpoints& e) {
   return cap;
 }
 
-void Capture::frame(Direction dir, std::span<const uint8_t> eth_frame) {
-  const uint64_t ns = epoch_ns();
+void Capture::frame(Direction dir, std::span<const uint8_t> eth_frame, const FrameNote& note,
+                    uint64_t ts_ns) {
+  const uint64_t ns = ts_ns ? ts_ns : epoch_ns();
   const PacketDirection pd =
       dir == Direction::FromChild ? PacketDirection::Outbound : PacketDirection::Inbound;
+  char text[kMaxComment];
+  const std::string_view comment(text, format_note(note, text));
   ++frames_;
-  if (child_) child_->packet(eth_frame, ns, pd);
+  if (child_) child_->packet(eth_frame, ns, pd, comment);
   if (egress_file_) {
-    auto dst = egress_file_->reserve(eth_frame.size(), ns, pd);
+    auto dst = egress_file_->reserve(eth_frame.size(), ns, pd, comment);
     if (!egress_file_->reserved()) return;
     if (!eth_frame.empty()) memcpy(dst.data(), eth_frame.data(), eth_frame.size());
     if (to_egress(dst, egress_) == EgressVerdict::Keep)

@@ -22,6 +22,22 @@ enum class Direction : uint8_t {
   ToChild,    // the engine sent it (written to tap0)
 };
 
+// What the run knows about the flow a frame belongs to; it becomes the
+// frame's opt_comment (format_note). flow_id 0: not a logged flow (ARP,
+// NDP, DNS to the gateway, a frame after its flow ended).
+struct FrameNote {
+  uint64_t flow_id = 0;
+  // Set when the policy denied the flow: the flow log's reason_code
+  // ("deny_cidr", "offline", ...; a static string).
+  const char* denied = nullptr;
+};
+
+// The comment text for a note, written into `out` (no allocation; cut at
+// out.size()); returns its length, 0 for an empty note:
+//   "flow_id=12"
+//   "flow_id=12 verdict=denied reason_code=deny_cidr"
+size_t format_note(const FrameNote& n, std::span<char> out);
+
 // What the engine knows about the addresses. host4/host6/host_ifname left
 // empty are found by open() (host_egress()).
 struct Endpoints {
@@ -33,6 +49,10 @@ struct Endpoints {
   // on host loopback, or of the other family, is not substituted).
   std::optional<IpAddr> gateway4, gateway6;
   std::optional<IpAddr> resolver;
+  // The link the child view is taken on, and what kind it is: tap0
+  // (rootless, "isolated") or the host end of the rootful veth ("veth").
+  std::string child_ifname = "tap0";
+  std::string child_kind = "isolated";
 };
 
 // The host's egress source address for `family`: the address a UDP socket
@@ -62,9 +82,11 @@ class Capture {
   Capture(Capture&&) noexcept = default;
   Capture& operator=(Capture&&) noexcept = default;
 
-  // One frame crossing tap0, in either direction. Copied into the output
-  // buffer(s) at once; no allocation.
-  void frame(Direction dir, std::span<const uint8_t> eth_frame);
+  // One frame crossing tap0 (or the rootful veth), in either direction.
+  // Copied into the output buffer(s) at once; no allocation. `ts_ns` 0:
+  // stamped now (CLOCK_REALTIME).
+  void frame(Direction dir, std::span<const uint8_t> eth_frame, const FrameNote& note = {},
+             uint64_t ts_ns = 0);
   // Writes what is buffered (once per reactor turn).
   void flush();
   // Flushes and closes every file; returns the first write error, if any.

@@ -7,7 +7,9 @@
 //   Interface Description     LINKTYPE_ETHERNET, snaplen 262144,
 //                             if_name, if_description, if_tsresol = 9 (ns)
 //   Enhanced Packet Block*    interface 0, 64-bit ns timestamp, the frame
-//                             padded to 32 bits, epb_flags (direction)
+//                             padded to 32 bits, opt_comment when the
+//                             caller gives one ("flow_id=N ..."),
+//                             epb_flags (direction)
 //
 // Every block and option is padded to 32 bits and every option list ends with
 // opt_endofopt. Blocks are built in one buffer of kBufferSize bytes that is
@@ -128,11 +130,15 @@ void PcapngWriter::put_header_blocks(std::string_view if_name, std::string_view 
   used_ += n;
 }
 
-std::span<uint8_t> PcapngWriter::reserve(size_t len, uint64_t ts_ns, PacketDirection dir) {
+std::span<uint8_t> PcapngWriter::reserve(size_t len, uint64_t ts_ns, PacketDirection dir,
+                                         std::string_view comment) {
   pending_ = 0;
   if (error_ || !fd_ || len > kSnapLen) return {};
-  // Header 28 + data + epb_flags option 8 + end of options 4 + trailer 4.
-  const size_t total = 28 + pad4(len) + 8 + 4 + 4;
+  if (comment.size() > kMaxComment) comment = comment.substr(0, kMaxComment);
+  // Header 28 + data + [opt_comment] + epb_flags option 8 + end of options 4
+  // + trailer 4.
+  const size_t comment_opt = comment.empty() ? 0 : 4 + pad4(comment.size());
+  const size_t total = 28 + pad4(len) + comment_opt + 8 + 4 + 4;
   if (used_ + total > kBufferSize) {
     flush();
     if (error_) return {};
@@ -147,6 +153,7 @@ std::span<uint8_t> PcapngWriter::reserve(size_t len, uint64_t ts_ns, PacketDirec
   put32(p + 24, uint32_t(len));  // original length
   memset(p + 28 + len, 0, pad4(len) - len);
   size_t n = 28 + pad4(len);
+  if (!comment.empty()) n += put_option(p + n, kOptComment, comment.data(), comment.size());
   const uint32_t flags = uint32_t(dir);
   n += put_option(p + n, kOptEpbFlags, &flags, 4);
   n += put_end_of_options(p + n);
@@ -161,8 +168,9 @@ void PcapngWriter::commit() {
   pending_ = 0;
 }
 
-void PcapngWriter::packet(std::span<const uint8_t> frame, uint64_t ts_ns, PacketDirection dir) {
-  auto dst = reserve(frame.size(), ts_ns, dir);
+void PcapngWriter::packet(std::span<const uint8_t> frame, uint64_t ts_ns, PacketDirection dir,
+                          std::string_view comment) {
+  auto dst = reserve(frame.size(), ts_ns, dir, comment);
   if (pending_ == 0) return;
   if (!frame.empty()) memcpy(dst.data(), frame.data(), frame.size());
   commit();

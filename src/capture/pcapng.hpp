@@ -21,6 +21,7 @@ constexpr uint32_t kBlockInterfaceDescription = 0x00000001;
 constexpr uint32_t kBlockEnhancedPacket = 0x00000006;
 constexpr uint32_t kByteOrderMagic = 0x1A2B3C4D;
 constexpr uint16_t kOptEndOfOpt = 0;
+constexpr uint16_t kOptComment = 1;  // opt_comment, any block
 constexpr uint16_t kOptShbUserAppl = 4;
 constexpr uint16_t kOptIfName = 2;
 constexpr uint16_t kOptIfDescription = 3;
@@ -35,6 +36,8 @@ enum class PacketDirection : uint8_t { Inbound = 1, Outbound = 2 };
 // Output buffer size: a frame is at most ~64 KiB, so a full buffer is
 // flushed before a block that would not fit is started.
 constexpr size_t kBufferSize = 1 << 20;
+// A packet comment longer than this is cut.
+constexpr size_t kMaxComment = 256;
 
 class PcapngWriter {
  public:
@@ -56,14 +59,17 @@ class PcapngWriter {
   // where its bytes go (the caller copies or rewrites them there), or an
   // empty span when the writer has failed or len exceeds kSnapLen. The block
   // is complete once commit() is called; a reserve without commit is dropped
-  // by the next reserve.
-  std::span<uint8_t> reserve(size_t len, uint64_t ts_ns, PacketDirection dir);
+  // by the next reserve. A non-empty `comment` becomes the block's
+  // opt_comment (cut at kMaxComment bytes).
+  std::span<uint8_t> reserve(size_t len, uint64_t ts_ns, PacketDirection dir,
+                             std::string_view comment = {});
   bool reserved() const { return pending_ != 0; }
   void commit();
   // Drops the reserved block (the frame does not belong in this file).
   void cancel() { pending_ = 0; }
   // Convenience: reserve + copy + commit.
-  void packet(std::span<const uint8_t> frame, uint64_t ts_ns, PacketDirection dir);
+  void packet(std::span<const uint8_t> frame, uint64_t ts_ns, PacketDirection dir,
+              std::string_view comment = {});
 
   // Writes the buffered blocks. After a write error the writer stops
   // (further packets are dropped) and error() says why.

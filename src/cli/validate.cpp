@@ -102,7 +102,6 @@ Status check_combinations(const Config& c) {
 // refused before anything is created, rather than silently ignored.
 Status check_rootful(const Config& c) {
   const char* flag = c.proxy_dns == ProxyDns::Remote ? "--proxy-dns remote"
-                     : c.capture              ? "--capture"
                      : c.learn                ? "--learn"
                      : c.allow_host_loopback  ? "--allow-host-loopback"
                                               : nullptr;

@@ -219,8 +219,8 @@ std::vector<Setting> table() {
                    &C::capture, Check::None));
   t.push_back(value({"capture-point", 'C', "capture_point", "child|egress|wire-egress|both",
                      kOutput,
-                     "Which view --capture writes (default: child; wire-egress is not built "
-                     "yet)"},
+                     "Which view --capture writes (default: child; wire-egress needs root: "
+                     "CAP_NET_RAW)"},
                     &C::capture_point, parse_capture_point, by_name));
   t.push_back(sets({"root", 0, "", "", kSandbox,
                     "Use the rootful backend (as root): a veth pair, kernel forwarding and an "

@@ -38,7 +38,9 @@
 // not the user's keys, not another process's /proc/PID/environ), execve,
 // ptrace and process_vm_*, mount, unshare, setns, bpf, new AF_UNIX,
 // AF_NETLINK or AF_PACKET sockets (no abstract Unix socket of the host
-// network namespace, no route changes), listen/accept/bind, kill of any
+// network namespace, no route changes), listen/accept/bind (bind only with
+// --capture-point wire-egress, which binds each flow's socket to an
+// ephemeral port before it connects: capture/wire.cpp), kill of any
 // process but itself, and PROT_EXEC mappings. clone is allowed only as
 // fork() (close_detached hands tap0 to a short-lived child at exit); the
 // child inherits the filter. clone3 gets ENOSYS, so glibc falls back to
@@ -199,8 +201,10 @@ Status add(scmp_filter_ctx ctx, uint32_t action, const char* name, unsigned n = 
   return {};
 }
 
-Status add_rules(scmp_filter_ctx ctx, pid_t self) {
+Status add_rules(scmp_filter_ctx ctx, pid_t self, bool bind) {
   const uint32_t allow = SCMP_ACT_ALLOW;
+  if (bind)
+    if (auto s = add(ctx, allow, "bind"); !s) return s;
   for (const char* name : kPlain)
     if (auto s = add(ctx, allow, name); !s) return s;
 #ifdef CF_CONFINE_SANITIZED
@@ -248,13 +252,13 @@ Status add_rules(scmp_filter_ctx ctx, pid_t self) {
   return {};
 }
 
-Status install_filter() {
+Status install_filter(bool bind) {
   Filter f(seccomp_init(SCMP_ACT_TRAP));
   if (!f) return Error{"seccomp_init failed", "engine: seccomp"};
   scmp_filter_ctx ctx = f.get();
   if (int rc = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_TSYNC, 1); rc != 0)
     return Error{fmt::format("TSYNC: {}", std::strerror(-rc)), "engine: seccomp"};
-  if (auto s = add_rules(ctx, getpid()); !s) return s;
+  if (auto s = add_rules(ctx, getpid(), bind); !s) return s;
   if (int rc = seccomp_load(ctx); rc != 0)
     return Error{fmt::format("cannot load the filter: {} (a kernel without "
                              "CONFIG_SECCOMP_FILTER, or a container that forbids seccomp)",
@@ -265,7 +269,7 @@ Status install_filter() {
 
 }  // namespace
 
-Status lock_down() {
+Status lock_down(bool bind) {
   // Files libraries read lazily, on first use, must be read now. glibc reads
   // the time zone file (/etc/localtime) on the first gmtime() too (for leap
   // seconds), which OpenSSL calls to check a proxy certificate's dates.
@@ -274,7 +278,7 @@ Status lock_down() {
   if (auto s = drop_capabilities(); !s) return s;
   if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0)
     return errno_error("engine: prctl(PR_SET_NO_NEW_PRIVS)");
-  return install_filter();
+  return install_filter(bind);
 }
 
 std::vector<std::string> allowed_syscalls() {

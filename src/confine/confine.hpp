@@ -18,7 +18,11 @@ namespace cf::confine {
 // non-dumpable (the sandbox step does that). Irreversible. A system call
 // outside the filter makes the process print what it tried and exit 1:
 // the tree, whose pid 1 has PR_SET_PDEATHSIG, dies with it (fail closed).
-Status lock_down();
+// `bind`: also allow bind(2) (--capture-point wire-egress binds each
+// flow's socket to an ephemeral port before its connect, capture/wire.hpp;
+// listen and accept stay refused, and without capabilities no privileged
+// port can be had).
+Status lock_down(bool bind = false);
 
 // The names of the system calls the filter allows (some only with the
 // arguments docs/security.md lists), for the doctor and the tests.

@@ -627,18 +627,24 @@ Check check_packet_socket(Host& h, const Identity& id, const Config& c) {
   const char* key = "packet_socket";
   const char* label = "packet sockets";
   const bool wire = c.capture && c.capture_point == CapturePoint::WireEgress;
+  // The rootful backend reads every capture view from a packet socket.
+  const bool rootful_capture = c.capture && c.backend == Backend::Rootful;
   int e = h.try_packet_socket();
   if (e == 0)
     return ok(key, label, Section::Capability,
               "socket(AF_PACKET, SOCK_RAW) works: --capture-point wire-egress is available");
   std::string detail =
-      fmt::format("socket(AF_PACKET, SOCK_RAW) failed: {}: --capture-point wire-egress {}",
-                  errno_text(e), wire ? "(requested) cannot work" : "is unavailable");
+      rootful_capture && !wire
+          ? fmt::format("socket(AF_PACKET, SOCK_RAW) failed: {}: --capture (requested) cannot "
+                        "work: the rootful backend reads the tree's veth with one",
+                        errno_text(e))
+          : fmt::format("socket(AF_PACKET, SOCK_RAW) failed: {}: --capture-point wire-egress {}",
+                        errno_text(e), wire ? "(requested) cannot work" : "is unavailable");
   std::string hint = id.euid == 0
                          ? "the kernel needs packet sockets (CONFIG_PACKET; modprobe af_packet)"
                          : "wire-egress capture needs CAP_NET_RAW: run as root; the other "
                            "capture points need no privilege";
-  if (wire) return fatal(key, label, Section::Capability, detail, hint);
+  if (wire || rootful_capture) return fatal(key, label, Section::Capability, detail, hint);
   return warning(key, label, Section::Capability, detail, hint);
 }
 
@@ -885,7 +891,7 @@ Report diagnose(Host& h, const Config& c, Scope scope) {
       out.push_back(check_forwarding(h, id, false));
       out.push_back(check_forwarding(h, id, true));
       if (c.iface) out.push_back(check_iface(h, *c.iface));
-      if (all || wire) out.push_back(check_packet_socket(h, id, c));
+      if (all || c.capture) out.push_back(check_packet_socket(h, id, c));
       if (all) out.push_back(check_leftover_state(h, id));
       break;
   }

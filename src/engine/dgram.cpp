@@ -10,6 +10,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "capture/wire.hpp"
 #include "engine/engine_impl.hpp"
 
 namespace cf::engine {
@@ -66,13 +67,15 @@ void DgramTable::push_front(uint32_t s) {
 
 // --- socket helpers ------------------------------------------------------------
 
-int open_dgram(const IpAddr& dst, uint16_t port, int proto) {
+int open_dgram(const IpAddr& dst, uint16_t port, int proto, capture::WireSet* wire,
+               uint64_t flow_id) {
   int fd = socket(dst.is_v4() ? AF_INET : AF_INET6, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
                   proto);
   if (fd < 0) return -1;
   int one = 1;
   if (dst.is_v4()) setsockopt(fd, IPPROTO_IP, IP_RECVERR, &one, sizeof one);
   else setsockopt(fd, IPPROTO_IPV6, IPV6_RECVERR, &one, sizeof one);
+  if (wire) wire->track(fd, uint8_t(proto ? proto : IPPROTO_UDP), dst, port, flow_id);
   sockaddr_storage ss;
   socklen_t sl = to_sockaddr(dst, port, &ss);
   if (connect(fd, reinterpret_cast<sockaddr*>(&ss), sl) < 0) {
@@ -167,12 +170,13 @@ uint32_t Engine::dgram_open(DgramTable& table, Tag kind, policy::Proto proto, co
   return slot;
 }
 
-int Engine::dgram_socket(DgramTable& table, const IpAddr& dst, uint16_t port, int proto) {
-  int fd = open_dgram(dst, port, proto);
+int Engine::dgram_socket(DgramTable& table, const IpAddr& dst, uint16_t port, int proto,
+                         uint64_t flow_id) {
+  int fd = open_dgram(dst, port, proto, opts.wire, flow_id);
   // RLIMIT_NOFILE can be lower than the table (4096 is a common hard limit
   // without systemd): evicting is better than failing every new flow.
   for (int i = 0; i < 64 && fd < 0 && (errno == EMFILE || errno == ENFILE) && table.lru(); ++i) {
-    if (dgram_evict(table)) fd = open_dgram(dst, port, proto);
+    if (dgram_evict(table)) fd = open_dgram(dst, port, proto, opts.wire, flow_id);
     else errno = EMFILE;
   }
   return fd;

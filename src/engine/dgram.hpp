@@ -28,6 +28,10 @@
 #include "engine/flow.hpp"
 #include "policy/policy.hpp"
 
+namespace cf::capture {
+class WireSet;
+}
+
 namespace cf::engine {
 
 // A UDP pair or an ICMP echo flow (same life cycle: judged once, a connected
@@ -36,6 +40,7 @@ namespace cf::engine {
 struct DatagramFlow {
   bool used = false;
   bool denied = false;  // judged and denied: no socket, refused, not logged again
+  const char* deny_reason = nullptr;  // the verdict's reason_code when denied (capture notes)
   policy::Proto proto = policy::Proto::Udp;
   FlowKey key;
   UniqueFd sock;
@@ -87,7 +92,9 @@ class DgramTable {
 // Opens a non-blocking datagram socket connected to dst:port with ICMP error
 // reporting on (proto: 0 for UDP, IPPROTO_ICMP / IPPROTO_ICMPV6 for a ping
 // socket). -1 with errno on failure.
-int open_dgram(const IpAddr& dst, uint16_t port, int proto);
+// `wire` (--capture-point wire-egress): the socket is tracked before its connect.
+int open_dgram(const IpAddr& dst, uint16_t port, int proto, capture::WireSet* wire = nullptr,
+               uint64_t flow_id = 0);
 
 // Sends one datagram, retrying once when the send only reported an ICMP
 // error that the error queue already delivered.

@@ -29,6 +29,7 @@
 
 #include <cerrno>
 
+#include "capture/wire.hpp"
 #include "engine/dns_msg.hpp"
 #include "engine/engine_impl.hpp"
 
@@ -53,10 +54,11 @@ void reply_to_child(Engine& e, const IpAddr& server, const IpAddr& child, uint16
 // on recv. Kept to the fewest syscalls (socket, connect; epoll_ctl by the
 // caller; the close also removes it from epoll), since every relayed query
 // pays for it.
-int open_upstream(const IpAddr& resolver) {
+int open_upstream(const IpAddr& resolver, capture::WireSet* wire) {
   int fd = socket(resolver.is_v4() ? AF_INET : AF_INET6, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
                   0);
   if (fd < 0) return -1;
+  if (wire) wire->track(fd, IPPROTO_UDP, resolver, 53, 0);
   sockaddr_storage ss;
   socklen_t sl = to_sockaddr(resolver, 53, &ss);
   if (connect(fd, reinterpret_cast<sockaddr*>(&ss), sl) < 0) {
@@ -113,7 +115,7 @@ void Engine::dns_input(const uint8_t* frame, const packet::Parsed& p, const IpAd
   d.server = p.dst;
   d.deadline = now + kDnsTimeoutMs;
   d.up_id = random_id();
-  d.sock.reset(open_upstream(*upstream));
+  d.sock.reset(open_upstream(*upstream, opts.wire));
   if (!d.sock) {
     servfail(*this, *slot);
     return;

@@ -40,6 +40,7 @@
 #include <algorithm>
 #include <cerrno>
 
+#include "capture/wire.hpp"
 #include "engine/dns_msg.hpp"
 #include "engine/engine_impl.hpp"
 
@@ -272,6 +273,7 @@ UniqueFd dns_stream_open(Engine& e, TcpFlow& f, uint32_t slot, const IpAddr* ups
         f.dns.reset();
         return {};
       }
+      if (e.opts.wire) e.opts.wire->track(fd, IPPROTO_TCP, r, 53, 0);
       sockaddr_storage ss;
       socklen_t sl = to_sockaddr(r, 53, &ss);
       if (connect(fd, reinterpret_cast<sockaddr*>(&ss), sl) == 0) {

@@ -57,6 +57,7 @@
 #include <functional>
 #include <memory>
 
+#include "capture/wire.hpp"
 #include "capture/capture.hpp"
 #include "common/clock.hpp"
 #include "common/kernel.hpp"
@@ -110,8 +111,52 @@ void Engine::send_frame(size_t len) {
   if (len == 0) return;
   ssize_t n = ::write(tap.get(), tx, len);
   if (n == ssize_t(len)) ++st.frames_out;
-  if (opts.capture) opts.capture->frame(capture::Direction::ToChild, {tx, len});
+  if (opts.capture) {
+    capture_held();  // the frame this answers goes first
+    opts.capture->frame(capture::Direction::ToChild, {tx, len}, capture_note({tx, len}, false));
+  }
   // A full tap queue drops the frame, as a real link would; TCP retransmits.
+}
+
+void Engine::capture_held() {
+  if (!held_rx) return;
+  std::span<const uint8_t> f{held_rx, held_len};
+  held_rx = nullptr;
+  opts.capture->frame(capture::Direction::FromChild, f, capture_note(f, true));
+}
+
+capture::FrameNote Engine::capture_note(std::span<const uint8_t> frame, bool from_child) const {
+  packet::Parsed p;
+  if (!packet::parse(frame, &p) || p.kind == packet::Kind::Arp) return deny_note;
+  FlowKey k;
+  const bool is_icmp = p.proto == packet::kProtoIcmp || p.proto == packet::kProtoIcmp6;
+  k.caddr = from_child ? p.src : p.dst;
+  k.raddr = from_child ? p.dst : p.src;
+  if (is_icmp) {
+    k.cport = p.icmp_id;
+  } else {
+    k.cport = from_child ? p.sport : p.dport;
+    k.rport = from_child ? p.dport : p.sport;
+  }
+  std::optional<uint32_t> slot;
+  switch (p.proto) {
+    case packet::kProtoTcp:
+      if (auto it = tcp_map.find(k); it != tcp_map.end())
+        return {tcp[it->second].flow_id, nullptr};
+      break;
+    case packet::kProtoUdp:
+      if ((slot = udp.find(k)))
+        return {udp[*slot].flow_id, udp[*slot].denied ? udp[*slot].deny_reason : nullptr};
+      break;
+    case packet::kProtoIcmp:
+    case packet::kProtoIcmp6:
+      if ((slot = icmp.find(k)))
+        return {icmp[*slot].flow_id, icmp[*slot].denied ? icmp[*slot].deny_reason : nullptr};
+      break;
+    default:
+      break;
+  }
+  return deny_note;
 }
 
 void Engine::program_timerfd(uint64_t when) {
@@ -251,6 +296,7 @@ void Engine::deny(uint64_t flow_id, policy::Proto p, const IpAddr& ip,
                   const observe::Sniffed* sniffed) {
   std::string remote = port ? format_endpoint(ip, *port) : ip.str();
   rec.policy_violation(flow_id, p, remote, ip, port, v, names_for(ip), sniffed);
+  if (handling_rx) deny_note = {flow_id, v.reason_code};
 }
 
 void Engine::learn(const std::string& name, const IpAddr& ip, uint32_t ttl_s) {
@@ -369,8 +415,20 @@ void Engine::tap_readable() {
     ssize_t n = ::read(tap.get(), rx_, sizeof rx_);
     if (n <= 0) break;
     ++st.frames_in;
-    if (opts.capture) opts.capture->frame(capture::Direction::FromChild, {rx_, size_t(n)});
+    if (opts.capture) {
+      // A copy: handling may rewrite the frame in place (the DNS relay
+      // puts its own transaction id into the query).
+      memcpy(held_copy_, rx_, size_t(n));
+      held_rx = held_copy_;
+      held_len = size_t(n);
+      handling_rx = true;
+    }
     handle_frame(rx_, size_t(n));
+    if (opts.capture) {
+      capture_held();
+      handling_rx = false;
+      deny_note = {};
+    }
   }
   tcp_flush_acks();
 }
@@ -435,6 +493,7 @@ Status Engine::turn(int timeout_ms, bool* tree_exited) {
   tcp_flush_acks();
   rec.flush();
   if (opts.capture) opts.capture->flush();
+  if (opts.wire) opts.wire->collect(now);
   return {};
 }
 

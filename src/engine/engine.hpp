@@ -21,6 +21,7 @@ class Upstream;
 }
 namespace cf::capture {
 class Capture;
+class WireSet;
 }
 
 namespace cf::engine {
@@ -73,6 +74,9 @@ struct Options {
   bool learn_names = false;
   // --capture: every frame crossing tap0 is handed to it.
   capture::Capture* capture = nullptr;
+  // --capture-point wire-egress: every host socket of the tree's flows is
+  // handed to it before its connect (capture/wire.hpp).
+  capture::WireSet* wire = nullptr;
   Limits limits;
 };
 

@@ -13,6 +13,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "capture/capture.hpp"
 #include "common/addr.hpp"
 #include "common/clock.hpp"
 #include "common/random.hpp"
@@ -82,6 +83,19 @@ class Engine {
   Mac child_mac{};  // learnt from the child's frames
 
   void send_frame(size_t len);
+  // --capture: the flow a frame belongs to (its flow_id, and the verdict of
+  // a denied one), looked up by the frame's addresses and ports in the flow
+  // tables; a frame of no flow gets the denial being handled, if any.
+  capture::FrameNote capture_note(std::span<const uint8_t> frame, bool from_child) const;
+  // The frame read from tap0 that is being handled (a copy, as read): it
+  // goes into the capture before anything sent in answer to it
+  // (capture_held), with the flow it made or found.
+  const uint8_t* held_rx = nullptr;
+  size_t held_len = 0;
+  // Set by deny() while a frame is handled (TCP denials keep no flow).
+  capture::FrameNote deny_note;
+  bool handling_rx = false;
+  void capture_held();
   void arm(Tag k, uint32_t slot, uint64_t when);
 
   // epoll registrations of flows (docs/design.md, "Errors"):
@@ -150,7 +164,8 @@ class Engine {
                       uint64_t id, int fd, uint64_t idle_ms);
   // open_dgram for a new flow of `table`; when the process is out of file
   // descriptors, the table's least recently used flows give theirs up first.
-  int dgram_socket(DgramTable& table, const IpAddr& dst, uint16_t port, int proto);
+  int dgram_socket(DgramTable& table, const IpAddr& dst, uint16_t port, int proto,
+                   uint64_t flow_id);
   // Ends the table's least recently used flow (there must be one), counted
   // as an eviction; true when that freed a socket.
   bool dgram_evict(DgramTable& table);
@@ -233,6 +248,8 @@ class Engine {
   int sigfd_ = -1;
   uint64_t timer_armed_at_ = 0;
   alignas(64) uint8_t rx_[packet::kFrameMax];
+  // --capture: the frame being handled, as read (capture_held).
+  alignas(64) uint8_t held_copy_[packet::kFrameMax];
   uint16_t rand_ids_[128];
   size_t rand_left_ = 0;
 };

@@ -54,7 +54,7 @@ void Engine::icmp_input(const uint8_t* frame, const packet::Parsed& p) {
     auto v = pol.judge_addr(proto, p.dst, false, now);
     int fd = -1;
     if (v.allow) {
-      fd = dgram_socket(icmp, p.dst, 0, v4 ? int(IPPROTO_ICMP) : int(IPPROTO_ICMPV6));
+      fd = dgram_socket(icmp, p.dst, 0, v4 ? int(IPPROTO_ICMP) : int(IPPROTO_ICMPV6), id);
       if (fd < 0) {
         int err = errno;
         if (err == ENETUNREACH || err == EHOSTUNREACH) {
@@ -79,6 +79,7 @@ void Engine::icmp_input(const uint8_t* frame, const packet::Parsed& p) {
       refuse_dgram(p, request);
       return;
     }
+    icmp[slot].deny_reason = v.reason_code;
     if (v.allow) {
       ++st.icmp_flows;
       rec.flow_start(id, proto, {p.dst, 0}, pol.names_for(p.dst, now));

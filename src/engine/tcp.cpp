@@ -95,6 +95,7 @@
 #include <cerrno>
 #include <fmt/format.h>
 
+#include "capture/wire.hpp"
 #include "engine/engine_impl.hpp"
 #include "engine/tcp_seq.hpp"
 
@@ -855,6 +856,7 @@ struct TcpOps {
     e.tcp_map.emplace(f.key, slot);
     ++e.st.tcp_flows;
 
+    if (e.opts.wire) e.opts.wire->track(fd, IPPROTO_TCP, cip, cport, id);
     sockaddr_storage ss;
     socklen_t sl = to_sockaddr(cip, cport, &ss);
     int r = connect(fd, reinterpret_cast<sockaddr*>(&ss), sl);

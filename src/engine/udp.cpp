@@ -60,7 +60,7 @@ void Engine::udp_input(const uint8_t* frame, const packet::Parsed& p) {
     uint64_t id = rec.next_flow_id();
     int fd = -1;
     if (v.allow) {
-      fd = dgram_socket(udp, cip, p.dport, 0);
+      fd = dgram_socket(udp, cip, p.dport, 0, id);
       if (fd < 0) {
         int err = errno;
         if (err == ENETUNREACH || err == EHOSTUNREACH)
@@ -80,6 +80,7 @@ void Engine::udp_input(const uint8_t* frame, const packet::Parsed& p) {
       refuse_dgram(p, quoted);
       return;
     }
+    udp[slot].deny_reason = v.reason_code;
     if (v.allow) {
       ++st.udp_flows;
       rec.flow_start(id, policy::Proto::Udp, {p.dst, p.dport}, pol.names_for(p.dst, now));

@@ -158,6 +158,19 @@ std::string ruleset(const RulesetSpec& s) {
   }
   t += "  chain postrouting {\n";
   line("type nat hook postrouting priority srcnat; policy accept;");
+  // --capture-point wire-egress: TCP and UDP to the run's own port range
+  // (port_slot.hpp), so the capture's filter knows the flows by their
+  // port; nft takes a port mapping only after a protocol match.
+  if (s.masquerade_ports) {
+    const auto [lo, hi] = *s.masquerade_ports;
+    line(fmt::format("oifname != \"{}\" ip saddr {} meta l4proto {{ tcp, udp }} "
+                     "masquerade to :{}-{}",
+                     s.link, p.child4.str(), lo, hi));
+    if (p.ipv6)
+      line(fmt::format("oifname != \"{}\" ip6 saddr {} meta l4proto {{ tcp, udp }} "
+                       "masquerade to :{}-{}",
+                       s.link, p.child6.str(), lo, hi));
+  }
   line(fmt::format("oifname != \"{}\" ip saddr {} masquerade", s.link, p.child4.str()));
   if (p.ipv6)
     line(fmt::format("oifname != \"{}\" ip6 saddr {} masquerade", s.link, p.child6.str()));

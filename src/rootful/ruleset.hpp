@@ -33,7 +33,8 @@
 //                            TCP with a reset, everything else with ICMP
 //                            administratively prohibited;
 //   postrouting (nat)        the tree's addresses masqueraded behind the
-//                            host's, except towards the tree's link;
+//                            host's, except towards the tree's link; to
+//                            the run's own port range with wire-egress;
 //   egress_mark (prerouting, with --iface only)
 //                            marks the tree's packets with the pin's fwmark
 //                            before the routing decision (uplink.hpp).
@@ -50,10 +51,11 @@
 //                            docs/policy.md): what reaches it was not
 //                            carried by the proxy (UDP, ICMP, DNS to other
 //                            addresses).
-//
-// Domain rules are not expressed here yet: the CLI refuses them with --root.
 #pragma once
+#include <cstdint>
+#include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "common/addr.hpp"
@@ -81,6 +83,8 @@ struct RulesetSpec {
     uint32_t mark = 0;
     uint16_t port4 = 0, port6 = 0;
   } tproxy;
+  // Masquerade to these ports only (inclusive; --capture-point wire-egress).
+  std::optional<std::pair<uint16_t, uint16_t>> masquerade_ports;
 };
 
 // The reasons, in rule order; each has a named counter and a deny chain.

@@ -13,8 +13,11 @@
 #   the description "... view=egress ... kind=logical interface=eth0";
 # - `-c NAME` alone writes the child view into NAME; `-C egress` over IPv6
 #   shows the lab host's 2001:db8:1::2;
-# - `-C wire-egress` fails with exit 1 and a clear message, creating no file
-#   (as the user, preflight already refuses it: no CAP_NET_RAW).
+# - every HTTP frame of both views carries the flow log's flow_id as its
+#   comment, ARP none; a denied connection's SYN and reset carry the verdict;
+# - as the user, `-C wire-egress` fails with exit 1 and a clear message,
+#   creating no file (preflight: no CAP_NET_RAW); root's wire-egress is
+#   capture_wire.sh's.
 set -euo pipefail
 source "${CHILDFLOW_SOURCE_DIR:-$(dirname "$0")/../..}/tests/e2e/lib_engine.sh"
 command -v tshark >/dev/null || fail "tshark is not installed (scripts/install-deps.sh)"
@@ -44,13 +47,13 @@ for who in "${ENGINE_WHO[@]}"; do
 
   # --- both views, HTTP by name over IPv4 ---
   rc=0
-  out=$(cf "$who" --summary -c "$dir/x.pcapng" -C both -- curl -sS -4 http://www.example.test/ 2>"$LAB_DIR/stderr-$who") || rc=$?
+  out=$(cf "$who" --summary --flow-log "$dir/x.jsonl" -c "$dir/x.pcapng" -C both -- curl -sS -4 http://www.example.test/ 2>"$LAB_DIR/stderr-$who") || rc=$?
   check_eq 0 "$rc" "$who: curl through childflow with -C both exits 0"
   check_contains "$out" "childflow lab www" "$who: HTTP by name with -C both"
   summary=$(cat "$LAB_DIR/stderr-$who")
   check_contains "$summary" "$dir/x.child.pcapng" "$who: the summary lists the child file"
   check_contains "$summary" "$dir/x.egress.pcapng" "$who: the summary lists the egress file"
-  check_eq "x.child.pcapng x.egress.pcapng" "$(cd "$dir" && echo *)" "$who: -C both writes exactly NAME.child.pcapng and NAME.egress.pcapng"
+  check_eq "x.child.pcapng x.egress.pcapng" "$(cd "$dir" && echo *.pcapng)" "$who: -C both writes exactly NAME.child.pcapng and NAME.egress.pcapng"
 
   child=$(tshark_v "$dir/x.child.pcapng")
   egress=$(tshark_v "$dir/x.egress.pcapng")
@@ -84,6 +87,24 @@ for who in "${ENGINE_WHO[@]}"; do
   n_egress=$(tshark_fields "$dir/x.egress.pcapng" "tcp.port==80" -e frame.number | wc -l)
   check_eq "$n_child" "$n_egress" "$who: both views hold the same HTTP segments ($n_child)"
   check_le 6 "$n_child" "$who: the HTTP exchange has at least 6 segments"
+  # Per-packet comments: the flow log's flow_id of the connection.
+  want_id=$(python3 -c 'import json,sys
+print(" ".join(str(e["flow_id"]) for e in map(json.loads, open(sys.argv[1])) if e.get("event")=="connect_attempt" and e.get("remote_port")==80))' "$dir/x.jsonl")
+  for view in child egress; do
+    got=$(tshark_fields "$dir/x.$view.pcapng" "tcp.port==80" -e frame.comment | sort -u | tr '\n' ' ')
+    check_eq "flow_id=$want_id " "$got" "$who: $view view: every HTTP frame carries the flow log's flow_id"
+  done
+  check_eq "" "$(tshark_fields "$dir/x.child.pcapng" "arp" -e frame.comment | sort -u)" "$who: ARP frames carry no flow comment"
+
+  # A denied connection: its SYN and the reset carry the verdict.
+  rc=0
+  cf "$who" --flow-log "$dir/deny.jsonl" --deny-cidr "$LAB_WWW4/32" -c "$dir/deny.pcapng" -- curl -sS -4 --max-time 5 http://www.example.test/ >/dev/null 2>&1 || rc=$?
+  check_eq 7 "$rc" "$who: a denied curl fails to connect"
+  deny_id=$(python3 -c 'import json,sys
+print(" ".join(str(e["flow_id"]) for e in map(json.loads, open(sys.argv[1])) if e.get("event")=="policy_violation"))' "$dir/deny.jsonl")
+  got=$(tshark_fields "$dir/deny.pcapng" "tcp.port==80" -e frame.comment | sort -u)
+  check_eq "flow_id=$deny_id verdict=denied reason_code=deny_cidr" "$got" "$who: the denied SYN and its reset carry the flow_id and the verdict"
+  check_eq 2 "$(tshark_fields "$dir/deny.pcapng" "tcp.port==80" -e frame.number | wc -l)" "$who: the denied flow is a SYN and a reset"
 
   # --- default view ---
   rc=0
@@ -108,17 +129,15 @@ for who in "${ENGINE_WHO[@]}"; do
   check_not_contains "$v6" "Src: fd" "$who: IPv6 egress view: no tree address"
   check_not_contains "$v6" "Neighbor Solicitation" "$who: IPv6 egress view: no NDP"
 
-  # --- wire-egress is not there yet ---
-  rc=0
-  err=$(cf "$who" -c "$dir/wire.pcapng" -C wire-egress -- true 2>&1) || rc=$?
-  check_eq 1 "$rc" "$who: -C wire-egress exits 1"
-  if [[ $who == root ]]; then
-    check_contains "$err" "--capture-point wire-egress is not available yet; use child or egress" "$who: -C wire-egress says it is not available yet"
-  else
+  # --- wire-egress: root's is tested in capture_wire.sh ---
+  if [[ $who == user ]]; then
+    rc=0
+    err=$(cf "$who" -c "$dir/wire.pcapng" -C wire-egress -- true 2>&1) || rc=$?
+    check_eq 1 "$rc" "$who: -C wire-egress exits 1"
     # Preflight stops an unprivileged run first: no CAP_NET_RAW for a packet socket.
     check_contains "$err" "--capture-point wire-egress (requested) cannot work" "$who: -C wire-egress: preflight says why"
+    if [[ -e $dir/wire.pcapng ]]; then check_fail "$who: -C wire-egress created $dir/wire.pcapng"; else check_pass "$who: -C wire-egress creates no file"; fi
   fi
-  if [[ -e $dir/wire.pcapng ]]; then check_fail "$who: -C wire-egress created $dir/wire.pcapng"; else check_pass "$who: -C wire-egress creates no file"; fi
 done
 
 engine_finish

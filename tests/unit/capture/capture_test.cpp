@@ -96,14 +96,23 @@ TEST(Capture, OutputPathsMatchTheSummary) {
   EXPECT_TRUE(output_paths(none).empty());
 }
 
-TEST(Capture, WireEgressIsNotAvailableYet) {
+// wire-egress: one file, frames as they are (the caller feeds it from the
+// filtered packet socket), described as the wire on every link.
+TEST(Capture, WireEgressWritesOneFileAsIs) {
   TempDir dir;
   std::string path = dir.path + "/w.pcapng";
   auto r = Capture::open(config(path, CapturePoint::WireEgress), lab_endpoints());
-  ASSERT_FALSE(r);
-  EXPECT_EQ(r.error().str(),
-            "capture: --capture-point wire-egress is not available yet; use child or egress");
-  EXPECT_FALSE(exists(path));
+  ASSERT_TRUE(r) << r.error().str();
+  EXPECT_EQ(r->paths(), std::vector<std::string>{path});
+  Bytes f = eth(ipv4_packet(ip("198.51.100.2"), ip("203.0.113.10"), 6, tcp(40000, 80, 0x02)), false);
+  r->frame(Direction::FromChild, f, {5, nullptr}, 77);
+  ASSERT_TRUE(r->close());
+  std::ifstream in(path, std::ios::binary);
+  std::string b((std::istreambuf_iterator<char>(in)), {});
+  EXPECT_NE(b.find("childflow view=wire-egress backend=rootless-internal kind=wire interface=any"),
+            std::string::npos);
+  EXPECT_NE(b.find(std::string(f.begin(), f.end())), std::string::npos) << "the frame, unchanged";
+  EXPECT_NE(b.find("flow_id=5"), std::string::npos);
 }
 
 TEST(Capture, OpenErrorNamesThePath) {

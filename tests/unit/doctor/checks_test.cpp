@@ -405,6 +405,12 @@ TEST(DoctorPacketSocket, WorksOrWarnsOrIsFatalWhenWireEgressRequested) {
   Check f = check_packet_socket(h, h.id, c);
   expect_status(f, Status::Fatal);
   EXPECT_THAT(f.detail, HasSubstr("(requested)"));
+  // Rootful: every view reads the veth with a packet socket.
+  c.backend = Backend::Rootful;
+  c.capture_point = CapturePoint::Child;
+  f = check_packet_socket(h, h.id, c);
+  expect_status(f, Status::Fatal);
+  EXPECT_THAT(f.detail, HasSubstr("the rootful backend reads the tree's veth"));
 }
 
 // --- rootful -----------------------------------------------------------------

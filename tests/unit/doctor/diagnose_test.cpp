@@ -92,6 +92,11 @@ TEST(DoctorDiagnose, FatalOnlyScopeSkipsWarningOnlyChecks) {
               ElementsAre("root", "userns", "netns", "mntns", "pidns", "max_user_namespaces",
                           "nftables", "conntrack_events", "policy_routing", "ipv4_forward",
                           "ipv6_forward", "iface"));
+  Config captured = rootful();
+  captured.capture = "/tmp/c.pcapng";  // the child view: a packet socket too
+  EXPECT_THAT(keys(diagnose(root, captured, Scope::FatalOnly)),
+              ElementsAre("root", "userns", "netns", "mntns", "pidns", "max_user_namespaces",
+                          "nftables", "ipv4_forward", "ipv6_forward", "packet_socket"));
 }
 
 // Preflight leaves the user namespace trial to the launch, which makes the

@@ -69,6 +69,20 @@ TEST(Ruleset, MasqueradesBothFamiliesAndAntiSpoofs) {
   at(t, "meta nfproto ipv6 ip6 saddr != fd42:1:2:3::2 drop");
 }
 
+TEST(Ruleset, WireEgressPinsTheMasqueradeToTheRunsPorts) {
+  RulesetSpec s = spec();
+  s.masquerade_ports = {{61512, 62023}};
+  std::string t = ruleset(s);
+  size_t v4 = at(t, "oifname != \"cf0badcafe\" ip saddr 10.240.3.2 meta l4proto { tcp, udp } "
+                   "masquerade to :61512-62023\n");
+  size_t v6 = at(t, "oifname != \"cf0badcafe\" ip6 saddr fd42:1:2:3::2 meta l4proto { tcp, udp } "
+                   "masquerade to :61512-62023\n");
+  // The other protocols (no ports) are masqueraded as before, after them.
+  EXPECT_LT(v4, at(t, "oifname != \"cf0badcafe\" ip saddr 10.240.3.2 masquerade\n"));
+  EXPECT_LT(v6, at(t, "oifname != \"cf0badcafe\" ip6 saddr fd42:1:2:3::2 masquerade\n"));
+  EXPECT_EQ(ruleset(spec()).find(" to :"), std::string::npos) << "no range unless asked";
+}
+
 TEST(Ruleset, WithoutIpv6TheTreesIpv6IsDropped) {
   RulesetSpec s = spec();
   s.plan.ipv6 = false;
@@ -167,6 +181,7 @@ TEST(Ruleset, LoadsInAThrowawayNamespace) {
   s.deny_cidrs = {cidr("203.0.113.0/24"), cidr("2001:db8::/32"), cidr("203.0.113.0/25")};
   s.allow_cidrs = {cidr("198.51.100.7/32")};
   s.egress_mark = 0x43461234;
+  s.masquerade_ports = {{61000, 61511}};
   const std::string text = ruleset(s) + ruleset(s) + delete_table(s.table);
   pid_t pid = ::fork();
   ASSERT_GE(pid, 0);
