@@ -11,4 +11,9 @@ namespace cf {
 // `childflow: error: ...` line.
 std::string one_line(std::string_view text);
 
+// How a failed TCP connect is worded in the flow log and the summary, the
+// same for the engine's flows and the rootful relay's ("connection
+// refused", "timed out", ...; strerror for the rest).
+const char* connect_error_text(int err);
+
 }  // namespace cf

@@ -96,6 +96,7 @@
 #include <fmt/format.h>
 
 #include "capture/wire.hpp"
+#include "common/text.hpp"
 #include "engine/engine_impl.hpp"
 #include "engine/tcp_seq.hpp"
 
@@ -113,16 +114,6 @@ constexpr uint64_t kProxyTimeoutMs = 15'000;
 constexpr uint64_t kSniffWaitMs = 5'000;
 // What a flow's host socket (or socketpair end) is watched for.
 constexpr uint32_t kSockEvents = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
-
-const char* connect_error_text(int err) {
-  switch (err) {
-    case ECONNREFUSED: return "connection refused";
-    case EHOSTUNREACH: return "host unreachable";
-    case ENETUNREACH: return "network unreachable";
-    case ETIMEDOUT: return "timed out";
-    default: return strerror(err);
-  }
-}
 
 // Every change of a flow's state: checked against the transition table
 // (tcp_flow.hpp). An impossible transition is a bug in this file, not

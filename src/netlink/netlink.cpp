@@ -362,10 +362,13 @@ Result<std::vector<Rule>> Socket::rules(uint8_t family) {
     one.family = family;
     one.pref = rtnl_rule_get_prio(r);
     one.table = rtnl_rule_get_table(r);
-    uint32_t mark = rtnl_rule_get_mark(r);
-    if (mark != 0xffffffff) {  // libnl's "no fwmark"
+    // No fwmark selector: libnl says 0xffffffff for an absent attribute,
+    // and the kernel sends none for mark and mask 0 (which libnl then
+    // reports as 0/0); that is no selector either.
+    const uint32_t mark = rtnl_rule_get_mark(r), mask = rtnl_rule_get_mask(r);
+    if (mark != 0xffffffff && (mark != 0 || mask != 0)) {
       one.fwmark = mark;
-      one.mask = rtnl_rule_get_mask(r);
+      one.mask = mask;
     }
     out.push_back(one);
   }

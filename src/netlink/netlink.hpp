@@ -5,9 +5,11 @@
 // pair (created with one end in the tree's namespace; looked up and deleted
 // by name at cleanup). No `ip` binary is involved.
 //
-// Routes and rules (RTM_*ROUTE, RTM_*RULE) serve the rootful backend's
-// --iface: its routes are copied into a table of the run's own, selected by
-// an fwmark rule (rootful/uplink.hpp).
+// Routes and rules (RTM_*ROUTE, RTM_*RULE) are the one policy routing layer
+// of the rootful backend (rootful/routing.hpp): the dumps from which a run
+// chooses its mark, table and rule priority, and the fwmark rules and the
+// routes of its table, for --iface (a copy of an interface's routes) and
+// --proxy (TPROXY's `local default dev lo`).
 //
 // Every request acts on the network namespace of the calling thread at the
 // time the socket was opened. Each call is one synchronous request/ack round
@@ -39,7 +41,8 @@ struct Link {
   int index = 0;
 };
 
-// A route with at most one next hop, as --iface reads and copies them.
+// A route with at most one next hop, as the dumps list them and the rootful
+// backend adds and deletes them.
 struct Route {
   uint8_t family = 0;  // AF_INET or AF_INET6
   uint32_t table = 0;

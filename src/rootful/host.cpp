@@ -3,6 +3,7 @@
 
 #include <fcntl.h>
 #include <sys/socket.h>
+#include <net/if.h>
 #include <netdb.h>
 #include <unistd.h>
 
@@ -11,11 +12,10 @@
 
 #include <fmt/format.h>
 
-#include "common/random.hpp"
 #include "netlink/netlink.hpp"
 #include "nft/nft.hpp"
-#include "rootful/uplink.hpp"
 #include "rootful/routing.hpp"
+#include "rootful/uplink.hpp"
 #include "sandbox/sandbox.hpp"
 
 namespace cf::rootful {
@@ -66,15 +66,11 @@ bool table_exists(const std::string& table) {
   return false;
 }
 
-Pin pin_of(const state::Record& r) {
-  return Pin{r.pin_iface, r.pin_mark, r.pin_table, r.pin_pref4, r.pin_pref6};
-}
-
 // Deletes what a record names, if it is still there: the link (a veth of
-// that name only), the table, and the pin's rules and routes. Errors are
-// collected as text.
+// that name only), the table, and the policy routing of --proxy and of
+// --iface (routing.hpp). Errors are collected as text.
 std::string undo(const state::Record& r) {
-  std::string errors = remove_routing({r.mark, r.route_table, r.rule_priority});
+  std::string errors = remove_routing(r.mark, r.rule_priority, r.rule_priority);
   if (!errors.empty()) errors += "; ";
   if (auto nl = netlink::Socket::open()) {
     auto kind = nl->link_kind(r.link);
@@ -86,7 +82,8 @@ std::string undo(const state::Record& r) {
   }
   if (table_exists(r.table))
     if (auto s = nft_run(delete_table(r.table)); !s) errors += s.error().str() + "; ";
-  if (std::string e = undo_pin(pin_of(r)); !e.empty()) errors += e + "; ";
+  if (std::string e = remove_routing(r.pin_table, r.pin_pref4, r.pin_pref6); !e.empty())
+    errors += e + "; ";
   if (errors.size() >= 2) errors.resize(errors.size() - 2);
   return errors;
 }
@@ -164,49 +161,49 @@ Result<std::unique_ptr<Host>> Host::setup(RulesetSpec spec, const std::optional<
                                r.run, r.pid, r.table)
                        .c_str(),
                    stderr);
-    if (iface) {  // chosen under the lock: concurrent runs never choose alike
-      auto pin = plan_pin(*iface, spec.plan.ipv6);
+    // Marks, tables and rule priorities: chosen under the lock, reserved by
+    // the record before they exist, so two runs never take the same
+    // (routing.hpp).
+    if (iface) {
+      auto pin = plan_routing(kIfaceRange, h->record_, fmt::format("rootful: --iface {}", *iface));
       if (!pin) return pin.error();
-      h->record_.pin_iface = pin->iface;
-      h->record_.pin_mark = pin->mark;
-      h->record_.pin_table = pin->table;
-      h->record_.pin_pref4 = pin->pref4;
-      h->record_.pin_pref6 = pin->pref6;
-      h->spec_.egress_mark = spec.egress_mark = pin->mark;
+      h->record_.pin_iface = *iface;
+      h->record_.pin_mark = h->record_.pin_table = pin->value;
+      h->record_.pin_pref4 = pin->priority;
+      h->record_.pin_pref6 = spec.plan.ipv6 ? pin->priority : 0;
+      h->spec_.egress_mark = spec.egress_mark = pin->value;
     }
     if (spec.tproxy.port4) {
-      // TPROXY's mark, table and priority: chosen under the lock, so two
-      // runs never take the same, and recorded before they exist.
-      auto in_use = netlink::routing_in_use();
-      if (!in_use) return in_use.error();
-      // Runs that chose theirs but have not added them yet are in_use too.
-      for (const state::Record& r : state::records())
-        if (r.mark) {
-          in_use->rules.push_back({AF_INET, r.rule_priority, r.mark, 0xffffffff, r.route_table});
-          in_use->tables.push_back(r.route_table);
-        }
-      auto chosen = choose_routing(*in_use, random_u32());
-      if (!chosen)
-        return Error{"no free firewall mark, routing table or rule priority in childflow's range",
-                     "rootful: TPROXY routing"};
-      h->routing_ = *chosen;
-      spec.tproxy.mark = chosen->mark;
-      h->spec_.tproxy.mark = chosen->mark;
-      h->record_.mark = chosen->mark;
-      h->record_.route_table = chosen->table;
+      auto chosen = plan_routing(kTproxyRange, h->record_, "rootful: TPROXY routing");
+      if (!chosen) return chosen.error();
+      spec.tproxy.mark = h->spec_.tproxy.mark = chosen->value;
+      h->record_.mark = h->record_.route_table = chosen->value;
       h->record_.rule_priority = chosen->priority;
     }
     if (auto s = state::write_record(h->record_); !s) return s.error();
     h->recorded_ = true;
     h->forwarding_ = true;  // restored by teardown even if enabling fails half-way
     if (auto s = state::enable_forwarding(h->record_.netns); !s) return s.error();
-    if (iface)
-      if (auto s = apply_pin(pin_of(h->record_)); !s) return s.error();
+    if (iface) {
+      const state::Record& r = h->record_;
+      auto routes = iface_routes(*iface, r.pin_table, r.pin_pref6 != 0);
+      if (!routes) return routes.error();
+      if (auto s = add_routing({r.pin_table, r.pin_pref4}, *routes, r.pin_pref6 != 0); !s)
+        return s.error();
+    }
   }
   if (auto s = nft_run(ruleset(spec)); !s)
     return Error{s.error().message, fmt::format("rootful: load nftables table {}", spec.table)};
-  if (h->routing_.mark)
-    if (auto s = add_routing(h->routing_, spec.plan.ipv6); !s) return s.error();
+  if (h->record_.mark) {
+    const unsigned lo = ::if_nametoindex("lo");
+    if (lo == 0) return Error{"no loopback link", "rootful: TPROXY routing"};
+    const state::Record& r = h->record_;
+    if (auto s = add_routing({r.mark, r.rule_priority},
+                             local_delivery_routes(r.route_table, int(lo), spec.plan.ipv6),
+                             spec.plan.ipv6);
+        !s)
+      return s.error();
+  }
   return h;
 }
 

@@ -9,10 +9,10 @@
 //        a warning (`childflow --cleanup` removes their state); this run's
 //        record is written (state.hpp) before anything it describes exists;
 //        forwarding is saved (first run of the namespace) and enabled;
-//        with --iface, the pin's table and rules are chosen (before the
-//        record is written, which names them) and created (uplink.hpp);
-//        with --proxy, TPROXY's mark, table and rule priority are chosen
-//        here (routing.hpp) and written into the record;
+//        with --iface and with --proxy, a mark == table and a rule
+//        priority each are chosen (routing.hpp; before the record is
+//        written, which names them); the pin's routes and rules are
+//        created (uplink.hpp);
 //     3. the run's nftables table is loaded in one transaction
 //        (ruleset.hpp), before the link exists, so the tree's first packet
 //        is judged; with --proxy, then the policy routing (two rules, two
@@ -25,11 +25,11 @@
 //             (its dynamic sets), for the flow log and the summary;
 //   teardown  (the destructor; also after a failed setup, and after
 //              SIGINT/SIGTERM, which the caller turns into the tree's end)
-//     5. the policy routing, where still there (exactly the recorded rules
-//        and routes); the link is deleted if it is still there and still a
-//        veth;
+//     5. TPROXY's policy routing, where still there (exactly the recorded
+//        rules and the routes of its table); the link is deleted if it is
+//        still there and still a veth;
 //     6. the table is deleted if it is still there; the pin's rules, then
-//        the routes in its table;
+//        the routes in its table (routing.hpp, as in 5);
 //     7. under the lock: the record is removed, and the forwarding sysctls
 //        are put back when no other run of this namespace is left.
 // A SIGKILL skips teardown: the tree dies with childflow (its init has
@@ -46,7 +46,6 @@
 #include "common/addr.hpp"
 #include "common/result.hpp"
 #include "policy/policy.hpp"
-#include "rootful/routing.hpp"
 #include "rootful/ruleset.hpp"
 #include "rootful/state.hpp"
 
@@ -68,7 +67,7 @@ class Host {
   // names (TPROXY's mark, when spec.tproxy.port4 says --proxy, and the
   // pin's mark) are filled in here. With `iface` (--iface, checked already
   // by check_iface), step 2 also chooses, records and creates the pin's
-  // routing table and rules (uplink.hpp). Warnings (killed runs) go to
+  // routing table and rules (routing.hpp, uplink.hpp). Warnings (killed runs) go to
   // stderr unless quiet.
   static Result<std::unique_ptr<Host>> setup(RulesetSpec spec,
                                              const std::optional<std::string>& iface, bool quiet);
@@ -92,7 +91,6 @@ class Host {
   Host() = default;
   void teardown();
   RulesetSpec spec_;
-  TproxyRouting routing_;
   state::Record record_;
   bool recorded_ = false, forwarding_ = false;
 };

@@ -16,6 +16,7 @@
 #include <fmt/format.h>
 
 #include "common/clock.hpp"
+#include "common/text.hpp"
 #include "common/unique_fd.hpp"
 #include "observe/recorder.hpp"
 #include "policy/policy.hpp"
@@ -28,17 +29,6 @@ constexpr uint64_t kProxyTimeoutMs = 15'000;  // as the engine's
 constexpr size_t kMaxFlows = 4096;
 constexpr size_t kBuf = 16384;
 constexpr uint32_t kEvents = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
-
-// The engine's wording of a failed connect (engine/tcp.cpp).
-const char* connect_error_text(int err) {
-  switch (err) {
-    case ECONNREFUSED: return "connection refused";
-    case EHOSTUNREACH: return "host unreachable";
-    case ENETUNREACH: return "network unreachable";
-    case ETIMEDOUT: return "timed out";
-    default: return strerror(err);
-  }
-}
 
 // Closes a TCP socket with a reset (SO_LINGER 0).
 void reset(UniqueFd& fd) {

@@ -17,6 +17,7 @@
 #include <fmt/format.h>
 
 #include "common/random.hpp"
+#include "rootful/routing.hpp"
 
 namespace cf::rootful::state {
 namespace {
@@ -112,8 +113,8 @@ std::optional<Record> parse(const std::string& text) {
   // The routing keys come together, and only with values of our range
   // (routing.hpp): cleanup deletes rules and routes by them.
   if (seen & (64 | 128 | 256)) {
-    if ((seen & (64 | 128 | 256)) != (64 | 128 | 256) || r.mark < 0x63660001 ||
-        r.mark > 0x6366ffff || r.route_table != r.mark || r.rule_priority == 0)
+    if ((seen & (64 | 128 | 256)) != (64 | 128 | 256) || !kTproxyRange.contains(r.mark) ||
+        r.route_table != r.mark || r.rule_priority == 0)
       return std::nullopt;
     seen &= 63;
   }
@@ -121,8 +122,8 @@ std::optional<Record> parse(const std::string& text) {
   // Names of our own making only: what cleanup deletes must be ours.
   if (!r.table.starts_with("childflow_") || !r.link.starts_with("cf") || r.link.size() > 15)
     return std::nullopt;
-  // A pin's table is one of ours (uplink.hpp), and so its fwmark.
-  if (r.pin_table && ((r.pin_table >> 16) != 0x4346 || r.pin_mark != r.pin_table))
+  // A pin's table is one of ours (routing.hpp), and so its fwmark.
+  if (r.pin_table && (!kIfaceRange.contains(r.pin_table) || r.pin_mark != r.pin_table))
     return std::nullopt;
   return r;
 }

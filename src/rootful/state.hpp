@@ -12,9 +12,10 @@
 //                                never reused during a boot; the inode of
 //                                /proc/self/ns/net before Linux 5.14), its
 //                                nftables table
-//                                and its veth's host end; with --iface,
-//                                the interface, fwmark, routing table and
-//                                rule preferences of its pin
+//                                and its veth's host end; with --proxy
+//                                and with --iface, the fwmark, routing
+//                                table and rule priorities each chose
+//                                (routing.hpp), and the pin's interface
 //   forwarding-<netns>.saved     (<netns>: the cookie) the forwarding sysctls of that network
 //                                namespace as they were before the first
 //                                run there enabled forwarding
@@ -57,8 +58,9 @@ struct Record {
   // --proxy: TPROXY's firewall mark, routing table and rule priority
   // (routing.hpp); 0 when the run has none. Optional keys in the file.
   uint32_t mark = 0, route_table = 0, rule_priority = 0;
-  // --iface (uplink.hpp): the fwmark, routing table and rule preferences of
-  // the pin; all zero without one.
+  // --iface (uplink.hpp, routing.hpp): the fwmark, routing table and rule
+  // priorities of the pin (one priority since both families share it;
+  // records of earlier runs may have two); all zero without one.
   std::string pin_iface{};
   uint32_t pin_mark = 0, pin_table = 0, pin_pref4 = 0, pin_pref6 = 0;
 };

@@ -22,15 +22,11 @@
 // the TPROXY relay's connections to the proxy (--proxy): the relay's own
 // mark on the TCP it intercepts wins, since its chain runs after ours.
 //
-// Choosing M, T and P (under the run lock, so concurrent runs never choose
-// alike): T is a table no rule names and no route is in, and M == T, from
-// the range 0x43460000-0x4346ffff ("CF"), which no rule's fwmark uses; P is
-// one below the smallest non-zero preference of the family's existing rules
-// (32765 on a host with only the three default rules), so the pin comes
-// before every host rule that could send the tree elsewhere (a VPN's rules,
-// say), and never shares a preference with one. All three go into the run's
-// record before anything is created; cleanup deletes exactly the rule (P, M,
-// T) and every route in T, nothing else.
+// M == T and P are chosen, recorded, created and removed by routing.hpp,
+// which TPROXY (--proxy) shares: T from 0x43460000-0x4346ffff ("CF"), P
+// before every host rule (a VPN's, say), under the run lock. The record
+// names them before anything is created; cleanup deletes exactly the rules
+// (P, M, T) and every route in T, nothing else.
 //
 // Replies come back to the host through IFACE and are routed to the tree by
 // the main table (its veth's connected route): no mark needed. A host with
@@ -39,7 +35,6 @@
 // docs/rootful.md says what to set.
 #pragma once
 #include <cstdint>
-#include <optional>
 #include <string>
 #include <vector>
 
@@ -47,20 +42,6 @@
 #include "netlink/netlink.hpp"
 
 namespace cf::rootful {
-
-// The numbers of one pin (all zero: no --iface).
-struct Pin {
-  std::string iface;
-  uint32_t mark = 0, table = 0;
-  uint32_t pref4 = 0, pref6 = 0;  // 0: no rule of that family
-};
-
-// Chooses M == T and the preferences from the host's rules and routes (pure;
-// `random` picks the start of the search). nullopt: no free table in the
-// range, or a family whose smallest preference is 1.
-std::optional<Pin> choose_pin(const std::string& iface, const std::vector<netlink::Rule>& rules,
-                              const std::vector<netlink::Route>& routes, uint32_t random,
-                              bool ipv6);
 
 // What table T gets: the main table's routes through `ifindex` for each
 // family, and `unreachable default` for a family without a default route
@@ -73,12 +54,9 @@ std::vector<netlink::Route> pin_routes(const std::vector<netlink::Route>& routes
 // main table. The Error says what to do.
 Status check_iface(const std::string& iface);
 
-// Under the run lock: choose the pin for `iface`.
-Result<Pin> plan_pin(const std::string& iface, bool ipv6);
-// Creates the routes, then the rules. On error, what was created stays for
-// undo_pin (the record names it).
-Status apply_pin(const Pin& p);
-// Deletes the rules (P, M, T) and every route in T; errors as text.
-std::string undo_pin(const Pin& p);
+// What table T gets now, for `iface`: pin_routes of the main table's
+// current routes.
+Result<std::vector<netlink::Route>> iface_routes(const std::string& iface, uint32_t table,
+                                                 bool ipv6);
 
 }  // namespace cf::rootful

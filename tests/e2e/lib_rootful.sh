@@ -15,6 +15,11 @@
 #   --max-time, exit 28) by the status, with the time printed for the reader.
 # - check_schema NAME FILE: the flow log validates (docs/flow-log-schema.md).
 # - rootful_wait_link DESC: a run started in the background has its link.
+# - rootful_signal SIG JOB: SIG to the background run JOB's childflow, then
+#   its exit status in SIGNAL_RC.
+# - rootful_killed ARGS...: a run with ARGS, SIGKILLed once set up;
+#   AFTER_KILL is the host state it left. rootful_cleanup: `--cleanup`
+#   exits 0; CLEANUP is what it said.
 command -v nft >/dev/null || fail "nft (package nftables) is needed to inspect the ruleset"
 
 # The host state a run may change, as the lab host sees it.
@@ -67,6 +72,32 @@ check_fast() {
 # The run's link appears: a run started in the background is set up.
 rootful_wait_link() {
   lab_wait_until 10 "$1" sh -c "ip netns exec $LAB_NS ip -o link show | grep -q ': cf[0-9a-f]\{8\}@'"
+}
+
+# SIG (TERM, KILL) to the childflow of the run started in the background as
+# JOB, then wait for it: SIGNAL_RC is its exit status.
+rootful_signal() {
+  local pid
+  pid=$(engine_pid "$2" | head -n1)
+  if [[ -n $pid ]]; then kill "-$1" "$pid" || true; else check_fail "SIG$1: no childflow process found"; fi
+  wait "$2" && SIGNAL_RC=0 || SIGNAL_RC=$?
+}
+# A run (`--root -d LAB_DNS4 ARGS... -- sleep 30`) started in the background
+# and killed with SIGKILL once its link is there; AFTER_KILL: the host's
+# state it left behind.
+rootful_killed() {
+  local job
+  lab_root timeout 60 "$CHILDFLOW" --root -d "$LAB_DNS4" "$@" -- sleep 30 >/dev/null 2>&1 &
+  job=$!
+  rootful_wait_link "the killed run's link"
+  rootful_signal KILL "$job"
+  AFTER_KILL=$(snapshot) || true
+}
+# `childflow --cleanup` exits 0; CLEANUP: what it said.
+rootful_cleanup() {
+  local crc
+  CLEANUP=$(lab_root "$CHILDFLOW" --cleanup 2>&1) && crc=0 || crc=$?
+  check_eq 0 "$crc" "--cleanup exits 0 ($CLEANUP)"
 }
 
 # The flow log validates against docs/flow-log-schema.md.

@@ -87,27 +87,25 @@ check_state "deny-domain"
 # --- element timeouts: TTL + 60 s ------------------------------------------------------
 SYNC=$LAB_DIR/sync-dom
 install -d -m 0777 "$SYNC"
-cf root --root -d "$LAB_DNS4" --allow-domain example.test -- sh -c "
-  getent ahostsv4 shortttl.example.test >/dev/null; getent ahostsv4 www.example.test >/dev/null
-  touch $SYNC/resolved; sleep 20" >/dev/null 2>&1 &
-job=$!
-lab_wait_until 20 "the names resolved" test -e "$SYNC/resolved"
-table=$(lab_root nft list tables | awk '/childflow_/ {print $3}' | head -n1)
-set4=$(lab_root nft list set inet "$table" allow_domain4 2>&1 || true)
-check_match "$set4" "$LAB_WWW4 timeout 6m([ ,]|$)" "TTL 300 s: the element's timeout is 6 min ($set4)"
-kill_pid=$(engine_pid "$job" | head -n1)
-[[ -n $kill_pid ]] && kill -TERM "$kill_pid"
-wait "$job" || true
-cf root --root -d "$LAB_DNS4" --allow-domain example.test -- sh -c "
-  getent ahostsv4 shortttl.example.test >/dev/null; touch $SYNC/short; sleep 20" >/dev/null 2>&1 &
-job=$!
-lab_wait_until 20 "the short name resolved" test -e "$SYNC/short"
-table=$(lab_root nft list tables | awk '/childflow_/ {print $3}' | head -n1)
-set4=$(lab_root nft list set inet "$table" allow_domain4 2>&1 || true)
-check_match "$set4" "$LAB_WWW4 timeout 1m2s([ ,]|$)" "TTL 2 s: the element's timeout is 62 s ($set4)"
-kill_pid=$(engine_pid "$job" | head -n1)
-[[ -n $kill_pid ]] && kill -TERM "$kill_pid"
-wait "$job" || true
+# check_timeout FLAG EXPECTED DESC NAME...: a run allowing example.test
+# resolves NAME... and touches $SYNC/FLAG; then the allow_domain4 set holds
+# $LAB_WWW4 with the EXPECTED timeout, and the run is ended with SIGTERM.
+check_timeout() {
+  local flag=$1 expected=$2 desc=$3 lookups="" name job table set4
+  shift 3
+  for name in "$@"; do lookups+="getent ahostsv4 $name >/dev/null; "; done
+  cf root --root -d "$LAB_DNS4" --allow-domain example.test -- sh -c "
+    ${lookups}touch $SYNC/$flag; sleep 20" >/dev/null 2>&1 &
+  job=$!
+  lab_wait_until 20 "$desc: the names resolved" test -e "$SYNC/$flag"
+  table=$(lab_root nft list tables | awk '/childflow_/ {print $3}' | head -n1)
+  set4=$(lab_root nft list set inet "$table" allow_domain4 2>&1 || true)
+  check_match "$set4" "$LAB_WWW4 timeout $expected([ ,]|\$)" "$desc ($set4)"
+  rootful_signal TERM "$job"
+}
+check_timeout resolved 6m "TTL 300 s: the element's timeout is 6 min" \
+  shortttl.example.test www.example.test
+check_timeout short 1m2s "TTL 2 s: the element's timeout is 62 s" shortttl.example.test
 check_state "timeouts"
 
 # --- --fail-on-leak ----------------------------------------------------------------------
@@ -162,12 +160,9 @@ lab_root timeout 60 "$CHILDFLOW" --root -d "$LAB_DNS4" --allow-domain example.te
   -- sh -c "getent hosts www.example.test >/dev/null; touch $SYNC/killed; sleep 30" >/dev/null 2>&1 &
 job=$!
 lab_wait_until 20 "the killed run resolved" test -e "$SYNC/killed"
-pid=$(engine_pid "$job" | head -n1)
-if [[ -n $pid ]]; then kill -KILL "$pid" || true; else check_fail "SIGKILL: no childflow process found"; fi
-wait "$job" || true
+rootful_signal KILL "$job"
 check_contains "$(snapshot)" "allow_domain4" "SIGKILL leaves the table with its sets"
-out=$(lab_root "$CHILDFLOW" --cleanup 2>&1) && crc=0 || crc=$?
-check_eq 0 "$crc" "--cleanup exits 0 ($out)"
+rootful_cleanup
 check_state "SIGKILL + --cleanup"
 
 engine_finish

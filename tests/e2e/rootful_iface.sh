@@ -102,17 +102,10 @@ check_contains "$ERR" "has no default route" "--iface lo: says why ($ERR)"
 check_state "bad --iface"
 
 # --- SIGKILL, then --cleanup --------------------------------------------------------
-lab_root timeout 60 "$CHILDFLOW" --root --iface eth1 -d "$LAB_DNS4" -- sleep 30 >/dev/null 2>&1 &
-job=$!
-rootful_wait_link "the killed run's link"
-pid=$(engine_pid "$job" | head -n1)
-if [[ -n $pid ]]; then kill -KILL "$pid" || true; else check_fail "SIGKILL: no childflow process found"; fi
-wait "$job" || true
-after_kill=$(snapshot) || true
-check_contains "$after_kill" "fwmark 0x4346" "SIGKILL leaves the pin's rule"
-out=$(lab_root "$CHILDFLOW" --cleanup 2>&1) && crc=0 || crc=$?
-check_eq 0 "$crc" "--cleanup exits 0 ($out)"
-check_contains "$out" "--iface eth1 rules and routing table" "--cleanup names the pin it removed"
+rootful_killed --iface eth1
+check_contains "$AFTER_KILL" "fwmark 0x4346" "SIGKILL leaves the pin's rule"
+rootful_cleanup
+check_contains "$CLEANUP" "--iface eth1 rules and routing table" "--cleanup names the pin it removed"
 check_state "SIGKILL + --cleanup with --iface"
 
 engine_finish

@@ -56,11 +56,9 @@ check_state "DNS over TCP, --network-backend"
 # SIGTERM to childflow: forwarded to the tree, which ends; everything undone.
 lab_root timeout 60 "$CHILDFLOW" --root -d "$LAB_DNS4" -- sleep 30 >/dev/null 2>&1 &
 job=$!
-lab_wait_until 10 "the run's link" sh -c "ip netns exec $LAB_NS ip -o link show | grep -q ': cf[0-9a-f]\{8\}@'"
-pid=$(engine_pid "$job" | head -n1)
-if [[ -n $pid ]]; then kill -TERM "$pid" || true; else check_fail "SIGTERM: no childflow process found"; fi
-wait "$job" && trc=0 || trc=$?
-check_eq 143 "$trc" "SIGTERM: the tree ends with it (128 + 15)"
+rootful_wait_link "the run's link"
+rootful_signal TERM "$job"
+check_eq 143 "$SIGNAL_RC" "SIGTERM: the tree ends with it (128 + 15)"
 check_state "SIGTERM"
 
 # A setup step that fails: everything done before it is undone, whatever
@@ -150,19 +148,12 @@ check_eq "" "$(ls "$OUTD/notyet.toml" 2>/dev/null)" "--root with --learn: nothin
 check_state "refused options"
 
 # --- SIGKILL, then --cleanup -------------------------------------------------------
-lab_root timeout 60 "$CHILDFLOW" --root -d "$LAB_DNS4" -- sleep 30 >/dev/null 2>&1 &
-job=$!
-lab_wait_until 10 "the killed run's link" sh -c "ip netns exec $LAB_NS ip -o link show | grep -q ': cf[0-9a-f]\{8\}@'"
-pid=$(engine_pid "$job" | head -n1)
-if [[ -n $pid ]]; then kill -KILL "$pid" || true; else check_fail "SIGKILL: no childflow process found"; fi
-wait "$job" || true
-after_kill=$(snapshot) || true
-check_contains "$after_kill" "table inet childflow_" "SIGKILL leaves the run's table"
+rootful_killed
+check_contains "$AFTER_KILL" "table inet childflow_" "SIGKILL leaves the run's table"
 rf next -- true
 check_contains "$ERR" "was killed and left its state" "the next run warns about the killed run"
-out=$(lab_root "$CHILDFLOW" --cleanup 2>&1) && crc=0 || crc=$?
-check_eq 0 "$crc" "--cleanup exits 0 ($out)"
-check_contains "$out" "removed run" "--cleanup says what it removed"
+rootful_cleanup
+check_contains "$CLEANUP" "removed run" "--cleanup says what it removed"
 check_state "SIGKILL + --cleanup"
 out=$(lab_root "$CHILDFLOW" --cleanup 2>&1) || true
 check_contains "$out" "nothing to clean up" "--cleanup again: nothing left"

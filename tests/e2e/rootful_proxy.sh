@@ -209,27 +209,18 @@ check_state "refused --proxy-dns remote"
 lab_root timeout 60 "$CHILDFLOW" --root -d "$LAB_DNS4" -p "http://$LAB_HTTP_PROXY" -- \
   sh -c "curl -sS --max-time 30 http://$LAB_WWW4/delay/20000 >/dev/null 2>&1 & sleep 30" >/dev/null 2>&1 &
 job=$!
-lab_wait_until 10 "the run's link" sh -c "ip netns exec $LAB_NS ip -o link show | grep -q ': cf[0-9a-f]\{8\}@'"
+rootful_wait_link "the run's link"
 lab_wait_until 10 "the proxied connection" sh -c "grep -q 'CONNECT $LAB_WWW4:80 ' '$LAB_PROXY_LOG_HTTP' && ip netns exec $LAB_NS ss -tn | grep -q '$LAB_PROXY4:3128'"
-pid=$(engine_pid "$job" | head -n1)
-if [[ -n $pid ]]; then kill -TERM "$pid" || true; else check_fail "SIGTERM: no childflow process found"; fi
-wait "$job" && trc=0 || trc=$?
-check_eq 143 "$trc" "SIGTERM with a proxied connection: the tree ends with it (128 + 15)"
+rootful_signal TERM "$job"
+check_eq 143 "$SIGNAL_RC" "SIGTERM with a proxied connection: the tree ends with it (128 + 15)"
 check_state "SIGTERM with a proxied connection"
 
 # --- SIGKILL, then --cleanup removes the rules, routes and table -----------------
-lab_root timeout 60 "$CHILDFLOW" --root -d "$LAB_DNS4" -p "http://$LAB_HTTP_PROXY" -- sleep 30 >/dev/null 2>&1 &
-job=$!
-lab_wait_until 10 "the killed run's link" sh -c "ip netns exec $LAB_NS ip -o link show | grep -q ': cf[0-9a-f]\{8\}@'"
-pid=$(engine_pid "$job" | head -n1)
-if [[ -n $pid ]]; then kill -KILL "$pid" || true; else check_fail "SIGKILL: no childflow process found"; fi
-wait "$job" || true
-after_kill=$(snapshot) || true
-check_match "$after_kill" 'fwmark 0x6366[0-9a-f]{4} lookup' "SIGKILL leaves the run's ip rule"
-check_match "$after_kill" 'local default dev lo table 16676' "SIGKILL leaves the run's local route"
-out=$(lab_root "$CHILDFLOW" --cleanup 2>&1) && crc=0 || crc=$?
-check_eq 0 "$crc" "--cleanup exits 0 ($out)"
-check_match "$out" 'ip rules \(priority [0-9]+, fwmark 0x6366[0-9a-f]{4}\) and routes of table 16676' "--cleanup says it removed the rules and routes"
+rootful_killed -p "http://$LAB_HTTP_PROXY"
+check_match "$AFTER_KILL" 'fwmark 0x6366[0-9a-f]{4} lookup' "SIGKILL leaves the run's ip rule"
+check_match "$AFTER_KILL" 'local default dev lo table 16676' "SIGKILL leaves the run's local route"
+rootful_cleanup
+check_match "$CLEANUP" 'ip rules \(priority [0-9]+, fwmark 0x6366[0-9a-f]{4}\) and routes of table 16676' "--cleanup says it removed the rules and routes"
 check_state "SIGKILL + --cleanup of a --proxy run"
 
 # Every flow log of this script (relay events among them) matches

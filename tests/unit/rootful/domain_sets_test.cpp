@@ -7,8 +7,6 @@
 #include "rootful/domain_sets.hpp"
 
 #include <gtest/gtest.h>
-#include <sched.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstring>
@@ -16,18 +14,13 @@
 #include <vector>
 
 #include "nft/nft.hpp"
+#include "fixtures.hpp"
 #include "rootful/ruleset.hpp"
 
 namespace cf::rootful {
 namespace {
 
-IpAddr ip(const char* t) { return *IpAddr::parse(t); }
-
-size_t at(const std::string& hay, const std::string& needle) {
-  size_t p = hay.find(needle);
-  EXPECT_NE(p, std::string::npos) << "missing: " << needle << "\nin:\n" << hay;
-  return p;
-}
+using namespace fixtures;
 
 TEST(DomainSets, NamesJoinTheSetsOfTheRulesThatMatchThem) {
   Config c;
@@ -144,17 +137,6 @@ TEST(DomainSets, TheDenyingRuleIsKeptForTheReport) {
   EXPECT_FALSE(d.denial(ip("203.0.113.22")));
 }
 
-RulesetSpec spec() {
-  RulesetSpec s;
-  s.table = "childflow_0badcafe";
-  s.link = "cf0badcafe";
-  s.plan.gw4 = ip("10.240.3.1");
-  s.plan.child4 = ip("10.240.3.2");
-  s.plan.gw6 = ip("fd42:1:2:3::1");
-  s.plan.child6 = ip("fd42:1:2:3::2");
-  return s;
-}
-
 TEST(DomainSets, TheTableTestsTheSetsInPolicyOrder) {
   RulesetSpec s = spec();
   EXPECT_EQ(ruleset(s).find("domain"), std::string::npos) << "no domain rules, no sets";
@@ -206,35 +188,29 @@ TEST(DomainSets, LoadsInAThrowawayNamespace) {
       element_update(s.table, DomainSet::DenyExact, ip("203.0.113.11"), 1000);
   const std::string again = element_update(s.table, DomainSet::Allow, ip("203.0.113.10"), 160000);
   const std::string list = "list set inet childflow_0badcafe allow_domain4\n";
-  pid_t pid = ::fork();
-  ASSERT_GE(pid, 0);
-  if (pid == 0) {
-    if (::unshare(CLONE_NEWNET) != 0) _exit(3);
+  int rc = in_throwaway_netns([&] {
     const nft::Api* a = *api;
     for (const std::string* text : {&table, &updates, &again, &list}) {
       nft_ctx* ctx = a->ctx_new(NFT_CTX_DEFAULT);
       a->buffer_output(ctx);
       a->buffer_error(ctx);
-      int rc = a->run_cmd_from_buffer(ctx, text->c_str());
+      int status = a->run_cmd_from_buffer(ctx, text->c_str());
       std::string out = a->get_output_buffer(ctx);
-      if (rc != 0) {
+      if (status != 0) {
         const char* err = a->get_error_buffer(ctx);
         (void)!::write(2, err, strlen(err));
-        _exit(1);
+        return 1;
       }
       // Replaced, not kept: the longer timeout is the element's now.
       if (text == &list && out.find("timeout 2m40s") == std::string::npos) {
         (void)!::write(2, out.data(), out.size());
-        _exit(2);
+        return 2;
       }
       a->ctx_free(ctx);
     }
-    _exit(0);
-  }
-  int status = 0;
-  ASSERT_EQ(::waitpid(pid, &status, 0), pid);
-  ASSERT_TRUE(WIFEXITED(status));
-  EXPECT_EQ(WEXITSTATUS(status), 0) << table << updates;
+    return 0;
+  });
+  EXPECT_EQ(rc, 0) << table << updates;
 }
 
 }  // namespace

@@ -6,38 +6,19 @@
 #include "rootful/ruleset.hpp"
 
 #include <gtest/gtest.h>
-#include <sched.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstring>
 #include <string>
 
 #include "nft/nft.hpp"
+#include "rootful/host.hpp"
+#include "fixtures.hpp"
 
 namespace cf::rootful {
 namespace {
 
-IpAddr ip(const char* t) { return *IpAddr::parse(t); }
-Cidr cidr(const char* t) { return *Cidr::parse(t); }
-
-RulesetSpec spec() {
-  RulesetSpec s;
-  s.table = "childflow_0badcafe";
-  s.link = "cf0badcafe";
-  s.plan.gw4 = ip("10.240.3.1");
-  s.plan.child4 = ip("10.240.3.2");
-  s.plan.gw6 = ip("fd42:1:2:3::1");
-  s.plan.child6 = ip("fd42:1:2:3::2");
-  return s;
-}
-
-// The position of `needle` in `hay`; fails the test when it is absent.
-size_t at(const std::string& hay, const std::string& needle) {
-  size_t p = hay.find(needle);
-  EXPECT_NE(p, std::string::npos) << "missing: " << needle << "\nin:\n" << hay;
-  return p;
-}
+using namespace fixtures;
 
 TEST(Ruleset, OneTableNamedAfterTheRunReplacedWhole) {
   std::string t = ruleset(spec());
@@ -183,25 +164,12 @@ TEST(Ruleset, LoadsInAThrowawayNamespace) {
   s.egress_mark = 0x43461234;
   s.masquerade_ports = {{61000, 61511}};
   const std::string text = ruleset(s) + ruleset(s) + delete_table(s.table);
-  pid_t pid = ::fork();
-  ASSERT_GE(pid, 0);
-  if (pid == 0) {
-    if (::unshare(CLONE_NEWNET) != 0) _exit(3);
-    const nft::Api* a = *api;
-    nft_ctx* ctx = a->ctx_new(NFT_CTX_DEFAULT);
-    a->buffer_output(ctx);
-    a->buffer_error(ctx);
-    int rc = a->run_cmd_from_buffer(ctx, text.c_str());
-    if (rc != 0) {
-      const char* err = a->get_error_buffer(ctx);
-      (void)!::write(2, err, strlen(err));
-    }
-    _exit(rc == 0 ? 0 : 1);
-  }
-  int status = 0;
-  ASSERT_EQ(::waitpid(pid, &status, 0), pid);
-  ASSERT_TRUE(WIFEXITED(status));
-  EXPECT_EQ(WEXITSTATUS(status), 0) << text;
+  int rc = in_throwaway_netns([&text] {
+    auto r = nft_run(text);
+    if (!r) (void)!::write(2, r.error().str().data(), r.error().str().size());
+    return r ? 0 : 1;
+  });
+  EXPECT_EQ(rc, 0) << text;
 }
 
 }  // namespace

@@ -2,11 +2,14 @@
 // our own making) and the parser of the denied sets' listing.
 #include <gtest/gtest.h>
 
+#include "fixtures.hpp"
 #include "rootful/host.hpp"
 #include "rootful/state.hpp"
 
 namespace cf::rootful {
 namespace {
+
+using namespace fixtures;
 
 TEST(RunRecord, RoundTrips) {
   state::Record r{"0badcafe", 4242, 123456, 4026531992, "childflow_0badcafe", "cf0badcafe"};
@@ -21,7 +24,7 @@ TEST(RunRecord, RoundTrips) {
 }
 
 TEST(RunRecord, CarriesTheIfacePin) {
-  state::Record r{"0badcafe", 4242, 1, 2, "childflow_0badcafe", "cf0badcafe"};
+  state::Record r = record();
   EXPECT_EQ(state::render(r).find("pin"), std::string::npos) << "no --iface, no pin line";
   r.pin_iface = "eth1";
   r.pin_mark = r.pin_table = 0x43461234;
@@ -43,8 +46,25 @@ TEST(RunRecord, CarriesTheIfacePin) {
   EXPECT_FALSE(state::parse(state::render(other)));
 }
 
+TEST(RunRecord, RecordsOfEarlierRunsStillParse) {
+  // Written before --iface and --proxy shared one chooser: an IPv4 and an
+  // IPv6 preference of their own, and TPROXY's keys, in one record.
+  auto r = state::parse(
+      "run 0badcafe\npid 4242\nstart_time 1\nnetns 2\ntable childflow_0badcafe\nlink "
+      "cf0badcafe\nmark 1667629057\nroute_table 1667629057\nrule_priority 100\npin eth1 "
+      "1128660992 1128660992 32765 32764\n");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->mark, 0x63660001u);
+  EXPECT_EQ(r->route_table, 0x63660001u);
+  EXPECT_EQ(r->rule_priority, 100u);
+  EXPECT_EQ(r->pin_iface, "eth1");
+  EXPECT_EQ(r->pin_table, 0x43460000u);
+  EXPECT_EQ(r->pin_pref4, 32765u);
+  EXPECT_EQ(r->pin_pref6, 32764u);
+}
+
 TEST(RunRecord, OnlyOurOwnNamesAreTrusted) {
-  state::Record r{"0badcafe", 4242, 1, 2, "childflow_0badcafe", "cf0badcafe"};
+  state::Record r = record();
   state::Record other = r;
   other.table = "filter";  // a table childflow did not create
   EXPECT_FALSE(state::parse(state::render(other)));

@@ -1,33 +1,20 @@
-// cf::rootful --iface: choosing the pin's table, mark and preferences from
-// the host's rules and routes, the routes its table gets, and (as root) the
+// cf::rootful --iface: the routes the pin's table gets, and (as root) the
 // rules and routes created and removed for real in a throwaway network
-// namespace.
+// namespace. Choosing the table, mark and priority is routing_test.cpp's.
 #include "rootful/uplink.hpp"
 
 #include <gtest/gtest.h>
 #include <linux/rtnetlink.h>
-#include <sched.h>
 #include <sys/socket.h>
-#include <sys/wait.h>
 #include <unistd.h>
+
+#include "fixtures.hpp"
+#include "rootful/routing.hpp"
 
 namespace cf::rootful {
 namespace {
 
-IpAddr ip(const char* t) { return *IpAddr::parse(t); }
-
-netlink::Rule rule(uint8_t family, uint32_t pref, uint32_t table) {
-  return netlink::Rule{family, pref, table, std::nullopt, 0xffffffff};
-}
-std::vector<netlink::Rule> default_rules() {
-  std::vector<netlink::Rule> r;
-  for (uint8_t f : {uint8_t(AF_INET), uint8_t(AF_INET6)}) {
-    r.push_back(rule(f, 0, RT_TABLE_LOCAL));
-    r.push_back(rule(f, 32766, RT_TABLE_MAIN));
-    if (f == AF_INET) r.push_back(rule(f, 32767, RT_TABLE_DEFAULT));
-  }
-  return r;
-}
+using namespace fixtures;
 
 netlink::Route route(const char* dst, uint8_t prefix, int ifindex, const char* gw = nullptr,
                      uint32_t table = RT_TABLE_MAIN) {
@@ -42,45 +29,6 @@ netlink::Route route(const char* dst, uint8_t prefix, int ifindex, const char* g
   r.ifindex = ifindex;
   if (gw) r.gateway = ip(gw);
   return r;
-}
-
-TEST(Pin, BeforeEveryHostRuleInATableOfItsOwn) {
-  auto p = choose_pin("eth1", default_rules(), {}, 7, true);
-  ASSERT_TRUE(p);
-  EXPECT_EQ(p->iface, "eth1");
-  EXPECT_EQ(p->table, 0x43460007u);
-  EXPECT_EQ(p->mark, p->table);
-  EXPECT_EQ(p->pref4, 32765u);
-  EXPECT_EQ(p->pref6, 32765u);
-  // A VPN's rules (wg-quick) and another run's pin come later than ours.
-  auto rules = default_rules();
-  rules.push_back(rule(AF_INET, 32764, 51820));
-  rules.push_back(netlink::Rule{AF_INET, 5000, 0x43460007, 0x43460007u, 0xffffffff});
-  auto q = choose_pin("eth1", rules, {}, 7, false);
-  ASSERT_TRUE(q);
-  EXPECT_EQ(q->pref4, 4999u);
-  EXPECT_EQ(q->pref6, 0u) << "no IPv6 rule without IPv6";
-  EXPECT_EQ(q->table, 0x43460008u) << "a table a rule names is taken";
-}
-
-TEST(Pin, NeverATableWithRoutesOrAMarkInUse) {
-  auto rules = default_rules();
-  rules.push_back(netlink::Rule{AF_INET, 100, 200, 0x43460000u, 0xffffffff});
-  std::vector<netlink::Route> routes{route("0.0.0.0", 0, 3, "198.51.100.1", 0x43460001)};
-  auto p = choose_pin("eth1", rules, routes, 0, false);
-  ASSERT_TRUE(p);
-  EXPECT_EQ(p->table, 0x43460002u);
-  EXPECT_EQ(p->pref4, 99u);
-  // Wraps around the range.
-  auto w = choose_pin("eth1", default_rules(), {}, 0xffff, false);
-  ASSERT_TRUE(w);
-  EXPECT_EQ(w->table, 0x4346ffffu);
-}
-
-TEST(Pin, NoRoomBeforeARuleAtPreferenceOne) {
-  auto rules = default_rules();
-  rules.push_back(rule(AF_INET, 1, 100));
-  EXPECT_FALSE(choose_pin("eth1", rules, {}, 0, false));
 }
 
 TEST(Pin, CopiesTheInterfacesMainRoutesAndBlocksAFamilyWithoutDefault) {
@@ -110,63 +58,57 @@ TEST(Pin, CopiesTheInterfacesMainRoutesAndBlocksAFamilyWithoutDefault) {
 }
 
 // As root, in a throwaway network namespace: lo with a default route stands
-// in for the uplink; apply_pin creates exactly the rules and routes,
-// undo_pin removes exactly them.
+// in for the uplink; add_routing creates exactly the rules and the table's
+// routes, remove_routing removes exactly them.
 TEST(Pin, AppliedAndUndoneForReal) {
   if (::geteuid() != 0) GTEST_SKIP() << "needs root";
-  pid_t pid = ::fork();
-  ASSERT_GE(pid, 0);
-  if (pid == 0) {
-    auto step = [](bool ok, int code) {
-      if (!ok) _exit(code);
-    };
-    step(::unshare(CLONE_NEWNET) == 0, 10);
+  int rc = in_throwaway_netns([] {
     auto nl = netlink::Socket::open();
-    step(bool(nl), 11);
+    if (!nl) return 11;
     auto lo = nl->find_link("lo");
-    step(lo && nl->set_up(*lo), 12);
+    if (!lo || !nl->set_up(*lo)) return 12;
     netlink::Route d = route("0.0.0.0", 0, lo->index);
     d.scope = RT_SCOPE_LINK;
     d.protocol = RTPROT_STATIC;
-    step(bool(nl->add_route(d)), 13);
-    step(bool(check_iface("lo")), 14);
+    if (!nl->add_route(d)) return 13;
+    if (!check_iface("lo")) return 14;
     auto before4 = nl->rules(AF_INET);
-    step(bool(before4), 15);
-    auto p = plan_pin("lo", true);
-    step(bool(p), 16);
-    step(bool(apply_pin(*p)), 17);
+    if (!before4) return 15;
+    auto p = plan_routing(kIfaceRange, record(), "test");
+    if (!p || !kIfaceRange.contains(p->value)) return 16;
+    auto routes = iface_routes("lo", p->value, true);
+    if (!routes || !add_routing(*p, *routes, true)) return 17;
     auto rules4 = nl->rules(AF_INET);
     auto rules6 = nl->rules(AF_INET6);
-    step(rules4 && rules6, 18);
+    if (!rules4 || !rules6) return 18;
     int mine = 0;
     for (const auto& r : *rules4)
-      mine += r.pref == p->pref4 && r.table == p->table && r.fwmark == p->mark;
+      mine += r.pref == p->priority && r.table == p->value && r.fwmark == p->value;
     for (const auto& r : *rules6)
-      mine += r.pref == p->pref6 && r.table == p->table && r.fwmark == p->mark;
-    step(mine == 2, 19);
-    auto routes = nl->routes(AF_INET);
+      mine += r.pref == p->priority && r.table == p->value && r.fwmark == p->value;
+    if (mine != 2) return 19;
+    auto routes4 = nl->routes(AF_INET);
     auto routes6 = nl->routes(AF_INET6);
     int in_table = 0;
     bool unreachable6 = false;
-    for (const auto& r : *routes) in_table += r.table == p->table;
+    for (const auto& r : *routes4) in_table += r.table == p->value;
     for (const auto& r : *routes6) {
-      in_table += r.table == p->table;
-      unreachable6 |= r.table == p->table && r.type == RTN_UNREACHABLE;
+      in_table += r.table == p->value;
+      unreachable6 |= r.table == p->value && r.type == RTN_UNREACHABLE;
     }
-    step(in_table >= 2 && unreachable6, 20);
-    step(undo_pin(*p).empty(), 21);
+    if (in_table < 2 || !unreachable6) return 20;
+    if (!remove_routing(p->value, p->priority, p->priority).empty()) return 21;
     auto after4 = nl->rules(AF_INET);
-    step(after4 && after4->size() == before4->size(), 22);
-    auto left = nl->routes(AF_INET);
+    if (!after4 || after4->size() != before4->size()) return 22;
+    auto left4 = nl->routes(AF_INET);
     auto left6 = nl->routes(AF_INET6);
-    for (const auto& r : *left) step(r.table != p->table, 23);
-    for (const auto& r : *left6) step(r.table != p->table, 24);
-    _exit(0);
-  }
-  int status = 0;
-  ASSERT_EQ(::waitpid(pid, &status, 0), pid);
-  ASSERT_TRUE(WIFEXITED(status));
-  EXPECT_EQ(WEXITSTATUS(status), 0) << "the step that failed (see the test's step numbers)";
+    for (const auto& r : *left4)
+      if (r.table == p->value) return 23;
+    for (const auto& r : *left6)
+      if (r.table == p->value) return 24;
+    return 0;
+  });
+  EXPECT_EQ(rc, 0) << "the step that failed (see the test's step numbers)";
 }
 
 }  // namespace
