@@ -76,7 +76,7 @@ class Capture {
  public:
   // Creates the file(s) for c.capture / c.capture_point (c.capture must be
   // set; call after validation, before the run). Errors name the path and
-  // the cause, or say that wire-egress is not available yet.
+  // the cause.
   static Result<Capture> open(const Config& c, const Endpoints& e);
 
   Capture(Capture&&) noexcept = default;
