@@ -47,13 +47,16 @@ check_gone() {
   # A killed daemon whose parent died with the SIGKILLed shell is reparented
   # and may stay a zombie until the machine's init reaps it: a zombie runs
   # nothing and holds nothing, so it counts as gone. Wait briefly for the rest.
-  local deadline=$((SECONDS + 10)) alive
+  local deadline=$((SECONDS + 10)) alive comm
   while :; do
     alive=""
     for pid in $pids; do
       [[ -e /proc/$pid ]] || continue
       [[ $(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null) == Z ]] && continue
-      alive+=" $pid($(cat /proc/"$pid"/comm 2>/dev/null))"
+      # It may end between the checks: then cat fails, and under set -e a
+      # failing substitution in an assignment would end this script silently.
+      comm=$(cat /proc/"$pid"/comm 2>/dev/null) || continue
+      alive+=" $pid($comm)"
     done
     [[ -z $alive ]] || ((SECONDS >= deadline)) && break
     sleep 0.05
