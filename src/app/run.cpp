@@ -44,6 +44,7 @@
 #include <sys/resource.h>
 #include <net/if.h>
 #include <netdb.h>
+#include <netinet/in.h>
 #include <sys/signalfd.h>
 #include <unistd.h>
 
@@ -74,6 +75,7 @@
 #include "proxy/proxy.hpp"
 #include "rootful/conntrack.hpp"
 #include "rootful/dns_forwarder.hpp"
+#include "rootful/flow_ids.hpp"
 #include "rootful/domain_sets.hpp"
 #include "rootful/host.hpp"
 #include "rootful/uplink.hpp"
@@ -445,6 +447,42 @@ policy::Verdict rootful_verdict(const Config& c, const policy::Policy& pol,
   return policy::Policy(c).judge_addr(d.proto, d.ip, false, monotonic_ms());
 }
 
+uint8_t ip_proto(policy::Proto p) {
+  switch (p) {
+    case policy::Proto::Tcp: return IPPROTO_TCP;
+    case policy::Proto::Udp: return IPPROTO_UDP;
+    case policy::Proto::Icmp4: return IPPROTO_ICMP;
+    case policy::Proto::Icmp6: return IPPROTO_ICMPV6;
+    case policy::Proto::Dns: return IPPROTO_UDP;
+  }
+  return 0;
+}
+
+// The note of a frame on the tree's veth: the id of its flow, the same one
+// conntrack's events carry (rootful/flow_ids.hpp). Frames of no flow (ARP,
+// neighbour discovery, DNS to the forwarder, ICMP errors) have none.
+capture::FlowIdOf veth_flow_ids(rootful::FlowIds& ids, const NetPlan& plan) {
+  return [&ids, plan](const capture::FiveTuple& t) -> capture::FrameNote {
+    auto is_tree = [&](const IpAddr& a) { return a == plan.child4 || (plan.ipv6 && a == plan.child6); };
+    const bool out = is_tree(t.src);
+    if (!out && !is_tree(t.dst)) return {};
+    rootful::FlowKey k;
+    k.proto = t.proto;
+    k.tree = out ? t.src : t.dst;
+    k.remote = out ? t.dst : t.src;
+    if (k.remote == plan.gw4 || (plan.ipv6 && k.remote == plan.gw6)) return {};
+    if (t.proto == IPPROTO_TCP || t.proto == IPPROTO_UDP) {
+      k.tree_port = out ? t.sport : t.dport;
+      k.remote_port = out ? t.dport : t.sport;
+    } else if ((t.proto == IPPROTO_ICMP || t.proto == IPPROTO_ICMPV6) && t.sport) {
+      k.tree_port = t.sport;  // the echo identifier
+    } else {
+      return {};
+    }
+    return {ids.of(k), nullptr};
+  };
+}
+
 // For the tests of the undo path (rootful_net.sh): CHILDFLOW_TEST_FAIL_STEP
 // names a step of run_rootful after which the run fails as if the next step
 // had (docs/rootful.md, "Cleanup"). Real runs never set it.
@@ -480,6 +518,9 @@ int run_rootful(const Config& c, uint64_t started) {
   observe::Recorder rec(c);
   if (auto s = rec.open(); !s) return fail(s.error());
   policy::Policy pol(c);
+  // The flow ids the conntrack reader, the relay and the capture share
+  // (rootful/flow_ids.hpp); it outlives all three.
+  rootful::FlowIds flow_ids(rec);
 
   // One epoll loop serves the forwarder and the relay (rootful/loop.hpp).
   auto loop = rootful::Loop::create();
@@ -520,7 +561,7 @@ int run_rootful(const Config& c, uint64_t started) {
   // events, from before the tree sends anything (rootful/conntrack.hpp).
   std::unique_ptr<rootful::Conntrack> ct;
   if (c.flow_log || c.summary) {
-    auto opened = rootful::Conntrack::open(plan, rec, pol, (*host)->tproxy_mark());
+    auto opened = rootful::Conntrack::open(plan, rec, pol, (*host)->tproxy_mark(), &flow_ids);
     if (!opened) {
       rec.runtime_failure("rootful", "setup_failed", opened.error().str());
       return fail(opened.error());
@@ -543,7 +584,10 @@ int run_rootful(const Config& c, uint64_t started) {
   fo.resolver = c.dns ? c.dns : first_nameserver(host_resolv);
   fo.host_has_ipv6 = host_has_default_route6();
   fo.mark = (*host)->egress_mark();
-  if (relay) relay->set_mark((*host)->egress_mark());
+  if (relay) {
+    relay->set_mark((*host)->egress_mark());
+    relay->set_flow_ids(&flow_ids);
+  }
   if (ct)
     if (auto s = loop->add(ct->fd(), EPOLLIN, [&ct](uint32_t) { ct->on_readable(); }); !s)
       return fail(s.error());
@@ -583,7 +627,9 @@ int run_rootful(const Config& c, uint64_t started) {
     }
     cap.emplace(std::move(opened->first));
     tap = std::move(opened->second);
-    if (auto s = tap->start(*cap, nullptr, !slot); !s) return fail(s.error());
+    // wire-egress frames carry the host's addresses (masquerade): no ids.
+    capture::FlowIdOf ids = slot ? capture::FlowIdOf{} : veth_flow_ids(flow_ids, plan);
+    if (auto s = tap->start(*cap, std::move(ids), !slot); !s) return fail(s.error());
   }
   if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0) return fail(errno_error("sandbox: prctl(PR_SET_DUMPABLE)"));
   if (!sandbox::release(tree))
@@ -616,7 +662,9 @@ int run_rootful(const Config& c, uint64_t started) {
     policy::Verdict v = rootful_verdict(c, pol, domains ? &*domains : nullptr, d);
     if (v.allow) continue;
     std::string remote = d.port ? format_endpoint(d.ip, *d.port) : d.ip.str();
-    rec.policy_violation(rec.next_flow_id(), d.proto, remote, d.ip, d.port, v,
+    // The id its frames got in the capture, if they were captured.
+    uint64_t id = flow_ids.last_to(ip_proto(d.proto), d.ip, d.port.value_or(0));
+    rec.policy_violation(id ? id : rec.next_flow_id(), d.proto, remote, d.ip, d.port, v,
                          pol.names_for(d.ip, monotonic_ms()));  // a flow of its own (schema)
   }
   if (tap) {

@@ -27,8 +27,9 @@
 // original length is lost: veth frames are at most 64 KiB).
 //
 // Per-packet notes: five_tuple() reads the frame's addresses and ports and
-// the FlowIdOf hook maps them to a flow; the rootful backend's flow ids
-// will come from conntrack (docs/capture.md).
+// the FlowIdOf hook maps them to a flow (the rootful backend's: the flow ids
+// it shares with its conntrack reader, rootful/flow_ids.hpp). The hook runs
+// on this reader's thread.
 #include "capture/link_tap.hpp"
 
 #include <arpa/inet.h>

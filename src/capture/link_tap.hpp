@@ -30,8 +30,8 @@ struct FiveTuple {
 std::optional<FiveTuple> five_tuple(std::span<const uint8_t> eth_frame);
 
 // The hook that names a frame's flow: its flow_id in the flow log, 0 when
-// unknown. The rootful backend has none yet (its flow ids come from
-// conntrack, docs/capture.md "Per-packet comments").
+// unknown. It runs on the reader's thread (the rootful backend's shares its
+// ids with the conntrack reader under a lock, rootful/flow_ids.hpp).
 using FlowIdOf = std::function<FrameNote(const FiveTuple&)>;
 
 class LinkTap {

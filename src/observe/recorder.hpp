@@ -18,6 +18,7 @@
 // are dropped and counted (live_dropped). finish() writes what is left,
 // blocking (the engine is done), and says how many lines were dropped.
 #pragma once
+#include <atomic>
 #include <cstdint>
 #include <map>
 #include <optional>
@@ -87,6 +88,8 @@ class Recorder {
   // Opens the flow log (truncating it). The Error names the path and cause.
   Status open();
 
+  // The only member safe from any thread: the rootful capture's reader
+  // names new flows too (rootful/flow_ids.hpp).
   uint64_t next_flow_id() { return ++last_flow_id_; }
 
   // --learn: every flow the policy let through (a connect_result without an
@@ -175,7 +178,7 @@ class Recorder {
   UniqueFd fd_;
   std::string buf_;
   size_t mark_ = 0;
-  uint64_t last_flow_id_ = 0;
+  std::atomic<uint64_t> last_flow_id_{0};
   uint64_t last_denied_id_ = 0;  // its connect_result repeats the denial
   Counts counts_;
   std::string live_;

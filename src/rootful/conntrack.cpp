@@ -18,6 +18,7 @@
 #include "common/unique_fd.hpp"
 #include "observe/recorder.hpp"
 #include "policy/policy.hpp"
+#include "rootful/flow_ids.hpp"
 
 namespace cf::rootful {
 namespace {
@@ -81,6 +82,9 @@ bool tuple(std::span<const uint8_t> b, CtEvent* ev) {
       } else if ((x.type == CTA_PROTO_ICMP_TYPE || x.type == CTA_PROTO_ICMPV6_TYPE) &&
                  x.data.size() >= 1) {
         ev->icmp_type = x.data[0];
+      } else if ((x.type == CTA_PROTO_ICMP_ID || x.type == CTA_PROTO_ICMPV6_ID) &&
+                 x.data.size() >= 2) {
+        ev->icmp_id = be16(x.data.data());
       }
     }
   }
@@ -174,13 +178,28 @@ std::vector<CtEvent> parse_ct(std::span<const uint8_t> dgram, size_t* malformed)
   return out;
 }
 
+FlowKey flow_key(const CtEvent& e) {
+  FlowKey k;
+  k.proto = e.proto;
+  k.tree = e.src;
+  k.remote = e.dst;
+  if (e.proto == IPPROTO_TCP || e.proto == IPPROTO_UDP) {
+    k.tree_port = e.sport;
+    k.remote_port = e.dport;
+  } else {
+    k.tree_port = e.icmp_id;
+  }
+  return k;
+}
+
 namespace {
 
 class ConntrackImpl final : public Conntrack {
  public:
   ConntrackImpl(const NetPlan& plan, observe::Recorder& rec, const policy::Policy& pol,
-                uint32_t relayed_mark, UniqueFd fd)
-      : plan_(plan), rec_(rec), pol_(pol), relayed_mark_(relayed_mark), fd_(std::move(fd)) {}
+                uint32_t relayed_mark, FlowIds* ids, UniqueFd fd)
+      : plan_(plan), rec_(rec), pol_(pol), relayed_mark_(relayed_mark), ids_(ids),
+        fd_(std::move(fd)) {}
 
   int fd() const override { return fd_.get(); }
 
@@ -248,6 +267,7 @@ class ConntrackImpl final : public Conntrack {
       if (e.kind == CtEvent::Kind::Destroy) {
         end(f, now, false);
         flows_.erase(it);
+        if (ids_) ids_->forget(flow_key(e));
       }
     }
     rec_.flush();
@@ -259,7 +279,8 @@ class ConntrackImpl final : public Conntrack {
       return flows_.end();
     }
     Flow f;
-    f.flow_id = rec_.next_flow_id();
+    f.flow_id = ids_ ? ids_->of(flow_key(e)) : 0;
+    if (!f.flow_id) f.flow_id = rec_.next_flow_id();
     f.start_ms = now;
     f.target = {e.dst, e.proto == IPPROTO_TCP || e.proto == IPPROTO_UDP ? e.dport : uint16_t(0)};
     f.proto = e.proto == IPPROTO_TCP    ? policy::Proto::Tcp
@@ -363,6 +384,7 @@ class ConntrackImpl final : public Conntrack {
   observe::Recorder& rec_;
   const policy::Policy& pol_;
   uint32_t relayed_mark_ = 0;
+  FlowIds* ids_ = nullptr;
   UniqueFd fd_;
   std::map<uint32_t, Flow> flows_;  // by conntrack id
   std::vector<uint8_t> buf_ = std::vector<uint8_t>(1 << 16);
@@ -374,7 +396,7 @@ class ConntrackImpl final : public Conntrack {
 
 Result<std::unique_ptr<Conntrack>> Conntrack::open(const NetPlan& plan, observe::Recorder& rec,
                                                    const policy::Policy& pol,
-                                                   uint32_t relayed_mark) {
+                                                   uint32_t relayed_mark, FlowIds* ids) {
   UniqueFd fd(::socket(AF_NETLINK, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, NETLINK_NETFILTER));
   if (!fd) return errno_error("rootful: conntrack events (NETLINK_NETFILTER)");
   int size = kRcvBuf;
@@ -386,7 +408,7 @@ Result<std::unique_ptr<Conntrack>> Conntrack::open(const NetPlan& plan, observe:
                 NF_NETLINK_CONNTRACK_DESTROY;
   if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&a), sizeof a) != 0)
     return errno_error("rootful: conntrack events (bind to the ctnetlink groups)");
-  return std::unique_ptr<Conntrack>(new ConntrackImpl(plan, rec, pol, relayed_mark, std::move(fd)));
+  return std::unique_ptr<Conntrack>(new ConntrackImpl(plan, rec, pol, relayed_mark, ids, std::move(fd)));
 }
 
 }  // namespace cf::rootful

@@ -54,6 +54,9 @@ class Recorder;
 
 namespace cf::rootful {
 
+class FlowIds;
+struct FlowKey;
+
 // One ctnetlink message, reduced to what the flow log needs.
 struct CtEvent {
   enum class Kind : uint8_t { New, Update, Destroy };
@@ -63,12 +66,17 @@ struct CtEvent {
   IpAddr src, dst;            // the original direction
   uint16_t sport = 0, dport = 0;
   uint8_t icmp_type = 0;
+  uint16_t icmp_id = 0;       // echo: the identifier
   uint32_t status = 0;        // IPS_* bits
   uint32_t mark = 0;          // CTA_MARK (the ct mark); 0 when not given
   uint8_t tcp_state = 0;      // TCP_CONNTRACK_*; 0 when not given
   bool has_counters = false;
   uint64_t bytes_orig = 0, bytes_reply = 0;
 };
+
+// The key of the event's flow in FlowIds (the original direction: the tree
+// is the source).
+FlowKey flow_key(const CtEvent& e);
 
 // Parses the netlink messages of one datagram. Messages that are not
 // ctnetlink conntrack messages (errors, DONE) are skipped; a ctnetlink
@@ -82,9 +90,11 @@ class Conntrack {
   // before the tree sends anything. Connections whose ct mark is
   // `relayed_mark` (--proxy: TPROXY hands them to the relay, which logs them
   // itself; ruleset.hpp) are not the reader's; 0 for none.
+  // `ids`: the run's shared flow ids (flow_ids.hpp), or nullptr.
   static Result<std::unique_ptr<Conntrack>> open(const NetPlan& plan, observe::Recorder& rec,
                                                  const policy::Policy& pol,
-                                                 uint32_t relayed_mark = 0);
+                                                 uint32_t relayed_mark = 0,
+                                                 FlowIds* ids = nullptr);
   virtual ~Conntrack() = default;
   virtual int fd() const = 0;
   // Reads the events queued on fd() and logs them.

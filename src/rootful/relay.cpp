@@ -21,6 +21,7 @@
 #include "observe/recorder.hpp"
 #include "policy/policy.hpp"
 #include "proxy/proxy.hpp"
+#include "rootful/flow_ids.hpp"
 
 namespace cf::rootful {
 namespace {
@@ -112,6 +113,7 @@ class RelayImpl final : public Relay {
   uint16_t port4() const override { return port4_; }
   uint16_t port6() const override { return port6_; }
   void set_mark(uint32_t mark) override { mark_ = mark; }
+  void set_flow_ids(FlowIds* ids) override { ids_ = ids; }
 
   void close_all() override {
     for (auto it = flows_.begin(); it != flows_.end(); ++it)
@@ -144,14 +146,16 @@ class RelayImpl final : public Relay {
         reset(fd);
         continue;
       }
-      start(std::move(fd), dst, dport);
+      start(std::move(fd), pip, pport, dst, dport);
     }
   }
 
   // Steps 1-3 of relay.hpp for one accepted connection.
-  void start(UniqueFd tree, const IpAddr& dst, uint16_t dport) {
+  void start(UniqueFd tree, const IpAddr& src, uint16_t sport, const IpAddr& dst, uint16_t dport) {
     const uint64_t now = monotonic_ms();
-    const uint64_t id = rec_.next_flow_id();
+    // The id the capture gave the tree's frames of this connection, if any.
+    uint64_t id = ids_ ? ids_->of(FlowKey{IPPROTO_TCP, src, dst, sport, dport}) : 0;
+    if (!id) id = rec_.next_flow_id();
     const observe::Target t{dst, dport};
     std::vector<std::string> names = pol_.names_for(dst, now);
     rec_.connect_attempt(id, t, true, names);
@@ -363,6 +367,7 @@ class RelayImpl final : public Relay {
 
   RelayOptions o_;
   uint32_t mark_ = 0;
+  FlowIds* ids_ = nullptr;
   policy::Policy& pol_;
   observe::Recorder& rec_;
   Loop& loop_;

@@ -53,6 +53,8 @@ class Upstream;
 
 namespace cf::rootful {
 
+class FlowIds;
+
 struct RelayOptions {
   NetPlan plan;
   IpAddr proxy_addr;                          // resolved once
@@ -70,6 +72,9 @@ class Relay {
   // --iface: the fwmark of the sockets to the proxy (rootful/uplink.hpp),
   // known once the host side is set up; 0 for none.
   virtual void set_mark(uint32_t mark) = 0;
+  // The run's shared flow ids (flow_ids.hpp), so that a captured frame and
+  // the relay's events name a connection alike; nullptr for none.
+  virtual void set_flow_ids(FlowIds* ids) = 0;
   // At the tree's end: the connections still open are closed and logged
   // (flow_end, close rst), as the engine does with its flows.
   virtual void close_all() = 0;

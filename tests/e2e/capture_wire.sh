@@ -10,6 +10,8 @@
 #   comments that are the flow log's flow ids of those connections;
 # - the unprivileged user's `-C wire-egress` stops before the command runs,
 #   exit 1, saying to run as root;
+# - rootful frames carry their flow's flow_id (conntrack's, or the
+#   violation's for a denied destination);
 # - rootful `-C child|egress|both` (docs/rootful.md): the same files and
 #   views as rootless, read from the veth's host end; the child view holds
 #   the tree's own addresses and its DNS to the gateway, the egress view the
@@ -147,7 +149,30 @@ n_child=$(tshark_fields "$B.child.pcapng" "tcp.port==80" -e frame.number | wc -l
 n_egress=$(tshark_fields "$B.egress.pcapng" "tcp.port==80" -e frame.number | wc -l)
 check_eq "$n_child" "$n_egress" "rootful: both views hold the same HTTP frames ($n_child)"
 check_le 12 "$n_child" "rootful: two HTTP exchanges of at least 6 frames each"
+# Per-frame comments: the flow_id conntrack's events carry in the flow log
+# (rootful/flow_ids.hpp), one per connection, in both views.
+want=$(python3 -c 'import json,sys
+print(" ".join(sorted("flow_id=%d" % e["flow_id"] for e in map(json.loads, open(sys.argv[1])) if e.get("event")=="connect_attempt" and e.get("remote_port")==80)))' "$OUTD/rf.jsonl")
+check_match "$want" '^flow_id=[0-9]+ flow_id=[0-9]+$' "rootful: the flow log has both HTTP connections ($want)"
+for view in child egress; do
+  got=$(tshark_fields "$B.$view.pcapng" "tcp.port==80" -e frame.comment | sort -u | tr '\n' ' ')
+  check_eq "$want " "$got" "rootful $view view: every HTTP frame carries its connection's flow_id"
+done
+check_eq "" "$(tshark_fields "$B.child.pcapng" "arp || dns" -e frame.comment | sort -u)" \
+  "rootful child view: ARP and DNS to the forwarder carry no flow comment"
 check_state "rootful -C both"
+
+# A denied destination: its SYN and the table's reset carry the flow_id of
+# the policy_violation (the verdict is the table's, not known to the reader).
+rc=0
+cf root --root -d "$LAB_DNS4" --deny-cidr "$LAB_WWW4/32" --flow-log "$OUTD/rdeny.jsonl" \
+  -c "$OUTD/rdeny.pcapng" -- curl -4 -sS --max-time 5 "http://$LAB_WWW4/" >/dev/null 2>&1 || rc=$?
+check_eq 7 "$rc" "rootful denied: curl is reset"
+deny_id=$(python3 -c 'import json,sys
+print(" ".join(str(e["flow_id"]) for e in map(json.loads, open(sys.argv[1])) if e.get("event")=="policy_violation"))' "$OUTD/rdeny.jsonl")
+check_eq "flow_id=$deny_id" "$(tshark_fields "$OUTD/rdeny.pcapng" "tcp.port==80" -e frame.comment | sort -u)" \
+  "rootful denied: the SYN and the reset carry the violation's flow_id"
+check_state "rootful denied with capture"
 
 rc=0
 out=$(cf root --root -d "$LAB_DNS4" -c "$OUTD/only.pcapng" -- curl -4 -sS --max-time 5 http://www.example.test/ 2>"$OUTD/only.err") || rc=$?

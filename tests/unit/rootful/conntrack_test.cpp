@@ -4,6 +4,7 @@
 // that do not fit, a tuple without addresses) are skipped and counted, and
 // no prefix or corruption of a valid datagram reads out of bounds (ASan).
 #include "rootful/conntrack.hpp"
+#include "rootful/flow_ids.hpp"
 
 #include <gtest/gtest.h>
 #include <linux/netfilter/nf_conntrack_common.h>
@@ -110,6 +111,16 @@ TEST(ParseCt, TheCtMarkOfARelayedConnection) {
   EXPECT_EQ(bad, 0u);
   ASSERT_EQ(ev.size(), 1u);
   EXPECT_EQ(ev[0].mark, 0x63660005u);
+}
+
+TEST(ParseCt, TheFlowKeyIsTheOriginalDirection) {
+  size_t bad = 0;
+  FlowKey k = flow_key(parse_ct(tcp_new(), &bad).at(0));
+  EXPECT_EQ(k.proto, IPPROTO_TCP);
+  EXPECT_EQ(k.tree.str(), "10.240.3.2");
+  EXPECT_EQ(k.remote.str(), "203.0.113.10");
+  EXPECT_EQ(k.tree_port, 40000);
+  EXPECT_EQ(k.remote_port, 80);
 }
 
 TEST(ParseCt, ANewTcpConnection) {
