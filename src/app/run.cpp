@@ -479,7 +479,7 @@ capture::FlowIdOf veth_flow_ids(rootful::FlowIds& ids, const NetPlan& plan) {
     } else {
       return {};
     }
-    return {ids.of(k), nullptr};
+    return {ids.of(k, rootful::FlowIds::Reader::Capture), nullptr};
   };
 }
 

@@ -147,6 +147,7 @@ Status LinkTap::start(Capture& cap, FlowIdOf flow_of, bool outgoing_to_child) {
 }
 
 bool LinkTap::drain() {
+  int link_gone = 0;
   for (;;) {
     sockaddr_ll from{};
     iovec iov{buf_.get(), kSnapLen};
@@ -162,6 +163,10 @@ bool LinkTap::drain() {
     if (n < 0) {
       if (errno == EINTR) continue;
       if (errno == EAGAIN || errno == EWOULDBLOCK) return true;
+      // The link went away (the tree's namespace ended and took the veth):
+      // the kernel says so once (sock_error clears it); what is still
+      // queued is read on, then EAGAIN. Not a lost capture.
+      if ((errno == ENETDOWN || errno == ENXIO) && link_gone++ < 4) continue;
       read_error_ = errno;
       return false;
     }

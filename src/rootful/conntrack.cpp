@@ -279,7 +279,7 @@ class ConntrackImpl final : public Conntrack {
       return flows_.end();
     }
     Flow f;
-    f.flow_id = ids_ ? ids_->of(flow_key(e)) : 0;
+    f.flow_id = ids_ ? ids_->of(flow_key(e), FlowIds::Reader::Confirmed) : 0;
     if (!f.flow_id) f.flow_id = rec_.next_flow_id();
     f.start_ms = now;
     f.target = {e.dst, e.proto == IPPROTO_TCP || e.proto == IPPROTO_UDP ? e.dport : uint16_t(0)};

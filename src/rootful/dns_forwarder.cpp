@@ -254,6 +254,7 @@ class ForwarderImpl final : public Forwarder, public engine::GateEnv {
     }
     if (!answer_ready()) {
       it->deadline = 0;  // SERVFAIL now (sweep)
+      loop_->remove(it->up.get());  // before the fd closes: its slot goes too
       it->up.reset();
       return;
     }

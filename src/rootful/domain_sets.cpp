@@ -94,6 +94,10 @@ std::optional<policy::Verdict> DomainSets::denial(const IpAddr& ip) const {
 
 void DomainSets::prune(uint64_t now_ms) {
   if (!undo_.empty()) return;  // keep what a failed flush must put back
+  // A full scan: at most once a second, however many answers a tree asks
+  // for while the sets are full of live elements.
+  if (now_ms < next_prune_ms_) return;
+  next_prune_ms_ = now_ms + 1000;
   std::erase_if(expires_, [now_ms](const auto& kv) { return kv.second <= now_ms; });
 }
 

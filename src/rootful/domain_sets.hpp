@@ -86,6 +86,7 @@ class DomainSets {
 
  private:
   void prune(uint64_t now_ms);
+  uint64_t next_prune_ms_ = 0;
   const Config& cfg_;
   const policy::Policy& pol_;
   std::string table_;

@@ -5,13 +5,20 @@
 
 namespace cf::rootful {
 
-uint64_t FlowIds::of(const FlowKey& k) {
+uint64_t FlowIds::of(const FlowKey& k, Reader who) {
   std::lock_guard lock(mu_);
-  if (auto it = ids_.find(k); it != ids_.end()) return it->second;
-  if (ids_.size() >= kMaxFlows || last_.size() >= kMaxFlows) return 0;
+  const std::tuple<uint8_t, IpAddr, uint16_t> dst{k.proto, k.remote, k.remote_port};
+  if (auto it = ids_.find(k); it != ids_.end()) {
+    // Confirmed: not a denied destination's flow (an allowed flow's id
+    // must never name a violation).
+    if (who == Reader::Confirmed)
+      if (auto l = last_.find(dst); l != last_.end() && l->second == it->second) last_.erase(l);
+    return it->second;
+  }
+  if (ids_.size() >= kMaxFlows) return 0;
   uint64_t id = rec_.next_flow_id();
   ids_.emplace(k, id);
-  last_[{k.proto, k.remote, k.remote_port}] = id;
+  if (who == Reader::Capture && last_.size() < kMaxFlows) last_.try_emplace(dst, id);
   return id;
 }
 

@@ -50,6 +50,7 @@ struct Pipe {
 
 struct Flow {
   uint64_t id = 0;
+  FlowKey key;  // in FlowIds, forgotten at the end
   observe::Target target{};
   std::vector<std::string> names;
   uint64_t started_ms = 0, deadline = 0;  // deadline: the handshake's
@@ -154,7 +155,8 @@ class RelayImpl final : public Relay {
   void start(UniqueFd tree, const IpAddr& src, uint16_t sport, const IpAddr& dst, uint16_t dport) {
     const uint64_t now = monotonic_ms();
     // The id the capture gave the tree's frames of this connection, if any.
-    uint64_t id = ids_ ? ids_->of(FlowKey{IPPROTO_TCP, src, dst, sport, dport}) : 0;
+    const FlowKey key{IPPROTO_TCP, src, dst, sport, dport};
+    uint64_t id = ids_ ? ids_->of(key, FlowIds::Reader::Confirmed) : 0;
     if (!id) id = rec_.next_flow_id();
     const observe::Target t{dst, dport};
     std::vector<std::string> names = pol_.names_for(dst, now);
@@ -164,6 +166,7 @@ class RelayImpl final : public Relay {
       rec_.policy_violation(id, policy::Proto::Tcp, format_endpoint(dst, dport), dst, dport, v,
                             names);
       rec_.connect_result(id, t, true, names, "denied by policy");
+      if (ids_) ids_->forget(key);
       reset(tree);
       return;
     }
@@ -188,6 +191,7 @@ class RelayImpl final : public Relay {
     ++live_;
     Flow& f = *it;
     f.id = id;
+    f.key = key;
     f.target = t;
     f.names = std::move(names);
     f.started_ms = now;
@@ -341,6 +345,7 @@ class RelayImpl final : public Relay {
       rec_.flow_end(f.id, policy::Proto::Tcp, f.target, f.to_up.bytes, f.to_tree.bytes,
                     monotonic_ms() - f.started_ms, close);
     unwatch(f);
+    if (ids_) ids_->forget(f.key);  // the same ports later are a new flow
     if (rst) reset(f.tree);
     f.tree.reset();
     f.up.reset();
