@@ -246,8 +246,21 @@ Status enable_forwarding(uint64_t netns) {
   if (auto s = write_sysctl("/proc/sys/net/ipv4/ip_forward", "1"); !s) return s;
   if (exists("/proc/sys/net/ipv6/conf/all/forwarding"))
     if (auto s = write_sysctl("/proc/sys/net/ipv6/conf/all/forwarding", "1"); !s) return s;
-  if (exists(kConntrackAcct))
+  if (exists(kConntrackAcct)) {
+    // nf_conntrack may have come (with the first run's table) after the
+    // values were saved: save this one now, before changing it, so that
+    // the last run puts it back too.
+    auto text = read_text(saved);
+    if (!text) return Error{"cannot read", fmt::format("rootful: {}", saved)};
+    if (text->find(fmt::format("{} ", kConntrackAcct)) == std::string::npos)
+      if (auto v = read_text(kConntrackAcct)) {
+        std::ofstream out(saved, std::ios::binary | std::ios::app);
+        out << fmt::format("{} {}", kConntrackAcct, *v);  // *v ends in \n
+        out.flush();
+        if (!out) return Error{"cannot write", fmt::format("rootful: {}", saved)};
+      }
     if (auto s = write_sysctl(kConntrackAcct, "1"); !s) return s;
+  }
   return {};
 }
 
