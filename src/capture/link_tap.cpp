@@ -44,6 +44,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <future>
 
 #include "capture/pcapng.hpp"
 #include "common/bytes.hpp"
@@ -142,7 +143,17 @@ Status LinkTap::start(Capture& cap, FlowIdOf flow_of, bool outgoing_to_child) {
   int fl = fcntl(sock_.get(), F_GETFL);
   if (fl < 0 || fcntl(sock_.get(), F_SETFL, fl | O_NONBLOCK) != 0)
     return errno_error("capture: O_NONBLOCK");
-  thread_ = std::thread([this] { run(); });
+  // Returns once the thread runs: glibc's thread start (rseq and robust
+  // list registration) must be over before the rootless engine's seccomp
+  // filter, installed right after with TSYNC, covers the thread; it does
+  // not allow rseq, so a thread still starting would be killed.
+  std::promise<void> up;
+  std::future<void> running = up.get_future();
+  thread_ = std::thread([this, up = std::move(up)]() mutable {
+    up.set_value();
+    run();
+  });
+  running.wait();
   return {};
 }
 
