@@ -53,6 +53,7 @@
 #include <fmt/format.h>
 #include <fstream>
 #include <memory>
+#include <mutex>
 #include <sstream>
 
 #include "app/overlays.hpp"
@@ -75,6 +76,7 @@
 #include "proxy/proxy.hpp"
 #include "rootful/conntrack.hpp"
 #include "rootful/dns_forwarder.hpp"
+#include "rootful/capture_notes.hpp"
 #include "rootful/flow_ids.hpp"
 #include "rootful/domain_sets.hpp"
 #include "rootful/host.hpp"
@@ -458,31 +460,6 @@ uint8_t ip_proto(policy::Proto p) {
   return 0;
 }
 
-// The note of a frame on the tree's veth: the id of its flow, the same one
-// conntrack's events carry (rootful/flow_ids.hpp). Frames of no flow (ARP,
-// neighbour discovery, DNS to the forwarder, ICMP errors) have none.
-capture::FlowIdOf veth_flow_ids(rootful::FlowIds& ids, const NetPlan& plan) {
-  return [&ids, plan](const capture::FiveTuple& t) -> capture::FrameNote {
-    auto is_tree = [&](const IpAddr& a) { return a == plan.child4 || (plan.ipv6 && a == plan.child6); };
-    const bool out = is_tree(t.src);
-    if (!out && !is_tree(t.dst)) return {};
-    rootful::FlowKey k;
-    k.proto = t.proto;
-    k.tree = out ? t.src : t.dst;
-    k.remote = out ? t.dst : t.src;
-    if (k.remote == plan.gw4 || (plan.ipv6 && k.remote == plan.gw6)) return {};
-    if (t.proto == IPPROTO_TCP || t.proto == IPPROTO_UDP) {
-      k.tree_port = out ? t.sport : t.dport;
-      k.remote_port = out ? t.dport : t.sport;
-    } else if ((t.proto == IPPROTO_ICMP || t.proto == IPPROTO_ICMPV6) && t.sport) {
-      k.tree_port = t.sport;  // the echo identifier
-    } else {
-      return {};
-    }
-    return {ids.of(k, rootful::FlowIds::Reader::Capture), nullptr};
-  };
-}
-
 // For the tests of the undo path (rootful_net.sh): CHILDFLOW_TEST_FAIL_STEP
 // names a step of run_rootful after which the run fails as if the next step
 // had (docs/rootful.md, "Cleanup"). Real runs never set it.
@@ -525,6 +502,10 @@ int run_rootful(const Config& c, uint64_t started) {
   // One epoll loop serves the forwarder and the relay (rootful/loop.hpp).
   auto loop = rootful::Loop::create();
   if (!loop) return fail(loop.error());
+  // The capture's reader reads the Policy the loop's handlers teach names
+  // (rootful/capture_notes.hpp): the loop works under this lock.
+  std::mutex loop_lock;
+  loop->set_lock(&loop_lock);
   rootful::RulesetSpec spec = ruleset_spec(c, plan);
   // --proxy (offline wins over it): the relay's listeners exist before the
   // table whose TPROXY rules name their ports (rootful/relay.hpp).
@@ -549,7 +530,8 @@ int run_rootful(const Config& c, uint64_t started) {
     auto taken = rootful::PortSlot::take();
     if (!taken) return fail(taken.error());
     slot.emplace(std::move(taken).value());
-    spec.masquerade_ports = {{slot->range().lo, slot->range().hi}};
+    const rootful::PortRange masq = rootful::masquerade_part(slot->range());
+    spec.masquerade_ports = {{masq.lo, masq.hi}};
   }
   auto host = rootful::Host::setup(spec, c.iface, c.verbosity < 0);
   if (!host) {
@@ -560,7 +542,7 @@ int run_rootful(const Config& c, uint64_t started) {
   // The tree's direct flows, for the flow log and the summary: conntrack
   // events, from before the tree sends anything (rootful/conntrack.hpp).
   std::unique_ptr<rootful::Conntrack> ct;
-  if (c.flow_log || c.summary) {
+  if (c.flow_log || c.summary || c.capture) {  // the capture's ids: forgotten on DESTROY
     auto opened = rootful::Conntrack::open(plan, rec, pol, (*host)->tproxy_mark(), &flow_ids);
     if (!opened) {
       rec.runtime_failure("rootful", "setup_failed", opened.error().str());
@@ -587,7 +569,9 @@ int run_rootful(const Config& c, uint64_t started) {
   if (relay) {
     relay->set_mark((*host)->egress_mark());
     relay->set_flow_ids(&flow_ids);
+    if (slot) relay->set_host_ports(rootful::host_part(slot->range()));
   }
+  if (slot) fo.host_ports = rootful::host_part(slot->range());
   if (ct)
     if (auto s = loop->add(ct->fd(), EPOLLIN, [&ct](uint32_t) { ct->on_readable(); }); !s)
       return fail(s.error());
@@ -627,9 +611,17 @@ int run_rootful(const Config& c, uint64_t started) {
     }
     cap.emplace(std::move(opened->first));
     tap = std::move(opened->second);
-    // wire-egress frames carry the host's addresses (masquerade): no ids.
-    capture::FlowIdOf ids = slot ? capture::FlowIdOf{} : veth_flow_ids(flow_ids, plan);
-    if (auto s = tap->start(*cap, std::move(ids), !slot); !s) return fail(s.error());
+    capture::FlowIdOf notes;
+    if (slot) {
+      auto q = rootful::CtQuery::open();
+      if (!q) return fail(q.error());
+      notes = rootful::wire_notes(flow_ids, plan, slot->range(),
+                                  std::make_shared<rootful::CtQuery>(std::move(q).value()));
+    } else {
+      notes = rootful::veth_notes(flow_ids, plan,
+                                  rootful::policy_judge(pol, loop_lock, relay != nullptr));
+    }
+    if (auto s = tap->start(*cap, std::move(notes), !slot); !s) return fail(s.error());
   }
   if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0) return fail(errno_error("sandbox: prctl(PR_SET_DUMPABLE)"));
   if (!sandbox::release(tree))
@@ -685,6 +677,14 @@ int run_rootful(const Config& c, uint64_t started) {
   if (cap) {
     if (auto s = cap->close(); !s) fail(s.error());  // said; the run still reports
   }
+  if (slot && c.verbosity >= 0)
+    if (uint64_t n = (relay ? relay->uncaptured() : 0) + (*forwarder)->uncaptured())
+      std::fputs(fmt::format("childflow: warning: capture: {} connection(s) of childflow's own "
+                             "(DNS lookups, proxy connections) found no free port of the run's "
+                             "range and are not in the wire-egress file\n",
+                             n)
+                     .c_str(),
+                 stderr);
   host->reset();  // the host side is undone before the report is printed
   signals.stop();
   engine::Stats stats;

@@ -30,6 +30,9 @@ struct FrameNote {
   // Set when the policy denied the flow: the flow log's reason_code
   // ("deny_cidr", "offline", ...; a static string).
   const char* denied = nullptr;
+  // Not the tree's frame after all: not written (the rootful wire-egress
+  // view's ICMP echo of the host's own pings, capture/wire.hpp).
+  bool discard = false;
 };
 
 // The comment text for a note, written into `out` (no allocation; cut at

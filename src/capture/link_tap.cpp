@@ -192,6 +192,7 @@ bool LinkTap::drain() {
     FrameNote note;
     if (flow_of_)
       if (auto t = five_tuple(frame)) note = flow_of_(*t);
+    if (note.discard) continue;
     const bool outgoing = from.sll_pkttype == PACKET_OUTGOING;
     cap_->frame(outgoing == outgoing_to_child_ ? Direction::ToChild : Direction::FromChild, frame,
                 note, ts);

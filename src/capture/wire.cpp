@@ -245,6 +245,8 @@ std::vector<sock_filter> wire_range_filter(uint16_t lo, uint16_t hi, int skip_if
   int v6 = p.new_label(), tcp6 = p.new_label(), udp6 = p.new_label(), ports6 = p.new_label();
   int direction = p.new_label(), in_tcp = p.new_label(), out_port = p.new_label(),
       in_port = p.new_label();
+  int icmp4 = p.new_label(), icmp6 = p.new_label(), echo_out = p.new_label(),
+      echo_in = p.new_label();
 
   clear_scratch(p);
   if (skip_ifindex > 0) {
@@ -266,7 +268,12 @@ std::vector<sock_filter> wire_range_filter(uint16_t lo, uint16_t hi, int skip_if
   p.stmt(BPF_LDX | BPF_B | BPF_MSH, 14);
   p.stmt(kLdB, 14 + 9);
   p.jump(kJeq, IPPROTO_TCP, tcp4, -1);
-  p.jump(kJeq, IPPROTO_UDP, udp4, drop);
+  p.jump(kJeq, IPPROTO_UDP, udp4, -1);
+  p.jump(kJeq, IPPROTO_ICMP, icmp4, drop);
+  p.place(icmp4);
+  p.stmt(BPF_LD | BPF_B | BPF_IND, 14);  // the ICMP type
+  p.jump(kJeq, 8, echo_out, -1);
+  p.jump(kJeq, 0, echo_in, drop);
   p.place(tcp4);
   p.stmt(BPF_LD | BPF_B | BPF_IND, 14 + 13);
   p.stmt(kSt, kFlags);
@@ -288,7 +295,12 @@ std::vector<sock_filter> wire_range_filter(uint16_t lo, uint16_t hi, int skip_if
   }
   p.stmt(kLdB, 14 + 6);
   p.jump(kJeq, IPPROTO_TCP, tcp6, -1);
-  p.jump(kJeq, IPPROTO_UDP, udp6, drop);
+  p.jump(kJeq, IPPROTO_UDP, udp6, -1);
+  p.jump(kJeq, IPPROTO_ICMPV6, icmp6, drop);
+  p.place(icmp6);
+  p.stmt(kLdB, 14 + 40);  // the ICMPv6 type
+  p.jump(kJeq, 128, echo_out, -1);
+  p.jump(kJeq, 129, echo_in, drop);
   p.place(tcp6);
   p.stmt(kLdB, 14 + 40 + 13);
   p.stmt(kSt, kFlags);
@@ -302,6 +314,16 @@ std::vector<sock_filter> wire_range_filter(uint16_t lo, uint16_t hi, int skip_if
   p.stmt(kLdH, 14 + 42);
   p.stmt(kSt, kDport);
   p.ja(direction);
+
+  // ICMP echo: a request leaving, a reply arriving. Their identifier is
+  // no port the run reserves, so the capture's hook keeps only the tree's
+  // (conntrack says whose it is) and discards the host's own pings.
+  p.place(echo_out);
+  p.stmt(kLdW, uint32_t(SKF_AD_OFF + SKF_AD_PKTTYPE));
+  p.jump(kJeq, PACKET_OUTGOING, accept, drop);
+  p.place(echo_in);
+  p.stmt(kLdW, uint32_t(SKF_AD_OFF + SKF_AD_PKTTYPE));
+  p.jump(kJeq, PACKET_OUTGOING, drop, accept);
 
   p.place(direction);
   p.stmt(kLdW, uint32_t(SKF_AD_OFF + SKF_AD_PKTTYPE));

@@ -45,9 +45,10 @@ std::vector<sock_filter> wire_filter(std::span<const WireFlow> flows, int skip_i
 // own ports [lo, hi] (rootful/port_slot.hpp). Accepts IPv4/IPv6 frames
 // leaving the host (PACKET_OUTGOING) with TCP/UDP source port in the range,
 // and frames coming in with TCP (ACK set: a reply, never a new connection)
-// or UDP destination port in the range; drops ICMP (an echo identifier is
-// no port the host reserves: the host's own pings could carry one of the
-// range), frames to or from a childflow tree's
+// or UDP destination port in the range, and ICMP/ICMPv6 echo requests
+// leaving and echo replies arriving (an echo identifier is no port the
+// host reserves: the host's own pings pass too, and the capture's hook
+// drops them, FrameNote::discard); drops frames to or from a childflow tree's
 // own addresses (10.240.0.0/16, fd42::/16: the veths, where frames are not
 // masqueraded yet), link `skip_ifindex` (loopback), ARP, later fragments,
 // IPv6 extension headers. Pure.

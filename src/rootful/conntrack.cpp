@@ -411,4 +411,95 @@ Result<std::unique_ptr<Conntrack>> Conntrack::open(const NetPlan& plan, observe:
   return std::unique_ptr<Conntrack>(new ConntrackImpl(plan, rec, pol, relayed_mark, ids, std::move(fd)));
 }
 
+namespace {
+
+// Appends attribute `type` with `data`, padded to 4 bytes; returns its offset.
+size_t put_attr(std::vector<uint8_t>& b, uint16_t type, const void* data, size_t len) {
+  const size_t at = b.size();
+  const uint16_t alen = uint16_t(4 + len);
+  b.resize(at + NLA_ALIGN(alen));
+  std::memcpy(b.data() + at, &alen, 2);
+  std::memcpy(b.data() + at + 2, &type, 2);
+  if (len) std::memcpy(b.data() + at + 4, data, len);
+  return at;
+}
+// Closes a nested attribute opened at `at`: its length covers what follows.
+void end_nest(std::vector<uint8_t>& b, size_t at) {
+  const uint16_t len = uint16_t(b.size() - at);
+  std::memcpy(b.data() + at, &len, 2);
+}
+
+}  // namespace
+
+std::vector<uint8_t> ct_reply_request(uint8_t proto, const IpAddr& remote, uint16_t rport,
+                                      const IpAddr& host, uint16_t hport, uint32_t seq) {
+  const bool v4 = remote.is_v4();
+  std::vector<uint8_t> b(NLMSG_HDRLEN + NLMSG_ALIGN(sizeof(nfgenmsg)));
+  const size_t tuple = put_attr(b, CTA_TUPLE_REPLY | NLA_F_NESTED, nullptr, 0);
+  const size_t ip = put_attr(b, CTA_TUPLE_IP | NLA_F_NESTED, nullptr, 0);
+  put_attr(b, v4 ? CTA_IP_V4_SRC : CTA_IP_V6_SRC, remote.bytes.data(), v4 ? 4 : 16);
+  put_attr(b, v4 ? CTA_IP_V4_DST : CTA_IP_V6_DST, host.bytes.data(), v4 ? 4 : 16);
+  end_nest(b, ip);
+  const size_t pr = put_attr(b, CTA_TUPLE_PROTO | NLA_F_NESTED, nullptr, 0);
+  put_attr(b, CTA_PROTO_NUM, &proto, 1);
+  if (proto == IPPROTO_ICMP || proto == IPPROTO_ICMPV6) {
+    const bool i4 = proto == IPPROTO_ICMP;
+    const uint16_t id = htons(hport);
+    const uint8_t type = i4 ? 0 : 129, code = 0;  // the reply of an echo
+    put_attr(b, i4 ? CTA_PROTO_ICMP_ID : CTA_PROTO_ICMPV6_ID, &id, 2);
+    put_attr(b, i4 ? CTA_PROTO_ICMP_TYPE : CTA_PROTO_ICMPV6_TYPE, &type, 1);
+    put_attr(b, i4 ? CTA_PROTO_ICMP_CODE : CTA_PROTO_ICMPV6_CODE, &code, 1);
+  } else {
+    const uint16_t sp = htons(rport), dp = htons(hport);
+    put_attr(b, CTA_PROTO_SRC_PORT, &sp, 2);
+    put_attr(b, CTA_PROTO_DST_PORT, &dp, 2);
+  }
+  end_nest(b, pr);
+  end_nest(b, tuple);
+  nlmsghdr h{};
+  h.nlmsg_len = uint32_t(b.size());
+  h.nlmsg_type = (NFNL_SUBSYS_CTNETLINK << 8) | IPCTNL_MSG_CT_GET;
+  h.nlmsg_flags = NLM_F_REQUEST;
+  h.nlmsg_seq = seq;
+  std::memcpy(b.data(), &h, sizeof h);
+  nfgenmsg g{};
+  g.nfgen_family = uint8_t(v4 ? AF_INET : AF_INET6);
+  g.version = NFNETLINK_V0;
+  std::memcpy(b.data() + NLMSG_HDRLEN, &g, sizeof g);
+  return b;
+}
+
+Result<CtQuery> CtQuery::open() {
+  UniqueFd fd(::socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_NETFILTER));
+  if (!fd) return errno_error("rootful: conntrack queries (NETLINK_NETFILTER)");
+  timeval tv{0, 100'000};
+  if (::setsockopt(fd.get(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) != 0)
+    return errno_error("rootful: conntrack queries (SO_RCVTIMEO)");
+  return CtQuery(std::move(fd));
+}
+
+std::optional<CtEvent> CtQuery::by_reply(uint8_t proto, const IpAddr& remote, uint16_t rport,
+                                         const IpAddr& host, uint16_t hport) {
+  if (remote.is_v4() != host.is_v4()) return std::nullopt;
+  const uint32_t seq = ++seq_;
+  std::vector<uint8_t> req = ct_reply_request(proto, remote, rport, host, hport, seq);
+  sockaddr_nl k{};
+  k.nl_family = AF_NETLINK;
+  if (::sendto(fd_.get(), req.data(), req.size(), 0, reinterpret_cast<sockaddr*>(&k), sizeof k) < 0)
+    return std::nullopt;
+  for (;;) {
+    ssize_t n = ::recv(fd_.get(), buf_.data(), buf_.size(), 0);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < ssize_t(sizeof(nlmsghdr))) return std::nullopt;  // time-out, error
+    nlmsghdr h;
+    std::memcpy(&h, buf_.data(), sizeof h);
+    if (h.nlmsg_seq != seq) continue;  // an earlier question's late answer
+    if (h.nlmsg_type == NLMSG_ERROR) return std::nullopt;  // ENOENT: no such connection
+    size_t malformed = 0;
+    std::vector<CtEvent> got = parse_ct({buf_.data(), size_t(n)}, &malformed);
+    if (got.empty()) return std::nullopt;
+    return got.front();
+  }
+}
+
 }  // namespace cf::rootful

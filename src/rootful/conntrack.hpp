@@ -38,12 +38,14 @@
 #pragma once
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <span>
 #include <vector>
 
 #include "common/addr.hpp"
 #include "common/net_plan.hpp"
 #include "common/result.hpp"
+#include "common/unique_fd.hpp"
 
 namespace cf::policy {
 class Policy;
@@ -83,6 +85,31 @@ FlowKey flow_key(const CtEvent& e);
 // message whose lengths do not fit, or without both addresses and a
 // protocol, is skipped and counted in *malformed. Never reads past `dgram`.
 std::vector<CtEvent> parse_ct(std::span<const uint8_t> dgram, size_t* malformed);
+
+// The request (IPCTNL_MSG_CT_GET, one entry) for the connection whose reply
+// direction is remote:rport -> host:hport (ICMP/ICMPv6 echo: rport and
+// hport are both the identifier, type echo reply). Pure.
+std::vector<uint8_t> ct_reply_request(uint8_t proto, const IpAddr& remote, uint16_t rport,
+                                      const IpAddr& host, uint16_t hport, uint32_t seq);
+
+// One synchronous question to conntrack on a socket of its own, for the
+// wire-egress capture's reader thread (flow_ids.hpp, "Host sides"): the
+// original direction of a masqueraded connection, from the reply direction
+// a frame on the host's interface shows. Each question waits at most
+// 100 ms; answers of an earlier question that timed out are skipped.
+class CtQuery {
+ public:
+  static Result<CtQuery> open();
+  // nullopt: no such connection (or no answer).
+  std::optional<CtEvent> by_reply(uint8_t proto, const IpAddr& remote, uint16_t rport,
+                                  const IpAddr& host, uint16_t hport);
+
+ private:
+  explicit CtQuery(UniqueFd fd) : fd_(std::move(fd)) {}
+  UniqueFd fd_;
+  uint32_t seq_ = 0;
+  std::vector<uint8_t> buf_ = std::vector<uint8_t>(8192);
+};
 
 class Conntrack {
  public:

@@ -121,6 +121,7 @@ class ForwarderImpl final : public Forwarder, public engine::GateEnv {
   bool answer_ready() { return !o_.answer_ready || o_.answer_ready(); }
 
   uint64_t queries() const override { return st_.dns_queries; }
+  uint64_t uncaptured() const override { return uncaptured_; }
 
   // Registers the listeners on the loop, and sweep() as its ticker.
   Status attach(Loop& loop) {
@@ -274,6 +275,7 @@ class ForwarderImpl final : public Forwarder, public engine::GateEnv {
     // --iface: the tree's lookups leave through the pinned interface too.
     if (o_.mark && ::setsockopt(fd.get(), SOL_SOCKET, SO_MARK, &o_.mark, sizeof o_.mark) != 0)
       return {};
+    if (o_.host_ports && !bind_in(fd.get(), r.is_v4(), *o_.host_ports)) ++uncaptured_;
     sockaddr_storage ss{};
     socklen_t len = to_sockaddr(r, 53, &ss);
     if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&ss), len) != 0 && errno != EINPROGRESS)
@@ -447,6 +449,7 @@ class ForwarderImpl final : public Forwarder, public engine::GateEnv {
   std::vector<std::pair<UniqueFd, IpAddr>> udp_, tcp_;
   std::list<UdpPending> pending_;
   std::list<TcpConn> conns_;
+  uint64_t uncaptured_ = 0;
 };
 
 }  // namespace

@@ -34,6 +34,7 @@
 #include "common/net_plan.hpp"
 #include "common/result.hpp"
 #include "rootful/loop.hpp"
+#include "rootful/port_slot.hpp"
 
 namespace cf::policy {
 class Policy;
@@ -49,6 +50,9 @@ struct ForwarderOptions {
   std::optional<IpAddr> resolver;  // none: SERVFAIL
   bool host_has_ipv6 = true;
   uint32_t mark = 0;  // --iface: SO_MARK of the upstream sockets (rootful/uplink.hpp)
+  // wire-egress: the upstream sockets bind to a port of this range (the
+  // run's host ports, port_slot.hpp), so the capture sees the lookups.
+  std::optional<PortRange> host_ports;
   // Domain rules (domain_sets.hpp): each pair an accepted answer teaches,
   // after the Policy learnt it; then, before that answer goes to the tree,
   // answer_ready(), and when it fails the tree gets SERVFAIL instead.
@@ -67,6 +71,8 @@ class Forwarder {
   virtual ~Forwarder() = default;
   // Queries seen (for the summary).
   virtual uint64_t queries() const = 0;
+  // Upstream sockets that found no free host port (not captured).
+  virtual uint64_t uncaptured() const = 0;
 };
 
 }  // namespace cf::rootful

@@ -22,9 +22,31 @@
 // destinations are remembered. Conntrack's DESTROY and the relay's end of
 // a connection forget the flow, so a later connection on the same ports is
 // a new flow.
+//
+// Verdicts. The capture's reader sees a flow's first frame as it enters
+// the host, before the table judges it, so it cannot read the table's
+// verdict; it asks the same Policy instead (note(): the run's `judge`,
+// which holds the loop's lock while the Policy is read, since the
+// forwarder teaches it names on the loop's thread). The forwarder loads a
+// name's set elements and teaches the Policy before the tree has the
+// answer, so the Policy knows at least what the table knows when the
+// tree's first packet arrives: the two agree. A denied flow's frames carry
+// the reason, and every flow the table denies towards one destination
+// takes that destination's first id, the one its policy_violation is
+// written under (the relay's refusals are one violation per connection,
+// each under its own id, which the relay marks denied itself).
+// A confirmation clears the reason (the table let it through after all).
+//
+// Host sides (wire-egress). The rootful wire-egress view sees a flow on the
+// host's interfaces after masquerade: the host's address and a port of the
+// run's range. host_side() remembers which flow such a host side is (the
+// capture learns it from conntrack, conntrack.hpp's CtQuery); forgetting
+// the flow forgets its host side, so a reused port is asked again.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <map>
+#include <optional>
 #include <mutex>
 #include <tuple>
 
@@ -41,6 +63,16 @@ struct FlowKey {
   IpAddr tree, remote;
   uint16_t tree_port = 0, remote_port = 0;  // ICMP echo: the id, and 0
   friend auto operator<=>(const FlowKey&, const FlowKey&) = default;
+};
+
+// A flow as the host's interfaces carry it after masquerade: the host's
+// port (ICMP echo: the identifier) and the remote address and port.
+struct HostKey {
+  uint8_t proto = 0;
+  uint16_t host_port = 0;
+  IpAddr remote;
+  uint16_t remote_port = 0;
+  friend auto operator<=>(const HostKey&, const HostKey&) = default;
 };
 
 class FlowIds {
@@ -60,10 +92,43 @@ class FlowIds {
   uint64_t last_to(uint8_t proto, const IpAddr& remote, uint16_t remote_port) const;
   void forget(const FlowKey& k);
 
+  // The capture's note of a frame: its flow's id and, when the policy
+  // denies the flow, the reason code (a static string). `judge` is asked
+  // once per new flow, outside this object's lock.
+  struct Note {
+    uint64_t id = 0;
+    const char* denied = nullptr;
+  };
+  // The judge's answer: the reason code (nullptr: allowed), and whether
+  // the run logs one violation per destination (the table's denials) or
+  // one per connection (the relay's).
+  struct Verdict {
+    const char* denied = nullptr;
+    bool per_destination = true;
+  };
+  using Judge = std::function<Verdict(const FlowKey&)>;
+  Note note(const FlowKey& k, const Judge& judge);
+  // The relay refused flow `k` (known: of() gave its id): its frames carry
+  // `reason` from now on, whoever saw it first.
+  void deny(const FlowKey& k, const char* reason);
+
+  // wire-egress: `h` is flow `k`'s host side (the capture learnt it from
+  // conntrack); of_host() finds it until the flow is forgotten. Bounded
+  // like the flows.
+  void host_side(const HostKey& h, const FlowKey& k);
+  std::optional<FlowKey> of_host(const HostKey& h) const;
+
  private:
+  struct Entry {
+    uint64_t id = 0;
+    const char* denied = nullptr;
+    std::optional<HostKey> host;
+  };
+  std::optional<Note> find_locked(const FlowKey& k, Reader who);
   observe::Recorder& rec_;
   mutable std::mutex mu_;
-  std::map<FlowKey, uint64_t> ids_;
+  std::map<FlowKey, Entry> ids_;
+  std::map<HostKey, FlowKey> hosts_;
   std::map<std::tuple<uint8_t, IpAddr, uint16_t>, uint64_t> last_;
 };
 

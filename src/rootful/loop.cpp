@@ -79,6 +79,8 @@ Status Loop::turn(int max_ms) {
   epoll_event evs[64];
   int n = ::epoll_wait(ep_.get(), evs, 64, wait);
   if (n < 0 && errno != EINTR) return errno_error("rootful: epoll_wait");
+  std::unique_lock<std::mutex> batch;
+  if (lock_) batch = std::unique_lock(*lock_);
   for (int k = 0; k < n; ++k) {
     const uint32_t i = uint32_t(evs[k].data.u64), gen = uint32_t(evs[k].data.u64 >> 32);
     if (i >= slots_.size() || slots_[i].gen != gen || slots_[i].fd < 0) continue;  // stale

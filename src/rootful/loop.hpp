@@ -15,13 +15,16 @@
 // once and returns its next deadline (monotonic ms, 0 for none); the loop
 // sleeps until the earliest, at most one second. Nothing here allocates per
 // event; the slot table grows only when more descriptors are registered at
-// once than ever before.
+// once than ever before. With set_lock(), each batch (handlers and tickers)
+// runs under that mutex, so another thread (the capture's reader) may read
+// what the handlers change (the Policy's names) while it holds it.
 #pragma once
 #include <sys/epoll.h>
 
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <mutex>
 #include <vector>
 
 #include "common/result.hpp"
@@ -47,6 +50,8 @@ class Loop {
   void remove(int fd);
   // Runs after every batch of events; returns the next deadline wanted.
   void add_ticker(Ticker t) { tickers_.push_back(std::move(t)); }
+  // Runs each batch under `m` (not owned; nullptr: none). Not while waiting.
+  void set_lock(std::mutex* m) { lock_ = m; }
 
   // Serves until `pidfd` is readable; signals read from `sigfd` go to
   // on_signal(signo, si_code). The Error is epoll_wait's.
@@ -70,6 +75,7 @@ class Loop {
   std::vector<Handler> graveyard_;
   std::vector<Ticker> tickers_;
   uint64_t next_deadline_ = 0;
+  std::mutex* lock_ = nullptr;
 };
 
 }  // namespace cf::rootful

@@ -115,6 +115,8 @@ class RelayImpl final : public Relay {
   uint16_t port6() const override { return port6_; }
   void set_mark(uint32_t mark) override { mark_ = mark; }
   void set_flow_ids(FlowIds* ids) override { ids_ = ids; }
+  void set_host_ports(PortRange r) override { host_ports_ = r; }
+  uint64_t uncaptured() const override { return uncaptured_; }
 
   void close_all() override {
     for (auto it = flows_.begin(); it != flows_.end(); ++it)
@@ -154,9 +156,10 @@ class RelayImpl final : public Relay {
   // Steps 1-3 of relay.hpp for one accepted connection.
   void start(UniqueFd tree, const IpAddr& src, uint16_t sport, const IpAddr& dst, uint16_t dport) {
     const uint64_t now = monotonic_ms();
-    // The id the capture gave the tree's frames of this connection, if any.
+    // The id the capture gave the tree's frames of this connection, if any
+    // (asked as the capture: the relay's verdict is yet to come).
     const FlowKey key{IPPROTO_TCP, src, dst, sport, dport};
-    uint64_t id = ids_ ? ids_->of(key, FlowIds::Reader::Confirmed) : 0;
+    uint64_t id = ids_ ? ids_->of(key, FlowIds::Reader::Capture) : 0;
     if (!id) id = rec_.next_flow_id();
     const observe::Target t{dst, dport};
     std::vector<std::string> names = pol_.names_for(dst, now);
@@ -166,10 +169,12 @@ class RelayImpl final : public Relay {
       rec_.policy_violation(id, policy::Proto::Tcp, format_endpoint(dst, dport), dst, dport, v,
                             names);
       rec_.connect_result(id, t, true, names, "denied by policy");
-      if (ids_) ids_->forget(key);
+      // Kept in the flow ids: the reset's frames carry the same id.
+      if (ids_) ids_->deny(key, v.reason_code);
       reset(tree);
       return;
     }
+    if (ids_) ids_->of(key, FlowIds::Reader::Confirmed);  // allowed: no violation's id
     const IpAddr& pa = o_.proxy_addr;
     UniqueFd up(::socket(pa.is_v4() ? AF_INET : AF_INET6,
                          SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
@@ -182,6 +187,13 @@ class RelayImpl final : public Relay {
       rec_.connect_result(id, t, true, names, strerror(errno));
       reset(tree);
       return;
+    }
+    if (host_ports_) {
+      // wire-egress: a port the capture's filter lets through, named.
+      if (uint16_t port = bind_in(up.get(), pa.is_v4(), *host_ports_); port && ids_)
+        ids_->host_side({IPPROTO_TCP, port, pa, o_.upstream->uri().port}, key);
+      else
+        ++uncaptured_;
     }
     int one = 1;
     ::setsockopt(up.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
@@ -373,6 +385,8 @@ class RelayImpl final : public Relay {
   RelayOptions o_;
   uint32_t mark_ = 0;
   FlowIds* ids_ = nullptr;
+  std::optional<PortRange> host_ports_;
+  uint64_t uncaptured_ = 0;
   policy::Policy& pol_;
   observe::Recorder& rec_;
   Loop& loop_;

@@ -40,6 +40,7 @@
 #include "common/net_plan.hpp"
 #include "common/result.hpp"
 #include "rootful/loop.hpp"
+#include "rootful/port_slot.hpp"
 
 namespace cf::policy {
 class Policy;
@@ -75,6 +76,12 @@ class Relay {
   // The run's shared flow ids (flow_ids.hpp), so that a captured frame and
   // the relay's events name a connection alike; nullptr for none.
   virtual void set_flow_ids(FlowIds* ids) = 0;
+  // wire-egress: the connections to the proxy bind to a port of `r` (the
+  // run's host ports, port_slot.hpp) and are named in the flow ids, so the
+  // capture sees them with their flow's id. One that finds no free port
+  // goes on uncaptured (counted: uncaptured()).
+  virtual void set_host_ports(PortRange r) = 0;
+  virtual uint64_t uncaptured() const = 0;
   // At the tree's end: the connections still open are closed and logged
   // (flow_end, close rst), as the engine does with its flows.
   virtual void close_all() = 0;

@@ -162,17 +162,41 @@ check_eq "" "$(tshark_fields "$B.child.pcapng" "arp || dns" -e frame.comment | s
   "rootful child view: ARP and DNS to the forwarder carry no flow comment"
 check_state "rootful -C both"
 
-# A denied destination: its SYN and the table's reset carry the flow_id of
-# the policy_violation (the verdict is the table's, not known to the reader).
+# A denied destination: its SYN (and its retries) and the table's reset
+# carry the flow_id of the policy_violation and the verdict; so does a UDP
+# datagram the table rejects, and, with --proxy, a connection the relay
+# refuses.
+violations() {
+  python3 -c 'import json,sys
+print(" ".join("%s:%s" % (e["flow_id"], e["reason_code"]) for e in map(json.loads, open(sys.argv[1])) if e.get("event")=="policy_violation"))' "$1"
+}
 rc=0
 cf root --root -d "$LAB_DNS4" --deny-cidr "$LAB_WWW4/32" --flow-log "$OUTD/rdeny.jsonl" \
-  -c "$OUTD/rdeny.pcapng" -- curl -4 -sS --max-time 5 "http://$LAB_WWW4/" >/dev/null 2>&1 || rc=$?
-check_eq 7 "$rc" "rootful denied: curl is reset"
-deny_id=$(python3 -c 'import json,sys
-print(" ".join(str(e["flow_id"]) for e in map(json.loads, open(sys.argv[1])) if e.get("event")=="policy_violation"))' "$OUTD/rdeny.jsonl")
-check_eq "flow_id=$deny_id" "$(tshark_fields "$OUTD/rdeny.pcapng" "tcp.port==80" -e frame.comment | sort -u)" \
-  "rootful denied: the SYN and the reset carry the violation's flow_id"
+  -c "$OUTD/rdeny.pcapng" -- sh -c "curl -4 -sS --max-time 5 http://$LAB_WWW4/ >/dev/null 2>&1; echo rc=\$?; dig +short +time=1 +tries=1 @$LAB_WWW4 -p 5353 x.example.test" >"$OUTD/rdeny.out" 2>&1 || rc=$?
+check_contains "$(cat "$OUTD/rdeny.out")" "rc=7" "rootful denied: curl is reset"
+viol=$(violations "$OUTD/rdeny.jsonl")
+tcp_id=$(python3 -c 'import json,sys
+print(" ".join(str(e["flow_id"]) for e in map(json.loads, open(sys.argv[1])) if e.get("event")=="policy_violation" and e.get("remote_port")==80))' "$OUTD/rdeny.jsonl")
+udp_id=$(python3 -c 'import json,sys
+print(" ".join(str(e["flow_id"]) for e in map(json.loads, open(sys.argv[1])) if e.get("event")=="policy_violation" and e.get("remote_port")==5353))' "$OUTD/rdeny.jsonl")
+check_match "$tcp_id $udp_id" '^[0-9]+ [0-9]+$' "rootful denied: one violation for TCP and one for UDP ($viol)"
+check_eq "flow_id=$tcp_id verdict=denied reason_code=deny_cidr" "$(tshark_fields "$OUTD/rdeny.pcapng" "tcp.port==80" -e frame.comment | sort -u)" \
+  "rootful denied: the SYN and the reset carry the violation's flow_id and the verdict"
+check_eq "flow_id=$udp_id verdict=denied reason_code=deny_cidr" "$(tshark_fields "$OUTD/rdeny.pcapng" "udp.port==5353 && !icmp" -e frame.comment | sort -u)" \
+  "rootful denied: the UDP datagrams carry the violation's flow_id and the verdict"
+check_opens "rootful denied" "$OUTD/rdeny.pcapng"
 check_state "rootful denied with capture"
+
+rc=0
+cf root --root -d "$LAB_DNS4" --proxy "http://$LAB_HTTP_PROXY" --deny-cidr "$LAB_WWW4/32" \
+  --flow-log "$OUTD/rpdeny.jsonl" -c "$OUTD/rpdeny.pcapng" -- \
+  sh -c "curl -4 -sS --max-time 5 http://$LAB_WWW4/ >/dev/null 2>&1; curl -4 -sS --max-time 5 http://$LAB_WWW4/ >/dev/null 2>&1" || rc=$?
+pviol=$(violations "$OUTD/rpdeny.jsonl")
+check_match "$pviol" '^[0-9]+:deny_cidr [0-9]+:deny_cidr$' "rootful --proxy denied: the relay's two violations ($pviol)"
+want=$(for v in $pviol; do echo "flow_id=${v%%:*} verdict=denied reason_code=deny_cidr"; done | sort -u)
+check_eq "$want" "$(tshark_fields "$OUTD/rpdeny.pcapng" "tcp.port==80" -e frame.comment | sort -u)" \
+  "rootful --proxy denied: each refused connection's frames carry its violation's flow_id and the verdict"
+check_state "rootful --proxy denied with capture"
 
 rc=0
 out=$(cf root --root -d "$LAB_DNS4" -c "$OUTD/only.pcapng" -- curl -4 -sS --max-time 5 http://www.example.test/ 2>"$OUTD/only.err") || rc=$?
@@ -187,20 +211,24 @@ noise_job=$!
 sleep 0.5
 RW=$OUTD/rw.pcapng
 rc=0
-out=$(cf root --root -d "$LAB_DNS4" -c "$RW" -C wire-egress -- sh -c \
-  'curl -4 -sS --max-time 5 http://www.example.test/; curl -6 -sS --max-time 5 http://www.example.test/' \
+out=$(cf root --root -d "$LAB_DNS4" --flow-log "$OUTD/rw.jsonl" -c "$RW" -C wire-egress -- sh -c \
+  'curl -4 -sS --max-time 5 http://www.example.test/; curl -6 -sS --max-time 5 http://www.example.test/; ping -4 -c 2 -W 2 www.example.test >/dev/null; echo ping4=$?; ping -6 -c 2 -W 2 www.example.test >/dev/null; echo ping6=$?' \
   2>"$OUTD/rw.err") || rc=$?
 kill "$noise_job" 2>/dev/null || true
 wait "$noise_job" 2>/dev/null || true
 check_eq 0 "$rc" "rootful wire-egress: exit 0 ($(head -c 300 "$OUTD/rw.err"))"
 check_eq 2 "$(grep -c 'childflow lab www' <<<"$out")" "rootful wire-egress: the page over IPv4 and IPv6"
+check_contains "$out" "ping4=0" "rootful wire-egress: ping over IPv4"
+check_contains "$out" "ping6=0" "rootful wire-egress: ping over IPv6"
 check_opens "rootful wire-egress" "$RW"
 check_contains "$(tshark -n -r "$RW" -V -c 1 2>/dev/null)" "childflow view=wire-egress backend=rootful kind=wire interface=any" "rootful wire-egress: interface description"
 syn=$(tshark_fields "$RW" "tcp.flags.syn==1 && tcp.flags.ack==0" -e ip.src -e ipv6.src -e tcp.srcport)
 check_eq 2 "$(grep -c . <<<"$syn")" "rootful wire-egress: the tree's two SYNs ($syn)"
 check_contains "$syn" "$LAB_HOST4" "rootful wire-egress: the IPv4 SYN, masqueraded to the lab host's address"
 check_contains "$syn" "$LAB_HOST6" "rootful wire-egress: the IPv6 SYN, masqueraded to the lab host's address"
-ports_ok=$(awk '{p=$NF; if (p < 61000 || p > 65095) bad=1} END {print bad ? "no" : "yes"}' <<<"$syn")
+# A slot is 512 ports from 61000: its first 384 the masquerade's, its last
+# 128 childflow's own sockets' (rootful/port_slot.hpp).
+ports_ok=$(awk '{p=$NF; if (p < 61000 || p > 65095 || (p - 61000) % 512 >= 384) bad=1} END {print bad ? "no" : "yes"}' <<<"$syn")
 check_eq yes "$ports_ok" "rootful wire-egress: the SYNs leave from the run's masquerade ports"
 check_eq 2 "$(tshark_fields "$RW" "tcp.flags.syn==1 && tcp.flags.ack==1" -e frame.number | wc -l)" "rootful wire-egress: the two first replies (SYN-ACK)"
 check_eq "/ / " "$(tshark_fields "$RW" "http.request" -e http.request.uri | sort | tr '\n' ' ')" "rootful wire-egress: the tree's two GETs, no other request"
@@ -209,7 +237,25 @@ check_eq 2 "$(tshark_fields "$RW" "tcp" -e tcp.stream | sort -u | wc -l)" "rootf
 rwv=$(tshark -n -r "$RW" -V 2>/dev/null)
 check_not_contains "$rwv" "/noise" "rootful wire-egress: no byte of the host's own HTTP"
 check_not_contains "$rwv" "10.240." "rootful wire-egress: no frame of the veth"
-check_eq "" "$(tshark_fields "$RW" "icmp || icmpv6 || dns" -e frame.number)" "rootful wire-egress: none of the host's pings and DNS"
+check_eq "" "$(tshark_fields "$RW" "dns.qry.name contains \"noise\"" -e dns.qry.name)" "rootful wire-egress: none of the host's own DNS"
+rdns=$(tshark_fields "$RW" "dns.flags.response==0" -e dns.qry.name -e udp.srcport)
+check_contains "$rdns" "www.example.test" "rootful wire-egress: the forwarder's lookups for the tree"
+dns_ports_ok=$(awk '{p=$NF; if (p < 61000 || p > 65095 || (p - 61000) % 512 < 384) bad=1} END {print bad ? "no" : "yes"}' <<<"$rdns")
+check_eq yes "$dns_ports_ok" "rootful wire-egress: the lookups leave from the run's own host ports ($rdns)"
+check_eq 2 "$(tshark_fields "$RW" "icmp.type==8" -e frame.number | wc -l)" "rootful wire-egress: the tree's two IPv4 echo requests, none of the host's pings"
+check_eq 2 "$(tshark_fields "$RW" "icmp.type==0" -e frame.number | wc -l)" "rootful wire-egress: their two replies"
+check_eq 4 "$(tshark_fields "$RW" "icmpv6.type==128 || icmpv6.type==129" -e frame.number | wc -l)" "rootful wire-egress: the IPv6 echo requests and replies"
+# Comments: the flow log's ids (conntrack's), on every frame of a flow.
+want=$(python3 -c 'import json,sys
+ids=set()
+for e in map(json.loads, open(sys.argv[1])):
+  if e.get("event") in ("connect_attempt", "flow_start") and e.get("protocol") in ("tcp", "icmpv4", "icmpv6"):
+    ids.add(e["flow_id"])
+print(" ".join("flow_id=%d" % i for i in sorted(ids)))' "$OUTD/rw.jsonl")
+check_match "$want" '^flow_id=[0-9]+( flow_id=[0-9]+){3}$' "rootful wire-egress: the flow log has two connections and two pings ($want)"
+got=$(tshark_fields "$RW" "tcp || icmp || icmpv6.type==128 || icmpv6.type==129" -e frame.comment | sort -u -t= -k2 -n | tr '\n' ' ')
+check_eq "$want " "$got" "rootful wire-egress: every TCP and echo frame carries its flow's flow_id"
+check_eq "" "$(tshark_fields "$RW" "dns" -e frame.comment | sort -u)" "rootful wire-egress: the forwarder's lookups carry no flow comment"
 check_state "rootful wire-egress"
 
 # Two rootful wire-egress runs at once: each has its own port range, and each

@@ -173,10 +173,21 @@ TEST(WireRangeFilter, TheRunsPortsOnTheWireOnly) {
   EXPECT_EQ(in(udp4(ip("203.0.113.53"), 53, kHost4, 61600)), kSnapLen);
   EXPECT_EQ(out(eth(ipv6_packet(kHost6, kWww6, 6, tcp(61700, 443, 0x02)), true)), kSnapLen);
   EXPECT_EQ(in(eth(ipv6_packet(kWww6, kHost6, 6, tcp(443, 61700, 0x12)), true)), kSnapLen);
-  // ICMP is never in: an echo identifier of the range may be the host's own.
-  EXPECT_EQ(out(eth(ipv4_packet(kHost4, kWww4, 1, icmp(8, 0, 61520u << 16 | 1, {9})), false)), 0u);
-  EXPECT_EQ(in(eth(ipv4_packet(kWww4, kHost4, 1, icmp(0, 0, 61520u << 16 | 1, {9})), false)), 0u);
-  EXPECT_EQ(out(eth(ipv6_packet(kHost6, kWww6, 58, icmp(128, 0, 61520u << 16 | 1, {9})), true)), 0u);
+  // ICMP echo: any identifier (no port of ours), requests leaving and
+  // replies arriving; the capture's hook asks conntrack whose they are.
+  EXPECT_EQ(out(eth(ipv4_packet(kHost4, kWww4, 1, icmp(8, 0, 7u << 16 | 1, {9})), false)), kSnapLen);
+  EXPECT_EQ(in(eth(ipv4_packet(kWww4, kHost4, 1, icmp(0, 0, 7u << 16 | 1, {9})), false)), kSnapLen);
+  EXPECT_EQ(out(eth(ipv6_packet(kHost6, kWww6, 58, icmp(128, 0, 7u << 16 | 1, {9})), true)), kSnapLen);
+  EXPECT_EQ(in(eth(ipv6_packet(kWww6, kHost6, 58, icmp(129, 0, 7u << 16 | 1, {9})), true)), kSnapLen);
+  // ... but not an echo request coming in (a ping of the host), a reply
+  // leaving (the host answering), or other ICMP (errors, neighbour discovery).
+  EXPECT_EQ(in(eth(ipv4_packet(kWww4, kHost4, 1, icmp(8, 0, 7u << 16 | 1, {9})), false)), 0u);
+  EXPECT_EQ(out(eth(ipv4_packet(kHost4, kWww4, 1, icmp(0, 0, 7u << 16 | 1, {9})), false)), 0u);
+  EXPECT_EQ(in(eth(ipv6_packet(kWww6, kHost6, 58, icmp(128, 0, 7u << 16 | 1, {9})), true)), 0u);
+  EXPECT_EQ(out(eth(ipv4_packet(kHost4, kWww4, 1, icmp(3, 3, 0, {9})), false)), 0u);
+  EXPECT_EQ(out(eth(ipv6_packet(kHost6, kWww6, 58, icmp(135, 0, 0, {9})), true)), 0u);
+  EXPECT_EQ(out(eth(ipv4_packet(ip("10.240.3.2"), kWww4, 1, icmp(8, 0, 7u << 16 | 1, {9})), false)), 0u)
+      << "a veth's echo";
 
   // The host's own traffic: its ephemeral ports, just outside the range.
   EXPECT_EQ(out(tcp4f(kHost4, 40000, kWww4, 80, 0x02)), 0u);

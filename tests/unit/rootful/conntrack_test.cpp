@@ -15,6 +15,7 @@
 #include <netinet/in.h>
 
 #include <cstring>
+#include <map>
 #include <random>
 #include <vector>
 
@@ -222,6 +223,65 @@ TEST(ParseCt, OtherMessagesAreNotEvents) {
 
 // Every prefix, and every single-byte corruption, of a datagram of two
 // events: never a read out of bounds (ASan), never more events than there.
+// The question CtQuery asks: one IPCTNL_MSG_CT_GET with the reply tuple,
+// read back attribute by attribute.
+TEST(CtQuery, TheRequestNamesTheReplyDirection) {
+  auto nla = [](const std::vector<uint8_t>& b, size_t off, uint16_t* type) {
+    uint16_t len;
+    std::memcpy(&len, b.data() + off, 2);
+    std::memcpy(type, b.data() + off + 2, 2);
+    *type &= NLA_TYPE_MASK;
+    return len;
+  };
+  const IpAddr www = *IpAddr::parse("203.0.113.10"), host = *IpAddr::parse("198.51.100.2");
+  std::vector<uint8_t> b = ct_reply_request(IPPROTO_TCP, www, 80, host, 61600, 7);
+  nlmsghdr h;
+  std::memcpy(&h, b.data(), sizeof h);
+  EXPECT_EQ(h.nlmsg_len, b.size());
+  EXPECT_EQ(h.nlmsg_type, (NFNL_SUBSYS_CTNETLINK << 8) | IPCTNL_MSG_CT_GET);
+  EXPECT_EQ(h.nlmsg_flags, NLM_F_REQUEST) << "one entry, not a dump";
+  EXPECT_EQ(h.nlmsg_seq, 7u);
+  EXPECT_EQ(b[NLMSG_HDRLEN], AF_INET);
+  size_t off = NLMSG_HDRLEN + NLMSG_ALIGN(sizeof(nfgenmsg));
+  uint16_t type;
+  EXPECT_EQ(nla(b, off, &type), b.size() - off) << "one attribute: the tuple";
+  EXPECT_EQ(type, CTA_TUPLE_REPLY);
+  off += 4;
+  uint16_t ip_len = nla(b, off, &type);
+  EXPECT_EQ(type, CTA_TUPLE_IP);
+  EXPECT_EQ(ip_len, 4 + 8 + 8);
+  nla(b, off + 4, &type);
+  EXPECT_EQ(type, CTA_IP_V4_SRC);
+  EXPECT_EQ(0, std::memcmp(b.data() + off + 8, www.bytes.data(), 4)) << "the source: the remote";
+  nla(b, off + 12, &type);
+  EXPECT_EQ(type, CTA_IP_V4_DST);
+  EXPECT_EQ(0, std::memcmp(b.data() + off + 16, host.bytes.data(), 4)) << "the destination: the host";
+  off += ip_len;
+  nla(b, off, &type);
+  EXPECT_EQ(type, CTA_TUPLE_PROTO);
+  EXPECT_EQ(b[off + 8], IPPROTO_TCP);
+  EXPECT_EQ(b[off + 16] << 8 | b[off + 17], 80) << "source port: the remote's";
+  EXPECT_EQ(b[off + 24] << 8 | b[off + 25], 61600) << "destination port: the host's";
+
+  // ICMPv6 echo: the identifier and the reply's type (129).
+  b = ct_reply_request(IPPROTO_ICMPV6, *IpAddr::parse("2001:db8:2::10"), 77,
+                       *IpAddr::parse("2001:db8:1::2"), 77, 8);
+  EXPECT_EQ(b[NLMSG_HDRLEN], AF_INET6);
+  off = NLMSG_HDRLEN + NLMSG_ALIGN(sizeof(nfgenmsg)) + 4;
+  off += nla(b, off, &type);  // the addresses
+  const size_t proto = off + 4;
+  std::map<uint16_t, std::vector<uint8_t>> attrs;
+  for (size_t o = proto; o < b.size();) {
+    uint16_t len = nla(b, o, &type);
+    attrs[type].assign(b.begin() + long(o) + 4, b.begin() + long(o) + len);
+    o += NLA_ALIGN(len);
+  }
+  EXPECT_EQ(attrs[CTA_PROTO_NUM], std::vector<uint8_t>{IPPROTO_ICMPV6});
+  EXPECT_EQ(attrs[CTA_PROTO_ICMPV6_ID], (std::vector<uint8_t>{0, 77}));
+  EXPECT_EQ(attrs[CTA_PROTO_ICMPV6_TYPE], std::vector<uint8_t>{129});
+  EXPECT_EQ(attrs[CTA_PROTO_ICMPV6_CODE], std::vector<uint8_t>{0});
+}
+
 TEST(ParseCt, PrefixesAndCorruptionsStayInBounds) {
   const Bytes d = cat({tcp_new(), udp6_destroy()});
   for (size_t n = 0; n <= d.size(); ++n) {

@@ -79,6 +79,76 @@ TEST(FlowIds, BoundedAgainstASprayingTree) {
   EXPECT_NE(ids.of(key(5, "203.0.113.10", 5), kCap), 0u) << "known flows still have theirs";
 }
 
+TEST(FlowIds, TheCapturesNoteCarriesTheVerdictAndTheViolationsId) {
+  const Config c;
+  observe::Recorder rec(c);
+  FlowIds ids(rec);
+  const IpAddr www = *IpAddr::parse("203.0.113.10");
+  int asked = 0;
+  FlowIds::Judge deny = [&](const FlowKey&) { return ++asked, FlowIds::Verdict{"deny_cidr", true}; };
+  FlowIds::Judge allow = [&](const FlowKey&) { return ++asked, FlowIds::Verdict{}; };
+  // A denied flow: the reason on each of its frames, asked once.
+  FlowIds::Note a = ids.note(key(40000), deny);
+  EXPECT_NE(a.id, 0u);
+  EXPECT_STREQ(a.denied, "deny_cidr");
+  FlowIds::Note again = ids.note(key(40000), deny);
+  EXPECT_EQ(again.id, a.id);
+  EXPECT_STREQ(again.denied, "deny_cidr");
+  EXPECT_EQ(asked, 1) << "the policy is asked once per flow";
+  // A retry from another port: the same destination's violation id.
+  FlowIds::Note retry = ids.note(key(40001), deny);
+  EXPECT_EQ(retry.id, a.id) << "one violation per destination, one id for its frames";
+  EXPECT_EQ(ids.last_to(IPPROTO_TCP, www, 80), a.id);
+  // An allowed flow: its own id and no verdict.
+  FlowIds::Note ok = ids.note(key(40002, "203.0.113.20", 7), allow);
+  EXPECT_NE(ok.id, a.id);
+  EXPECT_EQ(ok.denied, nullptr);
+  // Conntrack confirms a flow the capture took for denied: it was let
+  // through after all, so its later frames carry no verdict.
+  FlowIds::Note late = ids.note(key(40003, "203.0.113.30", 443), deny);
+  EXPECT_EQ(ids.of(key(40003, "203.0.113.30", 443), kConf), late.id);
+  EXPECT_EQ(ids.note(key(40003, "203.0.113.30", 443), deny).denied, nullptr);
+  EXPECT_EQ(ids.last_to(IPPROTO_TCP, *IpAddr::parse("203.0.113.30"), 443), 0u);
+  // The relay's refusals: one violation per connection, each its own id;
+  // a connection the relay saw first is marked denied by it.
+  FlowIds::Judge relayed = [](const FlowKey&) { return FlowIds::Verdict{"deny_cidr", false}; };
+  const FlowKey p1 = key(41000, "203.0.113.40", 80), p2 = key(41001, "203.0.113.40", 80);
+  uint64_t r1 = ids.note(p1, relayed).id;
+  EXPECT_NE(ids.note(p2, relayed).id, r1) << "a relayed refusal never shares an id";
+  const FlowKey p3 = key(41002, "203.0.113.40", 80);
+  uint64_t r3 = ids.of(p3, kCap);
+  ids.deny(p3, "deny_cidr");
+  EXPECT_EQ(ids.note(p3, relayed).id, r3);
+  EXPECT_STREQ(ids.note(p3, relayed).denied, "deny_cidr");
+  // A flow conntrack saw first: the capture finds its id, no verdict.
+  uint64_t direct = ids.of(key(40004), kConf);
+  FlowIds::Note seen = ids.note(key(40004), deny);
+  EXPECT_EQ(seen.id, direct);
+  EXPECT_EQ(seen.denied, nullptr);
+}
+
+TEST(FlowIds, HostSidesUntilTheFlowIsForgotten) {
+  const Config c;
+  observe::Recorder rec(c);
+  FlowIds ids(rec);
+  const HostKey h{IPPROTO_TCP, 61600, *IpAddr::parse("203.0.113.10"), 80};
+  EXPECT_FALSE(ids.of_host(h));
+  ids.host_side(h, key(40000));
+  EXPECT_FALSE(ids.of_host(h)) << "only a known flow gets a host side";
+  uint64_t id = ids.of(key(40000), kConf);
+  ids.host_side(h, key(40000));
+  ASSERT_TRUE(ids.of_host(h));
+  EXPECT_EQ(ids.of(*ids.of_host(h), kConf), id);
+  // The port reused by a later flow before conntrack forgot the first.
+  ids.of(key(40001), kConf);
+  ids.host_side(h, key(40001));
+  EXPECT_EQ(ids.of_host(h)->tree_port, 40001);
+  ids.forget(key(40000));
+  ASSERT_TRUE(ids.of_host(h)) << "forgetting the old flow leaves the new one's host side";
+  ids.forget(key(40001));
+  EXPECT_FALSE(ids.of_host(h)) << "a forgotten flow's host side is asked again";
+}
+
 TEST(FlowIds, TwoThreadsAgree) {
   const Config c;
   observe::Recorder rec(c);
