@@ -120,6 +120,11 @@ std::string ruleset(const RulesetSpec& s) {
     line(g + " meta l4proto tcp reject with tcp reset");
     line(g + " reject with icmpx type admin-prohibited");
   }
+  // Nor are broadcast and multicast (the limited broadcast, the link's
+  // directed broadcast, 224.0.0.0/4): they reach every host socket bound to
+  // the wildcard address. Dropped: the kernel answers no broadcast.
+  line("ip daddr { 255.255.255.255, 224.0.0.0/4 } drop");
+  line("fib daddr type { broadcast, multicast, anycast } drop");
   line("jump judge");
   t += "  }\n";
 

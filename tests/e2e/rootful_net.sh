@@ -7,6 +7,8 @@
 # - each policy rule blocking TCP at once with a reset (curl exit 7, never
 #   its time-out's 28), UDP getting ICMP administratively prohibited,
 #   and the denial in the flow log; an allow rule under default-deny;
+# - the host's wildcard-bound UDP service gets the tree's datagram to the host's
+#   address but none sent to a broadcast or multicast address;
 # - two runs at once, each with its own link and table;
 # - options the rootful backend does not do yet: exit 2, one line, nothing
 #   created;
@@ -110,6 +112,47 @@ check_contains "$(cat "$LOG")" '"remote":"203.0.113.10:80"' "deny-cidr: the IPv4
 check_contains "$(cat "$LOG")" '"matched_cidr":"2001:db8:2::/64"' "deny-cidr: the IPv6 rule logged"
 check_contains "$ERR" "deny_cidr" "deny-cidr: in the summary"
 check_state "deny-cidr"
+
+# The host's services bound to the wildcard address: the tree reaches them
+# at the host's own address when the policy allows it (the control), never
+# through the limited, the link's directed or a multicast broadcast.
+BCAST_PORT=47999
+lab_root timeout 20 python3 -c '
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("0.0.0.0", int(sys.argv[1])))
+s.settimeout(8)
+out = open(sys.argv[2], "w")
+try:
+    while True:
+        data, peer = s.recvfrom(100)
+        out.write(data.decode() + "\n"); out.flush()
+except socket.timeout:
+    pass' "$BCAST_PORT" "$OUTD/bcast.got" &
+bcast_job=$!
+sleep 0.5
+rf bcast -- python3 -c '
+import socket, sys, time
+port = int(sys.argv[2])
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
+s.connect((sys.argv[1], 1)); me = s.getsockname()[0]; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
+directed = me.rsplit(".", 1)[0] + "." + str(int(me.rsplit(".", 1)[1]) | 3)
+for name, dst in (("limited", "255.255.255.255"), ("directed", directed), ("multicast", "224.0.0.1"), ("control", sys.argv[1])):
+    for _ in range(3):
+        try:
+            s.sendto(name.encode(), (dst, port))
+        except OSError as e:
+            print(name, e)
+    time.sleep(0.2)
+print("sent")' "$LAB_HOST4" "$BCAST_PORT"
+wait "$bcast_job" || true
+check_contains "$OUT" "sent" "broadcast: the tree sent its datagrams ($ERR)"
+got=$(sort -u "$OUTD/bcast.got" | tr '\n' ' ')
+check_eq "control " "$got" "broadcast: the host's wildcard socket got the control only, no broadcast or multicast"
+check_state "broadcast"
 
 rf dflt --default-policy deny --allow-cidr "$LAB_WWW4/32" -- sh -c "
   curl -4 -sS --max-time 5 http://www.example.test/; echo

@@ -80,9 +80,14 @@ TEST(Ruleset, DnsToTheGatewayOnlyTheRestOfTheHostRejected) {
   size_t rst = at(t, "ip daddr 10.240.3.1 meta l4proto tcp reject with tcp reset");
   at(t, "ip6 daddr fd42:1:2:3::1 reject with icmpx type admin-prohibited");
   EXPECT_LT(dns, rst);
+  // Broadcast and multicast reach no host socket: before the judge.
+  size_t bcast = at(t, "ip daddr { 255.255.255.255, 224.0.0.0/4 } drop");
+  size_t fib = at(t, "fib daddr type { broadcast, multicast, anycast } drop");
   // Other host addresses are judged like forwarded traffic.
   size_t to_host = at(t, "chain to_host {");
+  EXPECT_GT(bcast, to_host);
   EXPECT_GT(t.find("jump judge", to_host), rst);
+  EXPECT_GT(t.find("jump judge", to_host), fib);
 }
 
 TEST(Ruleset, NoPolicyRulesByDefault) {
