@@ -285,8 +285,9 @@ class ForwarderImpl final : public Forwarder, public engine::GateEnv {
 
   void tcp_accept(int listener, const IpAddr& server) {
     for (;;) {
-      UniqueFd fd(::accept4(listener, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC));
-      if (!fd) return;
+      bool shed = false;
+      UniqueFd fd = accept_shedding(listener, nullptr, nullptr, spare_, &shed);
+      if (!fd) return;  // EAGAIN (or out of descriptors: one shed)
       if (conns_.size() >= kMaxTcpConns) continue;  // closed at once
       TcpConn c;
       c.fd = std::move(fd);
@@ -450,6 +451,7 @@ class ForwarderImpl final : public Forwarder, public engine::GateEnv {
   std::list<UdpPending> pending_;
   std::list<TcpConn> conns_;
   uint64_t uncaptured_ = 0;
+  UniqueFd spare_ = spare_fd();
 };
 
 }  // namespace

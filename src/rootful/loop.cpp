@@ -1,6 +1,8 @@
 // The rootful parent's event loop. See loop.hpp.
 #include "rootful/loop.hpp"
 
+#include <fcntl.h>
+
 #include <sys/signalfd.h>
 #include <unistd.h>
 
@@ -113,6 +115,27 @@ Status Loop::serve(int pidfd, int sigfd, const std::function<void(int, int)>& on
   remove(pidfd);
   graveyard_.clear();
   return st;
+}
+
+UniqueFd spare_fd() { return UniqueFd(::open("/dev/null", O_RDONLY | O_CLOEXEC)); }
+
+UniqueFd accept_shedding(int listener, sockaddr* peer, socklen_t* len, UniqueFd& reserve,
+                         bool* shed) {
+  *shed = false;
+  const socklen_t want = len ? *len : 0;
+  for (;;) {
+    if (len) *len = want;
+    UniqueFd fd(::accept4(listener, peer, len, SOCK_NONBLOCK | SOCK_CLOEXEC));
+    if (fd) return fd;
+    if (errno == EINTR || errno == ECONNABORTED) continue;
+    if ((errno != EMFILE && errno != ENFILE) || !reserve) return {};
+    reserve.reset();
+    UniqueFd dropped(::accept4(listener, nullptr, nullptr, SOCK_CLOEXEC));
+    *shed = bool(dropped);
+    dropped.reset();  // closed at once: the peer sees the connection end
+    reserve = spare_fd();
+    return {};
+  }
 }
 
 }  // namespace cf::rootful

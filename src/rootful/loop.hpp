@@ -20,6 +20,7 @@
 // what the handlers change (the Policy's names) while it holds it.
 #pragma once
 #include <sys/epoll.h>
+#include <sys/socket.h>
 
 #include <cstdint>
 #include <deque>
@@ -31,6 +32,18 @@
 #include "common/unique_fd.hpp"
 
 namespace cf::rootful {
+
+// accept4() for a listener on the loop (level-triggered): a connection
+// taken, or none left (EAGAIN: an invalid fd, *shed false). When the
+// process is out of descriptors (EMFILE, ENFILE) the pending connection
+// would stay queued and wake the loop again at once, for ever; instead
+// `reserve` (a spare descriptor the caller keeps open) is closed, the
+// connection accepted and closed at once (*shed true: count it), and the
+// reserve reopened. `reserve` may be invalid afterwards if that failed.
+UniqueFd accept_shedding(int listener, sockaddr* peer, socklen_t* len, UniqueFd& reserve,
+                         bool* shed);
+// A spare descriptor for accept_shedding (/dev/null).
+UniqueFd spare_fd();
 
 class Loop {
  public:

@@ -4,9 +4,12 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/epoll.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <cstdint>
 #include <cstring>
 #include <iterator>
 #include <list>
@@ -85,6 +88,14 @@ Result<UniqueFd> listener(const IpAddr& addr, uint16_t* port) {
   return fd;
 }
 
+// Descriptors the relay may use: the soft RLIMIT_NOFILE less 64 for the
+// rest of the run (the forwarder, the capture, files).
+size_t fd_room() {
+  rlimit r{};
+  if (::getrlimit(RLIMIT_NOFILE, &r) != 0 || r.rlim_cur == RLIM_INFINITY) return SIZE_MAX;
+  return r.rlim_cur > 64 ? size_t(r.rlim_cur - 64) : 0;
+}
+
 class RelayImpl final : public Relay {
  public:
   RelayImpl(const RelayOptions& o, policy::Policy& pol, observe::Recorder& rec, Loop& loop)
@@ -133,9 +144,10 @@ class RelayImpl final : public Relay {
     for (;;) {
       sockaddr_storage peer{}, local{};
       socklen_t plen = sizeof peer, llen = sizeof local;
-      UniqueFd fd(::accept4(lfd, reinterpret_cast<sockaddr*>(&peer), &plen,
-                            SOCK_NONBLOCK | SOCK_CLOEXEC));
-      if (!fd) return;  // EAGAIN, or an error of that one connection
+      bool shed = false;
+      UniqueFd fd = accept_shedding(lfd, reinterpret_cast<sockaddr*>(&peer), &plen, spare_, &shed);
+      if (shed) rec_.limit_hit(observe::Limit::TcpFlows, max_live_);
+      if (!fd) return;  // EAGAIN (or out of descriptors: one shed)
       IpAddr pip, dst;
       uint16_t pport = 0, dport = 0;
       if (!from_sockaddr(reinterpret_cast<sockaddr*>(&peer), &pip, &pport) || !from_tree(pip) ||
@@ -144,8 +156,8 @@ class RelayImpl final : public Relay {
         reset(fd);  // not the tree's: TPROXY hands us nothing else
         continue;
       }
-      if (live_ >= kMaxFlows) {
-        rec_.limit_hit(observe::Limit::TcpFlows, kMaxFlows);
+      if (live_ >= max_live_) {
+        rec_.limit_hit(observe::Limit::TcpFlows, max_live_);
         reset(fd);
         continue;
       }
@@ -385,6 +397,11 @@ class RelayImpl final : public Relay {
   RelayOptions o_;
   uint32_t mark_ = 0;
   FlowIds* ids_ = nullptr;
+  // Each connection holds two descriptors: at most kMaxFlows, and never
+  // more than the descriptor limit leaves room for (64 kept for the rest
+  // of the run); beyond, connections are reset (limit_hit).
+  size_t max_live_ = std::min<size_t>(kMaxFlows, fd_room() / 2);
+  UniqueFd spare_ = spare_fd();
   std::optional<PortRange> host_ports_;
   uint64_t uncaptured_ = 0;
   policy::Policy& pol_;

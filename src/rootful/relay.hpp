@@ -31,7 +31,9 @@
 // established connection (curl: exit 56 or 52) rather than of the SYN.
 // Everything runs on the rootful loop (loop.hpp), edge-triggered; nothing
 // blocks, nothing allocates per read or write, no thread per flow.
-// Bounds: 4096 connections at once (more are reset at once).
+// Bounds: 4096 connections at once, fewer when RLIMIT_NOFILE leaves no
+// room for two descriptors each (more are reset at once); out of
+// descriptors, a pending connection is shed (loop.hpp, accept_shedding).
 #pragma once
 #include <cstdint>
 #include <memory>

@@ -7,11 +7,18 @@
 #include <gtest/gtest.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <netinet/in.h>
 #include <sys/eventfd.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
 #include <sys/signalfd.h>
 #include <unistd.h>
 
+#include <vector>
+
 #include "common/clock.hpp"
+#include "common/unique_fd.hpp"
 
 namespace cf::rootful {
 namespace {
@@ -133,6 +140,52 @@ TEST(Loop, ServeEndsWhenThePidfdIsReadable) {
   EXPECT_EQ(seen, 1);
   EXPECT_TRUE(loop->add(pid.r, EPOLLIN, [](uint32_t) {})) << "serve unregistered the pidfd";
   ::close(sfd);
+}
+
+// Out of descriptors, a listener's pending connection is shed (accepted
+// and closed through the spare descriptor) instead of staying queued and
+// waking a level-triggered loop for ever. In a child with a low limit.
+TEST(AcceptShedding, OutOfDescriptorsThePendingConnectionIsClosed) {
+  pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    int fail = 0;
+    auto check = [&fail](bool ok, int bit) { if (!ok) fail |= bit; };
+    UniqueFd l(::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof a;
+    check(::bind(l.get(), reinterpret_cast<sockaddr*>(&a), sizeof a) == 0 && ::listen(l.get(), 8) == 0 &&
+              ::getsockname(l.get(), reinterpret_cast<sockaddr*>(&a), &len) == 0, 1);
+    UniqueFd spare = spare_fd();
+    UniqueFd c(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    check(::connect(c.get(), reinterpret_cast<sockaddr*>(&a), sizeof a) == 0, 2);
+    // Every descriptor taken.
+    rlimit r{64, 64};
+    ::setrlimit(RLIMIT_NOFILE, &r);
+    std::vector<int> filler;
+    for (int fd; (fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC)) >= 0;) filler.push_back(fd);
+    check(errno == EMFILE, 4);
+    bool shed = false;
+    UniqueFd got = accept_shedding(l.get(), nullptr, nullptr, spare, &shed);
+    check(!got && shed, 8);
+    check(bool(spare), 16);  // the reserve is back
+    // Nothing is left queued: the next call finds EAGAIN, not the same connection.
+    got = accept_shedding(l.get(), nullptr, nullptr, spare, &shed);
+    check(!got && !shed && errno == EAGAIN, 32);
+    // The client sees its connection end.
+    char b;
+    timeval tv{2, 0};
+    ::setsockopt(c.get(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    ssize_t n = ::recv(c.get(), &b, 1, 0);
+    check(n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK), 64);
+    _exit(fail);
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 0) << "failed checks (bits): " << WEXITSTATUS(status);
 }
 
 }  // namespace
