@@ -460,6 +460,24 @@ uint8_t ip_proto(policy::Proto p) {
   return 0;
 }
 
+// Stops a capture's packet-socket reader (what the kernel still queued is
+// written first) and says what the file misses: both backends' taps.
+void stop_tap(capture::LinkTap& tap) {
+  tap.stop();
+  auto warn = [](const std::string& what) {
+    std::fputs(fmt::format("childflow: warning: capture: {}\n", what).c_str(), stderr);
+  };
+  if (int e = tap.read_error())
+    warn(fmt::format("reading the packet socket: {}; the frames after that are not in the file",
+                     strerror(e)));
+  if (tap.drops())
+    warn(fmt::format("the kernel dropped {} frame(s) the capture could not read in time",
+                     tap.drops()));
+  if (tap.left_behind())
+    warn(fmt::format("frames still queued {} ms after the tree ended are not in the file",
+                     capture::LinkTap::kStopDrainMs));
+}
+
 // For the tests of the undo path (rootful_net.sh): CHILDFLOW_TEST_FAIL_STEP
 // names a step of run_rootful after which the run fails as if the next step
 // had (docs/rootful.md, "Cleanup"). Real runs never set it.
@@ -659,21 +677,7 @@ int run_rootful(const Config& c, uint64_t started) {
     rec.policy_violation(id ? id : rec.next_flow_id(), d.proto, remote, d.ip, d.port, v,
                          pol.names_for(d.ip, monotonic_ms()));  // a flow of its own (schema)
   }
-  if (tap) {
-    tap->stop();  // what the kernel still queued is written first
-    if (int e = tap->read_error())
-      std::fputs(fmt::format("childflow: warning: capture: reading the packet socket: {}; the "
-                             "frames after that are not in the file\n",
-                             strerror(e))
-                     .c_str(),
-                 stderr);
-    if (tap->drops())
-      std::fputs(fmt::format("childflow: warning: capture: the kernel dropped {} frame(s) the "
-                             "capture could not read in time\n",
-                             tap->drops())
-                     .c_str(),
-                 stderr);
-  }
+  if (tap) stop_tap(*tap);
   if (cap) {
     if (auto s = cap->close(); !s) fail(s.error());  // said; the run still reports
   }
@@ -792,13 +796,7 @@ int run_tree(const Config& c) {
   }
   signals.stop();
   if (wire_tap) {
-    wire_tap->stop();  // what the kernel still queued is written first
-    if (int e = wire_tap->read_error())
-      std::fputs(fmt::format("childflow: warning: capture: reading the packet socket: {}; the "
-                             "frames after that are not in the file\n",
-                             strerror(e))
-                     .c_str(),
-                 stderr);
+    stop_tap(*wire_tap);
     if (wire->untracked())
       std::fputs(fmt::format("childflow: warning: capture: {} flow(s) are not in {}: more than "
                              "{} at once (the wire-egress filter's limit)\n",
@@ -809,12 +807,6 @@ int run_tree(const Config& c) {
       std::fputs(fmt::format("childflow: warning: capture: {} flow(s) are not in {}: their "
                              "socket could not be bound to an ephemeral port first\n",
                              wire->unbound(), *c.capture)
-                     .c_str(),
-                 stderr);
-    if (wire_tap->drops())
-      std::fputs(fmt::format("childflow: warning: capture: the kernel dropped {} frame(s) the "
-                             "capture could not read in time\n",
-                             wire_tap->drops())
                      .c_str(),
                  stderr);
   }

@@ -18,7 +18,8 @@
 // end is the host sending to the tree (Inbound in the file), anything else
 // came from the tree (Outbound). The capture is flushed after each batch,
 // so a file is readable while the run goes on. stop() drains what the
-// kernel still holds, then joins; PACKET_STATISTICS says how many frames
+// kernel still holds (for at most kStopDrainMs: a flood on the link after
+// the tree ended cannot hold the teardown), then joins; PACKET_STATISTICS says how many frames
 // the kernel dropped because the queue was full (a warning at the end).
 //
 // The Capture belongs to the thread between start() and stop(); nothing
@@ -48,6 +49,7 @@
 
 #include "capture/pcapng.hpp"
 #include "common/bytes.hpp"
+#include "common/clock.hpp"
 
 namespace cf::capture {
 
@@ -157,9 +159,15 @@ Status LinkTap::start(Capture& cap, FlowIdOf flow_of, bool outgoing_to_child) {
   return {};
 }
 
-bool LinkTap::drain() {
+bool LinkTap::drain(uint64_t deadline_ms) {
   int link_gone = 0;
-  for (;;) {
+  for (uint32_t read = 0;; ++read) {
+    // The last drain is bounded: a flood on the link after the tree ended
+    // must not hold the teardown (the run says so).
+    if (deadline_ms && (read & 255) == 255 && monotonic_ms() >= deadline_ms) {
+      left_behind_ = true;
+      return true;
+    }
     sockaddr_ll from{};
     iovec iov{buf_.get(), kSnapLen};
     alignas(cmsghdr) char control[CMSG_SPACE(sizeof(timespec))];
@@ -210,7 +218,7 @@ void LinkTap::run() {
     }
     cap_->flush();
   }
-  drain();  // what the kernel queued before the stop
+  drain(monotonic_ms() + kStopDrainMs);  // what the kernel queued before the stop
   cap_->flush();
 }
 

@@ -64,11 +64,17 @@ class LinkTap {
   // The errno that stopped the reader early (0: none); the frames after it
   // are not in the file. Read after stop().
   int read_error() const { return read_error_; }
+  // Frames were still queued when stop()'s drain ran out of time (they are
+  // not in the file). Read after stop().
+  bool left_behind() const { return left_behind_; }
+  static constexpr uint64_t kStopDrainMs = 2000;
 
  private:
   LinkTap() = default;
   void run();
-  bool drain();  // reads until the queue is empty; false on a read error
+  // Reads until the queue is empty (or, with a deadline, until then);
+  // false on a read error.
+  bool drain(uint64_t deadline_ms = 0);
 
   UniqueFd sock_, stop_, ep_;
   Capture* cap_ = nullptr;
@@ -78,6 +84,7 @@ class LinkTap {
   std::thread thread_;
   uint64_t drops_ = 0;
   int read_error_ = 0;
+  bool left_behind_ = false;
 };
 
 }  // namespace cf::capture
