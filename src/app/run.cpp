@@ -49,6 +49,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <fmt/format.h>
 #include <fstream>
@@ -73,6 +74,7 @@
 #include "observe/recorder.hpp"
 #include "observe/summary.hpp"
 #include "policy/policy.hpp"
+#include "engine/synth.hpp"
 #include "proxy/proxy.hpp"
 #include "rootful/conntrack.hpp"
 #include "rootful/dns_forwarder.hpp"
@@ -513,6 +515,16 @@ int run_rootful(const Config& c, uint64_t started) {
   observe::Recorder rec(c);
   if (auto s = rec.open(); !s) return fail(s.error());
   policy::Policy pol(c);
+  // --learn: the Recorder's flow events (conntrack's and the relay's) fill
+  // the Ledger; the writer is started before any thread (it forks).
+  std::optional<learn::Writer> learner;
+  learn::Ledger ledger(plan.gw4, plan.ipv6 ? std::optional<IpAddr>(plan.gw6) : std::nullopt);
+  if (c.learn) {
+    auto started_writer = learn::Writer::start(c);
+    if (!started_writer) return fail(started_writer.error());
+    learner.emplace(std::move(started_writer).value());
+    rec.set_ledger(&ledger);
+  }
   // The flow ids the conntrack reader, the relay and the capture share
   // (rootful/flow_ids.hpp); it outlives all three.
   rootful::FlowIds flow_ids(rec);
@@ -530,12 +542,24 @@ int run_rootful(const Config& c, uint64_t started) {
   std::unique_ptr<rootful::Relay> relay;
   if (proxy_route) {
     raise_fd_limit();
-    auto opened = rootful::Relay::open({plan, proxy_route->addr, proxy_route->upstream.get()},
-                                       pol, rec, *loop);
+    rootful::RelayOptions ro{plan, proxy_route->addr, proxy_route->upstream.get()};
+    // For rootful_proxy.sh: the idle time-outs in ms (docs/rootful.md, a
+    // documented test hook; real runs never set it).
+    if (const char* t = std::getenv("CHILDFLOW_TEST_RELAY_IDLE_MS"))
+      ro.idle_ms = ro.half_closed_idle_ms = std::strtoull(t, nullptr, 10);
+    auto opened = rootful::Relay::open(ro, pol, rec, *loop);
     if (!opened) return fail(opened.error());
     relay = std::move(opened).value();
     spec.tproxy.port4 = relay->port4();
     spec.tproxy.port6 = relay->port6();
+  }
+  // --proxy-dns remote: the forwarder answers names with synthetic
+  // addresses, the relay asks the proxy for the names (docs/rootful.md).
+  std::optional<engine::SynthMap> synth;
+  if (c.proxy_dns == ProxyDns::Remote) {
+    synth.emplace();
+    if (relay) relay->set_synth(&*synth);
+    spec.synthetic = true;
   }
 
   ForwardedSignals signals;
@@ -560,7 +584,8 @@ int run_rootful(const Config& c, uint64_t started) {
   // The tree's direct flows, for the flow log and the summary: conntrack
   // events, from before the tree sends anything (rootful/conntrack.hpp).
   std::unique_ptr<rootful::Conntrack> ct;
-  if (c.flow_log || c.summary || c.capture) {  // the capture's ids: forgotten on DESTROY
+  // (--capture: its ids are forgotten on DESTROY; --learn: the Ledger.)
+  if (c.flow_log || c.summary || c.capture || c.learn) {
     auto opened = rootful::Conntrack::open(plan, rec, pol, (*host)->tproxy_mark(), &flow_ids);
     if (!opened) {
       rec.runtime_failure("rootful", "setup_failed", opened.error().str());
@@ -590,6 +615,10 @@ int run_rootful(const Config& c, uint64_t started) {
     if (slot) relay->set_host_ports(rootful::host_part(slot->range()));
   }
   if (slot) fo.host_ports = rootful::host_part(slot->range());
+  if (synth) {
+    fo.synth = &*synth;
+    fo.resolver.reset();  // as rootless: no name of the tree reaches a resolver
+  }
   if (ct)
     if (auto s = loop->add(ct->fd(), EPOLLIN, [&ct](uint32_t) { ct->on_readable(); }); !s)
       return fail(s.error());
@@ -636,8 +665,9 @@ int run_rootful(const Config& c, uint64_t started) {
       notes = rootful::wire_notes(flow_ids, plan, slot->range(),
                                   std::make_shared<rootful::CtQuery>(std::move(q).value()));
     } else {
-      notes = rootful::veth_notes(flow_ids, plan,
-                                  rootful::policy_judge(pol, loop_lock, relay != nullptr));
+      notes = rootful::veth_notes(
+          flow_ids, plan,
+          rootful::policy_judge(pol, loop_lock, relay != nullptr, synth ? &*synth : nullptr));
     }
     if (auto s = tap->start(*cap, std::move(notes), !slot); !s) return fail(s.error());
   }
@@ -650,8 +680,10 @@ int run_rootful(const Config& c, uint64_t started) {
     sandbox::forward_signal(tree, sig);
   };
   int code = 1;
+  bool served_ok = false;
   if (auto served = loop->serve(tree.pidfd.get(), signals.fd(), on_signal); served) {
     code = sandbox::try_reap(tree).value_or(1);
+    served_ok = true;
   } else {
     fail(served.error());
     rec.runtime_failure("rootful", "forwarder_failed", served.error().str());
@@ -693,7 +725,13 @@ int run_rootful(const Config& c, uint64_t started) {
   signals.stop();
   engine::Stats stats;
   stats.dns_queries = (*forwarder)->queries();
-  return report(c, code, started, rec, stats, {});
+  std::string learnt;
+  if (learner) {
+    if (served_ok) learnt = finish_learning(c, *learner, ledger);
+    if (learnt.empty())
+      learnt = fmt::format("childflow: error: --learn {}: nothing written: the run failed\n", *c.learn);
+  }
+  return report(c, code, started, rec, stats, learnt);
 }
 
 }  // namespace

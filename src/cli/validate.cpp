@@ -98,18 +98,15 @@ Status check_combinations(const Config& c) {
   return {};
 }
 
-// What the rootful backend does not do yet (docs/rootful.md, "Not yet"):
-// refused before anything is created, rather than silently ignored.
+// What the rootful backend does not do (docs/rootful.md,
+// "--allow-host-loopback: refused"): refused before anything is created,
+// rather than silently ignored.
 Status check_rootful(const Config& c) {
-  const char* flag = c.proxy_dns == ProxyDns::Remote ? "--proxy-dns remote"
-                     : c.learn                ? "--learn"
-                     : c.allow_host_loopback  ? "--allow-host-loopback"
-                                              : nullptr;
-  if (!flag) return {};
-  return Error{fmt::format(
-      "{} is not available with the rootful backend yet (docs/rootful.md): drop it, or drop "
-      "--root to use the rootless-internal backend",
-      flag)};
+  if (!c.allow_host_loopback) return {};
+  return Error{
+      "--allow-host-loopback is not available with the rootful backend (docs/rootful.md): "
+      "bind the service to the tree's gateway address, or drop --root to use the "
+      "rootless-internal backend"};
 }
 
 static Status check_parent_dir(const char* flag, const std::string& path) {

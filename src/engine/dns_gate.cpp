@@ -40,34 +40,36 @@ class EngineGate final : public GateEnv {
   Engine& e_;
 };
 
-// --proxy-dns remote: an A or AAAA query (class IN) for a name the proxy can
-// be asked for gets the address that stands for it; everything else gets an
-// empty NOERROR answer, and nothing is relayed. SERVFAIL when every entry of
-// the map is held by a live flow.
+// --proxy-dns remote: answered here, never relayed (answer_synthetic).
 std::optional<size_t> EngineGate::answer_remote(const char* transport, const IpAddr& server,
                                                 std::span<const uint8_t> query,
                                                 const dns::Question& q, std::span<uint8_t> out) {
-  Engine& e = e_;
-  if (!e.opts.proxy_dns_remote) return std::nullopt;
-  bool v4 = q.qtype == dns::kTypeA;
-  bool address = q.qclass == dns::kClassIn && (v4 || q.qtype == dns::kTypeAaaa) &&
-                 (v4 || e.opts.plan.ipv6) && SynthMap::nameable(q.qname);
-  if (!address) return answer_locally(*this, transport, server, query, q, dns::kRcodeNoError, out);
-  auto entry = e.synth.assign(q.qname);
-  if (!entry) {
-    ++e.st.synthetic_full;
-    e.limit_hit(observe::Limit::SynthNames, kSynthCap);
-    return answer_locally(*this, transport, server, query, q, dns::kRcodeServFail, out);
-  }
-  IpAddr ip = v4 ? SynthMap::v4(*entry) : SynthMap::v6(*entry);
-  size_t n = dns::build_address_answer(query, q, ip, kSynthTtlS, out);
-  e.rec.dns_answer(transport, server, 53, q.qname, dns::qtype_name(q.qtype),
-                   observe::DnsMode::SyntheticRemote, n, {&ip, 1}, dns::kRcodeNoError,
-                   !e.is_gateway(server));
-  return n;
+  if (!e_.opts.proxy_dns_remote) return std::nullopt;
+  return answer_synthetic(*this, e_.synth, e_.opts.plan.ipv6, transport, server, query, q, out);
 }
 
 }  // namespace
+
+size_t answer_synthetic(GateEnv& e, SynthMap& synth, bool tree_ipv6, const char* transport,
+                        const IpAddr& server, std::span<const uint8_t> query,
+                        const dns::Question& q, std::span<uint8_t> out) {
+  bool v4 = q.qtype == dns::kTypeA;
+  bool address = q.qclass == dns::kClassIn && (v4 || q.qtype == dns::kTypeAaaa) &&
+                 (v4 || tree_ipv6) && SynthMap::nameable(q.qname);
+  if (!address) return answer_locally(e, transport, server, query, q, dns::kRcodeNoError, out);
+  auto entry = synth.assign(q.qname);
+  if (!entry) {
+    ++e.stats().synthetic_full;
+    e.recorder().limit_hit(observe::Limit::SynthNames, synth.cap());
+    return answer_locally(e, transport, server, query, q, dns::kRcodeServFail, out);
+  }
+  IpAddr ip = v4 ? SynthMap::v4(*entry) : SynthMap::v6(*entry);
+  size_t n = dns::build_address_answer(query, q, ip, kSynthTtlS, out);
+  e.recorder().dns_answer(transport, server, 53, q.qname, dns::qtype_name(q.qtype),
+                          observe::DnsMode::SyntheticRemote, n, {&ip, 1}, dns::kRcodeNoError,
+                          !e.is_gateway(server));
+  return n;
+}
 
 GateAction gate_query(GateEnv& e, const char* transport, const IpAddr& server,
                       bool has_upstream, std::span<const uint8_t> msg, std::span<uint8_t> out,

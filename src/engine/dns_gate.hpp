@@ -53,6 +53,7 @@ class Recorder;
 namespace cf::engine {
 
 class Engine;
+class SynthMap;
 struct Stats;
 
 // What the gate needs from the server that runs it: the engine (for tap0),
@@ -97,6 +98,16 @@ enum class GateAction : uint8_t { Drop, Answered, Forward };
 // (for a direct query: always, the server itself). Answered: the reply (same
 // id as the query) is in `out`, its length in *n. Forward: *gq describes the
 // query.
+// --proxy-dns remote, for a GateEnv's answer_remote (the engine's, and the
+// rootful forwarder's): an A query, or AAAA when the tree has IPv6
+// (`tree_ipv6`), class IN, for a name the proxy can be asked for gets the
+// synthetic address of its entry in `synth`; any other query an empty
+// NOERROR; SERVFAIL when every entry is held (the caller's Stats count it,
+// synthetic_full, and a limit_hit is logged). Logged as dns_answer.
+size_t answer_synthetic(GateEnv& e, SynthMap& synth, bool tree_ipv6, const char* transport,
+                        const IpAddr& server, std::span<const uint8_t> query,
+                        const dns::Question& q, std::span<uint8_t> out);
+
 GateAction gate_query(GateEnv& e, const char* transport, const IpAddr& server,
                       bool has_upstream, std::span<const uint8_t> msg, std::span<uint8_t> out,
                       size_t* n, GateQuery* gq);

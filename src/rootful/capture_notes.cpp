@@ -30,6 +30,7 @@
 #include <netinet/in.h>
 
 #include "common/clock.hpp"
+#include "engine/synth.hpp"
 #include "policy/policy.hpp"
 #include "rootful/conntrack.hpp"
 
@@ -48,8 +49,9 @@ bool in(PortRange r, uint16_t port) { return port >= r.lo && port <= r.hi; }
 
 }  // namespace
 
-FlowIds::Judge policy_judge(const policy::Policy& pol, std::mutex& loop_lock, bool relayed_tcp) {
-  return [&pol, &loop_lock, relayed_tcp](const FlowKey& k) -> FlowIds::Verdict {
+FlowIds::Judge policy_judge(const policy::Policy& pol, std::mutex& loop_lock, bool relayed_tcp,
+                            const engine::SynthMap* synth) {
+  return [&pol, &loop_lock, relayed_tcp, synth](const FlowKey& k) -> FlowIds::Verdict {
     policy::Proto p;
     switch (k.proto) {
       case IPPROTO_TCP: p = policy::Proto::Tcp; break;
@@ -62,6 +64,14 @@ FlowIds::Judge policy_judge(const policy::Policy& pol, std::mutex& loop_lock, bo
     // (ruleset.cpp, `divert`).
     const bool relayed = relayed_tcp && k.proto == IPPROTO_TCP && k.remote_port != 53;
     std::lock_guard lock(loop_lock);
+    if (synth && engine::SynthMap::in_range(k.remote)) {
+      // --proxy-dns remote: the relay judges TCP by the name; the table
+      // rejects the rest (not a policy violation: no verdict).
+      auto entry = synth->lookup(k.remote);
+      if (!relayed || !entry) return {};
+      policy::Verdict v = pol.judge_named(p, synth->name(*entry), true);
+      return {v.allow ? nullptr : v.reason_code, false};
+    }
     policy::Verdict v = pol.judge_addr(p, k.remote, relayed, monotonic_ms());
     return {v.allow ? nullptr : v.reason_code, !relayed};
   };

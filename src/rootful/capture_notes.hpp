@@ -13,6 +13,9 @@
 namespace cf::policy {
 class Policy;
 }
+namespace cf::engine {
+class SynthMap;
+}
 
 namespace cf::rootful {
 
@@ -23,7 +26,10 @@ class CtQuery;
 // `loop_lock` (the lock the run's loop holds while it works, Loop::set_lock).
 // The relay's refusals are one violation per connection, the table's one
 // per destination (FlowIds::Verdict).
-FlowIds::Judge policy_judge(const policy::Policy& pol, std::mutex& loop_lock, bool relayed_tcp);
+// With --proxy-dns remote, `synth` (read under the same lock): TCP to a
+// synthetic address is judged by the name it stands for, as the relay does.
+FlowIds::Judge policy_judge(const policy::Policy& pol, std::mutex& loop_lock, bool relayed_tcp,
+                            const engine::SynthMap* synth = nullptr);
 
 // Frames on the tree's veth (child, egress, both): the flow's id, and for a
 // flow the policy denies, its reason.

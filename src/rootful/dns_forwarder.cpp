@@ -19,6 +19,7 @@
 #include "common/unique_fd.hpp"
 #include "engine/dns_gate.hpp"
 #include "engine/engine.hpp"
+#include "engine/synth.hpp"
 #include "observe/recorder.hpp"
 #include "policy/policy.hpp"
 
@@ -116,6 +117,15 @@ class ForwarderImpl final : public Forwarder, public engine::GateEnv {
     const uint64_t now = monotonic_ms();
     if (pol_.learn(name, ip, ttl_s, now)) rec_.limit_hit(observe::Limit::NameMap, pol_.max_names());
     if (o_.on_learn) o_.on_learn(name, ip, ttl_s, now);
+  }
+  // --proxy-dns remote: answered with the synthetic addresses the relay
+  // maps back to names; nothing is relayed to the resolver.
+  std::optional<size_t> answer_remote(const char* transport, const IpAddr& server,
+                                      std::span<const uint8_t> query, const dns::Question& q,
+                                      std::span<uint8_t> out) override {
+    if (!o_.synth) return std::nullopt;
+    return engine::answer_synthetic(*this, *o_.synth, o_.plan.ipv6, transport, server, query, q,
+                                    out);
   }
   // An accepted answer may go to the tree (see ForwarderOptions).
   bool answer_ready() { return !o_.answer_ready || o_.answer_ready(); }

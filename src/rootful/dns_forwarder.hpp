@@ -42,6 +42,9 @@ class Policy;
 namespace cf::observe {
 class Recorder;
 }
+namespace cf::engine {
+class SynthMap;
+}
 
 namespace cf::rootful {
 
@@ -53,6 +56,10 @@ struct ForwarderOptions {
   // wire-egress: the upstream sockets bind to a port of this range (the
   // run's host ports, port_slot.hpp), so the capture sees the lookups.
   std::optional<PortRange> host_ports;
+  // --proxy-dns remote: A/AAAA queries are answered with this map's
+  // synthetic addresses (engine/synth.hpp, shared with the relay), none is
+  // relayed. nullptr: names are resolved by the resolver.
+  engine::SynthMap* synth = nullptr;
   // Domain rules (domain_sets.hpp): each pair an accepted answer teaches,
   // after the Policy learnt it; then, before that answer goes to the tree,
   // answer_ready(), and when it fails the tree gets SERVFAIL instead.

@@ -14,6 +14,7 @@
 #include <iterator>
 #include <list>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <fmt/format.h>
@@ -24,6 +25,7 @@
 #include "observe/recorder.hpp"
 #include "policy/policy.hpp"
 #include "proxy/proxy.hpp"
+#include "engine/synth.hpp"
 #include "rootful/flow_ids.hpp"
 
 namespace cf::rootful {
@@ -61,6 +63,8 @@ struct Flow {
   std::unique_ptr<proxy::Handshake> hs;
   std::unique_ptr<proxy::TlsPump> pump;
   bool up_connected = false, relaying = false, dead = false;
+  std::optional<uint32_t> synth;  // --proxy-dns remote: the name's entry, held
+  uint64_t last_ms = 0;  // relaying: when bytes last moved (or a side ended)
   Pipe to_up, to_tree;
 };
 
@@ -127,6 +131,7 @@ class RelayImpl final : public Relay {
   void set_mark(uint32_t mark) override { mark_ = mark; }
   void set_flow_ids(FlowIds* ids) override { ids_ = ids; }
   void set_host_ports(PortRange r) override { host_ports_ = r; }
+  void set_synth(engine::SynthMap* synth) override { synth_ = synth; }
   uint64_t uncaptured() const override { return uncaptured_; }
 
   void close_all() override {
@@ -174,9 +179,22 @@ class RelayImpl final : public Relay {
     uint64_t id = ids_ ? ids_->of(key, FlowIds::Reader::Capture) : 0;
     if (!id) id = rec_.next_flow_id();
     const observe::Target t{dst, dport};
-    std::vector<std::string> names = pol_.names_for(dst, now);
+    // --proxy-dns remote: a synthetic address stands for the name the
+    // forwarder answered it for; the proxy is asked for that name.
+    std::optional<uint32_t> entry;
+    const bool synthetic = synth_ && engine::SynthMap::in_range(dst);
+    if (synthetic) entry = synth_->lookup(dst);
+    std::vector<std::string> names =
+        synthetic ? (entry ? std::vector<std::string>{synth_->name(*entry)} : std::vector<std::string>{})
+                  : pol_.names_for(dst, now);
     rec_.connect_attempt(id, t, true, names);
-    policy::Verdict v = pol_.judge_addr(policy::Proto::Tcp, dst, true, now);
+    if (synthetic && !entry) {
+      rec_.connect_result(id, t, true, names, "no name for this synthetic address (--proxy-dns remote)");
+      reset(tree);
+      return;
+    }
+    policy::Verdict v = synthetic ? pol_.judge_named(policy::Proto::Tcp, names.front(), true)
+                                  : pol_.judge_addr(policy::Proto::Tcp, dst, true, now);
     if (!v.allow) {
       rec_.policy_violation(id, policy::Proto::Tcp, format_endpoint(dst, dport), dst, dport, v,
                             names);
@@ -222,7 +240,13 @@ class RelayImpl final : public Relay {
     f.deadline = now + kProxyTimeoutMs;
     f.tree = std::move(tree);
     f.up = std::move(up);
-    f.hs = std::make_unique<proxy::Handshake>(*o_.upstream, dst, dport);
+    f.hs = std::make_unique<proxy::Handshake>(*o_.upstream, dst, dport,
+                                              entry ? std::string_view(synth_->name(*entry))
+                                                    : std::string_view());
+    if (entry) {
+      synth_->hold(*entry);
+      f.synth = entry;
+    }
     if (!watch(it, f.tree.get()) || !watch(it, f.up.get())) {
       int err = errno;
       unwatch(f);
@@ -309,6 +333,7 @@ class RelayImpl final : public Relay {
       }
       f.hs.reset();
       f.relaying = true;
+      f.last_ms = monotonic_ms();
       rec_.connect_result(f.id, f.target, true, f.names, nullptr);
     }
     if (f.pump) f.pump->pump();
@@ -350,13 +375,16 @@ class RelayImpl final : public Relay {
 
   void relay(std::list<Flow>::iterator it) {
     Flow& f = *it;
+    bool moved = false;
     for (bool progress = true; progress;) {
       progress = false;
       if (!move(f.tree.get(), f.up.get(), f.to_up, &progress) ||
           !move(f.up.get(), f.tree.get(), f.to_tree, &progress))
         return end(it, observe::Close::Rst, true);
       if (f.pump && progress) f.pump->pump();
+      moved |= progress;
     }
+    if (moved) f.last_ms = monotonic_ms();
     if (f.to_up.shut && f.to_tree.shut) end(it, observe::Close::Fin, false);
   }
 
@@ -370,6 +398,7 @@ class RelayImpl final : public Relay {
                     monotonic_ms() - f.started_ms, close);
     unwatch(f);
     if (ids_) ids_->forget(f.key);  // the same ports later are a new flow
+    if (f.synth) synth_->release(*std::exchange(f.synth, std::nullopt));
     if (rst) reset(f.tree);
     f.tree.reset();
     f.up.reset();
@@ -388,7 +417,22 @@ class RelayImpl final : public Relay {
         it = flows_.erase(it);
         continue;
       }
-      if (!it->relaying && (!next || it->deadline < next)) next = it->deadline;
+      if (it->relaying) {
+        // Idle, as the engine's TCP flows: no byte either way for a day,
+        // or for five minutes once one side has finished (a half-closed
+        // connection nobody finishes); both sides are reset.
+        const bool half = it->to_up.eof || it->to_tree.eof;
+        const uint64_t idle_at = it->last_ms + (half ? o_.half_closed_idle_ms : o_.idle_ms);
+        if (idle_at <= now) {
+          reset(it->up);
+          end(it, observe::Close::Timeout, true);
+          it = flows_.erase(it);
+          continue;
+        }
+        if (!next || idle_at < next) next = idle_at;
+      } else if (!next || it->deadline < next) {
+        next = it->deadline;
+      }
       ++it;
     }
     return next;
@@ -404,6 +448,7 @@ class RelayImpl final : public Relay {
   UniqueFd spare_ = spare_fd();
   std::optional<PortRange> host_ports_;
   uint64_t uncaptured_ = 0;
+  engine::SynthMap* synth_ = nullptr;
   policy::Policy& pol_;
   observe::Recorder& rec_;
   Loop& loop_;

@@ -53,6 +53,9 @@ class Recorder;
 namespace cf::proxy {
 class Upstream;
 }
+namespace cf::engine {
+class SynthMap;
+}
 
 namespace cf::rootful {
 
@@ -62,6 +65,10 @@ struct RelayOptions {
   NetPlan plan;
   IpAddr proxy_addr;                          // resolved once
   const proxy::Upstream* upstream = nullptr;  // the connectors' shared state
+  // A relayed connection with no byte either way for this long is reset
+  // (the engine's TCP time-outs: a day; five minutes once half-closed).
+  uint64_t idle_ms = 24 * 3600 * 1000ull;
+  uint64_t half_closed_idle_ms = 300 * 1000ull;
 };
 
 class Relay {
@@ -83,6 +90,10 @@ class Relay {
   // capture sees them with their flow's id. One that finds no free port
   // goes on uncaptured (counted: uncaptured()).
   virtual void set_host_ports(PortRange r) = 0;
+  // --proxy-dns remote: the synthetic addresses the forwarder hands out
+  // (engine/synth.hpp, shared, on the same loop); a connection to one asks
+  // the proxy for its name, judged by name. nullptr: none.
+  virtual void set_synth(engine::SynthMap* synth) = 0;
   virtual uint64_t uncaptured() const = 0;
   // At the tree's end: the connections still open are closed and logged
   // (flow_end, close rst), as the engine does with its flows.

@@ -3,6 +3,7 @@
 
 #include <fmt/format.h>
 
+#include "engine/synth.hpp"
 #include "policy/policy.hpp"
 #include "rootful/domain_sets.hpp"
 
@@ -73,6 +74,17 @@ std::string ruleset(const RulesetSpec& s) {
   if (s.offline) line("jump deny_offline");
   // TCP handed to the relay by TPROXY: judged there (prerouting below).
   if (s.tproxy.mark) line(fmt::format("meta mark {:#x} accept", s.tproxy.mark));
+  if (s.synthetic) {
+    // --proxy-dns remote: no name is resolved on the host, so no lookup
+    // leaves it (the forwarder answers the gateway's), and the synthetic
+    // addresses are no destination of their own.
+    for (const Cidr& r : {engine::SynthMap::range4(), engine::SynthMap::range6()}) {
+      line(fmt::format("{} meta l4proto tcp reject with tcp reset", daddr(r)));
+      line(fmt::format("{} reject with icmpx type admin-prohibited", daddr(r)));
+    }
+    line("tcp dport 53 reject with tcp reset");
+    line("udp dport 53 reject with icmpx type admin-prohibited");
+  }
   line("ct state established,related accept");
   if (s.block_metadata)
     for (const IpAddr& m : policy::metadata_endpoints())

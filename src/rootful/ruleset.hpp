@@ -83,6 +83,10 @@ struct RulesetSpec {
     uint32_t mark = 0;
     uint16_t port4 = 0, port6 = 0;
   } tproxy;
+  // --proxy-dns remote (with tproxy): the synthetic ranges (engine/synth.hpp)
+  // lead only to the relay (TCP, diverted); anything else to them, and DNS
+  // to any address but the gateway's, is rejected.
+  bool synthetic = false;
   // Masquerade to these ports only (inclusive; --capture-point wire-egress).
   std::optional<std::pair<uint16_t, uint16_t>> masquerade_ports;
 };

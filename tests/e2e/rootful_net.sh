@@ -10,7 +10,9 @@
 # - the host's wildcard-bound UDP service gets the tree's datagram to the host's
 #   address but none sent to a broadcast or multicast address;
 # - two runs at once, each with its own link and table;
-# - options the rootful backend does not do yet: exit 2, one line, nothing
+# - --learn writes a profile from conntrack's flow events, and its replay
+#   allows the learnt name and address and nothing else;
+# - an option the rootful backend does not do: exit 2, one line, nothing
 #   created;
 # - after every run, the lab host's `nft list ruleset`, links, rules, routes
 #   and forwarding sysctls are byte-identical to before;
@@ -182,12 +184,38 @@ check_eq "2 2" "$links $tables" "two runs at once: two links, two tables"
 check_contains "$(cat "$OUTD/c1.out" "$OUTD/c2.out")" "childflow lab www" "two runs at once: pages served"
 check_state "two runs"
 
+# --- --learn: a profile from the tree's flows (conntrack's events), replayed ------
+P=$OUTD/learnt.toml
+rf learn --learn "$P" -- sh -c "curl -4 -sS -o /dev/null -w 'http=%{http_code}\n' http://www.example.test/rootful-learn
+  python3 -c '$UDP' $LAB_ECHO4"
+check_eq 0 "$RC" "--learn: the run exits 0 ($ERR)"
+check_contains "$OUT" "http=404" "--learn: fetched by name"
+check_contains "$OUT" "reply" "--learn: the UDP datagram was echoed"
+check_contains "$ERR" "childflow: --learn: wrote 1 name and 1 address from 2 flows into $P" "--learn: says what it wrote"
+toml() { python3 -c 'import sys, tomllib; p = tomllib.load(open(sys.argv[1], "rb")); print(eval(sys.argv[2]))' "$1" "$2"; }
+check_eq "deny" "$(toml "$P" 'p["default_policy"]')" "--learn: the profile denies by default"
+check_eq "['www.example.test']" "$(toml "$P" 'p["allow_domains"]')" "--learn: allow_domains, the name resolved"
+check_eq "['$LAB_ECHO4/32']" "$(toml "$P" 'p["allow_cidrs"]')" "--learn: allow_cidrs, the address reached without a name"
+check_state "--learn"
+dns0=$(grep -c . "$LAB_DNS_LOG" || true)
+rf replay --profile "$P" -- sh -c "curl -4 -sS -o /dev/null -w 'http=%{http_code}\n' http://www.example.test/rootful-replay
+  python3 -c '$UDP' $LAB_ECHO4
+  curl -sS --max-time 5 http://echo.example.test/; echo other=\$?
+  python3 -c '$UDP' $LAB_ECHO6"
+check_contains "$OUT" "http=404" "replay: the learnt name works"
+check_contains "$(cat "$LAB_WWW_LOG")" "GET /rootful-replay" "replay: the web server served it"
+check_contains "$OUT" "reply" "replay: the learnt address works"
+check_contains "$OUT" "other=6" "replay: another name does not resolve"
+check_not_contains "$(tail -n +"$((dns0 + 1))" "$LAB_DNS_LOG")" "echo.example.test" "replay: the resolver got no query for it"
+check_match "$OUT" "(EHOSTUNREACH|EACCES)" "replay: another address is denied (ICMP prohibited)"
+check_state "--learn replay"
+
 # --- not yet: exit 2, one line, nothing created ----------------------------------
-rf notyet --learn "$OUTD/notyet.toml" -- true
-check_eq 2 "$RC" "--root with --learn: exit 2"
-check_eq 1 "$(grep -c . <<<"$ERR")" "--root with --learn: one line ($ERR)"
-check_contains "$ERR" "not available with the rootful backend yet" "--root with --learn: says why"
-check_eq "" "$(ls "$OUTD/notyet.toml" 2>/dev/null)" "--root with --learn: nothing created"
+rf notyet --allow-host-loopback -- touch "$OUTD/notyet"
+check_eq 2 "$RC" "--root with --allow-host-loopback: exit 2"
+check_eq 1 "$(grep -c . <<<"$ERR")" "--root with --allow-host-loopback: one line ($ERR)"
+check_contains "$ERR" "not available with the rootful backend" "--root with --allow-host-loopback: says why"
+check_eq "" "$(ls "$OUTD/notyet" 2>/dev/null)" "--root with --allow-host-loopback: the command never ran"
 check_state "refused options"
 
 # --- SIGKILL, then --cleanup -------------------------------------------------------

@@ -13,6 +13,11 @@
 #   connection at once, never a hang, with the engine's error in the flow log;
 # - policy: --deny-cidr resets a proxied connection before the proxy is
 #   asked; --proxy-only denies UDP;
+# - an idle relayed connection is reset (flow_end close timeout);
+# - --proxy-dns remote: the tree gets synthetic addresses, the proxy is
+#   asked for the names (its log), the lab host resolves nothing (the
+#   resolver's log), UDP to a synthetic address and DNS to another server
+#   are refused, a denied name gets an empty answer;
 # - after every run the lab host's ruleset, links, rules, routes and
 #   sysctls are byte-identical to before; a SIGKILLed --proxy run leaves its
 #   ip rules, routes and table, and `childflow --cleanup` removes them.
@@ -198,12 +203,46 @@ check_match "$OUT" $'\n203\\.0\\.113\\.[0-9]+$' "proxy-only: TCP through the pro
 check_contains "$(cat "$LOG")" '"reason_code":"proxy_only"' "proxy-only: logged"
 check_state "proxy-only"
 
-# --- not yet: --proxy-dns remote is refused, nothing created ----------------------
-rf remote -p "http://$LAB_HTTP_PROXY" --proxy-dns remote -- true
-check_eq 2 "$RC" "--root --proxy-dns remote: exit 2"
-check_eq 1 "$(grep -c . <<<"$ERR")" "--root --proxy-dns remote: one line ($ERR)"
-check_contains "$ERR" "--proxy-dns remote is not available with the rootful backend yet" "--root --proxy-dns remote: says why"
-check_state "refused --proxy-dns remote"
+# An idle relayed connection is reset, as the engine's TCP flows are (a day
+# without a byte; shortened here with the CHILDFLOW_TEST_RELAY_IDLE_MS hook).
+IDLE='import socket,sys,time
+s=socket.create_connection((sys.argv[1],7)); t=time.time(); s.settimeout(30)
+try: print("recv", len(s.recv(10)), round(time.time()-t))
+except OSError as e: print("error", e.errno, round(time.time()-t))'
+idle_out=$(lab_root env CHILDFLOW_TEST_RELAY_IDLE_MS=1500 timeout 60 "$CHILDFLOW" --root -d "$LAB_DNS4" \
+  -p "http://$LAB_HTTP_PROXY" --flow-log "$OUTD/idle.jsonl" -- python3 -c "$IDLE" "$LAB_ECHO4" 2>&1) || true
+check_match "$idle_out" '^error 104 [1-9]$' "idle: the silent connection is reset after the idle time-out ($idle_out)"
+check_contains "$(jq -c 'select(.event=="flow_end")' "$OUTD/idle.jsonl")" '"close":"timeout"' "idle: flow_end says timeout"
+check_state "idle relayed connection"
+
+# --- --proxy-dns remote: the proxy resolves the names, the host none --------------
+dns0=$(lines "$LAB_DNS_LOG")
+n0=$(lines "$LAB_PROXY_LOG_HTTP")
+rf remote -p "http://$LAB_HTTP_PROXY" --proxy-dns remote --summary -- sh -c "$NOPROXY
+  echo addr=\$(getent ahostsv4 www.example.test | head -1 | cut -d' ' -f1)
+  echo http4=\$(curl -sS --max-time 20 -4 http://www.example.test/peer)
+  echo http6=\$(curl -sS --max-time 20 -6 http://www.example.test/peer)
+  echo udp=\$(python3 -c '$UDP' 198.18.0.1)
+  dig +short +time=2 +tries=1 @$LAB_DNS4 www.example.test >/dev/null 2>&1; echo dig=\$?"
+check_eq 0 "$RC" "remote: the run exits 0 (${ERR:0:300})"
+check_match "$OUT" 'addr=198\.1[89]\.[0-9]+\.[0-9]+' "remote: the tree gets a synthetic address ($OUT)"
+# (The proxy resolves the name itself and picks the family it likes.)
+check_match "$OUT" 'http4=(203\.0\.113\.[0-9]+|2001:db8:2::[0-9a-f]+)' "remote: IPv4 (A synthetic) by name through the proxy"
+check_match "$OUT" 'http6=(203\.0\.113\.[0-9]+|2001:db8:2::[0-9a-f]+)' "remote: IPv6 (AAAA synthetic) by name through the proxy"
+check_contains "$(since "$LAB_PROXY_LOG_HTTP" "$n0")" "CONNECT www.example.test:80" "remote: the proxy is asked for the name"
+check_contains "$OUT" "udp=EHOSTUNREACH" "remote: UDP to a synthetic address is refused"
+check_match "$OUT" 'dig=[1-9]' "remote: a lookup sent to another server is refused"
+check_not_contains "$(since "$LAB_DNS_LOG" "$dns0")" "from $LAB_HOST4" "remote: the lab host resolved nothing (the proxy did)"
+check_contains "$(jq -c 'select(.event=="dns_answer")' "$LOG")" '"mode":"synthetic_remote"' "remote: the flow log's synthetic answers"
+check_contains "$(jq -c 'select(.event=="connect_attempt")' "$LOG")" '"names":["www.example.test"]' "remote: the connection is logged with its name"
+check_state "--proxy-dns remote"
+
+# A denied name: its lookup is answered empty, as in rootless.
+rf remote-deny -p "http://$LAB_HTTP_PROXY" --proxy-dns remote --deny-domain www.example.test -- \
+  sh -c "$NOPROXY; curl -sS --max-time 20 http://www.example.test/; echo rc=\$?"
+check_contains "$OUT" "rc=6" "remote + deny-domain: the name does not resolve"
+check_contains "$(cat "$LOG")" '"reason_code":"deny_domain"' "remote + deny-domain: logged"
+check_state "--proxy-dns remote with --deny-domain"
 
 # --- SIGTERM with a proxied connection open: everything undone ---------------------
 lab_root timeout 60 "$CHILDFLOW" --root -d "$LAB_DNS4" -p "http://$LAB_HTTP_PROXY" -- \

@@ -90,6 +90,23 @@ TEST(Ruleset, DnsToTheGatewayOnlyTheRestOfTheHostRejected) {
   EXPECT_GT(t.find("jump judge", to_host), fib);
 }
 
+TEST(Ruleset, ProxyDnsRemoteRejectsTheSyntheticRangesAndDirectDns) {
+  RulesetSpec s = spec();
+  std::string plain = ruleset(s);
+  EXPECT_EQ(plain.find("198.18.0.0/15"), std::string::npos);
+  EXPECT_EQ(plain.find("udp dport 53 reject"), std::string::npos);
+  s.synthetic = true;
+  std::string t = ruleset(s);
+  size_t judge = at(t, "chain judge {");
+  size_t r4 = at(t, "ip daddr 198.18.0.0/15 reject with icmpx type admin-prohibited");
+  at(t, "ip daddr 198.18.0.0/15 meta l4proto tcp reject with tcp reset");
+  at(t, "ip6 daddr fd63:666c:6f77::/96 reject with icmpx type admin-prohibited");
+  size_t dns = at(t, "udp dport 53 reject with icmpx type admin-prohibited");
+  at(t, "tcp dport 53 reject with tcp reset");
+  EXPECT_GT(r4, judge);
+  EXPECT_LT(dns, t.find("\n    accept\n", judge)) << "before the judge's final accept";
+}
+
 TEST(Ruleset, NoPolicyRulesByDefault) {
   std::string t = ruleset(spec());
   size_t judge = at(t, "chain judge {");
