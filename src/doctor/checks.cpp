@@ -767,15 +767,18 @@ Check check_conntrack_events(Host& h, const Identity& id, const Config& c) {
   const char* key = "conntrack_events";
   const char* label = "conntrack events";
   if (id.euid != 0) return needs_root(key, label, Section::Capability);
-  const bool needed = c.flow_log || c.summary;
+  // Conntrack names the tree's direct flows for the flow log, the summary,
+  // --learn and the capture's per-frame flow ids (rootful/conntrack.hpp).
+  const bool needed = c.flow_log || c.summary || c.learn || c.capture;
   int e = h.try_ctnetlink();
   if (e == 0)
     return ok(key, label, Section::Capability,
-              "ctnetlink's event groups can be joined: --flow-log and --summary list the "
-              "tree's direct flows");
+              "ctnetlink's event groups can be joined: --flow-log, --summary, --learn and "
+              "--capture see the tree's direct flows");
   std::string detail = fmt::format(
       "a NETLINK_NETFILTER socket cannot join the conntrack event groups: {}{}", errno_text(e),
-      needed ? " (--flow-log or --summary needs it)" : " (only --flow-log and --summary need it)");
+      needed ? " (--flow-log, --summary, --learn or --capture needs it)"
+             : " (only --flow-log, --summary, --learn and --capture need it)");
   std::string hint = "the kernel needs nf_conntrack_netlink (CONFIG_NF_CT_NETLINK): as root, "
                      "modprobe nf_conntrack_netlink";
   if (needed) return fatal(key, label, Section::Capability, detail, hint);
@@ -886,7 +889,8 @@ Report diagnose(Host& h, const Config& c, Scope scope) {
       out.push_back(check_max_user_namespaces(h));
       out.push_back(check_nftables(h, id));
       if (all || c.proxy) out.push_back(check_tproxy(h, id, c));
-      if (all || c.flow_log || c.summary) out.push_back(check_conntrack_events(h, id, c));
+      if (all || c.flow_log || c.summary || c.learn || c.capture)
+        out.push_back(check_conntrack_events(h, id, c));
       if (all || c.iface) out.push_back(check_policy_routing(h, id, c));
       out.push_back(check_forwarding(h, id, false));
       out.push_back(check_forwarding(h, id, true));

@@ -510,6 +510,11 @@ TEST(DoctorConntrack, FatalOnlyWhenTheRunLogsFlows) {
   EXPECT_THAT(w.hint, HasSubstr("nf_conntrack_netlink"));
   c.summary = true;
   expect_status(check_conntrack_events(h, h.id, c), Status::Fatal);
+  for (auto set : {+[](Config& x) { x.learn = "/tmp/p.toml"; }, +[](Config& x) { x.capture = "/tmp/c.pcapng"; }}) {
+    Config d;
+    set(d);
+    expect_status(check_conntrack_events(h, h.id, d), Status::Fatal);
+  }
   FakeHost u = healthy_user_host();
   EXPECT_THAT(check_conntrack_events(u, u.id, c).detail, HasSubstr("needs root"));
 }

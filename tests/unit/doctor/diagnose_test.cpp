@@ -82,8 +82,8 @@ TEST(DoctorDiagnose, FatalOnlyScopeSkipsWarningOnlyChecks) {
   proxied.capture_point = CapturePoint::WireEgress;
   EXPECT_THAT(keys(diagnose(root, proxied, Scope::FatalOnly)),
               ElementsAre("root", "userns", "netns", "mntns", "pidns", "max_user_namespaces",
-                          "nftables", "tproxy", "ipv4_forward", "ipv6_forward",
-                          "packet_socket"));
+                          "nftables", "tproxy", "conntrack_events", "ipv4_forward",
+                          "ipv6_forward", "packet_socket"));
   // What a run asks for brings the checks it needs.
   Config logged = rootful();
   logged.flow_log = "/tmp/f.jsonl";
@@ -96,7 +96,8 @@ TEST(DoctorDiagnose, FatalOnlyScopeSkipsWarningOnlyChecks) {
   captured.capture = "/tmp/c.pcapng";  // the child view: a packet socket too
   EXPECT_THAT(keys(diagnose(root, captured, Scope::FatalOnly)),
               ElementsAre("root", "userns", "netns", "mntns", "pidns", "max_user_namespaces",
-                          "nftables", "ipv4_forward", "ipv6_forward", "packet_socket"));
+                          "nftables", "conntrack_events", "ipv4_forward", "ipv6_forward",
+                          "packet_socket"));
 }
 
 // Preflight leaves the user namespace trial to the launch, which makes the
