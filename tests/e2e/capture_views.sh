@@ -20,6 +20,7 @@
 #   capture_wire.sh's.
 set -euo pipefail
 source "${CHILDFLOW_SOURCE_DIR:-$(dirname "$0")/../..}/tests/e2e/lib_engine.sh"
+source "${CHILDFLOW_SOURCE_DIR:-$(dirname "$0")/../..}/tests/e2e/lib_capture.sh"
 command -v tshark >/dev/null || fail "tshark is not installed (scripts/install-deps.sh)"
 engine_up
 
@@ -27,11 +28,6 @@ engine_up
 tshark_v() {
   tshark -n -o ip.check_checksum:TRUE -o tcp.check_checksum:TRUE -o udp.check_checksum:TRUE \
     -V -r "$1" 2>&1
-}
-tshark_fields() {
-  local file=$1 filter=$2
-  shift 2
-  tshark -n -r "$file" -Y "$filter" -T fields "$@" 2>/dev/null
 }
 
 # check_clean WHAT TSHARK_OUTPUT
@@ -88,11 +84,10 @@ for who in "${ENGINE_WHO[@]}"; do
   check_eq "$n_child" "$n_egress" "$who: both views hold the same HTTP segments ($n_child)"
   check_le 6 "$n_child" "$who: the HTTP exchange has at least 6 segments"
   # Per-packet comments: the flow log's flow_id of the connection.
-  want_id=$(python3 -c 'import json,sys
-print(" ".join(str(e["flow_id"]) for e in map(json.loads, open(sys.argv[1])) if e.get("event")=="connect_attempt" and e.get("remote_port")==80))' "$dir/x.jsonl")
+  want_id=$(flowlog_ids "$dir/x.jsonl" connect_attempt remote_port=80)
   for view in child egress; do
-    got=$(tshark_fields "$dir/x.$view.pcapng" "tcp.port==80" -e frame.comment | sort -u | tr '\n' ' ')
-    check_eq "flow_id=$want_id " "$got" "$who: $view view: every HTTP frame carries the flow log's flow_id"
+    check_comments "$who: $view view: every HTTP frame carries the flow log's flow_id" \
+      "$dir/x.$view.pcapng" "tcp.port==80" "flow_id=$want_id"
   done
   check_eq "" "$(tshark_fields "$dir/x.child.pcapng" "arp" -e frame.comment | sort -u)" "$who: ARP frames carry no flow comment"
 
@@ -100,10 +95,9 @@ print(" ".join(str(e["flow_id"]) for e in map(json.loads, open(sys.argv[1])) if 
   rc=0
   cf "$who" --flow-log "$dir/deny.jsonl" --deny-cidr "$LAB_WWW4/32" -c "$dir/deny.pcapng" -- curl -sS -4 --max-time 5 http://www.example.test/ >/dev/null 2>&1 || rc=$?
   check_eq 7 "$rc" "$who: a denied curl fails to connect"
-  deny_id=$(python3 -c 'import json,sys
-print(" ".join(str(e["flow_id"]) for e in map(json.loads, open(sys.argv[1])) if e.get("event")=="policy_violation"))' "$dir/deny.jsonl")
-  got=$(tshark_fields "$dir/deny.pcapng" "tcp.port==80" -e frame.comment | sort -u)
-  check_eq "flow_id=$deny_id verdict=denied reason_code=deny_cidr" "$got" "$who: the denied SYN and its reset carry the flow_id and the verdict"
+  deny_id=$(flowlog_ids "$dir/deny.jsonl" policy_violation)
+  check_comments "$who: the denied SYN and its reset carry the flow_id and the verdict" \
+    "$dir/deny.pcapng" "tcp.port==80" "flow_id=$deny_id verdict=denied reason_code=deny_cidr"
   check_eq 2 "$(tshark_fields "$dir/deny.pcapng" "tcp.port==80" -e frame.number | wc -l)" "$who: the denied flow is a SYN and a reset"
 
   # --- default view ---

@@ -23,17 +23,13 @@
 # - the host state is byte-identical after every rootful run.
 set -euo pipefail
 source "${CHILDFLOW_SOURCE_DIR:-$(dirname "$0")/../..}/tests/e2e/lib_engine.sh"
+source "${CHILDFLOW_SOURCE_DIR:-$(dirname "$0")/../..}/tests/e2e/lib_capture.sh"
 command -v tshark >/dev/null || fail "tshark is not installed (scripts/install-deps.sh)"
 engine_up
 OUTD=$LAB_DIR/out-wire
 # snapshot/check_state: the host state every rootful run must leave as found.
 source "${CHILDFLOW_SOURCE_DIR:-$(dirname "$0")/../..}/tests/e2e/lib_rootful.sh"
 
-tshark_fields() {
-  local file=$1 filter=$2
-  shift 2
-  tshark -n -r "$file" -Y "$filter" -T fields "$@" 2>/dev/null
-}
 # check_opens WHAT FILE: tshark reads it and finds no malformed packet.
 check_opens() {
   local rc=0 out err
@@ -43,18 +39,6 @@ check_opens() {
   check_eq "" "$err" "$1: tshark has nothing to say about the file"
   check_eq "" "$out" "$1: no malformed packet"
 }
-# The flow ids of the flow log's TCP connections to www:80.
-www_flow_ids() {
-  python3 -c '
-import json,sys
-ids=set()
-for l in open(sys.argv[1]):
-  e=json.loads(l)
-  if e.get("event")=="connect_attempt" and e.get("protocol")=="tcp" and e.get("remote_port")==80:
-    ids.add(e["flow_id"])
-print(" ".join(str(i) for i in sorted(ids)))' "$1"
-}
-
 # --- rootless wire-egress, with the host's own traffic beside it --------------------
 noise() {
   while :; do
@@ -98,11 +82,9 @@ check_contains "$dns" "www.example.test" "wire-egress: the tree's DNS, relayed t
 echo_ids=$(tshark_fields "$W" "icmp.type==8" -e icmp.ident | sort -u | wc -l)
 check_eq 1 "$echo_ids" "wire-egress: one echo identifier (the tree's ping), not the host's pings"
 check_not_contains "$(tshark -n -r "$W" -V 2>/dev/null)" "/noise" "wire-egress: no byte of the host's own HTTP"
-ids=$(www_flow_ids "$LOG")
-comments=$(tshark_fields "$W" "tcp.port==80" -e frame.comment | sed 's/^flow_id=//' | sort -un | tr '\n' ' ')
-check_eq "$ids " "$comments" "wire-egress: the HTTP frames' comments are the flow log's flow ids ($ids)"
-uncommented=$(tshark_fields "$W" "tcp.port==80 && !frame.comment" -e frame.number | wc -l)
-check_eq 0 "$uncommented" "wire-egress: every HTTP frame carries its flow_id"
+ids=$(flowlog_ids "$LOG" connect_attempt protocol=tcp remote_port=80)
+check_comments "wire-egress: every HTTP frame carries its connection's flow_id ($ids)" "$W" "tcp.port==80" \
+  "$(for i in $ids; do printf 'flow_id=%s ' "$i"; done | sed 's/ $//')"
 
 # --- the unprivileged user: stops before the command ----------------------------------
 as user mkdir -p "$LAB_DIR/home/wire-user"
@@ -151,12 +133,11 @@ check_eq "$n_child" "$n_egress" "rootful: both views hold the same HTTP frames (
 check_le 12 "$n_child" "rootful: two HTTP exchanges of at least 6 frames each"
 # Per-frame comments: the flow_id conntrack's events carry in the flow log
 # (rootful/flow_ids.hpp), one per connection, in both views.
-want=$(python3 -c 'import json,sys
-print(" ".join(sorted("flow_id=%d" % e["flow_id"] for e in map(json.loads, open(sys.argv[1])) if e.get("event")=="connect_attempt" and e.get("remote_port")==80)))' "$OUTD/rf.jsonl")
+want=$(for i in $(flowlog_ids "$OUTD/rf.jsonl" connect_attempt remote_port=80); do printf 'flow_id=%s ' "$i"; done | sed 's/ $//')
 check_match "$want" '^flow_id=[0-9]+ flow_id=[0-9]+$' "rootful: the flow log has both HTTP connections ($want)"
 for view in child egress; do
-  got=$(tshark_fields "$B.$view.pcapng" "tcp.port==80" -e frame.comment | sort -u | tr '\n' ' ')
-  check_eq "$want " "$got" "rootful $view view: every HTTP frame carries its connection's flow_id"
+  check_comments "rootful $view view: every HTTP frame carries its connection's flow_id" \
+    "$B.$view.pcapng" "tcp.port==80" "$want"
 done
 check_eq "" "$(tshark_fields "$B.child.pcapng" "arp || dns" -e frame.comment | sort -u)" \
   "rootful child view: ARP and DNS to the forwarder carry no flow comment"
@@ -175,15 +156,13 @@ cf root --root -d "$LAB_DNS4" --deny-cidr "$LAB_WWW4/32" --flow-log "$OUTD/rdeny
   -c "$OUTD/rdeny.pcapng" -- sh -c "curl -4 -sS --max-time 5 http://$LAB_WWW4/ >/dev/null 2>&1; echo rc=\$?; dig +short +time=1 +tries=1 @$LAB_WWW4 -p 5353 x.example.test" >"$OUTD/rdeny.out" 2>&1 || rc=$?
 check_contains "$(cat "$OUTD/rdeny.out")" "rc=7" "rootful denied: curl is reset"
 viol=$(violations "$OUTD/rdeny.jsonl")
-tcp_id=$(python3 -c 'import json,sys
-print(" ".join(str(e["flow_id"]) for e in map(json.loads, open(sys.argv[1])) if e.get("event")=="policy_violation" and e.get("remote_port")==80))' "$OUTD/rdeny.jsonl")
-udp_id=$(python3 -c 'import json,sys
-print(" ".join(str(e["flow_id"]) for e in map(json.loads, open(sys.argv[1])) if e.get("event")=="policy_violation" and e.get("remote_port")==5353))' "$OUTD/rdeny.jsonl")
+tcp_id=$(flowlog_ids "$OUTD/rdeny.jsonl" policy_violation remote_port=80)
+udp_id=$(flowlog_ids "$OUTD/rdeny.jsonl" policy_violation remote_port=5353)
 check_match "$tcp_id $udp_id" '^[0-9]+ [0-9]+$' "rootful denied: one violation for TCP and one for UDP ($viol)"
-check_eq "flow_id=$tcp_id verdict=denied reason_code=deny_cidr" "$(tshark_fields "$OUTD/rdeny.pcapng" "tcp.port==80" -e frame.comment | sort -u)" \
-  "rootful denied: the SYN and the reset carry the violation's flow_id and the verdict"
-check_eq "flow_id=$udp_id verdict=denied reason_code=deny_cidr" "$(tshark_fields "$OUTD/rdeny.pcapng" "udp.port==5353 && !icmp" -e frame.comment | sort -u)" \
-  "rootful denied: the UDP datagrams carry the violation's flow_id and the verdict"
+check_comments "rootful denied: the SYN and the reset carry the violation's flow_id and the verdict" \
+  "$OUTD/rdeny.pcapng" "tcp.port==80" "flow_id=$tcp_id verdict=denied reason_code=deny_cidr"
+check_comments "rootful denied: the UDP datagrams carry the violation's flow_id and the verdict" \
+  "$OUTD/rdeny.pcapng" "udp.port==5353 && !icmp" "flow_id=$udp_id verdict=denied reason_code=deny_cidr"
 check_opens "rootful denied" "$OUTD/rdeny.pcapng"
 check_state "rootful denied with capture"
 
@@ -193,9 +172,10 @@ cf root --root -d "$LAB_DNS4" --proxy "http://$LAB_HTTP_PROXY" --deny-cidr "$LAB
   sh -c "curl -4 -sS --max-time 5 http://$LAB_WWW4/ >/dev/null 2>&1; curl -4 -sS --max-time 5 http://$LAB_WWW4/ >/dev/null 2>&1" || rc=$?
 pviol=$(violations "$OUTD/rpdeny.jsonl")
 check_match "$pviol" '^[0-9]+:deny_cidr [0-9]+:deny_cidr$' "rootful --proxy denied: the relay's two violations ($pviol)"
-want=$(for v in $pviol; do echo "flow_id=${v%%:*} verdict=denied reason_code=deny_cidr"; done | sort -u)
-check_eq "$want" "$(tshark_fields "$OUTD/rpdeny.pcapng" "tcp.port==80" -e frame.comment | sort -u)" \
-  "rootful --proxy denied: each refused connection's frames carry its violation's flow_id and the verdict"
+# (each comment is one value of the list, in flow id order)
+got=$(tshark_fields "$OUTD/rpdeny.pcapng" "tcp.port==80" -e frame.comment | sort -u -t= -k2 -n)
+want=$(for v in $pviol; do echo "flow_id=${v%%:*} verdict=denied reason_code=deny_cidr"; done | sort -u -t= -k2 -n)
+check_eq "$want" "$got" "rootful --proxy denied: each refused connection's frames carry its violation's flow_id and the verdict"
 check_state "rootful --proxy denied with capture"
 
 rc=0
@@ -246,15 +226,13 @@ check_eq 2 "$(tshark_fields "$RW" "icmp.type==8" -e frame.number | wc -l)" "root
 check_eq 2 "$(tshark_fields "$RW" "icmp.type==0" -e frame.number | wc -l)" "rootful wire-egress: their two replies"
 check_eq 4 "$(tshark_fields "$RW" "icmpv6.type==128 || icmpv6.type==129" -e frame.number | wc -l)" "rootful wire-egress: the IPv6 echo requests and replies"
 # Comments: the flow log's ids (conntrack's), on every frame of a flow.
-want=$(python3 -c 'import json,sys
-ids=set()
-for e in map(json.loads, open(sys.argv[1])):
-  if e.get("event") in ("connect_attempt", "flow_start") and e.get("protocol") in ("tcp", "icmpv4", "icmpv6"):
-    ids.add(e["flow_id"])
-print(" ".join("flow_id=%d" % i for i in sorted(ids)))' "$OUTD/rw.jsonl")
+want=$(for i in $(flowlog_ids "$OUTD/rw.jsonl" connect_attempt protocol=tcp) \
+           $(flowlog_ids "$OUTD/rw.jsonl" flow_start protocol=icmpv4) \
+           $(flowlog_ids "$OUTD/rw.jsonl" flow_start protocol=icmpv6); do echo "$i"; done |
+  sort -n | while read -r i; do printf 'flow_id=%s ' "$i"; done | sed 's/ $//')
 check_match "$want" '^flow_id=[0-9]+( flow_id=[0-9]+){3}$' "rootful wire-egress: the flow log has two connections and two pings ($want)"
-got=$(tshark_fields "$RW" "tcp || icmp || icmpv6.type==128 || icmpv6.type==129" -e frame.comment | sort -u -t= -k2 -n | tr '\n' ' ')
-check_eq "$want " "$got" "rootful wire-egress: every TCP and echo frame carries its flow's flow_id"
+check_comments "rootful wire-egress: every TCP and echo frame carries its flow's flow_id" \
+  "$RW" "tcp || icmp || icmpv6.type==128 || icmpv6.type==129" "$want"
 check_eq "" "$(tshark_fields "$RW" "dns" -e frame.comment | sort -u)" "rootful wire-egress: the forwarder's lookups carry no flow comment"
 check_state "rootful wire-egress"
 
