@@ -364,6 +364,18 @@ Result<int> serve(const engine::Options& eo, sandbox::Tree& tree, int sigfd,
   return sandbox::try_reap(tree).value_or(1);
 }
 
+// --learn: the writer, started before any thread (it forks), and the
+// Recorder's Ledger. Nothing without --learn.
+Status start_learning(const Config& c, observe::Recorder& rec, learn::Ledger& ledger,
+                      std::optional<learn::Writer>& learner) {
+  if (!c.learn) return {};
+  auto started = learn::Writer::start(c);
+  if (!started) return started.error();
+  learner.emplace(std::move(started).value());
+  rec.set_ledger(&ledger);
+  return {};
+}
+
 // 11. report, --learn: the writer gets the Ledger; what it did, as a line
 // for the user (printed after the live lines).
 std::string finish_learning(const Config& c, learn::Writer& writer, const learn::Ledger& ledger) {
@@ -516,15 +528,10 @@ int run_rootful(const Config& c, uint64_t started) {
   if (auto s = rec.open(); !s) return fail(s.error());
   policy::Policy pol(c);
   // --learn: the Recorder's flow events (conntrack's and the relay's) fill
-  // the Ledger; the writer is started before any thread (it forks).
+  // the Ledger.
   std::optional<learn::Writer> learner;
   learn::Ledger ledger(plan.gw4, plan.ipv6 ? std::optional<IpAddr>(plan.gw6) : std::nullopt);
-  if (c.learn) {
-    auto started_writer = learn::Writer::start(c);
-    if (!started_writer) return fail(started_writer.error());
-    learner.emplace(std::move(started_writer).value());
-    rec.set_ledger(&ledger);
-  }
+  if (auto s = start_learning(c, rec, ledger, learner); !s) return fail(s.error());
   // The flow ids the conntrack reader, the relay and the capture share
   // (rootful/flow_ids.hpp); it outlives all three.
   rootful::FlowIds flow_ids(rec);
@@ -771,13 +778,8 @@ int run_tree(const Config& c) {
   policy::Policy pol(c);
   std::optional<learn::Writer> learner;
   learn::Ledger ledger(plan.gw4, plan.ipv6 ? std::optional<IpAddr>(plan.gw6) : std::nullopt);
-  if (c.learn) {
-    auto started_writer = learn::Writer::start(c);
-    if (!started_writer) return fail(started_writer.error());
-    learner.emplace(std::move(started_writer).value());
-    rec.set_ledger(&ledger);
-    eo.learn_names = !c.no_sniff_names;
-  }
+  if (auto s = start_learning(c, rec, ledger, learner); !s) return fail(s.error());
+  eo.learn_names = c.learn && !c.no_sniff_names;
 
   std::optional<capture::Capture> cap;
   // wire-egress: a packet socket on the host's links that lets through
