@@ -12,7 +12,8 @@
 # - a bad proxy (closes, answers garbage, port closed) fails the tree's
 #   connection at once, never a hang, with the engine's error in the flow log;
 # - policy: --deny-cidr resets a proxied connection before the proxy is
-#   asked; --proxy-only denies UDP;
+#   asked; --proxy-only denies UDP, and TCP to port 53 of a lab address,
+#   which without it the kernel forwards as plain TCP, never proxied;
 # - an idle relayed connection is reset (flow_end close timeout);
 # - --proxy-dns remote: the tree gets synthetic addresses, the proxy is
 #   asked for the names (its log), the lab host resolves nothing (the
@@ -92,10 +93,24 @@ while True:
   if not b: break
   d+=b
 print("raw="+d.split(b"\r\n\r\n",1)[-1].decode().strip())'
+# DNS over TCP straight to the lab's resolver (not the gateway): the
+# kernel's, as plain TCP (docs/rootful.md, "--proxy: TPROXY").
+TCP53='import socket,struct,sys,errno
+q=struct.pack(">HHHHHH",0x1234,0x0100,1,0,0,0)+b"\3www\7example\4test\0"+struct.pack(">HH",1,1)
+try:
+  s=socket.create_connection((sys.argv[1],53),timeout=10)
+  s.sendall(struct.pack(">H",len(q))+q)
+  n=struct.unpack(">H",s.recv(2))[0]
+  print("tcp53=answered" if n>len(q) else "tcp53=short")
+except OSError as e:
+  print("tcp53="+str(errno.errorcode.get(e.errno,e)))'
 n0=$(lines "$LAB_PROXY_LOG_HTTP")
 rf raw -p "http://$LAB_HTTP_PROXY" -- sh -c "$NOPROXY; python3 -c '$RAW' $LAB_WWW4; \
+  python3 -c '$TCP53' $LAB_DNS4; \
   curl -sS --max-time 20 --cacert $LAB_CA https://www.example.test/ | grep -c 'childflow lab www'"
 check_eq 0 "$RC" "raw socket: exit 0 (${ERR:0:300})"
+check_contains "$OUT" "tcp53=answered" "TCP to port 53 of the lab resolver: answered ($OUT)"
+check_not_contains "$(since "$LAB_PROXY_LOG_HTTP" "$n0")" "$LAB_DNS4:53" "TCP to port 53: never proxied"
 check_match "$(sed -n 's/^raw=//p' <<<"$OUT")" '^203\.0\.113\.[0-9]+$' "raw socket: carried by the proxy"
 check_contains "$(since "$LAB_PROXY_LOG_HTTP" "$n0")" "CONNECT $LAB_WWW4:80 " "raw socket: the proxy's log shows its CONNECT"
 check_contains "$(since "$LAB_PROXY_LOG_HTTP" "$n0")" "CONNECT $LAB_WWW4:443 " "HTTPS by name: CONNECT to port 443"
@@ -197,8 +212,12 @@ try:
 except socket.timeout: print("TIMEOUT")
 except OSError as e: print(errno.errorcode.get(e.errno))'
 rf only -p "http://$LAB_HTTP_PROXY" --proxy-only -- sh -c "$NOPROXY; python3 -c '$UDP' $LAB_ECHO4; \
+  python3 -c '$TCP53' $LAB_DNS4; \
   curl -sS --max-time 20 http://www.example.test/peer"
 check_contains "$OUT" "EHOSTUNREACH" "proxy-only: UDP denied"
+check_contains "$OUT" "tcp53=ECONNREFUSED" "proxy-only: TCP to port 53 of the lab resolver refused ($OUT)"
+check_eq proxy_only "$(jq -r 'select(.event=="policy_violation" and .protocol=="tcp" and .remote_port==53) | .reason_code' "$LOG")" \
+  "proxy-only: TCP to port 53 logged as a proxy_only violation"
 check_match "$OUT" $'\n203\\.0\\.113\\.[0-9]+$' "proxy-only: TCP through the proxy still works"
 check_contains "$(cat "$LOG")" '"reason_code":"proxy_only"' "proxy-only: logged"
 check_state "proxy-only"
