@@ -487,9 +487,10 @@ void stop_tap(capture::LinkTap& tap) {
   if (tap.drops())
     warn(fmt::format("the kernel dropped {} frame(s) the capture could not read in time",
                      tap.drops()));
-  if (tap.left_behind())
-    warn(fmt::format("frames still queued {} ms after the tree ended are not in the file",
-                     capture::LinkTap::kStopDrainMs));
+  if (tap.unread())
+    warn(fmt::format("{} frame(s) were still queued 1 s after the run's end (the link kept "
+                     "busy) and are not in the file",
+                     tap.unread()));
 }
 
 // For the tests of the undo path (rootful_net.sh): CHILDFLOW_TEST_FAIL_STEP

@@ -17,10 +17,16 @@
 // The direction comes from the packet type: PACKET_OUTGOING on the host
 // end is the host sending to the tree (Inbound in the file), anything else
 // came from the tree (Outbound). The capture is flushed after each batch,
-// so a file is readable while the run goes on. stop() drains what the
-// kernel still holds (for at most kStopDrainMs: a flood on the link after
-// the tree ended cannot hold the teardown), then joins; PACKET_STATISTICS says how many frames
-// the kernel dropped because the queue was full (a warning at the end).
+// so a file is readable while the run goes on; a batch is at most kBatch
+// frames, so a flood on the link never keeps the thread from seeing the
+// stop. stop() drains what the kernel still holds, then joins;
+// PACKET_STATISTICS says how many frames the kernel dropped because the
+// queue was full (a warning at the end). The drain is bounded: a link
+// still flooded after the tree ended (another run's tree, the network)
+// would otherwise hold the run's end forever. After kStopDrainMs the
+// socket gets a drop-all filter, so nothing more is queued, and what is
+// still queued (at most the receive buffer's worth) is read and thrown
+// away without being written, counted (unread(), a warning at the end).
 //
 // The Capture belongs to the thread between start() and stop(); nothing
 // else touches it then. Frames are read into one buffer of kSnapLen bytes
@@ -52,6 +58,11 @@
 #include "common/clock.hpp"
 
 namespace cf::capture {
+namespace {
+constexpr size_t kBatch = 256;            // frames per read, as the engine's turn
+constexpr uint64_t kStopDrainMs = 1000;   // stop(): what is queued, for this long at most
+const sock_filter kDropAll[] = {BPF_STMT(BPF_RET | BPF_K, 0)};
+}  // namespace
 
 std::optional<FiveTuple> five_tuple(std::span<const uint8_t> f) {
   if (f.size() < 14) return std::nullopt;
@@ -102,10 +113,8 @@ Result<std::unique_ptr<LinkTap>> LinkTap::open(int ifindex, bool filtered) {
   std::unique_ptr<LinkTap> t(new LinkTap());
   t->sock_.reset(::socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, 0));
   if (!t->sock_) return errno_error("capture: packet socket (needs CAP_NET_RAW)");
-  if (filtered) {
-    static const sock_filter kDropAll[] = {BPF_STMT(BPF_RET | BPF_K, 0)};
+  if (filtered)
     if (auto s = t->set_filter(kDropAll); !s) return s.error();
-  }
   int on = 1;
   if (setsockopt(t->sock_.get(), SOL_SOCKET, SO_TIMESTAMPNS, &on, sizeof on) != 0)
     return errno_error("capture: SO_TIMESTAMPNS");
@@ -159,15 +168,10 @@ Status LinkTap::start(Capture& cap, FlowIdOf flow_of, bool outgoing_to_child) {
   return {};
 }
 
-bool LinkTap::drain(uint64_t deadline_ms) {
+LinkTap::Drain LinkTap::drain(size_t max) {
   int link_gone = 0;
-  for (uint32_t read = 0;; ++read) {
-    // The last drain is bounded: a flood on the link after the tree ended
-    // must not hold the teardown (the run says so).
-    if (deadline_ms && (read & 255) == 255 && monotonic_ms() >= deadline_ms) {
-      left_behind_ = true;
-      return true;
-    }
+  for (size_t got = 0;;) {
+    if (got == max) return Drain::More;
     sockaddr_ll from{};
     iovec iov{buf_.get(), kSnapLen};
     alignas(cmsghdr) char control[CMSG_SPACE(sizeof(timespec))];
@@ -181,14 +185,15 @@ bool LinkTap::drain(uint64_t deadline_ms) {
     ssize_t n = recvmsg(sock_.get(), &m, 0);
     if (n < 0) {
       if (errno == EINTR) continue;
-      if (errno == EAGAIN || errno == EWOULDBLOCK) return true;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) return Drain::Empty;
       // The link went away (the tree's namespace ended and took the veth):
       // the kernel says so once (sock_error clears it); what is still
       // queued is read on, then EAGAIN. Not a lost capture.
       if ((errno == ENETDOWN || errno == ENXIO) && link_gone++ < 4) continue;
       read_error_ = errno;
-      return false;
+      return Drain::Error;
     }
+    ++got;
     uint64_t ts = 0;
     for (cmsghdr* c = CMSG_FIRSTHDR(&m); c; c = CMSG_NXTHDR(&m, c))
       if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_TIMESTAMPNS) {
@@ -214,12 +219,29 @@ void LinkTap::run() {
     if (r < 0 && errno != EINTR) break;
     for (int i = 0; i < r; ++i) {
       if (evs[i].data.fd == stop_.get()) stop = true;
-      else if (!drain()) stop = true;
+      else if (drain(kBatch) == Drain::Error) stop = true;
     }
     cap_->flush();
   }
-  drain(monotonic_ms() + kStopDrainMs);  // what the kernel queued before the stop
+  // What the kernel queued before the stop, for kStopDrainMs at most.
+  const uint64_t deadline = monotonic_ms() + kStopDrainMs;
+  Drain d = read_error_ ? Drain::Error : Drain::More;
+  while (d == Drain::More && monotonic_ms() < deadline) d = drain(kBatch);
   cap_->flush();
+  if (d == Drain::More) unread_ = discard();
+}
+
+uint64_t LinkTap::discard() {
+  // Nothing more is queued; what is, is bounded by the receive buffer.
+  (void)set_filter(kDropAll);
+  uint64_t n = 0;
+  for (int link_gone = 0;;) {
+    char byte;
+    ssize_t r = recv(sock_.get(), &byte, 1, MSG_TRUNC | MSG_DONTWAIT);
+    if (r >= 0) ++n;
+    else if (errno != EINTR && !((errno == ENETDOWN || errno == ENXIO) && link_gone++ < 4))
+      return n;
+  }
 }
 
 void LinkTap::stop() {

@@ -56,25 +56,26 @@ class LinkTap {
   // own links (wire-egress), where outgoing frames leave for the network
   // (Outbound, FromChild) and the others came from it.
   Status start(Capture& cap, FlowIdOf flow_of, bool outgoing_to_child = true);
-  // Reads what is still queued, stops the thread and flushes the capture.
-  // After it, the caller may close `cap`.
+  // Reads what is still queued (for 1 s at most), stops the thread and
+  // flushes the capture. After it, the caller may close `cap`.
   void stop();
   // Frames the kernel dropped because the socket's queue was full.
   uint64_t drops() const { return drops_; }
+  // Frames still queued when stop() gave up reading them (a link flooded
+  // after the tree's end): not in the file. Read after stop().
+  uint64_t unread() const { return unread_; }
   // The errno that stopped the reader early (0: none); the frames after it
   // are not in the file. Read after stop().
   int read_error() const { return read_error_; }
-  // Frames were still queued when stop()'s drain ran out of time (they are
-  // not in the file). Read after stop().
-  bool left_behind() const { return left_behind_; }
-  static constexpr uint64_t kStopDrainMs = 2000;
 
  private:
   LinkTap() = default;
   void run();
-  // Reads until the queue is empty (or, with a deadline, until then);
-  // false on a read error.
-  bool drain(uint64_t deadline_ms = 0);
+  enum class Drain { Empty, More, Error };
+  // Reads until the queue is empty, at most `max` frames (More: there may
+  // be more); Error: read_error_ is set.
+  Drain drain(size_t max);
+  uint64_t discard();  // stops queuing; reads and counts what is left, unwritten
 
   UniqueFd sock_, stop_, ep_;
   Capture* cap_ = nullptr;
@@ -82,9 +83,8 @@ class LinkTap {
   bool outgoing_to_child_ = true;
   std::unique_ptr<uint8_t[]> buf_;
   std::thread thread_;
-  uint64_t drops_ = 0;
+  uint64_t drops_ = 0, unread_ = 0;
   int read_error_ = 0;
-  bool left_behind_ = false;
 };
 
 }  // namespace cf::capture
