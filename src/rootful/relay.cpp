@@ -441,10 +441,12 @@ class RelayImpl final : public Relay {
   RelayOptions o_;
   uint32_t mark_ = 0;
   FlowIds* ids_ = nullptr;
-  // Each connection holds two descriptors: at most kMaxFlows, and never
-  // more than the descriptor limit leaves room for (64 kept for the rest
-  // of the run); beyond, connections are reset (limit_hit).
-  size_t max_live_ = std::min<size_t>(kMaxFlows, fd_room() / 2);
+  // Each connection holds two descriptors (four through an https:// proxy:
+  // the TLS pump's socketpair): at most kMaxFlows, and never more than the
+  // descriptor limit leaves room for (64 kept for the rest of the run);
+  // beyond, connections are reset (limit_hit).
+  size_t max_live_ = std::min<size_t>(
+      kMaxFlows, fd_room() / (o_.upstream->uri().scheme == ProxyScheme::Https ? 4 : 2));
   UniqueFd spare_ = spare_fd();
   std::optional<PortRange> host_ports_;
   uint64_t uncaptured_ = 0;
