@@ -392,7 +392,7 @@ std::vector<Setting> table() {
                     &C::iface, parse_iface, same));
   t.push_back(toggle({"allow-host-loopback", 0, "allow_host_loopback", "", kSandbox,
                       "Let the tree reach the host's loopback services at the gateway address "
-                      "(subject to policy)"},
+                      "(subject to policy; rootless only)"},
                      &C::allow_host_loopback));
   {
     Setting s = value({"mtu", 0, "mtu", "N", kSandbox,
