@@ -675,7 +675,7 @@ int run_rootful(const Config& c, uint64_t started) {
     } else {
       notes = rootful::veth_notes(
           flow_ids, plan,
-          rootful::policy_judge(pol, loop_lock, relay != nullptr, synth ? &*synth : nullptr));
+          rootful::policy_judge(pol, loop_lock, relay != nullptr, plan, synth ? &*synth : nullptr));
     }
     if (auto s = tap->start(*cap, std::move(notes), !slot); !s) return fail(s.error());
   }

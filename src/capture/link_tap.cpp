@@ -97,6 +97,7 @@ std::optional<FiveTuple> five_tuple(std::span<const uint8_t> f) {
     t.dport = load_be16(b + l4 + 2);
   } else if ((t.proto == 1 || t.proto == 58) && l4 + 8 <= n) {
     const uint8_t type = b[l4];
+    t.icmp_type = type;
     if (type == 0 || type == 8 || type == 128 || type == 129) t.sport = t.dport = load_be16(b + l4 + 4);
   }
   return t;

@@ -26,6 +26,7 @@ struct FiveTuple {
   uint8_t proto = 0;  // IPPROTO_*
   IpAddr src, dst;
   uint16_t sport = 0, dport = 0;
+  uint8_t icmp_type = 0;  // ICMP/ICMPv6: the type
 };
 std::optional<FiveTuple> five_tuple(std::span<const uint8_t> eth_frame);
 

@@ -29,6 +29,7 @@
 
 #include <netinet/in.h>
 
+#include "common/bytes.hpp"
 #include "common/clock.hpp"
 #include "engine/synth.hpp"
 #include "policy/policy.hpp"
@@ -50,8 +51,11 @@ bool in(PortRange r, uint16_t port) { return port >= r.lo && port <= r.hi; }
 }  // namespace
 
 FlowIds::Judge policy_judge(const policy::Policy& pol, std::mutex& loop_lock, bool relayed_tcp,
-                            const engine::SynthMap* synth) {
-  return [&pol, &loop_lock, relayed_tcp, synth](const FlowKey& k) -> FlowIds::Verdict {
+                            const NetPlan& plan, const engine::SynthMap* synth) {
+  static const IpAddr kBroadcast4 = IpAddr::v4(0xffffffff);
+  // The tree's link's directed broadcast: the last address of its /30.
+  const IpAddr directed = IpAddr::v4(load_be32(plan.child4.bytes.data()) | 3);
+  return [&pol, &loop_lock, relayed_tcp, synth, directed](const FlowKey& k) -> FlowIds::Verdict {
     policy::Proto p;
     switch (k.proto) {
       case IPPROTO_TCP: p = policy::Proto::Tcp; break;
@@ -63,6 +67,15 @@ FlowIds::Judge policy_judge(const policy::Policy& pol, std::mutex& loop_lock, bo
     // TCP but DNS goes to the relay, which judges it as proxied
     // (ruleset.cpp, `divert`).
     const bool relayed = relayed_tcp && k.proto == IPPROTO_TCP && k.remote_port != 53;
+    // What the table drops or rejects before its policy (ruleset.cpp,
+    // to_host, and DNS under --proxy-dns remote): no flow of the log.
+    if (k.remote.is_v4() ? (k.remote.bytes[0] & 0xf0) == 0xe0 || k.remote == kBroadcast4 ||
+                               k.remote == directed
+                         : k.remote.bytes[0] == 0xff ||
+                               (k.remote.bytes[0] == 0xfe && (k.remote.bytes[1] & 0xc0) == 0x80))
+      return {nullptr, true, true};
+    if (synth && k.remote_port == 53 && (k.proto == IPPROTO_TCP || k.proto == IPPROTO_UDP))
+      return {nullptr, true, true};
     std::lock_guard lock(loop_lock);
     if (synth && engine::SynthMap::in_range(k.remote)) {
       // --proxy-dns remote: the relay judges TCP by the name; the table
@@ -125,14 +138,14 @@ capture::FlowIdOf wire_notes(FlowIds& ids, const NetPlan& plan, PortRange range,
       auto k = tree_flow(h, out ? t.src : t.dst);
       return {k ? ids.of(*k, FlowIds::Reader::Confirmed) : 0, nullptr};
     }
-    if ((t.proto == IPPROTO_ICMP || t.proto == IPPROTO_ICMPV6) && t.sport) {
-      // A request leaving (the remote is the destination) or a reply
-      // arriving (the remote is the source); the filter passed only those.
-      for (bool leaving : {true, false}) {
-        const HostKey h{t.proto, t.sport, leaving ? t.dst : t.src, t.sport};
-        if (auto k = tree_flow(h, leaving ? t.src : t.dst))
-          return {ids.of(*k, FlowIds::Reader::Confirmed), nullptr};
-      }
+    if (t.proto == IPPROTO_ICMP || t.proto == IPPROTO_ICMPV6) {
+      // The filter passed only a request leaving (the remote is the
+      // destination) or a reply arriving (the remote is the source); the
+      // identifier may be 0.
+      const bool leaving = t.icmp_type == 8 || t.icmp_type == 128;
+      const HostKey h{t.proto, t.sport, leaving ? t.dst : t.src, t.sport};
+      if (auto k = tree_flow(h, leaving ? t.src : t.dst))
+        return {ids.of(*k, FlowIds::Reader::Confirmed), nullptr};
     }
     capture::FrameNote none;
     none.discard = true;  // the host's own ping

@@ -28,8 +28,11 @@ class CtQuery;
 // per destination (FlowIds::Verdict).
 // With --proxy-dns remote, `synth` (read under the same lock): TCP to a
 // synthetic address is judged by the name it stands for, as the relay does.
+// Broadcast, multicast and link-local destinations (and, under --proxy-dns
+// remote, port 53 elsewhere than the gateway) are no flow: the table drops
+// or rejects them before its policy, and logs nothing.
 FlowIds::Judge policy_judge(const policy::Policy& pol, std::mutex& loop_lock, bool relayed_tcp,
-                            const engine::SynthMap* synth = nullptr);
+                            const NetPlan& plan, const engine::SynthMap* synth = nullptr);
 
 // Frames on the tree's veth (child, egress, both): the flow's id, and for a
 // flow the policy denies, its reason.

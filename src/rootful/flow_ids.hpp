@@ -19,9 +19,15 @@
 // readers'. Bounded: at most kMaxFlows flows and kMaxFlows destinations
 // (a tree spraying datagrams cannot grow it); beyond that of() says 0 (the
 // capture writes no comment, the others take a fresh id) and no more
-// destinations are remembered. Conntrack's DESTROY and the relay's end of
-// a connection forget the flow, so a later connection on the same ports is
-// a new flow.
+// destinations are remembered. Conntrack's DESTROY forgets a flow at once
+// (its last frames are long past: TIME_WAIT, or the time-out); the relay's
+// end of a connection or its refusal (ended()) forgets it kGraceMs later,
+// so the FIN's or the reset's frames still carry its id; a flow nobody
+// ever confirmed (the table denied it, or the capture saw a stray frame)
+// is forgotten once no frame of it was seen for kUnconfirmedIdleMs. A
+// sweep does that at most once a second, on whichever reader asks. Then a
+// later connection on the same ports is a new flow; a destination keeps
+// its first id (last_to) for the run.
 //
 // Verdicts. The capture's reader sees a flow's first frame as it enters
 // the host, before the table judges it, so it cannot read the table's
@@ -79,7 +85,8 @@ class FlowIds {
  public:
   static constexpr size_t kMaxFlows = 16384;
 
-  explicit FlowIds(observe::Recorder& rec) : rec_(rec) {}
+  using Clock = uint64_t (*)();  // monotonic ms; tests give their own
+  explicit FlowIds(observe::Recorder& rec, Clock clock = nullptr) : rec_(rec), clock_(clock) {}
   // Who asks: the capture sees every flow, a denied one too; conntrack (a
   // confirmed connection) and the relay (an accepted one) only flows the
   // table let through.
@@ -91,6 +98,10 @@ class FlowIds {
   // 0 when none.
   uint64_t last_to(uint8_t proto, const IpAddr& remote, uint16_t remote_port) const;
   void forget(const FlowKey& k);
+  // The relay is done with `k` (closed or refused): forgotten kGraceMs later.
+  void ended(const FlowKey& k);
+  static constexpr uint64_t kGraceMs = 5'000;
+  static constexpr uint64_t kUnconfirmedIdleMs = 60'000;
 
   // The capture's note of a frame: its flow's id and, when the policy
   // denies the flow, the reason code (a static string). `judge` is asked
@@ -105,6 +116,9 @@ class FlowIds {
   struct Verdict {
     const char* denied = nullptr;
     bool per_destination = true;
+    // Not a flow the run logs (the table drops or rejects it before the
+    // policy: broadcast, multicast, link-local): no id, nothing kept.
+    bool no_flow = false;
   };
   using Judge = std::function<Verdict(const FlowKey&)>;
   Note note(const FlowKey& k, const Judge& judge);
@@ -123,9 +137,18 @@ class FlowIds {
     uint64_t id = 0;
     const char* denied = nullptr;
     std::optional<HostKey> host;
+    bool confirmed = false;
+    uint64_t seen_ms = 0;   // the last time a reader asked
+    uint64_t ended_ms = 0;  // ended(): when; 0 while live
   };
-  std::optional<Note> find_locked(const FlowKey& k, Reader who);
+  std::optional<Note> find_locked(const FlowKey& k, Reader who, uint64_t now);
+  void insert_locked(const FlowKey& k, Entry e);
+  void erase_locked(std::map<FlowKey, Entry>::iterator it);
+  void sweep_locked(uint64_t now);
+  uint64_t clock_now() const;
+  uint64_t last_sweep_ = 0;
   observe::Recorder& rec_;
+  Clock clock_;
   mutable std::mutex mu_;
   std::map<FlowKey, Entry> ids_;
   std::map<HostKey, FlowKey> hosts_;

@@ -36,11 +36,17 @@ constexpr size_t kMaxFlows = 4096;
 constexpr size_t kBuf = 16384;
 constexpr uint32_t kEvents = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
 
-// Closes a TCP socket with a reset (SO_LINGER 0).
+// Makes the close of a TCP socket a reset (SO_LINGER 0).
+void arm_reset(int fd) {
+  if (fd < 0) return;
+  linger l{1, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof l);
+}
+
+// Closes a TCP socket with a reset.
 void reset(UniqueFd& fd) {
   if (!fd) return;
-  linger l{1, 0};
-  ::setsockopt(fd.get(), SOL_SOCKET, SO_LINGER, &l, sizeof l);
+  arm_reset(fd.get());
   fd.reset();
 }
 
@@ -190,6 +196,7 @@ class RelayImpl final : public Relay {
     rec_.connect_attempt(id, t, true, names);
     if (synthetic && !entry) {
       rec_.connect_result(id, t, true, names, "no name for this synthetic address (--proxy-dns remote)");
+      if (ids_) ids_->ended(key);
       reset(tree);
       return;
     }
@@ -200,7 +207,10 @@ class RelayImpl final : public Relay {
                             names);
       rec_.connect_result(id, t, true, names, "denied by policy");
       // Kept in the flow ids: the reset's frames carry the same id.
-      if (ids_) ids_->deny(key, v.reason_code);
+      if (ids_) {
+        ids_->deny(key, v.reason_code);
+        ids_->ended(key);
+      }
       reset(tree);
       return;
     }
@@ -291,10 +301,15 @@ class RelayImpl final : public Relay {
     failed(it, fmt::format("proxy {}: {}", o_.upstream->uri().str(), connect_error_text(err)));
   }
 
+  // Every way a flow ends (end(), failed()): its flow id is let go (the
+  // same ports later are a new flow, after the FIN's or the reset's
+  // frames), its synthetic name released.
   void bury(Flow& f) {
     if (f.dead) return;
     f.dead = true;
     --live_;
+    if (ids_) ids_->ended(f.key);
+    if (f.synth) synth_->release(*std::exchange(f.synth, std::nullopt));
   }
 
   // Every readiness event of any of a flow's sockets.
@@ -397,8 +412,6 @@ class RelayImpl final : public Relay {
       rec_.flow_end(f.id, policy::Proto::Tcp, f.target, f.to_up.bytes, f.to_tree.bytes,
                     monotonic_ms() - f.started_ms, close);
     unwatch(f);
-    if (ids_) ids_->forget(f.key);  // the same ports later are a new flow
-    if (f.synth) synth_->release(*std::exchange(f.synth, std::nullopt));
     if (rst) reset(f.tree);
     f.tree.reset();
     f.up.reset();
@@ -424,7 +437,7 @@ class RelayImpl final : public Relay {
         const bool half = it->to_up.eof || it->to_tree.eof;
         const uint64_t idle_at = it->last_ms + (half ? o_.half_closed_idle_ms : o_.idle_ms);
         if (idle_at <= now) {
-          reset(it->up);
+          arm_reset(it->up.get());  // closed by end(), after unwatch: with a reset
           end(it, observe::Close::Timeout, true);
           it = flows_.erase(it);
           continue;

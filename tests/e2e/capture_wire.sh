@@ -190,10 +190,25 @@ lab_root bash -c "$(declare -f noise); LAB_WWW4=$LAB_WWW4 LAB_WWW6=$LAB_WWW6 LAB
 noise_job=$!
 sleep 0.5
 RW=$OUTD/rw.pcapng
+# An echo with identifier 0, from a raw socket (the tree is root of its
+# own namespace): no port-like id, still the tree's.
+PING0='import socket,struct,sys
+def csum(b):
+  s=sum(struct.unpack("!%dH" % (len(b)//2), b)); s=(s>>16)+(s&0xffff); s+=s>>16
+  return ~s & 0xffff
+body=struct.pack("!BBHHH",8,0,0,0,1)+b"id zero!"
+body=body[:2]+struct.pack("!H",csum(body))+body[4:]
+s=socket.socket(socket.AF_INET,socket.SOCK_RAW,socket.IPPROTO_ICMP); s.settimeout(3)
+s.sendto(body,(sys.argv[1],0))
+try:
+  while True:
+    d=s.recv(200)
+    if d[20]==0 and d[24:26]==b"\0\0": print("ping0=reply"); break
+except socket.timeout: print("ping0=timeout")'
 rc=0
 out=$(cf root --root -d "$LAB_DNS4" --flow-log "$OUTD/rw.jsonl" -c "$RW" -C wire-egress -- sh -c \
-  'curl -4 -sS --max-time 5 http://www.example.test/; curl -6 -sS --max-time 5 http://www.example.test/; ping -4 -c 2 -W 2 www.example.test >/dev/null; echo ping4=$?; ping -6 -c 2 -W 2 www.example.test >/dev/null; echo ping6=$?' \
-  2>"$OUTD/rw.err") || rc=$?
+  'curl -4 -sS --max-time 5 http://www.example.test/; curl -6 -sS --max-time 5 http://www.example.test/; ping -4 -c 2 -W 2 www.example.test >/dev/null; echo ping4=$?; ping -6 -c 2 -W 2 www.example.test >/dev/null; echo ping6=$?; python3 -c "$0" "$1"' \
+  "$PING0" "$LAB_WWW4" 2>"$OUTD/rw.err") || rc=$?
 kill "$noise_job" 2>/dev/null || true
 wait "$noise_job" 2>/dev/null || true
 check_eq 0 "$rc" "rootful wire-egress: exit 0 ($(head -c 300 "$OUTD/rw.err"))"
@@ -222,15 +237,17 @@ rdns=$(tshark_fields "$RW" "dns.flags.response==0" -e dns.qry.name -e udp.srcpor
 check_contains "$rdns" "www.example.test" "rootful wire-egress: the forwarder's lookups for the tree"
 dns_ports_ok=$(awk '{p=$NF; if (p < 61000 || p > 65095 || (p - 61000) % 512 < 384) bad=1} END {print bad ? "no" : "yes"}' <<<"$rdns")
 check_eq yes "$dns_ports_ok" "rootful wire-egress: the lookups leave from the run's own host ports ($rdns)"
-check_eq 2 "$(tshark_fields "$RW" "icmp.type==8" -e frame.number | wc -l)" "rootful wire-egress: the tree's two IPv4 echo requests, none of the host's pings"
-check_eq 2 "$(tshark_fields "$RW" "icmp.type==0" -e frame.number | wc -l)" "rootful wire-egress: their two replies"
+check_contains "$out" "ping0=reply" "rootful wire-egress: an echo with identifier 0 is answered"
+check_eq 3 "$(tshark_fields "$RW" "icmp.type==8" -e frame.number | wc -l)" "rootful wire-egress: the tree's three IPv4 echo requests, none of the host's pings"
+check_eq 3 "$(tshark_fields "$RW" "icmp.type==0" -e frame.number | wc -l)" "rootful wire-egress: their three replies"
+check_eq 2 "$(tshark_fields "$RW" "icmp.ident==0" -e frame.number | wc -l)" "rootful wire-egress: the identifier 0 echo and its reply"
 check_eq 4 "$(tshark_fields "$RW" "icmpv6.type==128 || icmpv6.type==129" -e frame.number | wc -l)" "rootful wire-egress: the IPv6 echo requests and replies"
 # Comments: the flow log's ids (conntrack's), on every frame of a flow.
 want=$(for i in $(flowlog_ids "$OUTD/rw.jsonl" connect_attempt protocol=tcp) \
            $(flowlog_ids "$OUTD/rw.jsonl" flow_start protocol=icmpv4) \
            $(flowlog_ids "$OUTD/rw.jsonl" flow_start protocol=icmpv6); do echo "$i"; done |
   sort -n | while read -r i; do printf 'flow_id=%s ' "$i"; done | sed 's/ $//')
-check_match "$want" '^flow_id=[0-9]+( flow_id=[0-9]+){3}$' "rootful wire-egress: the flow log has two connections and two pings ($want)"
+check_match "$want" '^flow_id=[0-9]+( flow_id=[0-9]+){4}$' "rootful wire-egress: the flow log has two connections and three pings ($want)"
 check_comments "rootful wire-egress: every TCP and echo frame carries its flow's flow_id" \
   "$RW" "tcp || icmp || icmpv6.type==128 || icmpv6.type==129" "$want"
 check_eq "" "$(tshark_fields "$RW" "dns" -e frame.comment | sort -u)" "rootful wire-egress: the forwarder's lookups carry no flow comment"

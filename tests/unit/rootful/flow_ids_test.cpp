@@ -149,6 +149,47 @@ TEST(FlowIds, HostSidesUntilTheFlowIsForgotten) {
   EXPECT_FALSE(ids.of_host(h)) << "a forgotten flow's host side is asked again";
 }
 
+uint64_t fake_now = 0;
+uint64_t fake_clock() { return fake_now; }
+
+// What nobody forgets (a denied flow, a stray frame, the relay's tail)
+// goes by itself, so the table never fills for good; confirmed flows stay.
+TEST(FlowIds, UnconfirmedAndEndedFlowsAgeOut) {
+  const Config c;
+  observe::Recorder rec(c);
+  fake_now = 100'000;
+  FlowIds ids(rec, fake_clock);
+  FlowIds::Judge deny = [](const FlowKey&) { return FlowIds::Verdict{"deny_cidr", true}; };
+  const uint64_t denied = ids.note(key(40000), deny).id;
+  const uint64_t confirmed = ids.of(key(40001, "203.0.113.20", 7), kConf);
+  const uint64_t relayed = ids.of(key(40002, "203.0.113.30", 443), kConf);
+  ids.ended(key(40002, "203.0.113.30", 443));
+  fake_now += FlowIds::kGraceMs - 1000;
+  EXPECT_EQ(ids.note(key(40002, "203.0.113.30", 443), deny).id, relayed)
+      << "the relay's flow keeps its id through the grace (its FIN's frames)";
+  fake_now += 2000;
+  EXPECT_NE(ids.note(key(40002, "203.0.113.30", 443), deny).id, relayed) << "then it is gone";
+  // The denied flow, seen again: it stays while frames come.
+  fake_now += FlowIds::kUnconfirmedIdleMs - 1000;
+  EXPECT_EQ(ids.note(key(40000), deny).id, denied);
+  fake_now += FlowIds::kUnconfirmedIdleMs + 1000;
+  ids.of(key(50000, "203.0.113.99", 1), kConf);  // any question sweeps
+  EXPECT_EQ(ids.last_to(IPPROTO_TCP, *IpAddr::parse("203.0.113.10"), 80), denied)
+      << "the destination keeps its violation's id for the run";
+  EXPECT_EQ(ids.note(key(40000), deny).id, denied) << "a new flow there shares it again";
+  EXPECT_EQ(ids.of(key(40001, "203.0.113.20", 7), kConf), confirmed)
+      << "a confirmed flow waits for conntrack's DESTROY";
+}
+
+TEST(FlowIds, BroadcastAndTheLikeAreNoFlow) {
+  const Config c;
+  observe::Recorder rec(c);
+  FlowIds ids(rec);
+  FlowIds::Judge none = [](const FlowKey&) { return FlowIds::Verdict{nullptr, true, true}; };
+  EXPECT_EQ(ids.note(key(40000, "224.0.0.251", 5353), none).id, 0u);
+  EXPECT_EQ(ids.last_to(IPPROTO_TCP, *IpAddr::parse("224.0.0.251"), 5353), 0u) << "nothing kept";
+}
+
 TEST(FlowIds, TwoThreadsAgree) {
   const Config c;
   observe::Recorder rec(c);
