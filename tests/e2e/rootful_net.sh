@@ -18,6 +18,7 @@
 #   and forwarding sysctls are byte-identical to before;
 # - a failure after each setup step (forced with CHILDFLOW_TEST_FAIL_STEP)
 #   undoes everything done before it;
+# - SIGTERM and SIGINT end the tree and undo everything;
 # - SIGKILL leaves the table and forwarding behind, the next run warns, and
 #   `childflow --cleanup` restores the same state.
 set -euo pipefail
@@ -57,13 +58,16 @@ check_contains "$out" "rc=0" "--network-backend rootful runs the rootful backend
 check_not_contains "$(as root "$CHILDFLOW" --help)" "network-backend" "--network-backend is not in --help"
 check_state "DNS over TCP, --network-backend"
 
-# SIGTERM to childflow: forwarded to the tree, which ends; everything undone.
-lab_root timeout 60 "$CHILDFLOW" --root -d "$LAB_DNS4" -- sleep 30 >/dev/null 2>&1 &
-job=$!
-rootful_wait_link "the run's link"
-rootful_signal TERM "$job"
-check_eq 143 "$SIGNAL_RC" "SIGTERM: the tree ends with it (128 + 15)"
-check_state "SIGTERM"
+# SIGTERM and SIGINT to childflow: forwarded to the tree, which ends;
+# everything undone.
+for sig in TERM:143 INT:130; do
+  lab_root timeout 60 "$CHILDFLOW" --root -d "$LAB_DNS4" -- sleep 30 >/dev/null 2>&1 &
+  job=$!
+  rootful_wait_link "the run's link"
+  rootful_signal "${sig%:*}" "$job"
+  check_eq "${sig#*:}" "$SIGNAL_RC" "SIG${sig%:*}: the tree ends with it (128 + its number)"
+  check_state "SIG${sig%:*}"
+done
 
 # A setup step that fails: everything done before it is undone, whatever
 # the run had created by then (a table with TPROXY routing and an --iface
