@@ -31,9 +31,14 @@ snapshot() {
     echo "## routes"; ip route show table all; ip -6 route show table all
     echo "## sysctls"
     for f in /proc/sys/net/ipv4/ip_forward /proc/sys/net/ipv4/conf/*/forwarding \
-             /proc/sys/net/ipv6/conf/*/forwarding /proc/sys/net/netfilter/nf_conntrack_acct; do
+             /proc/sys/net/ipv6/conf/*/forwarding; do
       [ ! -e "$f" ] || echo "$f $(cat "$f")"
-    done' 2>&1
+    done
+    # Absent until a run loads the conntrack module (a kernel that has it
+    # as a module, e.g. Debian 6.1), which nothing unloads: absent reads as
+    # the module'"'"'s default, 0.
+    f=/proc/sys/net/netfilter/nf_conntrack_acct
+    echo "$f $(cat "$f" 2>/dev/null || echo 0)"' 2>&1
 }
 rootful_baseline() { BEFORE=$(snapshot); }
 rootful_baseline

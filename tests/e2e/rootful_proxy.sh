@@ -157,7 +157,9 @@ done
 # --- two --proxy runs at once: each its own mark, table and priority ---------------
 SYNC=$LAB_DIR/sync-proxy
 install -d -m 0777 "$SYNC"
-both="until [ -e $SYNC/a ] && [ -e $SYNC/b ]; do sleep 0.1; done; sleep 0.5"
+# Each tree waits until the test has looked at the rules (go), so both
+# runs are certainly there while it looks, however slow the machine.
+both="until [ -e $SYNC/go ]; do sleep 0.1; done"
 cf root --root -d "$LAB_DNS4" -p "http://$LAB_HTTP_PROXY" -- sh -c "$NOPROXY; touch $SYNC/a; $both; curl -sS --max-time 10 http://www.example.test/peer" >"$OUTD/p1.out" 2>&1 &
 p1=$!
 cf root --root -d "$LAB_DNS4" -p "socks5://$LAB_SOCKS" -- sh -c "$NOPROXY; touch $SYNC/b; $both; curl -6 -sS --max-time 10 http://www.example.test/peer" >"$OUTD/p2.out" 2>&1 &
@@ -167,6 +169,7 @@ rules4=$(lab_root ip rule show | grep -c 'fwmark 0x6366' || true)
 rules6=$(lab_root ip -6 rule show | grep -c 'fwmark 0x6366' || true)
 marks=$(lab_root ip rule show | grep -o 'fwmark 0x6366[0-9a-f]*' | sort -u | grep -c . || true)
 prios=$(lab_root ip rule show | grep 'fwmark 0x6366' | cut -d: -f1 | sort -u | grep -c . || true)
+touch "$SYNC/go"
 wait "$p1" && r1=0 || r1=$?
 wait "$p2" && r2=0 || r2=$?
 check_eq "0 0" "$r1 $r2" "two --proxy runs at once both succeed ($(head -c 200 "$OUTD/p1.out") $(head -c 200 "$OUTD/p2.out"))"

@@ -40,7 +40,8 @@ for t in "${tests[@]}"; do
   elif ((rc == 77)); then
     skip=$((skip + 1)); echo "skip - $t: $(grep -m1 '^skip:' "/tmp/oldkernel-$t.log")"
   else
-    fail=$((fail + 1)); echo "FAIL: $t ($(( $(date +%s) - start )) s); its log:"
+    fail=$((fail + 1)); echo "FAIL: $t ($(( $(date +%s) - start )) s); its failed checks, then its log's end:"
+    grep '^FAIL' "/tmp/oldkernel-$t.log" | sed 's/^/    /' | head -n 40
     sed 's/^/    /' "/tmp/oldkernel-$t.log" | tail -n 60
   fi
   grep -E "^(ok -|FAIL:|# rate)" "/tmp/oldkernel-$t.log" | sed 's/^/    /' | head -n 80
