@@ -1,15 +1,20 @@
 // Test frames for the capture tests, built with a from-scratch checksum
 // (independent of the code under test), and full checksum verifiers.
 #pragma once
-#include <cstdint>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <stdlib.h>
+
+#include <cstdint>
 
 #include <cstring>
 #include <filesystem>
 #include <string>
 #include <vector>
 
+#include "capture/capture.hpp"
 #include "common/addr.hpp"
+#include "config/config.hpp"
 
 namespace cf::capture::test_frames {
 
@@ -27,6 +32,24 @@ struct TempDir {
     if (!path.empty()) std::filesystem::remove_all(path);
   }
 };
+
+// 127.0.0.1:port, for the tests that send on loopback.
+inline sockaddr_in loopback4(uint16_t port) {
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  a.sin_port = htons(port);
+  return a;
+}
+
+// A wire-egress Capture (no endpoints to rewrite) into DIR/lo.pcapng, for
+// the tests that read loopback with a LinkTap.
+inline Result<Capture> wire_capture(const TempDir& dir) {
+  Config c;
+  c.capture = dir.path + "/lo.pcapng";
+  c.capture_point = CapturePoint::WireEgress;
+  return Capture::open(c, {});
+}
 
 
 inline IpAddr ip(const char* s) { return *IpAddr::parse(s); }

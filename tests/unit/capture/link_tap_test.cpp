@@ -52,13 +52,23 @@ int in_netns(const std::function<void()>& body) {
   return WIFEXITED(status) ? WEXITSTATUS(status) : 101;
 }
 
+// `body` with a LinkTap on the loopback of a network namespace of its own
+// (in_netns) and a wire-egress Capture into a fresh directory.
+int on_loopback(const std::function<void(LinkTap&, Capture&)>& body) {
+  return in_netns([&body] {
+    auto tap = LinkTap::open(int(if_nametoindex("lo")));
+    ASSERT_TRUE(tap) << tap.error().str();
+    TempDir dir;
+    auto cap = wire_capture(dir);
+    ASSERT_TRUE(cap) << cap.error().str();
+    body(*tap.value(), *cap);
+  });
+}
+
 // UDP datagrams to 127.0.0.1:9 (nobody listens) until `stop`, or 15 s.
 void flood(const std::atomic<bool>& stop) {
   UniqueFd fd(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
-  sockaddr_in to{};
-  to.sin_family = AF_INET;
-  to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  to.sin_port = htons(9);
+  sockaddr_in to = loopback4(9);
   const uint64_t end = monotonic_ms() + 15'000;
   while (!stop && monotonic_ms() < end)
     for (int i = 0; i < 64; ++i)
@@ -74,62 +84,43 @@ FrameNote slow(const FiveTuple&) {
 
 TEST(LinkTap, StopIsBoundedOnAFloodedLinkAndCountsWhatItLeft) {
   if (geteuid() != 0) GTEST_SKIP() << "needs CAP_NET_RAW and a network namespace";
-  const int rc = in_netns([] {
-    auto tap = LinkTap::open(int(if_nametoindex("lo")));
-    ASSERT_TRUE(tap) << tap.error().str();
-    TempDir dir;
-    Config c;
-    c.capture = dir.path + "/lo.pcapng";
-    c.capture_point = CapturePoint::WireEgress;
-    auto cap = Capture::open(c, {});
-    ASSERT_TRUE(cap) << cap.error().str();
-    ASSERT_TRUE(tap.value()->start(*cap, slow, false));
+  const int rc = on_loopback([](LinkTap& tap, Capture& cap) {
+    ASSERT_TRUE(tap.start(cap, slow, false));
     std::atomic<bool> stop{false};
     std::thread flooder([&stop] { flood(stop); });
     ::usleep(300 * 1000);  // the queue fills
     const uint64_t t0 = monotonic_ms();
-    tap.value()->stop();
+    tap.stop();
     const uint64_t took = monotonic_ms() - t0;
     stop = true;
     flooder.join();
     EXPECT_LT(took, 4000u) << "stop() must return while the flood goes on (took " << took
                            << " ms)";
-    EXPECT_GT(tap.value()->unread(), 0u) << "the frames left unread are counted";
-    EXPECT_GT(cap->frames(), 0u) << "what it read is in the file";
-    EXPECT_EQ(tap.value()->read_error(), 0);
-    ASSERT_TRUE(cap->close());
+    EXPECT_GT(tap.unread(), 0u) << "the frames left unread are counted";
+    EXPECT_GT(cap.frames(), 0u) << "what it read is in the file";
+    EXPECT_EQ(tap.read_error(), 0);
+    ASSERT_TRUE(cap.close());
   });
   EXPECT_EQ(rc, 0) << "the child's assertions (above)";
 }
 
 TEST(LinkTap, StopOnAQuietLinkReadsEverythingQueued) {
   if (geteuid() != 0) GTEST_SKIP() << "needs CAP_NET_RAW and a network namespace";
-  const int rc = in_netns([] {
-    auto tap = LinkTap::open(int(if_nametoindex("lo")));
-    ASSERT_TRUE(tap) << tap.error().str();
-    TempDir dir;
-    Config c;
-    c.capture = dir.path + "/lo.pcapng";
-    c.capture_point = CapturePoint::WireEgress;
-    auto cap = Capture::open(c, {});
-    ASSERT_TRUE(cap) << cap.error().str();
+  const int rc = on_loopback([](LinkTap& tap, Capture& cap) {
     // Queued before the reader starts: 500 datagrams to a socket that never
     // reads, each seen twice on loopback (sent and received).
     UniqueFd sink(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
-    sockaddr_in to{};
-    to.sin_family = AF_INET;
-    to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    to.sin_port = htons(9);
+    sockaddr_in to = loopback4(9);
     ASSERT_EQ(::bind(sink.get(), reinterpret_cast<sockaddr*>(&to), sizeof to), 0);
     UniqueFd fd(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
     for (int i = 0; i < 500; ++i)
       ASSERT_EQ(::sendto(fd.get(), "x", 1, 0, reinterpret_cast<sockaddr*>(&to), sizeof to), 1);
-    ASSERT_TRUE(tap.value()->start(*cap, nullptr, false));
-    tap.value()->stop();
-    EXPECT_EQ(tap.value()->unread(), 0u);
-    EXPECT_EQ(tap.value()->drops(), 0u);
-    EXPECT_EQ(cap->frames(), 1000u);
-    ASSERT_TRUE(cap->close());
+    ASSERT_TRUE(tap.start(cap, nullptr, false));
+    tap.stop();
+    EXPECT_EQ(tap.unread(), 0u);
+    EXPECT_EQ(tap.drops(), 0u);
+    EXPECT_EQ(cap.frames(), 1000u);
+    ASSERT_TRUE(cap.close());
   });
   EXPECT_EQ(rc, 0) << "the child's assertions (above)";
 }

@@ -324,18 +324,12 @@ TEST(WireFilter, KernelRunsItOnLoopback) {
   auto prog = wire_filter(std::span(&flow, 1), 0);  // loopback is the link under test
   auto attached = tap.value()->set_filter(prog);
   ASSERT_TRUE(attached) << attached.error().str();
-  sockaddr_in to{};
-  to.sin_family = AF_INET;
-  to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  to.sin_port = htons(p_sink);
+  sockaddr_in to = loopback4(p_sink);
   for (int fd : {other, ours, other})
     ASSERT_EQ(sendto(fd, "x", 1, 0, reinterpret_cast<sockaddr*>(&to), sizeof to), 1);
   // What the socket queued is read by LinkTap into a wire-egress Capture.
   TempDir dir;
-  Config c;
-  c.capture = dir.path + "/lo.pcapng";
-  c.capture_point = CapturePoint::WireEgress;
-  auto cap = Capture::open(c, {});
+  auto cap = wire_capture(dir);
   ASSERT_TRUE(cap) << cap.error().str();
   ASSERT_TRUE(tap.value()->start(*cap, nullptr, false));
   usleep(100 * 1000);
