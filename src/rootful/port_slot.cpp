@@ -24,7 +24,6 @@
 #include "rootful/port_slot.hpp"
 
 #include <fcntl.h>
-#include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 
@@ -37,6 +36,7 @@
 #include <sstream>
 #include <string>
 
+#include "common/addr.hpp"
 #include "rootful/state.hpp"
 
 namespace cf::rootful {
@@ -122,21 +122,12 @@ uint16_t bind_in(int fd, bool v4, PortRange r) {
   static std::atomic<uint32_t> next{0};
   const uint32_t n = uint32_t(r.hi - r.lo) + 1;
   const uint32_t start = next.fetch_add(1) % n;
+  static const uint8_t kZero16[16] = {};
+  const IpAddr any = v4 ? IpAddr::v4(0) : IpAddr::v6_bytes(kZero16);  // the wildcard
   for (uint32_t i = 0; i < n; ++i) {
     const uint16_t port = uint16_t(r.lo + (start + i) % n);
     sockaddr_storage ss{};
-    socklen_t len;
-    if (v4) {
-      auto* a = reinterpret_cast<sockaddr_in*>(&ss);
-      a->sin_family = AF_INET;
-      a->sin_port = htons(port);
-      len = sizeof *a;
-    } else {
-      auto* a = reinterpret_cast<sockaddr_in6*>(&ss);
-      a->sin6_family = AF_INET6;
-      a->sin6_port = htons(port);
-      len = sizeof *a;
-    }
+    const socklen_t len = to_sockaddr(any, port, &ss);
     if (::bind(fd, reinterpret_cast<sockaddr*>(&ss), len) == 0) {
       next.store(start + i + 1);
       return port;
