@@ -19,6 +19,11 @@ struct NetPlan {
   Mac gw_mac{};     // the engine's address (static neighbour entry)
   uint32_t mtu = 65520;
   bool ipv6 = true;
+
+  // One of the tree's own addresses.
+  bool is_child(const IpAddr& a) const { return a == child4 || (ipv6 && a == child6); }
+  // One of its gateway addresses (the engine's, or the rootful veth's host end).
+  bool is_gateway(const IpAddr& a) const { return a == gw4 || (ipv6 && a == gw6); }
 };
 
 }  // namespace cf

@@ -117,7 +117,7 @@ class Engine {
   // DnsStream share the TCP table; DnsUpstream has no slots).
   uint32_t slot_gen(Tag k, uint32_t slot) const;
   bool is_gateway(const IpAddr& ip) const {
-    return ip == opts.plan.gw4 || (opts.plan.ipv6 && ip == opts.plan.gw6);
+    return opts.plan.is_gateway(ip);
   }
   const IpAddr& child_ip(Family f) const {
     return f == Family::V4 ? opts.plan.child4 : opts.plan.child6;

@@ -38,14 +38,6 @@
 namespace cf::rootful {
 namespace {
 
-bool is_tree(const NetPlan& plan, const IpAddr& a) {
-  return a == plan.child4 || (plan.ipv6 && a == plan.child6);
-}
-
-bool is_gateway(const NetPlan& plan, const IpAddr& a) {
-  return a == plan.gw4 || (plan.ipv6 && a == plan.gw6);
-}
-
 bool in(PortRange r, uint16_t port) { return port >= r.lo && port <= r.hi; }
 
 }  // namespace
@@ -92,14 +84,14 @@ FlowIds::Judge policy_judge(const policy::Policy& pol, std::mutex& loop_lock, bo
 
 capture::FlowIdOf veth_notes(FlowIds& ids, const NetPlan& plan, FlowIds::Judge judge) {
   return [&ids, plan, judge = std::move(judge)](const capture::FiveTuple& t) -> capture::FrameNote {
-    const bool out = is_tree(plan, t.src);
-    if (!out && !is_tree(plan, t.dst)) return {};
+    const bool out = plan.is_child(t.src);
+    if (!out && !plan.is_child(t.dst)) return {};
     FlowKey k;
     k.proto = t.proto;
     k.tree = out ? t.src : t.dst;
     k.remote = out ? t.dst : t.src;
     // ARP, neighbour discovery, DNS to the forwarder: no flow of the log.
-    if (is_gateway(plan, k.remote)) return {};
+    if (plan.is_gateway(k.remote)) return {};
     if (t.proto == IPPROTO_TCP || t.proto == IPPROTO_UDP) {
       k.tree_port = out ? t.sport : t.dport;
       k.remote_port = out ? t.dport : t.sport;
@@ -123,7 +115,7 @@ capture::FlowIdOf wire_notes(FlowIds& ids, const NetPlan& plan, PortRange range,
           h.proto != IPPROTO_ICMPV6)
         return std::nullopt;  // our own socket: the relay named it when it bound
       auto e = ct->by_reply(h.proto, h.remote, h.remote_port, host, h.host_port);
-      if (!e || !is_tree(plan, e->src)) return std::nullopt;
+      if (!e || !plan.is_child(e->src)) return std::nullopt;
       FlowKey k = flow_key(*e);
       ids.of(k, FlowIds::Reader::Confirmed);  // it left the host: allowed
       ids.host_side(h, k);

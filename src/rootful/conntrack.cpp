@@ -239,10 +239,10 @@ class ConntrackImpl final : public Conntrack {
   };
 
   bool ours(const CtEvent& e) const {
-    const bool from_tree = e.src == plan_.child4 || (plan_.ipv6 && e.src == plan_.child6);
+    const bool from_tree = plan_.is_child(e.src);
     if (!from_tree) return false;
     if (relayed_mark_ && e.mark == relayed_mark_) return false;  // the relay logs it
-    if (e.dst == plan_.gw4 || (plan_.ipv6 && e.dst == plan_.gw6)) return false;
+    if (plan_.is_gateway(e.dst)) return false;
     if (!e.dst.is_v4() && (e.dst.bytes[0] == 0xff || (e.dst.bytes[0] == 0xfe &&
                                                        (e.dst.bytes[1] & 0xc0) == 0x80)))
       return false;

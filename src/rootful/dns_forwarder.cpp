@@ -111,7 +111,7 @@ class ForwarderImpl final : public Forwarder, public engine::GateEnv {
   engine::Stats& stats() override { return st_; }
   bool host_has_ipv6() const override { return o_.host_has_ipv6; }
   bool is_gateway(const IpAddr& ip) const override {
-    return ip == o_.plan.gw4 || (o_.plan.ipv6 && ip == o_.plan.gw6);
+    return o_.plan.is_gateway(ip);
   }
   void learn(const std::string& name, const IpAddr& ip, uint32_t ttl_s) override {
     const uint64_t now = monotonic_ms();

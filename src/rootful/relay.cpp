@@ -148,7 +148,7 @@ class RelayImpl final : public Relay {
 
  private:
   bool from_tree(const IpAddr& ip) const {
-    return ip == o_.plan.child4 || (o_.plan.ipv6 && ip == o_.plan.child6);
+    return o_.plan.is_child(ip);
   }
 
   void accept_all(int lfd) {
