@@ -22,6 +22,9 @@
 #     childflow    childflow -- CLIENT
 #     childflow-copy  the same with CHILDFLOW_FORCE_FALLBACK=tcp_peek_off: the TCP copy
 #                  path of kernels before 6.9 (its cost: childflow-copy/childflow)
+#     childflow-plain  (only when --variants names it) the same with
+#                  CHILDFLOW_FORCE_FALLBACK=tap_offload: tap0 without its offloads
+#                  (what they buy: childflow/childflow-plain)
 #   The four sandboxes run as an unprivileged user, as their users run them:
 #   BENCH_USER (cfbench, created if missing and left in place, like the test
 #   lab's cflab; no subordinate ids: no variant needs them), through
@@ -74,6 +77,7 @@ REPO_DIR=$(dirname "$BENCH_DIR")
 ALL_WORKLOADS=(throughput throughput-rev throughput-1500 throughput-rev-1500
     latency connrate dns startup memory capture)
 ALL_VARIANTS=(native pasta slirp4netns childflow childflow-copy)
+KNOWN_VARIANTS=("${ALL_VARIANTS[@]}" childflow-plain)
 
 rounds=3
 duration=5
@@ -112,7 +116,7 @@ for w in "${workloads[@]}"; do
     [[ " ${ALL_WORKLOADS[*]} " == *" $w "* ]] || { echo "run.sh: unknown workload $w" >&2; exit 2; }
 done
 for v in "${variants[@]}"; do
-    [[ " ${ALL_VARIANTS[*]} " == *" $v "* ]] || { echo "run.sh: unknown variant $v" >&2; exit 2; }
+    [[ " ${KNOWN_VARIANTS[*]} " == *" $v "* ]] || { echo "run.sh: unknown variant $v" >&2; exit 2; }
 done
 [[ $rounds =~ ^[1-9][0-9]*$ && $duration =~ ^[1-9][0-9]*$ && $startup_runs =~ ^[1-9][0-9]*$ ]] ||
     { echo "run.sh: --rounds, --duration and --startup-runs take positive integers" >&2; exit 2; }
@@ -348,10 +352,12 @@ variant_prefix() {
         slirp4netns)
             PREFIX=(sh "$BIN/slirp-run.sh")
             [[ -n $mtu ]] && PREFIX+=(--mtu "$mtu") ;;
-        childflow|childflow-copy)
+        childflow|childflow-copy|childflow-plain)
             PREFIX=()
             # The TCP path of kernels without SO_PEEK_OFF (docs/kernel.md), forced.
             [[ $v == childflow-copy ]] && PREFIX=(env CHILDFLOW_FORCE_FALLBACK=tcp_peek_off)
+            # tap0 without its offloads (docs/design.md, "Offloads").
+            [[ $v == childflow-plain ]] && PREFIX=(env CHILDFLOW_FORCE_FALLBACK=tap_offload)
             PREFIX+=("$BIN/childflow")
             [[ -n $mtu ]] && PREFIX+=(--mtu "$mtu")
             [[ -n $cap ]] && PREFIX+=(--capture "$cap")
@@ -377,7 +383,7 @@ check_variants() {
             slirp4netns)
                 command -v slirp4netns >/dev/null || variant_na[$v]="slirp4netns is not installed"
                 command -v unshare >/dev/null || variant_na[$v]="unshare is not installed" ;;
-            childflow|childflow-copy) [[ -x $childflow ]] || variant_na[$v]="no childflow binary at $childflow" ;;
+            childflow|childflow-copy|childflow-plain) [[ -x $childflow ]] || variant_na[$v]="no childflow binary at $childflow" ;;
             native) ;;
         esac
         if [[ -z ${variant_na[$v]:-} && $v != native ]]; then
@@ -404,7 +410,7 @@ sandbox_procs() {
     case "$2" in
         pasta) pattern='^(pasta|passt)' ;;
         slirp4netns) pattern='^slirp4netns$' ;;
-        childflow|childflow-copy) pattern='^childflow' ;;
+        childflow|childflow-copy|childflow-plain) pattern='^childflow' ;;
         *) return 0 ;;
     esac
     local pid

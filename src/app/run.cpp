@@ -813,6 +813,7 @@ int run_tree(const Config& c) {
     return fail(why);
   }
   sandbox::Tree tree = std::move(launched).value();
+  eo.vnet_hdr = tree.tap_vnet_hdr;
   if (wire_tap) {
     // Started after the launch (no fork of a threaded process) and before
     // the lock-down, whose filter then covers the thread too.

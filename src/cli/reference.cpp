@@ -50,11 +50,12 @@ const char* kFooter =
     "--fail-on-leak or a runtime failure; 2 for a bad command line or profile;\n"
     "126/127 when the command cannot be executed / is not found.\n"
     "Environment: CHILDFLOW_FORCE_FALLBACK=FEATURE[,...] runs the path childflow\n"
-    "takes on kernels without FEATURE (tcp_peek_off, clone3, mount_setattr, or\n"
-    "all); --doctor shows the path in use (docs/kernel.md). CHILDFLOW_DEBUG=1 prints\n"
-    "every event as it happens; NO_COLOR turns colour off. CHILDFLOW_PROXY_PASSWORD\n"
-    "gives the proxy password when a proxy user is set and no flag gives one (it\n"
-    "wins over profiles); childflow removes it from the command's environment.\n"
+    "takes on kernels without FEATURE (tcp_peek_off, clone3, mount_setattr,\n"
+    "tap_offload, or all); --doctor shows the path in use (docs/kernel.md).\n"
+    "CHILDFLOW_DEBUG=1 prints every event as it happens; NO_COLOR turns colour off.\n"
+    "CHILDFLOW_PROXY_PASSWORD gives the proxy password when a proxy user is set and\n"
+    "no flag gives one (it wins over profiles); childflow removes it from the\n"
+    "command's environment.\n"
     "Profiles named without a path are also looked for in ~/.config/childflow/ and\n"
     "/etc/childflow/.\n"
     "Linux 5.10 or newer is supported.\n";
@@ -372,7 +373,7 @@ std::string version_text() {
       "features: policy (offline, private, metadata, CIDR, domain, default-deny,\n"
       "  proxy-only, fail-on-leak), proxies (http, https, socks5, with auth), DNS gate,\n"
       "  pcapng capture (child, egress, both), flow log, summary, report, profiles,\n"
-      "  doctor; kernel fallbacks for tcp_peek_off, clone3, mount_setattr\n",
+      "  doctor; kernel fallbacks for tcp_peek_off, clone3, mount_setattr, tap_offload\n",
       CHILDFLOW_VERSION, git.empty() ? "" : " (git " + git + ")", build);
 }
 
@@ -427,8 +428,8 @@ std::string man_page() {
          "itself, or when\n.B \\-\\-fail\\-on\\-leak\nsaw a denial and the command exited 0.\n";
   out += ".SH ENVIRONMENT\n.TP\n.B CHILDFLOW_FORCE_FALLBACK\n"
          "A comma-separated list of kernel features (tcp_peek_off, clone3,\n"
-         "mount_setattr, or all): childflow takes the path it takes on kernels without\n"
-         "them.\n.B \\-\\-doctor\nshows the path in use.\n"
+         "mount_setattr, tap_offload, or all): childflow takes the path it takes on\n"
+         "kernels without them.\n.B \\-\\-doctor\nshows the path in use.\n"
          ".TP\n.B CHILDFLOW_DEBUG\nAny value but empty or 0: every event as it happens on standard error\n"
          "(DNS queries and answers, connect attempts, flows, denials), like\n.BR \\-vv \" and more.\"\n"
          ".TP\n.B NO_COLOR\nSet and not empty: no colour in the live lines, even on a terminal.\n"

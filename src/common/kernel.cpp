@@ -1,6 +1,9 @@
 #include "common/kernel.hpp"
 
+#include <fcntl.h>
+#include <linux/if_tun.h>
 #include <netinet/in.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -41,6 +44,16 @@ bool has_tcp_peek_off() {
   return setsockopt(s.get(), SOL_SOCKET, SO_PEEK_OFF, &zero, sizeof zero) == 0;
 }
 
+// The tun driver lists the flags it supports (TUNGETFEATURES needs no
+// device). When /dev/net/tun cannot be opened there is no tap0 anyway; the
+// answer is then "no", which the launch's own error explains.
+bool has_tap_vnet_hdr() {
+  UniqueFd tun(::open("/dev/net/tun", O_RDWR | O_CLOEXEC));
+  if (!tun) return false;
+  unsigned int features = 0;
+  return ::ioctl(tun.get(), TUNGETFEATURES, &features) == 0 && (features & IFF_VNET_HDR);
+}
+
 // A syscall the kernel lacks fails with ENOSYS whatever its arguments; these
 // arguments are invalid (size 0, fd -1), so a kernel that has it refuses them
 // (EINVAL, EBADF) without doing anything.
@@ -65,6 +78,10 @@ Probe make(Feature f) {
       p = Probe{"mount_setattr"};
       p.available = has_syscall(SYS_mount_setattr);
       break;
+    case Feature::TapOffload:
+      p = Probe{"tap_offload"};
+      p.available = has_tap_vnet_hdr();
+      break;
   }
   p.forced_off = forced_off(p.name);
   return p;
@@ -73,14 +90,16 @@ Probe make(Feature f) {
 }  // namespace
 
 std::vector<Feature> all_features() {
-  return {Feature::TcpPeekOff, Feature::Clone3, Feature::MountSetattr};
+  return {Feature::TcpPeekOff, Feature::Clone3, Feature::MountSetattr, Feature::TapOffload};
 }
 
-// Every feature is probed on the first call (one socket and two syscalls).
+// Every feature is probed on the first call (one socket, two syscalls and
+// an open of /dev/net/tun).
 const Probe& probe(Feature f) {
-  static const std::array<Probe, 3> probes = {make(Feature::TcpPeekOff), make(Feature::Clone3),
-                                              make(Feature::MountSetattr)};
-  static_assert(size_t(Feature::MountSetattr) == 2, "probes[] is in enumerator order");
+  static const std::array<Probe, 4> probes = {make(Feature::TcpPeekOff), make(Feature::Clone3),
+                                              make(Feature::MountSetattr),
+                                              make(Feature::TapOffload)};
+  static_assert(size_t(Feature::TapOffload) == 3, "probes[] is in enumerator order");
   return probes[size_t(f)];
 }
 
@@ -97,6 +116,11 @@ std::string describe_path(Feature f, bool in_use) {
       return in_use ? "/etc overlays are bound read-only with mount_setattr"
                     : "/etc overlays are bound, then remounted read-only (no mount_setattr "
                       "before Linux 5.12)";
+    case Feature::TapOffload:
+      return in_use ? "tap0 carries TCP segments of up to 64 KiB with checksums left to the "
+                      "receiver (IFF_VNET_HDR, TUNSETOFFLOAD)"
+                    : "tap0 carries frames of at most the MTU, each checksummed (no "
+                      "IFF_VNET_HDR)";
   }
   return "?";
 }

@@ -25,6 +25,10 @@ enum class Feature {
   // the tree's /etc/resolv.conf and /etc/hosts are made read-only by a
   // remount after the bind, instead of before it is attached.
   MountSetattr,
+  // tap0 with a virtio-net header (IFF_VNET_HDR, Linux 2.6.27) and the
+  // checksum and TCP segmentation offloads (TUNSETOFFLOAD). Without it every
+  // frame across tap0 is at most the MTU and carries a full checksum.
+  TapOffload,
 };
 
 struct Probe {

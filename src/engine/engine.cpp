@@ -49,6 +49,7 @@
 #include <linux/close_range.h>
 #include <sys/signalfd.h>
 #include <sys/timerfd.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -107,12 +108,23 @@ Status Engine::init() {
   return {};
 }
 
-void Engine::send_frame(size_t len) {
+void Engine::send_frame(size_t len, const packet::VnetHdr* vh) {
   if (len == 0) return;
-  ssize_t n = ::write(tap.get(), tx, len);
+  static const packet::VnetHdr kPlain{};
+  if (!vh) vh = &kPlain;
+  ssize_t n;
+  if (opts.vnet_hdr) {
+    iovec iov[2] = {{const_cast<packet::VnetHdr*>(vh), sizeof *vh}, {tx, len}};
+    n = ::writev(tap.get(), iov, 2) - ssize_t(sizeof *vh);
+  } else {
+    n = ::write(tap.get(), tx, len);
+  }
   if (n == ssize_t(len)) ++st.frames_out;
   if (opts.capture) {
     capture_held();  // the frame this answers goes first
+    // The file shows the checksum the tree's kernel took as valid.
+    if (vh->flags & packet::kVnetNeedsCsum)
+      packet::finish_partial_csum(tx, len, vh->csum_start, vh->csum_offset);
     opts.capture->frame(capture::Direction::ToChild, {tx, len}, capture_note({tx, len}, false));
   }
   // A full tap queue drops the frame, as a real link would; TCP retransmits.
@@ -410,15 +422,45 @@ void Engine::handle_frame(const uint8_t* frame, size_t len) {
   }
 }
 
+ssize_t Engine::read_frame(packet::VnetHdr* vh) {
+  ssize_t n;
+  if (opts.vnet_hdr) {
+    iovec iov[2] = {{vh, sizeof *vh}, {rx_, sizeof rx_}};
+    n = ::readv(tap.get(), iov, 2);
+    if (n <= 0) return -1;
+    ++st.frames_in;
+    if (size_t(n) < sizeof *vh + packet::kEthHdr) {
+      ++st.dropped_malformed;
+      return 0;
+    }
+    n -= ssize_t(sizeof *vh);
+  } else {
+    *vh = {};
+    n = ::read(tap.get(), rx_, sizeof rx_);
+    if (n <= 0) return -1;
+    ++st.frames_in;
+  }
+  if (size_t(n) > sizeof rx_) {  // larger than any IP packet: cut short
+    ++st.dropped_malformed;
+    return 0;
+  }
+  return n;
+}
+
 void Engine::tap_readable() {
   for (int i = 0; i < kTapBudget; ++i) {
-    ssize_t n = ::read(tap.get(), rx_, sizeof rx_);
-    if (n <= 0) break;
-    ++st.frames_in;
+    packet::VnetHdr vh;
+    ssize_t n = read_frame(&vh);
+    if (n < 0) break;
+    if (n == 0) continue;  // dropped; counts against the batch all the same
     if (opts.capture) {
       // A copy: handling may rewrite the frame in place (the DNS relay
-      // puts its own transaction id into the query).
+      // puts its own transaction id into the query). With the offloads
+      // its checksum may be the pseudo-header's alone: the file gets the
+      // full one, as the frame would carry on a wire.
       memcpy(held_copy_, rx_, size_t(n));
+      if (vh.flags & packet::kVnetNeedsCsum)
+        packet::finish_partial_csum(held_copy_, size_t(n), vh.csum_start, vh.csum_offset);
       held_rx = held_copy_;
       held_len = size_t(n);
       handling_rx = true;

@@ -77,6 +77,11 @@ struct Options {
   // --capture-point wire-egress: every host socket of the tree's flows is
   // handed to it before its connect (capture/wire.hpp).
   capture::WireSet* wire = nullptr;
+  // tap0 carries a struct virtio_net_hdr before every frame, with the
+  // checksum and TCP segmentation offloads on (sandbox::Tree::tap_vnet_hdr):
+  // TCP segments either way may be as large as an IP packet, and their
+  // checksums are left to the receiver (docs/design.md, "Offloads").
+  bool vnet_hdr = false;
   Limits limits;
 };
 

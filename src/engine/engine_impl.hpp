@@ -82,7 +82,10 @@ class Engine {
   alignas(64) uint8_t tx[packet::kFrameMax];
   Mac child_mac{};  // learnt from the child's frames
 
-  void send_frame(size_t len);
+  // Writes the frame built in tx to tap0 (and the capture). With
+  // Options::vnet_hdr, `vh` is its virtio-net header (none: all zero, a
+  // frame with a full checksum).
+  void send_frame(size_t len, const packet::VnetHdr* vh = nullptr);
   // --capture: the flow a frame belongs to (its flow_id, and the verdict of
   // a denied one), looked up by the frame's addresses and ports in the flow
   // tables; a frame of no flow gets the denial being handled, if any.
@@ -233,6 +236,10 @@ class Engine {
 
  private:
   void tap_readable();
+  // One read from tap0 into rx_ (after its virtio-net header, into *vh, with
+  // Options::vnet_hdr): the frame's length; 0 for a frame counted and
+  // dropped as malformed; -1 when there is none.
+  ssize_t read_frame(packet::VnetHdr* vh);
   void handle_frame(const uint8_t* frame, size_t len);
   void run_timers();
   void program_timerfd(uint64_t when);

@@ -271,10 +271,12 @@ size_t payload_offset(Family f, uint8_t proto, bool tcp_opts) {
 }
 
 size_t build_tcp(uint8_t* buf, const Mac& smac, const Mac& dmac, const TcpSeg& s,
-                 size_t payload_len) {
+                 size_t payload_len, Csum csum) {
   bool opts = (s.flags & kSyn) != 0;
   size_t hdr = kTcpHdr + (opts ? 8 : 0);
   size_t l4_len = hdr + payload_len;
+  // IPv4's total length and IPv6's payload length are 16 bits.
+  if (l4_len + (s.src.is_v4() ? kIp4Hdr : 0) > 0xffff) return 0;
   size_t l4 = write_ip(buf, smac, dmac, s.src, s.dst, kProtoTcp, l4_len, 64);
   if (l4 + l4_len > kFrameMax) return 0;
   uint8_t* t = buf + l4;
@@ -300,8 +302,20 @@ size_t build_tcp(uint8_t* buf, const Mac& smac, const Mac& dmac, const TcpSeg& s
       t[24] = t[25] = t[26] = t[27] = 1;
     }
   }
-  store_be16(t + 16, l4_checksum(s.src, s.dst, kProtoTcp, t, l4_len));
+  if (csum == Csum::Partial)
+    store_be16(t + 16, uint16_t(~csum_fold(pseudo_header_sum(s.src, s.dst, kProtoTcp, l4_len))));
+  else
+    store_be16(t + 16, l4_checksum(s.src, s.dst, kProtoTcp, t, l4_len));
   return l4 + l4_len;
+}
+
+bool finish_partial_csum(uint8_t* frame, size_t len, size_t start, size_t offset) {
+  if (start >= len || offset > len - start || len - start - offset < 2) return false;
+  uint16_t c = csum_fold(csum_partial(frame + start, len - start, 0));
+  // A sum that comes out 0 is written as all ones, as the kernel does: the
+  // same value to a one's complement check, and 0 is "none" to UDP.
+  store_be16(frame + start + offset, c == 0 ? 0xffff : c);
+  return true;
 }
 
 size_t build_udp(uint8_t* buf, const Mac& smac, const Mac& dmac, const IpAddr& src,

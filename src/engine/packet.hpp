@@ -73,8 +73,18 @@ struct Parsed {
 };
 
 // Parses one Ethernet frame. Returns false (and leaves kind Other) for
-// anything malformed; checksums of L4 are verified for TCP/UDP/ICMP.
+// anything malformed. Checksums are not verified: tap0 is memory, the
+// tree's kernel wrote them (or, with the offloads, left them to us), and a
+// wrong one gains a hostile tree nothing, since the engine carries payloads
+// and never forwards a frame.
 bool parse(std::span<const uint8_t> frame, Parsed* out);
+
+// A frame whose L4 checksum field holds only the pseudo-header's sum
+// (virtio-net's NEEDS_CSUM, the kernel's CHECKSUM_PARTIAL): completes it
+// as the receiver would, summing from `start` to the end of the frame into
+// the field at start + offset. False, and nothing written, when the field
+// lies outside the frame.
+bool finish_partial_csum(uint8_t* frame, size_t len, size_t start, size_t offset);
 
 // Internet checksum helpers.
 uint32_t csum_partial(const uint8_t* data, size_t len, uint32_t sum);
@@ -86,6 +96,9 @@ uint32_t pseudo_header_sum(const IpAddr& src, const IpAddr& dst, uint8_t proto, 
 // payload must already sit at payload_offset(family, proto) in buf (so data
 // read from a socket lands in place with no copy).
 size_t payload_offset(Family f, uint8_t proto, bool tcp_opts = false);
+// Where the L4 header of a frame built here starts (no IP options or
+// extension headers).
+constexpr size_t l4_offset(Family f) { return kEthHdr + (f == Family::V4 ? 20 : 40); }
 
 struct TcpSeg {
   IpAddr src, dst;  // src is the remote end (as seen by the child)
@@ -97,8 +110,30 @@ struct TcpSeg {
   uint16_t mss = 0;
   int8_t wscale = -1;
 };
+// The header tap0 puts before every frame with IFF_VNET_HDR: struct
+// virtio_net_hdr of <linux/virtio_net.h> (which C++ cannot include), in the
+// host's byte order (tun's default).
+struct VnetHdr {
+  uint8_t flags = 0;
+  uint8_t gso_type = 0;
+  uint16_t hdr_len = 0;      // Ethernet + IP + TCP headers of a GSO frame
+  uint16_t gso_size = 0;     // the payload of each segment it stands for
+  uint16_t csum_start = 0;   // NEEDS_CSUM: sum from here to the end ...
+  uint16_t csum_offset = 0;  // ... into the field this far after it
+};
+static_assert(sizeof(VnetHdr) == 10);
+constexpr uint8_t kVnetNeedsCsum = 1;
+constexpr uint8_t kGsoNone = 0, kGsoTcp4 = 1, kGsoTcp6 = 4;
+
+// Csum::Partial leaves the pseudo-header's sum in the checksum field for
+// the receiver to complete (finish_partial_csum): tap0's offloads. A segment
+// larger than an IP packet can carry makes the result 0.
+enum class Csum : uint8_t { Full, Partial };
 size_t build_tcp(uint8_t* buf, const Mac& src_mac, const Mac& dst_mac, const TcpSeg& s,
-                 size_t payload_len);
+                 size_t payload_len, Csum csum = Csum::Full);
+// The TCP payload the largest IP packet carries after a 20-byte TCP header:
+// the most a segment handed over whole (tap0's offloads) can hold.
+constexpr size_t tcp_max_payload(Family f) { return f == Family::V4 ? 65535 - 40 : 65535 - 20; }
 
 size_t build_udp(uint8_t* buf, const Mac& src_mac, const Mac& dst_mac, const IpAddr& src,
                  uint16_t sport, const IpAddr& dst, uint16_t dport, size_t payload_len);

@@ -203,7 +203,26 @@ struct TcpOps {
       s.mss = uint16_t(std::min<uint32_t>(mtu - (f.key.raddr.is_v4() ? 40 : 60), 65535));
       s.wscale = f.wscale_ok ? int8_t(f.our_wscale) : int8_t(-1);
     }
-    e.send_frame(packet::build_tcp(e.tx, e.opts.plan.gw_mac, e.child_mac, s, payload_len));
+    if (!e.opts.vnet_hdr) {
+      e.send_frame(packet::build_tcp(e.tx, e.opts.plan.gw_mac, e.child_mac, s, payload_len));
+      return;
+    }
+    // Offloads: the tree's kernel takes the checksum as valid and a segment
+    // over the child's MSS as one it would have put together itself (GRO).
+    size_t len = packet::build_tcp(e.tx, e.opts.plan.gw_mac, e.child_mac, s, payload_len,
+                                   packet::Csum::Partial);
+    const bool v4 = s.src.is_v4();
+    const size_t l4 = packet::l4_offset(s.src.family);
+    packet::VnetHdr vh{};
+    vh.flags = packet::kVnetNeedsCsum;
+    vh.csum_start = uint16_t(l4);
+    vh.csum_offset = 16;
+    if (payload_len > f.child_mss) {
+      vh.gso_type = v4 ? packet::kGsoTcp4 : packet::kGsoTcp6;
+      vh.gso_size = f.child_mss;
+      vh.hdr_len = uint16_t(l4 + 20);  // a data segment: no TCP options
+    }
+    e.send_frame(len, &vh);
   }
 
   void send_ack(TcpFlow& f) {
@@ -516,7 +535,10 @@ struct TcpOps {
         }
         break;
       }
-      size_t n = std::min<size_t>({f.child_wnd - inflight, f.child_mss, cap});
+      // One segment per child's MSS; with tap0's offloads one as large as
+      // an IP packet, which the tree's kernel takes whole.
+      size_t seg = e.opts.vnet_hdr ? packet::tcp_max_payload(fam) : f.child_mss;
+      size_t n = std::min<size_t>({f.child_wnd - inflight, seg, cap});
       if (f.in_recovery) n = std::min<size_t>(n, f.cwnd - inflight);
       if (resend) n = std::min<size_t>(n, data_end - f.snd_nxt);
       ssize_t r = f.peek_off ? recv(f.sock.get(), e.tx + off, n, MSG_PEEK | MSG_DONTWAIT)

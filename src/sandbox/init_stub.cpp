@@ -29,7 +29,8 @@
 //     PR_SET_DUMPABLE 0, so the tree cannot ptrace its own init to reach the
 //     control socket.
 //  6. Network through netlink (netlink/): lo up; tap0 from /dev/net/tun
-//     (IFF_TAP | IFF_NO_PI); IPv6 sysctls of tap0 (accept_ra=0: no router
+//     (IFF_TAP | IFF_NO_PI, and IFF_VNET_HDR with the checksum and TSO
+//     offloads unless kernel::Feature::TapOffload is off); IPv6 sysctls of tap0 (accept_ra=0: no router
 //     solicitations; accept_dad=0 and dad_transmits=0: no DAD, the link-local
 //     address is not even briefly tentative; or disable_ipv6=1 when the plan
 //     has no IPv6); MAC and MTU; up; addresses (IPv6 with IFA_F_NODAD);
@@ -251,10 +252,15 @@ Result<UniqueFd> setup_network(int ctl, const StubArgs& a) {
   }
   UniqueFd tap(fd);
   ifreq ifr{};
-  ifr.ifr_flags = IFF_TAP | IFF_NO_PI;
+  ifr.ifr_flags = IFF_TAP | IFF_NO_PI | (a.tap_offload ? IFF_VNET_HDR : 0);
   std::memcpy(ifr.ifr_name, kTapName, strlen(kTapName));
   if (::ioctl(tap.get(), TUNSETIFF, &ifr) != 0)
     return errno_error(fmt::format("sandbox: TUNSETIFF {}", kTapName));
+  // The tree's kernel may then hand over TCP segments of up to 64 KiB with
+  // the checksum left to us (the engine never needs it). Refused, tap0
+  // still carries the header, of frames the MTU bounds: slower, not wrong.
+  if (a.tap_offload)
+    (void)::ioctl(tap.get(), TUNSETOFFLOAD, TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6);
 
   if (auto s = link_ipv6_sysctls(plan, kTapName); !s) return s.error();
 

@@ -19,6 +19,7 @@ struct StubArgs {
   const Overlays* overlays = nullptr;  // texts of /etc/resolv.conf and /etc/hosts
   bool as_root = false;                // Options::as_root
   bool link = false;                   // Options::attach_link is set (rootful)
+  bool tap_offload = false;            // Tree::tap_vnet_hdr: tap0 with offloads
   uint32_t caller_uid = 0;             // childflow's euid and egid outside
   uint32_t caller_gid = 0;
 };

@@ -126,6 +126,7 @@ Tree::Tree(Tree&& o) noexcept
     : init_pid(std::exchange(o.init_pid, -1)),
       pidfd(std::move(o.pidfd)),
       tap(std::move(o.tap)),
+      tap_vnet_hdr(o.tap_vnet_hdr),
       control(std::move(o.control)),
       id_map(o.id_map),
       exit_code(std::exchange(o.exit_code, std::nullopt)) {}
@@ -136,6 +137,7 @@ Tree& Tree::operator=(Tree&& o) noexcept {
     init_pid = std::exchange(o.init_pid, -1);
     pidfd = std::move(o.pidfd);
     tap = std::move(o.tap);
+    tap_vnet_hdr = o.tap_vnet_hdr;
     control = std::move(o.control);
     id_map = o.id_map;
     exit_code = std::exchange(o.exit_code, std::nullopt);
@@ -163,6 +165,7 @@ Result<Tree> launch(const Options& o) {
   args.overlays = &o.overlays;
   args.as_root = o.as_root;
   args.link = static_cast<bool>(o.attach_link);
+  args.tap_offload = !args.link && kernel::probe(kernel::Feature::TapOffload).in_use();
   args.caller_uid = ::geteuid();
   args.caller_gid = ::getegid();
 
@@ -238,6 +241,7 @@ Result<Tree> launch(const Options& o) {
   t.init_pid = std::exchange(guard.pid, -1);
   t.pidfd = std::move(guard.pidfd);
   t.tap = std::move(msg->fd);
+  t.tap_vnet_hdr = args.tap_offload;
   t.control = std::move(parent_end);
   t.id_map = *mapped;
   return t;

@@ -69,6 +69,10 @@ struct Tree {
   pid_t init_pid = -1;  // the stub, as the parent's PID namespace sees it
   UniqueFd pidfd;       // pidfd of the init stub (readable when it exits)
   UniqueFd tap;         // tap0, O_NONBLOCK, owned by the engine (rootless only)
+  // tap0 was made with IFF_VNET_HDR and the checksum and TCP segmentation
+  // offloads (kernel::Feature::TapOffload): every frame read or written on
+  // `tap` starts with a struct virtio_net_hdr (docs/design.md, "Offloads").
+  bool tap_vnet_hdr = false;
   UniqueFd control;     // parent end of the stub's control socket
   IdMap id_map = IdMap::Single;
   std::optional<int> exit_code;  // set by try_reap once the stub is reaped

@@ -41,7 +41,8 @@ TEST(DoctorDiagnose, RootlessRunsEveryCheckInOrder) {
                                    "unprivileged_userns_clone", "apparmor_restrict_userns",
                                    "userns_trial", "newuidmap", "subuid", "subgid", "tun",
                                    "ping_group_range", "kernel_tcp_peek_off", "kernel_clone3",
-                                   "kernel_mount_setattr", "engine_confinement", "resolver",
+                                   "kernel_mount_setattr", "kernel_tap_offload",
+                                   "engine_confinement", "resolver",
                                    "ipv4_route", "ipv6_route"));
   EXPECT_EQ(r.overall(), Overall::Ready);
   EXPECT_EQ(r.uid, 1000u);
@@ -186,7 +187,7 @@ TEST(DoctorText, StatusLineTagsAndHints) {
   EXPECT_THAT(text, HasSubstr("\n    hint: as root: chmod 0666 /dev/net/tun"));
   // One line per check plus one hint line per non-ok check, after the status line.
   size_t n = std::count(text.begin(), text.end(), '\n');
-  EXPECT_EQ(n, 1u + 20u + 2u);
+  EXPECT_EQ(n, 1u + 21u + 2u);
 }
 
 TEST(DoctorText, ReadyAndReadyWithWarnings) {
@@ -230,7 +231,7 @@ TEST(DoctorJson, ShapeAndSections) {
                                     "unprivileged_userns_clone", "apparmor_restrict_userns",
                                     "userns_trial", "newuidmap", "tun", "ping_group_range", "kernel_tcp_peek_off",
                                     "kernel_clone3", "kernel_mount_setattr",
-                                    "engine_confinement"));
+                                    "kernel_tap_offload", "engine_confinement"));
   EXPECT_THAT(pre_keys, ElementsAre("subuid", "subgid", "resolver", "ipv4_route", "ipv6_route"));
 }
 

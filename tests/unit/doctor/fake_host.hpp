@@ -102,6 +102,7 @@ class FakeHost final : public Host {
       case kernel::Feature::TcpPeekOff: return peek_off;
       case kernel::Feature::Clone3: return kernel::Probe{"clone3", true, false};
       case kernel::Feature::MountSetattr: return kernel::Probe{"mount_setattr", true, false};
+      case kernel::Feature::TapOffload: return kernel::Probe{"tap_offload", true, false};
     }
     return {};
   }

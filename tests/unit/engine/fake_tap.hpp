@@ -9,6 +9,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -35,6 +36,7 @@ constexpr uint16_t kChildPort = 40000;
 
 struct Frame {
   packet::Parsed p;
+  packet::VnetHdr vh;  // with Options::vnet_hdr: the header it came with
   std::vector<uint8_t> bytes;
   std::string payload() const {
     return std::string(reinterpret_cast<const char*>(bytes.data()) + p.payload_off,
@@ -105,7 +107,19 @@ class FakeTap : public ::testing::Test {
     size_t off = packet::payload_offset(Family::V4, packet::kProtoTcp, (flags & kSyn) != 0);
     std::memcpy(buf + off, data.data(), data.size());
     size_t n = packet::build_tcp(buf, child_mac_, opts_.plan.gw_mac, s, data.size());
-    ASSERT_EQ(write(tap_.get(), buf, n), ssize_t(n));
+    child_write(buf, n);
+  }
+
+  // The child's kernel hands tap0 one frame (with Options::vnet_hdr, after
+  // the header `vh`).
+  void child_write(const uint8_t* frame, size_t n, const packet::VnetHdr& vh = {}) {
+    if (!opts_.vnet_hdr) {
+      ASSERT_EQ(write(tap_.get(), frame, n), ssize_t(n));
+      return;
+    }
+    iovec iov[2] = {{const_cast<packet::VnetHdr*>(&vh), sizeof vh},
+                    {const_cast<uint8_t*>(frame), n}};
+    ASSERT_EQ(writev(tap_.get(), iov, 2), ssize_t(sizeof vh + n));
   }
 
   // Runs the engine for about `ms` milliseconds, or until `until` holds for
@@ -120,7 +134,17 @@ class FakeTap : public ::testing::Test {
       for (;;) {
         Frame f;
         f.bytes.resize(packet::kFrameMax);
-        ssize_t n = read(tap_.get(), f.bytes.data(), f.bytes.size());
+        ssize_t n;
+        if (opts_.vnet_hdr) {
+          iovec iov[2] = {{&f.vh, sizeof f.vh}, {f.bytes.data(), f.bytes.size()}};
+          n = readv(tap_.get(), iov, 2);
+          if (n > 0) {
+            EXPECT_GE(size_t(n), sizeof f.vh);
+            n -= ssize_t(sizeof f.vh);
+          }
+        } else {
+          n = read(tap_.get(), f.bytes.data(), f.bytes.size());
+        }
         if (n <= 0) break;
         f.bytes.resize(size_t(n));
         EXPECT_TRUE(packet::parse(f.bytes, &f.p));
