@@ -814,6 +814,10 @@ int run_tree(const Config& c) {
   }
   sandbox::Tree tree = std::move(launched).value();
   eo.vnet_hdr = tree.tap_vnet_hdr;
+  // The engine's capture files are written by threads of their own, started
+  // now for the same reasons as the wire tap's below.
+  if (eo.capture)
+    if (auto s = eo.capture->start_writers(); !s) return fail(s.error());
   if (wire_tap) {
     // Started after the launch (no fork of a threaded process) and before
     // the lock-down, whose filter then covers the thread too.

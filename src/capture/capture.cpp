@@ -191,6 +191,18 @@ void Capture::flush() {
   if (egress_file_) egress_file_->flush();
 }
 
+Status Capture::start_writers() {
+  if (child_)
+    if (auto s = child_->start_writer(); !s) return s;
+  if (egress_file_)
+    if (auto s = egress_file_->start_writer(); !s) return s;
+  return {};
+}
+
+bool Capture::buffered() const {
+  return (child_ && child_->buffered()) || (egress_file_ && egress_file_->buffered());
+}
+
 Status Capture::close() {
   Status child = child_ ? child_->close() : Status{};
   Status egress = egress_file_ ? egress_file_->close() : Status{};

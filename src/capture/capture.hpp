@@ -92,6 +92,12 @@ class Capture {
              uint64_t ts_ns = 0);
   // Writes what is buffered (once per reactor turn).
   void flush();
+  // Each file gets a writer thread (PcapngWriter::start_writer): call after
+  // the sandbox's launch and before the engine's lock-down.
+  Status start_writers();
+  // Frames wait in a buffer for a later flush(): their file's thread was
+  // busy (the engine then turns again soon even when nothing happens).
+  bool buffered() const;
   // Flushes and closes every file; returns the first write error, if any.
   Status close();
 

@@ -19,17 +19,37 @@
 // fit, on flush() (once per reactor turn) and on close(). Nothing is
 // allocated per packet.
 //
+// The writer's thread (start_writer, the engine's captures): the kernel's
+// copy of the blocks into the file is the largest single cost of a capture,
+// and it then runs beside the engine instead of on its thread. The writer
+// owns kWriterBuffers buffers in a ring. The caller fills one; flush() (once
+// per reactor turn) queues it to the thread when the thread is idle, so a
+// quiet capture reaches the file as soon as before, or when it holds at
+// least kHandOverBytes, so a busy thread gets large writes rather than one
+// per turn; a full buffer is always queued. The caller waits only when no
+// buffer is free. The thread writes the queue in order. What it has not
+// written yet is lost if childflow is SIGKILLed (before, what the last turn
+// had flushed was on file): at most the ring, and only while frames come
+// faster than the file takes them.
+//
 // Errors: opening names the path and errno. A failed write (ENOSPC, EIO)
 // stops this writer for the rest of the run (the frames after it are not
 // captured; a truncated last block is what a reader sees) and close()
-// reports it; the run itself goes on.
+// reports it; the run itself goes on. The thread's error shows at the next
+// hand-over or at close().
 #include "capture/pcapng.hpp"
 
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <array>
 #include <cerrno>
+#include <condition_variable>
 #include <cstring>
+#include <future>
+#include <mutex>
+#include <system_error>
+#include <thread>
 #include <fmt/format.h>
 
 namespace cf::capture {
@@ -75,7 +95,8 @@ Result<PcapngWriter> PcapngWriter::on_fd(UniqueFd fd, const std::string& path,
   PcapngWriter w;
   w.fd_ = std::move(fd);
   w.path_ = path;
-  w.buf_ = std::make_unique<uint8_t[]>(kBufferSize);
+  w.store_ = std::make_unique<uint8_t[]>(kBufferSize);
+  w.buf_ = w.store_.get();
   w.put_header_blocks(if_name, if_description);
   // Write the headers at once: a run that captures nothing still leaves a
   // valid, empty capture file, and a write error shows before the run.
@@ -84,15 +105,130 @@ Result<PcapngWriter> PcapngWriter::on_fd(UniqueFd fd, const std::string& path,
   return w;
 }
 
+struct PcapngWriter::Background {
+  std::array<std::unique_ptr<uint8_t[]>, kWriterBuffers> bufs;
+  std::array<size_t, kWriterBuffers> lens{};
+  size_t filling = 0;  // the caller's: the buffer being filled
+  // Under mu: how many buffers are queued or being written (from `writing`
+  // on, in ring order), the thread's first write error, and stop.
+  std::mutex mu;
+  std::condition_variable cv;
+  size_t queued = 0;
+  size_t writing = 0;
+  int err = 0;
+  bool stop = false;
+  std::thread thread;
+
+  // The thread: writes what is queued, in order, until stopped with
+  // nothing left. After an error it only empties the queue.
+  void run(int fd) {
+    std::unique_lock lock(mu);
+    for (;;) {
+      cv.wait(lock, [this] { return queued > 0 || stop; });
+      if (queued == 0) return;
+      const size_t i = writing;
+      const bool failed = err != 0;
+      lock.unlock();
+      int e = 0;
+      for (size_t off = 0; !failed && off < lens[i];) {
+        ssize_t w = ::write(fd, bufs[i].get() + off, lens[i] - off);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) {
+          e = w < 0 ? errno : EIO;
+          break;
+        }
+        off += size_t(w);
+      }
+      lock.lock();
+      if (e && !err) err = e;
+      writing = (i + 1) % kWriterBuffers;
+      --queued;
+      cv.notify_all();
+    }
+  }
+};
+
+void PcapngWriter::StopBackground::operator()(Background* b) const {
+  if (b->thread.joinable()) {
+    {
+      std::lock_guard lock(b->mu);
+      b->stop = true;
+    }
+    b->cv.notify_all();
+    b->thread.join();
+  }
+  delete b;
+}
+
 PcapngWriter::~PcapngWriter() {
   if (fd_) (void)close();
+}
+
+Status PcapngWriter::start_writer() {
+  if (bg_ || !fd_ || error_) return {};
+  flush();  // what is buffered goes first, from here
+  if (error_) return *error_;
+  std::unique_ptr<Background, StopBackground> bg(new Background);
+  for (auto& b : bg->bufs) b = std::make_unique<uint8_t[]>(kBufferSize);
+  // Returns once the thread runs: glibc's thread start (rseq) must be over
+  // before the engine's seccomp filter, which does not allow it, covers it.
+  std::promise<void> up;
+  std::future<void> running = up.get_future();
+  Background* shared = bg.get();
+  const int fd = fd_.get();
+  try {
+    bg->thread = std::thread([shared, fd, up = std::move(up)]() mutable {
+      up.set_value();
+      shared->run(fd);
+    });
+  } catch (const std::system_error& e) {
+    return Error{fmt::format("cannot start the writer of {}: {}", path_, e.what()), "capture"};
+  }
+  running.wait();
+  bg_ = std::move(bg);
+  store_.reset();
+  buf_ = bg_->bufs[0].get();
+  return {};
+}
+
+int PcapngWriter::stop_writer() {
+  {
+    std::lock_guard lock(bg_->mu);
+    bg_->stop = true;
+  }
+  bg_->cv.notify_all();
+  bg_->thread.join();  // after it wrote what was queued
+  const int err = bg_->err;
+  bg_.reset();
+  buf_ = nullptr;
+  used_ = 0;
+  return err;
+}
+
+void PcapngWriter::hand_over(bool only_if_idle) {
+  Background& b = *bg_;
+  std::unique_lock lock(b.mu);
+  if (b.err) {
+    const int err = b.err;
+    lock.unlock();
+    fail(err);
+    return;
+  }
+  if (only_if_idle && b.queued > 0) return;
+  b.lens[b.filling] = used_;
+  ++b.queued;
+  b.cv.notify_all();
+  b.filling = (b.filling + 1) % kWriterBuffers;
+  b.cv.wait(lock, [&b] { return b.queued < kWriterBuffers; });
+  buf_ = b.bufs[b.filling].get();
+  used_ = 0;
 }
 
 void PcapngWriter::put_header_blocks(std::string_view if_name, std::string_view if_description) {
   if (if_name.size() > kMaxOptionText) if_name = if_name.substr(0, kMaxOptionText);
   if (if_description.size() > kMaxOptionText)
     if_description = if_description.substr(0, kMaxOptionText);
-  uint8_t* b = buf_.get();
+  uint8_t* b = buf_;
 
   // Section Header Block.
   const std::string_view appl = "childflow " CHILDFLOW_VERSION;
@@ -140,10 +276,13 @@ std::span<uint8_t> PcapngWriter::reserve(size_t len, uint64_t ts_ns, PacketDirec
   const size_t comment_opt = comment.empty() ? 0 : 4 + pad4(comment.size());
   const size_t total = 28 + pad4(len) + comment_opt + 8 + 4 + 4;
   if (used_ + total > kBufferSize) {
-    flush();
+    if (bg_)
+      hand_over(false);
+    else
+      flush();
     if (error_) return {};
   }
-  uint8_t* p = buf_.get() + used_;
+  uint8_t* p = buf_ + used_;
   put32(p, kBlockEnhancedPacket);
   put32(p + 4, uint32_t(total));
   put32(p + 8, 0);  // interface id
@@ -187,26 +326,35 @@ void PcapngWriter::flush() {
     used_ = 0;
     return;
   }
-  size_t off = 0;
-  while (off < used_) {
-    ssize_t w = ::write(fd_.get(), buf_.get() + off, used_ - off);
-    if (w < 0) {
-      if (errno == EINTR) continue;
-      fail(errno);
-      return;
-    }
-    if (w == 0) {
-      fail(EIO);
+  if (used_ == 0) return;
+  if (bg_) {
+    hand_over(used_ < kHandOverBytes);
+    return;
+  }
+  write_all(buf_, used_);
+  used_ = 0;
+}
+
+void PcapngWriter::write_all(const uint8_t* data, size_t len) {
+  for (size_t off = 0; off < len;) {
+    ssize_t w = ::write(fd_.get(), data + off, len - off);
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) {
+      fail(w < 0 ? errno : EIO);
       return;
     }
     off += size_t(w);
   }
-  used_ = 0;
 }
 
 Status PcapngWriter::close() {
   if (fd_) {
     pending_ = 0;
+    if (bg_) {
+      if (used_ && !error_) hand_over(false);
+      const int err = stop_writer();
+      if (err && !error_) fail(err);
+    }
     flush();
     if (::close(fd_.release()) != 0 && !error_) error_ = errno_error("capture: closing " + path_);
   }

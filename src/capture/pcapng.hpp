@@ -36,6 +36,10 @@ enum class PacketDirection : uint8_t { Inbound = 1, Outbound = 2 };
 // Output buffer size: a frame is at most ~64 KiB, so a full buffer is
 // flushed before a block that would not fit is started.
 constexpr size_t kBufferSize = 1 << 20;
+// start_writer: the buffers in the ring, and what a buffer must hold for
+// flush() to hand it to a busy thread.
+constexpr size_t kWriterBuffers = 4;
+constexpr size_t kHandOverBytes = kBufferSize / 4;
 // A packet comment longer than this is cut.
 constexpr size_t kMaxComment = 256;
 
@@ -72,8 +76,22 @@ class PcapngWriter {
               std::string_view comment = {});
 
   // Writes the buffered blocks. After a write error the writer stops
-  // (further packets are dropped) and error() says why.
+  // (further packets are dropped) and error() says why. With the writer's
+  // thread (start_writer) the buffer goes to the thread when it is idle or
+  // the buffer holds at least kHandOverBytes; otherwise it waits for a
+  // later flush() (buffered() says so).
   void flush();
+  // From now on the file is written by a thread of its own: full buffers
+  // go to it, and the caller goes on filling the next (kWriterBuffers in
+  // all); the caller waits only while every buffer is queued or being
+  // written, as its own write(2) to a slow disk would have. Returns once
+  // the thread runs: it must run before the engine's seccomp filter, which
+  // then covers it, and after any fork (call it after the sandbox's
+  // launch). A write error shows at a later flush() or at close().
+  Status start_writer();
+  // Blocks wait in the buffer for a later flush() (start_writer's thread
+  // was busy).
+  bool buffered() const { return used_ != 0; }
   // Flushes and closes; returns the first write error, if any.
   Status close();
 
@@ -86,9 +104,23 @@ class PcapngWriter {
   void put_header_blocks(std::string_view if_name, std::string_view if_description);
   void fail(int err);
 
+  // start_writer's thread and the buffers it shares with us (pcapng.cpp).
+  struct Background;
+  struct StopBackground {
+    void operator()(Background* b) const;
+  };
+  void write_all(const uint8_t* data, size_t len);
+  // Queues the filled buffer to the thread and takes the next, once free;
+  // with `only_if_idle`, only when the thread has nothing queued.
+  void hand_over(bool only_if_idle);
+  // Stops the thread once it has written what is queued; its error, if any.
+  int stop_writer();
+
   UniqueFd fd_;
   std::string path_;
-  std::unique_ptr<uint8_t[]> buf_;
+  std::unique_ptr<uint8_t[]> store_;  // the buffer, until start_writer
+  uint8_t* buf_ = nullptr;            // the buffer being filled
+  std::unique_ptr<Background, StopBackground> bg_;
   size_t used_ = 0;
   size_t pending_ = 0;  // size of the reserved, uncommitted block (0: none)
   uint64_t packets_ = 0;

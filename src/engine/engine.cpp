@@ -73,6 +73,9 @@ constexpr int kTapBudget = 256;
 // The timer heap is compacted once it holds twice what it held after the
 // last compaction, and never below this many entries.
 constexpr size_t kTimerCompactMin = 4096;
+// How long captured frames may wait for their file's busy writer thread
+// when the engine has nothing else to do (capture::Capture::buffered).
+constexpr int kCaptureLagMs = 10;
 
 // Registers one of the engine's fixed fds (start-up: a failure stops the run).
 Status watch_fixed(int ep, int fd, Tag k, const char* step) {
@@ -485,7 +488,10 @@ Status Engine::loop(int pidfd, int sigfd, const std::function<void(int, int)>& o
   sigfd_ = sigfd;
   for (;;) {
     bool tree_exited = false;
-    if (auto r = turn(-1, &tree_exited); !r) return r;
+    // Frames a busy capture writer could not take yet go to it within
+    // kCaptureLagMs even if nothing else happens.
+    const bool lagging = opts.capture && opts.capture->buffered();
+    if (auto r = turn(lagging ? kCaptureLagMs : -1, &tree_exited); !r) return r;
     if (tree_exited) break;
   }
   tcp_close_all();

@@ -17,7 +17,9 @@
 #   comment, ARP none; a denied connection's SYN and reset carry the verdict;
 # - as the user, `-C wire-egress` fails with exit 1 and a clear message,
 #   creating no file (preflight: no CAP_NET_RAW); root's wire-egress is
-#   capture_wire.sh's.
+#   capture_wire.sh's;
+# - while the tree still runs (idle after a download), the file already holds
+#   every frame of the download (the writer thread keeps up).
 set -euo pipefail
 source "${CHILDFLOW_SOURCE_DIR:-$(dirname "$0")/../..}/tests/e2e/lib_engine.sh"
 source "${CHILDFLOW_SOURCE_DIR:-$(dirname "$0")/../..}/tests/e2e/lib_capture.sh"
@@ -122,6 +124,24 @@ for who in "${ENGINE_WHO[@]}"; do
   check_contains "$v6" "GET / HTTP/1.1" "$who: IPv6 egress view: the HTTP GET"
   check_not_contains "$v6" "Src: fd" "$who: IPv6 egress view: no tree address"
   check_not_contains "$v6" "Neighbor Solicitation" "$who: IPv6 egress view: no NDP"
+
+  # --- the file fills while the run goes on (the writer thread) ---
+  # A 20 MB download keeps the writer busy; half a second after it, while the
+  # tree still runs, every HTTP frame the finished run holds is on file.
+  rm -f "$dir/live.done"
+  cf "$who" -c "$dir/live.pcapng" -- sh -c \
+    "curl -sS -4 -o /dev/null http://www.example.test/bytes/20000000 && touch $dir/live.done && sleep 4" \
+    >/dev/null 2>&1 &
+  live_job=$!
+  for _ in $(seq 300); do [[ -e $dir/live.done ]] && break; sleep 0.1; done
+  sleep 0.5
+  during=$(tshark_fields "$dir/live.pcapng" "tcp.port == 80" -e frame.number | wc -l)
+  rc=0
+  wait "$live_job" || rc=$?
+  check_eq 0 "$rc" "$who: the 20 MB download with a capture exits 0"
+  after=$(tshark_fields "$dir/live.pcapng" "tcp.port == 80" -e frame.number | wc -l)
+  check_le 300 "$after" "$who: the download's frames are in the capture"
+  check_eq "$after" "$during" "$who: while the tree still ran, every HTTP frame was already on file"
 
   # --- wire-egress: root's is tested in capture_wire.sh ---
   if [[ $who == user ]]; then

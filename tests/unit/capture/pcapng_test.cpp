@@ -4,6 +4,7 @@
 
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <cstring>
@@ -216,6 +217,75 @@ TEST(Pcapng, WriteErrorIsReported) {
   auto r = PcapngWriter::on_fd(UniqueFd(fd), "/dev/full", "tap0", "d");
   ASSERT_FALSE(r);
   EXPECT_EQ(r.error().str(), "capture: writing /dev/full: No space left on device");
+}
+
+// start_writer: the same file, written by the writer's own thread.
+TEST(Pcapng, TheWriterThreadKeepsEveryFrameInOrder) {
+  TempDir dir;
+  std::string path = dir.path + "/threaded.pcapng";
+  auto r = PcapngWriter::create(path, "tap0", "d");
+  ASSERT_TRUE(r);
+  auto& w = *r;
+  ASSERT_TRUE(w.start_writer());
+  const int frames = 600;  // about 20 MB: every buffer of the ring, many times
+  for (int i = 0; i < frames; ++i) {
+    const size_t n = i % 7 == 0 ? 60 : 65534 - size_t(i);
+    Bytes f(n, uint8_t(i));
+    f[n - 1] = uint8_t(255 - i);
+    w.packet(f, uint64_t(i), PacketDirection::Outbound);
+    if (i % 3 == 0) w.flush();  // once per "turn"
+  }
+  ASSERT_TRUE(w.close());
+  Bytes b = read_all(path);
+  auto bl = blocks(b);
+  ASSERT_EQ(bl.size(), size_t(2 + frames));
+  for (int i = 0; i < frames; ++i) {
+    const Block& e = bl[size_t(2 + i)];
+    const size_t n = i % 7 == 0 ? 60 : 65534 - size_t(i);
+    ASSERT_EQ(le32(b, e.off + 20), n) << i;
+    EXPECT_EQ(b[e.off + 28], uint8_t(i)) << i;
+    EXPECT_EQ(b[e.off + 28 + n - 1], uint8_t(255 - i)) << i;
+  }
+}
+
+TEST(Pcapng, AnIdleWriterThreadTakesEachFlushAtOnce) {
+  TempDir dir;
+  std::string path = dir.path + "/live.pcapng";
+  auto r = PcapngWriter::create(path, "tap0", "d");
+  ASSERT_TRUE(r);
+  auto& w = *r;
+  ASSERT_TRUE(w.start_writer());
+  const size_t headers = read_all(path).size();
+  w.packet(Bytes(100, 7), 1, PacketDirection::Inbound);
+  w.flush();
+  EXPECT_FALSE(w.buffered()) << "an idle thread takes even a small buffer";
+  size_t size = headers;
+  for (int i = 0; i < 200 && size == headers; ++i) {
+    usleep(5000);
+    size = read_all(path).size();
+  }
+  EXPECT_GT(size, headers) << "the frame reaches the file while the writer is open";
+  ASSERT_TRUE(w.close());
+}
+
+TEST(Pcapng, TheWriterThreadsWriteErrorShowsAtClose) {
+  int p[2];
+  ASSERT_EQ(pipe2(p, O_CLOEXEC), 0);
+  UniqueFd reader(p[0]);
+  auto r = PcapngWriter::on_fd(UniqueFd(p[1]), "the pipe", "tap0", "d");
+  ASSERT_TRUE(r);
+  auto& w = *r;
+  ASSERT_TRUE(w.start_writer());
+  auto old = signal(SIGPIPE, SIG_IGN);
+  reader.reset();  // every later write fails with EPIPE
+  for (int i = 0; i < 40; ++i) {
+    w.packet(Bytes(60000, 1), uint64_t(i), PacketDirection::Outbound);
+    w.flush();
+  }
+  auto closed = w.close();
+  signal(SIGPIPE, old);
+  ASSERT_FALSE(closed);
+  EXPECT_EQ(closed.error().str(), "capture: writing the pipe: Broken pipe");
 }
 
 }  // namespace
