@@ -23,7 +23,7 @@ assert_eq "childflow doctor: backend rootless-internal: ready" "$(head -n1 <<<"$
 assert_not_contains "$out" "[WARN]" "no warning as root in the lab"
 assert_not_contains "$out" "[FATAL]" "no fatal as root in the lab"
 assert_not_contains "$out" "hint:" "no hint when everything is ok"
-assert_eq 20 "$(grep -c '^\[OK\]   ' <<<"$out")" "one [OK] line per rootless check"
+assert_eq 21 "$(grep -c '^\[OK\]   ' <<<"$out")" "one [OK] line per rootless check"
 for label in "user namespaces" "network namespaces" "mount namespaces" "PID namespaces" \
   "user namespace quota" "user namespace trial" "/dev/net/tun" "ICMP echo" \
   "engine confinement"; do
