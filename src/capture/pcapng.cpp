@@ -50,6 +50,7 @@
 #include <mutex>
 #include <system_error>
 #include <thread>
+#include <utility>
 #include <fmt/format.h>
 
 namespace cf::capture {
@@ -162,6 +163,21 @@ void PcapngWriter::StopBackground::operator()(Background* b) const {
 
 PcapngWriter::~PcapngWriter() {
   if (fd_) (void)close();
+}
+
+PcapngWriter& PcapngWriter::operator=(PcapngWriter&& o) noexcept {
+  if (this == &o) return *this;
+  if (fd_) (void)close();
+  fd_ = std::move(o.fd_);
+  path_ = std::move(o.path_);
+  store_ = std::move(o.store_);
+  buf_ = std::exchange(o.buf_, nullptr);
+  bg_ = std::move(o.bg_);
+  used_ = std::exchange(o.used_, 0);
+  pending_ = std::exchange(o.pending_, 0);
+  packets_ = o.packets_;
+  error_ = std::move(o.error_);
+  return *this;
 }
 
 Status PcapngWriter::start_writer() {

@@ -56,7 +56,9 @@ class PcapngWriter {
                                     std::string_view if_name, std::string_view if_description);
 
   PcapngWriter(PcapngWriter&&) noexcept = default;
-  PcapngWriter& operator=(PcapngWriter&&) noexcept = default;
+  // Closes this writer first (its thread writes what is queued and ends),
+  // then takes `o`'s file.
+  PcapngWriter& operator=(PcapngWriter&& o) noexcept;
   ~PcapngWriter();
 
   // Reserves an Enhanced Packet Block for a frame of `len` bytes and returns

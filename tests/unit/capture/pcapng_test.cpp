@@ -268,6 +268,21 @@ TEST(Pcapng, AnIdleWriterThreadTakesEachFlushAtOnce) {
   ASSERT_TRUE(w.close());
 }
 
+TEST(Pcapng, AssigningOverAWriterWithAThreadClosesItsFileWhole) {
+  TempDir dir;
+  auto a = PcapngWriter::create(dir.path + "/a.pcapng", "tap0", "d");
+  auto b = PcapngWriter::create(dir.path + "/b.pcapng", "tap0", "d");
+  ASSERT_TRUE(a);
+  ASSERT_TRUE(b);
+  ASSERT_TRUE(a->start_writer());
+  for (int i = 0; i < 50; ++i) a->packet(Bytes(60000, uint8_t(i)), 1, PacketDirection::Inbound);
+  *a = std::move(*b);  // a's 50 frames are written and its file closed first
+  a->packet(Bytes(10, 1), 2, PacketDirection::Inbound);
+  ASSERT_TRUE(a->close());
+  EXPECT_EQ(blocks(read_all(dir.path + "/a.pcapng")).size(), 52u);
+  EXPECT_EQ(blocks(read_all(dir.path + "/b.pcapng")).size(), 3u);
+}
+
 TEST(Pcapng, TheWriterThreadsWriteErrorShowsAtClose) {
   int p[2];
   ASSERT_EQ(pipe2(p, O_CLOEXEC), 0);
