@@ -10,6 +10,7 @@
 #include <cstring>
 #include <fstream>
 #include <iterator>
+#include <optional>
 
 #include "frames.hpp"
 
@@ -219,14 +220,21 @@ TEST(Pcapng, WriteErrorIsReported) {
   EXPECT_EQ(r.error().str(), "capture: writing /dev/full: No space left on device");
 }
 
-// start_writer: the same file, written by the writer's own thread.
+// start_writer: the same file, written by the writer's own thread. A
+// writer on `path` with its thread running (moved out: the thread keeps
+// working on the writer's buffers, which move with it).
+std::optional<PcapngWriter> threaded_writer(const std::string& path) {
+  auto r = PcapngWriter::create(path, "tap0", "d");
+  if (!r || !r->start_writer()) return std::nullopt;
+  return std::move(*r);
+}
+
 TEST(Pcapng, TheWriterThreadKeepsEveryFrameInOrder) {
   TempDir dir;
   std::string path = dir.path + "/threaded.pcapng";
-  auto r = PcapngWriter::create(path, "tap0", "d");
+  auto r = threaded_writer(path);
   ASSERT_TRUE(r);
   auto& w = *r;
-  ASSERT_TRUE(w.start_writer());
   const int frames = 600;  // about 20 MB: every buffer of the ring, many times
   for (int i = 0; i < frames; ++i) {
     const size_t n = i % 7 == 0 ? 60 : 65534 - size_t(i);
@@ -251,10 +259,9 @@ TEST(Pcapng, TheWriterThreadKeepsEveryFrameInOrder) {
 TEST(Pcapng, AnIdleWriterThreadTakesEachFlushAtOnce) {
   TempDir dir;
   std::string path = dir.path + "/live.pcapng";
-  auto r = PcapngWriter::create(path, "tap0", "d");
+  auto r = threaded_writer(path);
   ASSERT_TRUE(r);
   auto& w = *r;
-  ASSERT_TRUE(w.start_writer());
   const size_t headers = read_all(path).size();
   w.packet(Bytes(100, 7), 1, PacketDirection::Inbound);
   w.flush();
