@@ -14,6 +14,7 @@ uint64_t read_ns(clockid_t clock) {
 }  // namespace
 
 uint64_t monotonic_ms() { return read_ns(CLOCK_MONOTONIC) / 1'000'000; }
+uint64_t monotonic_us() { return read_ns(CLOCK_MONOTONIC) / 1'000; }
 uint64_t epoch_ms() { return read_ns(CLOCK_REALTIME) / 1'000'000; }
 uint64_t epoch_ns() { return read_ns(CLOCK_REALTIME); }
 

@@ -6,8 +6,9 @@
 
 namespace cf {
 
-// CLOCK_MONOTONIC in milliseconds.
+// CLOCK_MONOTONIC in milliseconds and microseconds.
 uint64_t monotonic_ms();
+uint64_t monotonic_us();
 // CLOCK_REALTIME as Unix epoch milliseconds and nanoseconds.
 uint64_t epoch_ms();
 uint64_t epoch_ns();

@@ -70,6 +70,8 @@ class Engine {
   // Entries in the timer heap, current or not (the unit tests check that it
   // stays bounded).
   size_t timer_entries() const { return timers_.size(); }
+  // How long the next turn polls before it sleeps, in µs (wait_events()).
+  uint32_t poll_budget_us() const { return poll_us_; }
 
   // Shared by the protocol files.
   Options opts;
@@ -254,6 +256,10 @@ class Engine {
   const std::function<void(int, int)>* on_signal_ = nullptr;
   int sigfd_ = -1;
   uint64_t timer_armed_at_ = 0;
+  // Adaptive polling before sleeping (turn()): how long the next turn polls,
+  // in µs; 0 sleeps at once.
+  uint32_t poll_us_ = 0;
+  int wait_events(epoll_event* evs, int max, int timeout_ms);
   alignas(64) uint8_t rx_[packet::kFrameMax];
   // --capture: the frame being handled, as read (capture_held).
   alignas(64) uint8_t held_copy_[packet::kFrameMax];

@@ -49,7 +49,8 @@
 // when snd_max as it was at its start is acknowledged. This replaces resending
 // the whole window at once, which on a congested tap queue lost more than it
 // repaired. A zero window is probed on the same timer. Host EOF becomes our
-// FIN once all data is acknowledged; the FIN is resent like data.
+// FIN as soon as all data is sent, on the last data segment when the EOF is
+// already known then (ends_data()); the FIN is resent like data.
 //
 // The child's MSS is clamped to [88, MTU - 40/60]. A SYN on an established
 // flow gets a challenge ACK (RFC 5961 4.2) and changes nothing.
@@ -499,7 +500,14 @@ struct TcpOps {
         if (f.copy_starved)
           e.limit_hit(observe::Limit::TcpCopyBytes, e.opts.limits.tcp_copy_bytes);
       }
-      if (r == 0) f.host_eof = true;
+      if (r == 0) {
+        f.host_eof = true;
+      } else if (r > 0 && size_t(r) < want && f.host_fin_seen &&
+                 f.copy.fill(f.sock.get(), want - size_t(r)) == 0) {
+        // The peer's FIN had arrived and the read stopped short: one more
+        // read sees the EOF now, so our FIN can ride on the last data.
+        f.host_eof = true;
+      }
       if (r < 0 && errno != EAGAIN && errno != EINTR) return -1;
       unsent = f.copy.size() - inflight;
     }
@@ -511,6 +519,25 @@ struct TcpOps {
     size_t m = std::min(n, unsent);
     f.copy.copy_out(inflight, dst, m);
     return ssize_t(m);
+  }
+
+  // Whether the `*r` new bytes just read for the segment at snd_nxt end the
+  // host's data, so our FIN can go on that segment. With the copy, known once
+  // the copy saw EOF. With SO_PEEK_OFF, a short peek reached the end of the
+  // queue; if the peer's FIN had already arrived (EPOLLRDHUP), one more peek
+  // into the rest of the segment's room either finds bytes that came
+  // meanwhile (added to *r) or returns 0: the EOF, from the kernel itself.
+  // Riding on the data, the FIN reaches the tree with the last bytes, as it
+  // would from a local server: a client that reads them and closes then
+  // closes second, and its TIME_WAIT stays at the server's end instead of
+  // filling the tree's ports (a Connection: close client would otherwise
+  // keep one per request for a minute).
+  bool ends_data(TcpFlow& f, uint32_t inflight, size_t n, size_t off, ssize_t* r) {
+    if (!f.peek_off) return f.host_eof && inflight + size_t(*r) == f.copy.size();
+    if (size_t(*r) >= n || !f.host_fin_seen) return false;
+    ssize_t more = recv(f.sock.get(), e.tx + off + *r, n - size_t(*r), MSG_PEEK | MSG_DONTWAIT);
+    if (more > 0) *r += more;
+    return more == 0;
   }
 
   // Sends what the child's window allows from the host socket's queue.
@@ -544,11 +571,21 @@ struct TcpOps {
       ssize_t r = f.peek_off ? recv(f.sock.get(), e.tx + off, n, MSG_PEEK | MSG_DONTWAIT)
                              : copy_next(f, inflight, e.tx + off, n);
       if (r > 0) {
-        send_seg(f, packet::kAck | packet::kPsh, f.snd_nxt, size_t(r));
+        // Our FIN rides on the segment that ends the data, new or resent.
+        bool last = resend ? f.fin_sent && f.snd_nxt + uint32_t(r) == data_end
+                           : ends_data(f, inflight, n, off, &r);
+        uint8_t flags = packet::kAck | packet::kPsh | (last ? packet::kFin : 0);
+        send_seg(f, flags, f.snd_nxt, size_t(r));
         f.snd_nxt += uint32_t(r);
+        if (last) {
+          if (!f.fin_sent) f.snd_max = f.snd_nxt + 1;
+          f.snd_nxt += 1;
+          f.fin_sent = true;
+          f.host_eof = true;
+        }
         if (seq_gt(f.snd_nxt, f.snd_max)) f.snd_max = f.snd_nxt;
         f.ack_pending = false;
-        if (size_t(r) < n) break;
+        if (size_t(r) < n || (last && !resend)) break;
         continue;
       }
       if (r == 0) {
@@ -559,9 +596,12 @@ struct TcpOps {
       reset_both(f, observe::Close::Rst);
       return false;
     }
-    // (Without SO_PEEK_OFF, host_eof can be seen while the copy still holds
-    // unsent bytes; with snd_una == snd_nxt the copy holds only those.)
-    if (f.host_eof && !f.fin_sent && f.snd_una == f.snd_max && f.copy.size() == 0) {
+    // EOF seen after the last data went: the FIN follows it at once, without
+    // waiting for the data's ACK. (Without SO_PEEK_OFF, host_eof can be seen
+    // while the copy still holds unsent bytes: only when it holds just what
+    // is in flight is everything sent.)
+    if (f.host_eof && !f.fin_sent && f.snd_nxt == f.snd_max &&
+        (f.peek_off || f.copy.size() == f.snd_max - f.snd_una)) {
       send_seg(f, packet::kFin | packet::kAck, f.snd_max, 0);
       f.snd_max += 1;
       f.snd_nxt = f.snd_max;
@@ -1131,6 +1171,7 @@ struct TcpOps {
       f.wnd_watch = false;
       send_ack(f);  // window update
     }
+    if ((events & EPOLLRDHUP) && !(events & EPOLLERR)) f.host_fin_seen = true;
     if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP)) {
       if (!push(f)) return;
       maybe_finish(f);

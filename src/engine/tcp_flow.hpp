@@ -97,6 +97,7 @@ struct TcpFlow {
   bool wscale_ok = false;
   bool child_fin = false;     // child's FIN received and passed on (SHUT_WR)
   bool host_eof = false;      // host socket reached EOF
+  bool host_fin_seen = false; // EPOLLRDHUP without error: the peer's FIN arrived
   bool fin_sent = false;      // our FIN was sent: it is the byte at snd_max - 1
   bool fin_acked = false;
   bool in_blocked = false;    // host send buffer was full; window update owed

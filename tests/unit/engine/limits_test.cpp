@@ -158,6 +158,29 @@ TEST_F(Limits, AStalledUploadCostsNoCpu) {
   EXPECT_TRUE(reopened) << "no window update once the server read";
 }
 
+// Polling before sleeping (Engine::wait_events): a wait that ended within
+// the ceiling starts polling, a poll that finds events keeps its budget, and
+// a wait that slept longer (an idle tree) ends polling, so an idle engine
+// costs no CPU.
+TEST_F(Limits, PollingFollowsHowLongWaitsLast) {
+  start(false);
+  connect(5000);
+  bool exited = false;
+  ASSERT_TRUE(e_->turn(20, &exited));  // nothing comes: a long sleep
+  EXPECT_EQ(e_->poll_budget_us(), 0u) << "an idle engine must not poll";
+  child_send(kAck | kPsh, snd_nxt_, rcv_nxt_, "x");
+  snd_nxt_ += 1;
+  ASSERT_TRUE(e_->turn(20, &exited));  // the frame was there: a short wait
+  EXPECT_EQ(e_->poll_budget_us(), 8u) << "a short wait starts polling";
+  child_send(kAck | kPsh, snd_nxt_, rcv_nxt_, "y");
+  snd_nxt_ += 1;
+  ASSERT_TRUE(e_->turn(20, &exited));  // the poll finds it
+  EXPECT_EQ(e_->poll_budget_us(), 8u) << "a poll that found events keeps its budget";
+  EXPECT_EQ(server_read(2), "xy");
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(e_->turn(20, &exited));
+  EXPECT_EQ(e_->poll_budget_us(), 0u) << "waits longer than the ceiling end polling";
+}
+
 // A connect in progress holds a slot of Limits::tcp_connecting; a SYN beyond
 // it gets a RST, counted and logged; once one finishes, the next SYN is
 // served again.

@@ -118,19 +118,43 @@ TEST_P(TcpTranslator, HalfCloseBothWays) {
   ASSERT_EQ(fr.size(), 1u);
   EXPECT_EQ(fr[0].payload(), "answer after FIN");
   EXPECT_EQ(fr[0].p.ack, snd_nxt_) << "our segments acknowledge the child's FIN";
-  // Our FIN follows once the child has acknowledged the data.
-  child_send(kAck, snd_nxt_, rcv_nxt_ + 16);
-  auto fins = run_until(100, any_with(kFin));
-  ASSERT_FALSE(fins.empty());
-  EXPECT_TRUE(fins.back().p.flags & kFin) << "the server's shutdown reaches the child as a FIN";
-  EXPECT_EQ(fins.back().p.seq, rcv_nxt_ + 16);
-  // Unacknowledged, the FIN is resent on timeout like data.
+  EXPECT_TRUE(fr[0].p.flags & kFin)
+      << "the server's shutdown, there before we sent, rides on its last data";
+  // Unacknowledged, data and FIN are resent together on timeout.
   auto again = run_until(400, any_with(kFin));
   ASSERT_FALSE(again.empty());
   EXPECT_TRUE(again.back().p.flags & kFin);
-  EXPECT_EQ(again.back().p.seq, rcv_nxt_ + 16);
+  EXPECT_EQ(again.back().p.seq, rcv_nxt_);
+  EXPECT_EQ(again.back().payload(), "answer after FIN");
+  // The data acknowledged but not the FIN: the FIN alone is resent.
+  child_send(kAck, snd_nxt_, rcv_nxt_ + 16);
+  auto fins = run_until(800, any_with(kFin));
+  ASSERT_FALSE(fins.empty());
+  EXPECT_TRUE(fins.back().p.flags & kFin);
+  EXPECT_EQ(fins.back().p.seq, rcv_nxt_ + 16);
+  EXPECT_EQ(fins.back().p.payload_len, 0u);
   child_send(kAck, snd_nxt_, rcv_nxt_ + 17);
   EXPECT_TRUE(run(300).empty()) << "nothing more once the FIN is acknowledged";
+}
+
+// The server's FIN that comes after its data went out follows at once, not
+// after the child acknowledged the data: a client that has read the answer
+// and closes must not close first (and keep the TIME_WAIT) only because we
+// sat on the FIN.
+TEST_P(TcpTranslator, ALaterHostFinFollowsWithoutWaitingForTheAck) {
+  connect(5000);
+  server_write("answer");
+  auto fr = data_frames(run(50));
+  ASSERT_EQ(fr.size(), 1u);
+  EXPECT_FALSE(fr[0].p.flags & kFin) << "no FIN yet: the server has not closed";
+  shutdown(server_.get(), SHUT_WR);
+  auto fins = run_until(100, any_with(kFin));
+  ASSERT_FALSE(fins.empty()) << "the FIN goes without the data's ACK";
+  EXPECT_EQ(fins.back().p.seq, rcv_nxt_ + 6);
+  EXPECT_EQ(fins.back().p.payload_len, 0u);
+  // One ACK for data and FIN ends it; nothing is resent.
+  child_send(kAck, snd_nxt_, rcv_nxt_ + 7);
+  EXPECT_TRUE(run(300).empty());
 }
 
 TEST_P(TcpTranslator, ChildResetResetsTheServer) {
