@@ -39,6 +39,7 @@
 // in the tree can ptrace or read the engine's memory.
 #include "app/run.hpp"
 
+#include <sched.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -814,6 +815,8 @@ int run_tree(const Config& c) {
   }
   sandbox::Tree tree = std::move(launched).value();
   eo.vnet_hdr = tree.tap_vnet_hdr;
+  cpu_set_t cpus;
+  eo.poll = sched_getaffinity(0, sizeof cpus, &cpus) == 0 && CPU_COUNT(&cpus) > 1;
   // The engine's capture files are written by threads of their own, started
   // now for the same reasons as the wire tap's below.
   if (eo.capture)

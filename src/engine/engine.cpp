@@ -532,16 +532,18 @@ bool Engine::dispatch(uint64_t t, uint32_t events) {
 // server's answer wakes it, and on a virtual machine waking an idle CPU costs
 // several µs each time. So, like KVM's halt polling, a turn first polls
 // (epoll_wait with no timeout) for up to poll_us_ before it sleeps. The
-// budget adapts to what the waits show: a sleep that ended within
-// kPollMaxUs (an answer that polling a little longer would have caught)
-// doubles it, from kPollStartUs up to kPollMaxUs; a sleep longer than that
-// (an idle tree, a slow server) ends polling until a short wait again.
+// budget adapts to what the waits show: a wait (polling and sleep
+// together) that ended within kPollMaxUs (an answer that polling a little
+// longer would have caught) doubles it, from kPollStartUs up to kPollMaxUs;
+// a longer one (an idle tree, a slow server) ends polling until a wait is
+// short again. With a single CPU (Options::poll off) it never polls: the
+// process it waits for could not run meanwhile.
 // Busy traffic finds events at the first poll and never spins; an idle
 // engine sleeps. What it costs: at most kPollMaxUs of CPU per wait that
 // polling did not shorten, while waits keep being short.
 int Engine::wait_events(epoll_event* evs, int max, int timeout_ms) {
   constexpr uint32_t kPollStartUs = 8, kPollMaxUs = 64;
-  if (timeout_ms == 0) return epoll_wait(ep.get(), evs, max, 0);
+  if (timeout_ms == 0 || !opts.poll) return epoll_wait(ep.get(), evs, max, timeout_ms);
   if (poll_us_) {
     const uint64_t until = monotonic_us() + poll_us_;
     do {

@@ -82,6 +82,9 @@ struct Options {
   // TCP segments either way may be as large as an IP packet, and their
   // checksums are left to the receiver (docs/design.md, "Offloads").
   bool vnet_hdr = false;
+  // Poll briefly before sleeping (docs/design.md, "Waiting"); off where the
+  // run has a single CPU, on which polling only delays what it waits for.
+  bool poll = true;
   Limits limits;
 };
 

@@ -181,6 +181,20 @@ TEST_F(Limits, PollingFollowsHowLongWaitsLast) {
   EXPECT_EQ(e_->poll_budget_us(), 0u) << "waits longer than the ceiling end polling";
 }
 
+TEST_F(Limits, OnOneCpuTheEngineNeverPolls) {
+  opts_.poll = false;
+  start(false);
+  connect(5000);
+  bool exited = false;
+  for (int i = 0; i < 3; ++i) {
+    child_send(kAck | kPsh, snd_nxt_, rcv_nxt_, "z");
+    snd_nxt_ += 1;
+    ASSERT_TRUE(e_->turn(20, &exited));  // short waits, that would start polling
+    EXPECT_EQ(e_->poll_budget_us(), 0u);
+  }
+  EXPECT_EQ(server_read(3), "zzz");
+}
+
 // A connect in progress holds a slot of Limits::tcp_connecting; a SYN beyond
 // it gets a RST, counted and logged; once one finishes, the next SYN is
 // served again.
