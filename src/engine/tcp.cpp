@@ -578,8 +578,7 @@ struct TcpOps {
         send_seg(f, flags, f.snd_nxt, size_t(r));
         f.snd_nxt += uint32_t(r);
         if (last) {
-          if (!f.fin_sent) f.snd_max = f.snd_nxt + 1;
-          f.snd_nxt += 1;
+          f.snd_nxt += 1;  // the FIN's; snd_max follows below
           f.fin_sent = true;
           f.host_eof = true;
         }
