@@ -80,6 +80,18 @@ size_t put_end_of_options(uint8_t* p) {
 // Options longer than this are cut (an interface description is short).
 constexpr size_t kMaxOptionText = 1024;
 
+// Writes all of [data, data + len) to fd, retrying after EINTR; the errno
+// that stopped it (a write of 0 bytes is EIO), 0 when all of it went.
+int write_fully(int fd, const uint8_t* data, size_t len) {
+  for (size_t off = 0; off < len;) {
+    ssize_t w = ::write(fd, data + off, len - off);
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) return w < 0 ? errno : EIO;
+    off += size_t(w);
+  }
+  return 0;
+}
+
 }  // namespace
 
 Result<PcapngWriter> PcapngWriter::create(const std::string& path, std::string_view if_name,
@@ -120,6 +132,17 @@ struct PcapngWriter::Background {
   bool stop = false;
   std::thread thread;
 
+  // Stops the thread once it has written what is queued (if it runs).
+  void halt() {
+    if (!thread.joinable()) return;
+    {
+      std::lock_guard lock(mu);
+      stop = true;
+    }
+    cv.notify_all();
+    thread.join();
+  }
+
   // The thread: writes what is queued, in order, until stopped with
   // nothing left. After an error it only empties the queue.
   void run(int fd) {
@@ -130,16 +153,7 @@ struct PcapngWriter::Background {
       const size_t i = writing;
       const bool failed = err != 0;
       lock.unlock();
-      int e = 0;
-      for (size_t off = 0; !failed && off < lens[i];) {
-        ssize_t w = ::write(fd, bufs[i].get() + off, lens[i] - off);
-        if (w < 0 && errno == EINTR) continue;
-        if (w <= 0) {
-          e = w < 0 ? errno : EIO;
-          break;
-        }
-        off += size_t(w);
-      }
+      const int e = failed ? 0 : write_fully(fd, bufs[i].get(), lens[i]);
       lock.lock();
       if (e && !err) err = e;
       writing = (i + 1) % kWriterBuffers;
@@ -150,14 +164,7 @@ struct PcapngWriter::Background {
 };
 
 void PcapngWriter::StopBackground::operator()(Background* b) const {
-  if (b->thread.joinable()) {
-    {
-      std::lock_guard lock(b->mu);
-      b->stop = true;
-    }
-    b->cv.notify_all();
-    b->thread.join();
-  }
+  b->halt();
   delete b;
 }
 
@@ -208,12 +215,7 @@ Status PcapngWriter::start_writer() {
 }
 
 int PcapngWriter::stop_writer() {
-  {
-    std::lock_guard lock(bg_->mu);
-    bg_->stop = true;
-  }
-  bg_->cv.notify_all();
-  bg_->thread.join();  // after it wrote what was queued
+  bg_->halt();  // after the thread wrote what was queued
   const int err = bg_->err;
   bg_.reset();
   buf_ = nullptr;
@@ -352,15 +354,7 @@ void PcapngWriter::flush() {
 }
 
 void PcapngWriter::write_all(const uint8_t* data, size_t len) {
-  for (size_t off = 0; off < len;) {
-    ssize_t w = ::write(fd_.get(), data + off, len - off);
-    if (w < 0 && errno == EINTR) continue;
-    if (w <= 0) {
-      fail(w < 0 ? errno : EIO);
-      return;
-    }
-    off += size_t(w);
-  }
+  if (int err = write_fully(fd_.get(), data, len)) fail(err);
 }
 
 Status PcapngWriter::close() {
