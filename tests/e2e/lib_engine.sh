@@ -53,8 +53,12 @@ check_contains() {
 }
 
 # check_not_contains HAYSTACK NEEDLE MSG
+# On failure it shows the text around the first match, where the cause is.
 check_not_contains() {
-  if [[ "$1" != *"$2"* ]]; then check_pass "$3"; else check_fail "$3: [$2] unexpectedly found in [${1:0:3000}]"; fi
+  if [[ "$1" != *"$2"* ]]; then check_pass "$3"; return; fi
+  local before=${1%%"$2"*}
+  local at=$((${#before} > 3000 ? ${#before} - 3000 : 0))
+  check_fail "$3: [$2] unexpectedly found in [...${1:at:4000}]"
 }
 
 # check_match HAYSTACK ERE MSG
