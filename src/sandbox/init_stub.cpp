@@ -35,8 +35,10 @@
 //     address is not even briefly tentative; or disable_ipv6=1 when the plan
 //     has no IPv6); MAC and MTU; up; addresses (IPv6 with IFA_F_NODAD);
 //     default routes via the gateways; permanent neighbour entries gateway ->
-//     gateway MAC; net.ipv4.ping_group_range over the tree's gids, so ping
-//     works without privilege through ping sockets.
+//     gateway MAC; the tree's default TCP congestion control, cubic rather
+//     than a pacing one inherited from the host (unpaced_congestion_control);
+//     net.ipv4.ping_group_range over the tree's gids, so ping works without
+//     privilege through ping sockets.
 //     Rootful (StubArgs::link): instead of tap0, say NetnsReady once lo is
 //     up, wait for LinkReady (the parent has created a veth pair with one
 //     end here, named eth0, down), then the same IPv6 sysctls, up,
@@ -74,6 +76,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <sstream>
 #include <vector>
 
 #include <fmt/format.h>
@@ -205,6 +208,28 @@ Status link_ipv6_sysctls(const NetPlan& plan, const char* ifname) {
   return {};
 }
 
+// The tree's TCP talks to the engine one hop away, over a link with no
+// loss and no queue but tap0's; the engine's host sockets carry the real
+// path, with the host's congestion control. A new network namespace
+// inherits the host's default, and a pacing one (BBR) spaces the tree's
+// segments out by its estimate of a bandwidth that is only the engine's
+// speed: child->host ran at 0.67x native with BBR in the tree, 0.91x with
+// cubic (docs/performance.md). So the tree's default becomes cubic, the
+// kernel's own default, when the kernel offers it without loading a module
+// (an unprivileged namespace cannot). Anything else leaves the inherited
+// one: slower, not wrong. A tree may still choose its own per socket.
+void unpaced_congestion_control() {
+  auto current = read_kernel_file("/proc/sys/net/ipv4/tcp_congestion_control");
+  auto available = read_kernel_file("/proc/sys/net/ipv4/tcp_available_congestion_control");
+  if (!current || !available || current->starts_with("cubic\n")) return;
+  std::istringstream names(*available);
+  for (std::string name; names >> name;)
+    if (name == "cubic") {
+      (void)write_sysctl("net/ipv4/tcp_congestion_control", "cubic");
+      return;
+    }
+}
+
 // Addresses and default routes of the tree's link (up by now).
 Status link_addresses(netlink::Socket& nl, const netlink::Link& link, const NetPlan& plan) {
   if (auto r = nl.add_address(link, plan.child4, plan.prefix4, false); !r) return r.error();
@@ -273,6 +298,7 @@ Result<UniqueFd> setup_network(int ctl, const StubArgs& a) {
   if (auto r = nl->add_permanent_neighbour(link, plan.gw4, plan.gw_mac); !r) return r.error();
   if (plan.ipv6)
     if (auto r = nl->add_permanent_neighbour(link, plan.gw6, plan.gw_mac); !r) return r.error();
+  unpaced_congestion_control();
   return tap;
 }
 

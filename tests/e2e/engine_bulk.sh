@@ -4,15 +4,23 @@
 # upload (PUT /upload, whose answer is the server's sha256 of the body), both
 # checked by sha256 against a digest computed outside the sandbox; the
 # download over IPv4 and IPv6. BULK_MB changes the size (the emulated
-# old-kernel run in CI uses less).
+# old-kernel run in CI uses less). Also: the tree's default TCP congestion
+# control is cubic whatever the host's (docs/design.md, "The tree's
+# congestion control"), and the host's own is left as it was.
 set -euo pipefail
 source "${CHILDFLOW_SOURCE_DIR:-$(dirname "$0")/../..}/tests/e2e/lib_engine.sh"
 engine_up
 
 mb=${BULK_MB:-200}
 bulk_fixtures "$mb"
+host_cc=$(cat /proc/sys/net/ipv4/tcp_congestion_control)
+avail_cc=$(cat /proc/sys/net/ipv4/tcp_available_congestion_control)
 
 for who in "${ENGINE_WHO[@]}"; do
+  if [[ " $avail_cc " == *" cubic "* ]]; then
+    check_eq cubic "$(cf "$who" -- cat /proc/sys/net/ipv4/tcp_congestion_control 2>&1)" \
+      "[$who] the tree's default TCP congestion control is cubic (the host's: $host_cc)"
+  fi
   for fam in 4 6; do
     t0=$(now_s)
     rc=0
@@ -34,5 +42,7 @@ for who in "${ENGINE_WHO[@]}"; do
     "[$who] the server logged a $size-byte upload"
 done
 
+check_eq "$host_cc" "$(cat /proc/sys/net/ipv4/tcp_congestion_control)" \
+  "the host's default TCP congestion control is unchanged"
 rm -f "$upload"
 engine_finish
