@@ -26,11 +26,6 @@ source "${CHILDFLOW_SOURCE_DIR:-$(dirname "$0")/../..}/tests/e2e/lib_capture.sh"
 command -v tshark >/dev/null || fail "tshark is not installed (scripts/install-deps.sh)"
 engine_up
 
-# -n: tshark must not resolve names (no lookups leave the machine).
-tshark_v() {
-  tshark -n -o ip.check_checksum:TRUE -o tcp.check_checksum:TRUE -o udp.check_checksum:TRUE \
-    -V -r "$1" 2>&1
-}
 
 # check_clean WHAT TSHARK_OUTPUT
 check_clean() {
@@ -53,8 +48,8 @@ for who in "${ENGINE_WHO[@]}"; do
   check_contains "$summary" "$dir/x.egress.pcapng" "$who: the summary lists the egress file"
   check_eq "x.child.pcapng x.egress.pcapng" "$(cd "$dir" && echo *.pcapng)" "$who: -C both writes exactly NAME.child.pcapng and NAME.egress.pcapng"
 
-  child=$(tshark_v "$dir/x.child.pcapng")
-  egress=$(tshark_v "$dir/x.egress.pcapng")
+  child=$(tshark_verbose "$dir/x.child.pcapng")
+  egress=$(tshark_verbose "$dir/x.egress.pcapng")
   check_clean "$who child view" "$child"
   check_clean "$who egress view" "$egress"
 
@@ -107,7 +102,7 @@ for who in "${ENGINE_WHO[@]}"; do
   out=$(cf "$who" -c "$dir/only.pcapng" -- curl -sS -4 http://www.example.test/) || rc=$?
   check_eq 0 "$rc" "$who: curl with -c alone exits 0"
   check_eq "$dir/only.pcapng" "$(ls "$dir"/only*)" "$who: -c NAME writes NAME only"
-  only=$(tshark_v "$dir/only.pcapng")
+  only=$(tshark_verbose "$dir/only.pcapng")
   check_clean "$who default view" "$only"
   check_contains "$only" "view=child backend=rootless-internal kind=isolated interface=tap0" "$who: -c alone is the child view"
   check_contains "$only" "GET / HTTP/1.1" "$who: default view: the HTTP GET"
@@ -117,7 +112,7 @@ for who in "${ENGINE_WHO[@]}"; do
   out=$(cf "$who" -c "$dir/v6.pcapng" -C egress -- curl -sS -g "http://[$LAB_WWW6]/") || rc=$?
   check_eq 0 "$rc" "$who: curl over IPv6 with -C egress exits 0"
   check_contains "$out" "childflow lab www" "$who: HTTP over IPv6"
-  v6=$(tshark_v "$dir/v6.pcapng")
+  v6=$(tshark_verbose "$dir/v6.pcapng")
   check_clean "$who IPv6 egress view" "$v6"
   check_contains "$v6" "Src: $LAB_HOST6, Dst: $LAB_WWW6" "$who: egress view: lab host -> www over IPv6"
   check_contains "$v6" "Src: $LAB_WWW6, Dst: $LAB_HOST6" "$who: egress view: www -> lab host over IPv6"

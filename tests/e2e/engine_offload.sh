@@ -9,12 +9,14 @@
 #   tree, the tree kernel's towards the engine), over IPv4 and IPv6;
 # - tshark validates every IP, TCP and UDP checksum in that file: the engine
 #   writes the full checksum into the capture although tap0 carried only the
-#   pseudo-header's;
+#   pseudo-header's; and every TCP segment in it, resent ones included, holds
+#   the bytes that were sent at its sequence number (capture_payloads.py);
 # - with CHILDFLOW_FORCE_FALLBACK=tap_offload (the e2e.engine_offload.no_tap_offload
 #   variant) no frame exceeds the MTU, and everything else holds.
 set -euo pipefail
 source "${CHILDFLOW_SOURCE_DIR:-$(dirname "$0")/../..}/tests/e2e/lib_engine.sh"
 source "${CHILDFLOW_SOURCE_DIR:-$(dirname "$0")/../..}/tests/e2e/lib_capture.sh"
+src=${CHILDFLOW_SOURCE_DIR:-$(dirname "$0")/../..}
 command -v tshark >/dev/null || fail "tshark is not installed (scripts/install-deps.sh)"
 engine_up
 
@@ -66,11 +68,14 @@ for who in "${ENGINE_WHO[@]}"; do
       check_le 1000 "${down:-0}" "[$who] IPv$fam without offloads: full-size frames to the tree"
     fi
   done
-  v=$(tshark -n -o ip.check_checksum:TRUE -o tcp.check_checksum:TRUE -o udp.check_checksum:TRUE \
-    -V -r "$dir/t.pcapng" 2>&1)
+  v=$(tshark_verbose "$dir/t.pcapng")
   check_contains "$v" "[Checksum Status: Good]" "[$who] tshark validated checksums in the capture"
   check_not_contains "$v" "Malformed" "[$who] no malformed frame in the capture"
   check_not_contains "$v" "Expert Info (Error" "[$who] no checksum error in the capture"
+  rc=0
+  out=$(python3 "$src/tests/e2e/capture_payloads.py" "$dir/t.pcapng" "$LAB_DIR/home/small.bin" 2>&1) ||
+    rc=$?
+  check_eq 0 "$rc" "[$who] every captured segment, resent ones too, holds the bytes sent at its sequence number ($out)"
 done
 
 rm -f "$upload"

@@ -1,4 +1,5 @@
-# Shared by the capture tests (capture_views.sh, capture_wire.sh): reading
+# Shared by the capture tests (capture_views.sh, capture_wire.sh,
+# engine_offload.sh): reading
 # pcapng files with tshark and matching their per-frame comments with the
 # flow log (docs/capture.md, "Per-packet comments"). Sourced after
 # lib_engine.sh.
@@ -10,6 +11,22 @@ tshark_fields() {
   local file=$1 filter=$2
   shift 2
   tshark -n -r "$file" -Y "$filter" -T fields "$@" 2>/dev/null
+}
+
+# tshark_verbose FILE: tshark's full dissection of every frame (-V), with
+# every IP, TCP and UDP checksum validated, for checks that no frame is
+# malformed or has a bad checksum. TCP streams are reassembled with
+# out-of-order segments queued until the gap before them is filled: tap0
+# may drop a frame as a real link does (the tree's kernel then resends it),
+# and without that option tshark 4.0 reassembles the segments after the
+# gap as if they were next, then reports the resent segment as "New
+# fragment overlaps old data" (Malformed) although its bytes are the same
+# (seen in CI, and checked byte by byte against the file sent). Neither way
+# does tshark compare a resent segment's bytes with the first copy's:
+# capture_payloads.py does that.
+tshark_verbose() {
+  tshark -n -o ip.check_checksum:TRUE -o tcp.check_checksum:TRUE -o udp.check_checksum:TRUE \
+    -o tcp.reassemble_out_of_order:TRUE -V -r "$1" 2>&1
 }
 
 # flowlog_ids LOG EVENT [KEY=VALUE...]: the flow_ids of LOG's EVENT lines
