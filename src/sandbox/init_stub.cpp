@@ -208,9 +208,9 @@ Status link_ipv6_sysctls(const NetPlan& plan, const char* ifname) {
   return {};
 }
 
-// The tree's TCP talks to the engine one hop away, over a link with no
-// loss and no queue but tap0's; the engine's host sockets carry the real
-// path, with the host's congestion control. A new network namespace
+// The tree's TCP talks to the engine one hop away, over a link whose only
+// queue is tap0's; the engine's host sockets carry the real path, with the
+// host's congestion control. A new network namespace
 // inherits the host's default, and a pacing one (BBR) spaces the tree's
 // segments out by its estimate of a bandwidth that is only the engine's
 // speed: child->host ran at 0.67x native with BBR in the tree, 0.91x with
