@@ -210,10 +210,9 @@ Status link_ipv6_sysctls(const NetPlan& plan, const char* ifname) {
 
 // The tree's TCP talks to the engine one hop away, over a link whose only
 // queue is tap0's; the engine's host sockets carry the real path, with the
-// host's congestion control. A new network namespace
-// inherits the host's default, and a pacing one (BBR) spaces the tree's
-// segments out by its estimate of a bandwidth that is only the engine's
-// speed: child->host ran at 0.67x native with BBR in the tree, 0.91x with
+// host's congestion control. A new network namespace inherits the host's
+// default, and a pacing one (BBR) spaces the tree's segments out by its
+// estimate of a bandwidth that is only the engine's speed: child->host ran at 0.67x native with BBR in the tree, 0.91x with
 // cubic (docs/performance.md). So the tree's default becomes cubic, the
 // kernel's own default, when the kernel offers it without loading a module
 // (an unprivileged namespace cannot). Anything else leaves the inherited

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""capture_payloads.py PCAPNG UPLOAD_FILE
+"""capture_payloads.py PCAPNG UPLOAD_FILE TRANSFERS
 
 Checks the bytes of every TCP segment of the HTTP transfers in a capture
 (engine_offload.sh's: GET /bytes/N downloads and PUT /upload uploads of
@@ -13,8 +13,10 @@ original and resent segments alike:
 So a resend that carried other bytes than the first send (the engine's or
 the tree's), or a frame the capture wrote wrong, is found even when the
 receiver kept the first copy and the transfer's sha256 came out right. It
-also checks that every body byte was seen at least once. Prints one line;
-exits 1 on any mismatch or gap.
+also checks that every body byte was seen at least once and that it found
+TRANSFERS transfers in all (a stream it could not read is not skipped
+silently). Prints one line; exits 1 on any mismatch, gap or missing
+transfer.
 """
 import re
 import subprocess
@@ -22,7 +24,7 @@ import sys
 
 
 def main() -> int:
-    pcap, upload_path = sys.argv[1], sys.argv[2]
+    pcap, upload_path, expected = sys.argv[1], sys.argv[2], int(sys.argv[3])
     with open(upload_path, "rb") as f:
         upload = f.read()
     fields = subprocess.run(
@@ -61,26 +63,23 @@ def main() -> int:
         seen = bytearray(length)  # 1 where a body byte was seen
         for seq, payload in segs:
             off = seq - 1  # offset in the byte stream
-            want = bytearray()
-            if off < len(head):
-                want += head[off:off + len(payload)]
-            start = max(off, len(head)) - len(head)
-            want += body(start, len(payload) - len(want))
+            # The body bytes it covers: [b0, b1); before b0, header bytes.
+            b0 = max(off, len(head)) - len(head)
+            b1 = min(off + len(payload), len(head) + length) - len(head)
+            want = bytearray(head[off:off + len(payload)] if off < len(head) else b"")
+            want += body(b0, len(payload) - len(want))
             checked += 1
             if bytes(want) != payload:
                 mismatches += 1
                 if len(problems) < 5:
                     at = next(i for i in range(len(payload)) if i >= len(want) or payload[i] != want[i])
                     problems.append(f"stream {stream} seq {seq}: byte {at} differs")
-            # The body bytes it covers: [b0, b1).
-            b0 = max(off, len(head)) - len(head)
-            b1 = min(off + len(payload), len(head) + length) - len(head)
             if b1 > b0:
                 seen[b0:b1] = b"\1" * (b1 - b0)
         if seen.count(0):
             problems.append(f"stream {stream}: {seen.count(0)} of {length} body bytes never seen")
-    ok = transfers > 0 and mismatches == 0 and not problems
-    print(f"{transfers} transfers, {checked} segments checked, {mismatches} differ"
+    ok = transfers == expected and mismatches == 0 and not problems
+    print(f"{transfers} transfers (of {expected}), {checked} segments checked, {mismatches} differ"
           + ("" if not problems else "; " + "; ".join(problems)))
     return 0 if ok else 1
 

@@ -73,7 +73,7 @@ for who in "${ENGINE_WHO[@]}"; do
   check_not_contains "$v" "Malformed" "[$who] no malformed frame in the capture"
   check_not_contains "$v" "Expert Info (Error" "[$who] no checksum error in the capture"
   rc=0
-  out=$(python3 "$src/tests/e2e/capture_payloads.py" "$dir/t.pcapng" "$LAB_DIR/home/small.bin" 2>&1) ||
+  out=$(python3 "$src/tests/e2e/capture_payloads.py" "$dir/t.pcapng" "$LAB_DIR/home/small.bin" 4 2>&1) ||
     rc=$?
   check_eq 0 "$rc" "[$who] every captured segment, resent ones too, holds the bytes sent at its sequence number ($out)"
 done
